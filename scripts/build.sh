@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds the native parts (ffi/) and the single executable dist/onebox.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -C ffi -j"$(nproc)"
+mkdir -p dist
+bun build --compile --minify-syntax src/main.ts --outfile dist/onebox

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's test command: unit tests on this host, then the e2e suite inside the test host.
+# Ends with one line "N passed, N failed" (summing both suites).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+passed=0 failed=0 status=0
+
+# count_bun_results FILE: add bun test's "N pass" / "N fail" summary lines to the totals.
+count_bun_results() {
+  local p f
+  p=$(grep -E '^ *[0-9]+ pass$' "$1" | tail -1 | tr -dc 0-9)
+  f=$(grep -E '^ *[0-9]+ fail$' "$1" | tail -1 | tr -dc 0-9)
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+}
+
+log=$(mktemp)
+bun run test:unit 2>&1 | tee "$log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+count_bun_results "$log"
+
+if [ "${ONEBOX_SKIP_E2E:-0}" != 1 ]; then
+  bash scripts/test-e2e.sh 2>&1 | tee "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  count_bun_results "$log"
+fi
+rm -f "$log"
+# A suite that crashed before printing its summary must still fail the run.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "$passed passed, $failed failed"
+exit "$status"
