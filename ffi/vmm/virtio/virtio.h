@@ -32,3 +32,8 @@ void virtio_mmio_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len);
 void virtio_mmio_write(void *dev, uint64_t offset, const uint8_t *data, uint32_t len);
 
 void virtio_mmio_destroy(struct virtio_mmio_dev *dev);
+
+/* vsock only: listen on uds_path; each accepted connection is bridged to guest TCP tcp_port through the
+ * guest forwarder (vsock port 1024, `TCP <port>\n`, reply `OK\n` consumed). Callable at any time. */
+int virtio_vsock_add_forward(struct virtio_mmio_dev *dev, uint32_t tcp_port, const char *uds_path,
+                             char *err, size_t errlen);
