@@ -1,0 +1,56 @@
+// What a virtio device implementation sees of the MMIO transport: its state, the device lock, queue helpers.
+#pragma once
+#include <pthread.h>
+#include "queue.h"
+#include "virtio.h"
+
+#define VIRTIO_MAX_QUEUES 3
+#define VIRTIO_CONFIG_MAX 64
+
+struct virtio_device_ops {
+  const char *name;  /* for diagnostics on stderr */
+  /* Queue `qi` was notified, or the driver just set DRIVER_OK (called for every ready queue).
+   * Called with dev->lock held. */
+  void (*notify)(struct virtio_mmio_dev *dev, uint16_t qi);
+  /* Status was written 0 (§2.1.2 reset) or the device is being destroyed: drop in-flight state. Lock held. */
+  void (*reset)(struct virtio_mmio_dev *dev);
+  /* Frees impl; the lock is not held and no other thread uses the device any more. */
+  void (*destroy)(struct virtio_mmio_dev *dev);
+};
+
+struct virtio_mmio_dev {
+  pthread_mutex_t lock; /* guards everything below and the device's impl state */
+  const struct virtio_device_ops *ops;
+  void *impl;
+  struct virtio_env env;
+
+  uint32_t device_id;
+  uint64_t device_features; /* offered; always includes VIRTIO_F_VERSION_1 */
+  uint16_t num_queues, queue_num_max;
+  uint8_t config[VIRTIO_CONFIG_MAX]; /* device configuration space (little-endian), read-only to the driver */
+  uint32_t config_len;
+
+  uint32_t status;
+  uint32_t device_features_sel, driver_features_sel, queue_sel;
+  uint64_t driver_features;
+  uint32_t interrupt_status;
+  uint32_t config_generation;
+  struct virtq queues[VIRTIO_MAX_QUEUES];
+};
+
+/* Allocates the transport part; the device fills config, then sets ops/impl. NULL on ENOMEM. */
+struct virtio_mmio_dev *virtio_dev_alloc(const struct virtio_env *env, uint32_t device_id, uint64_t features,
+                                         uint16_t num_queues, uint16_t queue_num_max);
+/* Frees the transport part only (for device create failure paths, before ops is set). */
+void virtio_dev_free(struct virtio_mmio_dev *dev);
+
+/* Lock held by the caller for all of these. */
+/* True while the driver has finished setup and the device is not in NEEDS_RESET. */
+bool virtio_dev_running(const struct virtio_mmio_dev *dev);
+/* Driver error (§2.1.1): set DEVICE_NEEDS_RESET, notify the driver, stop processing until reset. */
+void virtio_dev_fail(struct virtio_mmio_dev *dev, const char *why);
+/* Pop from queue qi: 1 = chain, 0 = nothing (or device not running), -1 = ring violation (already failed). */
+int virtio_dev_pop(struct virtio_mmio_dev *dev, uint16_t qi, struct virtq_chain *c);
+void virtio_dev_push(struct virtio_mmio_dev *dev, uint16_t qi, uint16_t head, uint32_t len);
+/* Raises the used-buffer interrupt if anything was pushed on qi and the driver did not suppress it. */
+void virtio_dev_signal(struct virtio_mmio_dev *dev, uint16_t qi);
