@@ -1,0 +1,34 @@
+// Maps how a VM process ended (its exit record, docs/architecture.md) to the sandbox's end reason.
+import type { EndReason } from "./lifecycle.ts";
+import type { VmExit } from "./vm-driver.ts";
+
+export function endReasonOf(exit: VmExit, oomKilled: boolean): { reason: EndReason; detail: string } {
+  const detail = [exit.detail, exit.signal !== undefined ? `signal ${exit.signal}` : ""].filter(Boolean).join("; ");
+  switch (exit.reason) {
+    case "poweroff":
+      return { reason: "poweroff", detail: detail || "the guest powered off" };
+    case "reboot":
+      return { reason: "reboot", detail: detail || "the guest rebooted (sandboxes do not restart)" };
+    case "panic":
+      return { reason: "panic", detail: detail || "guest kernel panic; see the console log" };
+    case "internal-error":
+    case "error":
+      return { reason: "vmm-error", detail: detail || exit.reason };
+    case "stopped":
+      return { reason: "killed", detail: detail || "stopped" };
+    default:
+      if (oomKilled) return { reason: "oom", detail: detail || "killed by the host OOM killer" };
+      return { reason: "vmm-crash", detail: detail || `the VM process died (${exit.reason})` };
+  }
+}
+
+/** Whether the kernel log says the OOM killer took `pid` (best effort: needs root to read dmesg). */
+export async function wasOomKilled(pid: number): Promise<boolean> {
+  try {
+    const p = Bun.spawn(["dmesg"], { stdout: "pipe", stderr: "ignore" });
+    const text = await new Response(p.stdout).text();
+    return new RegExp(`(Killed process|oom-kill:.*pid=)${pid}\\b`).test(text);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,362 @@
+// Sandbox lifecycle operations over the state table: create, kill, timeouts, pause/resume, ends.
+import type { State, SandboxRow, TemplateRow } from "../store/index.ts";
+import type { Config } from "../util/config.ts";
+import { conflict, notFound, unavailable } from "../util/errors.ts";
+import { newAccessToken, newSandboxId } from "../util/ids.ts";
+import { log } from "../util/log.ts";
+import { AgentClient } from "./agent-client.ts";
+import { endReasonOf, wasOomKilled } from "./end-reasons.ts";
+import { agentEnvdVersion } from "./envd-version.ts";
+import { hostProblem } from "./host-check.ts";
+import { parseJsonObject } from "./json-fields.ts";
+import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type EndReason, type SandboxState } from "./lifecycle.ts";
+import { OpLocks } from "./op-lock.ts";
+import { bootSandbox, removeSandboxFiles, templateProblem } from "./runtime.ts";
+import { DeadlineTimers } from "./timers.ts";
+import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
+import type { AgentMetrics } from "./agent-client.ts";
+
+export interface CreateInput {
+  templateID: string;
+  timeoutSec: number;
+  metadata: Record<string, string>;
+  envVars: Record<string, string>;
+  secure: boolean;
+  allowInternetAccess: boolean | null;
+  autoPause: boolean;
+  autoResume: boolean;
+}
+
+interface Live {
+  handle: VmHandle;
+  runDir: string;
+  /** Aborted when the sandbox ends: cuts its open data-plane streams (spec §3.1 disconnects). */
+  streams: AbortController;
+}
+
+export interface Route {
+  runDir: string;
+  signal: AbortSignal;
+}
+
+export class SandboxManager {
+  private live = new Map<string, Live>();
+  private locks = new OpLocks();
+  private timers = new DeadlineTimers((id) => void this.expire(id));
+  /** The reason we stopped a VM for, so its exit is not reported as a crash. */
+  private stopReasons = new Map<string, EndReason>();
+
+  constructor(
+    private readonly state: State,
+    private readonly config: Config,
+    private readonly driver: VmDriverResult,
+  ) {}
+
+  resolveTemplate(idOrAlias: string): TemplateRow {
+    const t = this.state.templates.resolve(idOrAlias);
+    if (!t) throw notFound(`template '${idOrAlias}' not found`);
+    return t;
+  }
+
+  /** Why a create cannot succeed on this host right now, checked before anything is written. */
+  createProblem(t: TemplateRow): string | null {
+    return (
+      hostProblem(this.config) ??
+      (this.driver.ok ? null : this.driver.problem) ??
+      (agentEnvdVersion() ? null : "this build has no guest agent version (guest/protocol.ts ENVD_VERSION); rebuild onebox") ??
+      templateProblem(t, this.config)
+    );
+  }
+
+  async create(input: CreateInput): Promise<SandboxRow> {
+    const t = this.resolveTemplate(input.templateID);
+    const problem = this.createProblem(t);
+    if (problem || !this.driver.ok) throw unavailable(`cannot start a sandbox: ${problem}`);
+    const id = newSandboxId();
+    const now = Date.now();
+    const token = newAccessToken();
+    this.state.sandboxes.insert({
+      id,
+      templateId: t.id,
+      alias: input.templateID === t.id ? null : input.templateID,
+      state: "starting",
+      cpuCount: t.cpuCount,
+      memoryMb: t.memoryMb,
+      diskSizeMb: t.diskSizeMb,
+      envdVersion: agentEnvdVersion() ?? t.envdVersion,
+      // v2 is always secure; v1 only when asked (spec §1.3). The agent always gets a token so
+      // that the data plane can route signed URLs; without `secure` it is not handed out.
+      envdAccessToken: token,
+      metadata: JSON.stringify(input.metadata),
+      envVars: JSON.stringify(input.envVars),
+      secure: input.secure,
+      allowInternetAccess: input.allowInternetAccess,
+      onTimeout: input.autoPause ? "pause" : "kill",
+      autoResume: input.autoResume,
+      startedAt: now,
+      endAt: now + input.timeoutSec * 1000,
+    });
+    this.state.sandboxes.addEvent(id, "create", `template ${t.id}`);
+    try {
+      const booted = await this.locks.with(id, "create", () =>
+        bootSandbox(this.config, this.driver.ok ? this.driver.driver : (null as never), {
+          id,
+          template: t,
+          envVars: input.envVars,
+          accessToken: token,
+        }),
+      );
+      this.adoptLive(id, booted.handle, booted.runDir);
+      this.setState(id, "starting", "running", { runDir: booted.runDir, sandboxDir: booted.sandboxDir, vmPid: booted.handle.pid });
+      this.armTimer(this.mustGet(id));
+      return this.mustGet(id);
+    } catch (e) {
+      // Undo the row too: a failed create leaves nothing behind.
+      this.state.sandboxes.delete(id);
+      log.warn("create failed", { id, template: t.id, error: e instanceof Error ? e.message : String(e) });
+      throw e;
+    }
+  }
+
+  /** A sandbox the E2B API can see (not ended); 404 otherwise. */
+  getVisible(id: string): SandboxRow {
+    const row = this.state.sandboxes.get(id);
+    if (!row || !isState(row.state) || !VISIBLE_STATES.includes(row.state)) {
+      throw notFound(`sandbox ${id} not found`);
+    }
+    return row;
+  }
+
+  get(id: string): SandboxRow | undefined {
+    return this.state.sandboxes.get(id);
+  }
+
+  async kill(id: string, reason: EndReason = "killed"): Promise<void> {
+    const row = this.getVisible(id);
+    await this.locks.with(id, "kill", async () => {
+      assertTransition(id, row.state as SandboxState, "stopping");
+      this.setState(id, row.state as SandboxState, "stopping");
+      this.stopReasons.set(id, reason);
+      const live = this.live.get(id);
+      live?.streams.abort();
+      if (live) {
+        await live.handle.stop().catch((e) => log.warn("stop failed", { id, error: String(e) }));
+        await Promise.race([live.handle.exited, Bun.sleep(10_000)]);
+      }
+      this.finish(id, reason, reason === "timeout" ? "the sandbox reached its end time" : "killed through the API");
+    });
+  }
+
+  /** POST /sandboxes/{id}/timeout: endAt = now + timeout, may shorten (spec §1.3). */
+  setTimeout(id: string, timeoutSec: number): SandboxRow {
+    const row = this.getVisible(id);
+    this.state.sandboxes.update(id, { endAt: Date.now() + timeoutSec * 1000 });
+    const updated = this.mustGet(id);
+    if (row.state !== "paused") this.armTimer(updated);
+    return updated;
+  }
+
+  /** Connect: resumes a paused sandbox (201) or extends a running one's TTL only (200). */
+  async connect(id: string, timeoutSec: number): Promise<{ row: SandboxRow; resumed: boolean }> {
+    const row = this.getVisible(id);
+    if (TRANSITIONAL_STATES.includes(row.state as SandboxState) || this.locks.busy(id)) {
+      throw conflict(`sandbox ${id} is ${row.state}; retry the connect in a moment`);
+    }
+    let resumed = false;
+    if (row.state === "paused") {
+      await this.resume(id, timeoutSec);
+      resumed = true;
+    }
+    const current = this.mustGet(id);
+    const endAt = Math.max(current.endAt, Date.now() + timeoutSec * 1000);
+    this.state.sandboxes.update(id, { endAt });
+    const updated = this.mustGet(id);
+    this.armTimer(updated);
+    return { row: updated, resumed };
+  }
+
+  /** Pause stops the vCPUs and keeps the VM process (memory stays resident until snapshots land). */
+  async pause(id: string): Promise<void> {
+    const row = this.getVisible(id);
+    if (row.state === "paused") throw conflict(`sandbox ${id} is already paused`);
+    await this.locks.with(id, "pause", async () => {
+      assertTransition(id, row.state as SandboxState, "pausing");
+      const live = this.liveOrUnavailable(id);
+      this.setState(id, row.state as SandboxState, "pausing");
+      try {
+        await live.handle.pause();
+      } catch (e) {
+        this.setState(id, "pausing", "running");
+        throw unavailable(`pausing sandbox ${id} failed (${String(e)}); it is still running, retry`);
+      }
+      live.streams.abort();
+      live.streams = new AbortController();
+      this.timers.clear(id);
+      this.setState(id, "pausing", "paused");
+    });
+  }
+
+  async resume(id: string, timeoutSec?: number): Promise<SandboxRow> {
+    const row = this.getVisible(id);
+    if (row.state !== "paused") throw conflict(`sandbox ${id} is ${row.state}, not paused`);
+    await this.locks.with(id, "resume", async () => {
+      const live = this.liveOrUnavailable(id);
+      this.setState(id, "paused", "resuming");
+      try {
+        await live.handle.resume();
+      } catch (e) {
+        this.setState(id, "resuming", "paused");
+        throw unavailable(`resuming sandbox ${id} failed (${String(e)}); retry`);
+      }
+      // Resumes re-run /init so the guest clock is fixed after the pause (spec §3.4).
+      const agent = new AgentClient(live.runDir);
+      await agent
+        .init(
+          { envVars: parseJsonObject(row.envVars), accessToken: row.envdAccessToken ?? undefined, defaultUser: "user", defaultWorkdir: "/home/user" },
+          row.envdAccessToken ?? undefined,
+        )
+        .catch((e) => log.warn("re-init after resume failed", { id, error: String(e) }));
+      const endAt = timeoutSec ? Date.now() + timeoutSec * 1000 : Math.max(row.endAt, Date.now() + 300_000);
+      this.setState(id, "resuming", "running", { endAt });
+      this.armTimer(this.mustGet(id));
+    });
+    return this.mustGet(id);
+  }
+
+  async metrics(id: string): Promise<{ vm: VmStats; guest: AgentMetrics }> {
+    const row = this.getVisible(id);
+    const live = this.liveOrUnavailable(id);
+    const [vm, guest] = await Promise.all([live.handle.stats(), new AgentClient(live.runDir).metrics(row.envdAccessToken)]);
+    return { vm, guest };
+  }
+
+  /** Data-plane route: only running sandboxes are reachable (paused/dead → 502, spec §2.3). */
+  route(id: string): Route | null {
+    const live = this.live.get(id);
+    if (!live) return null;
+    const row = this.state.sandboxes.get(id);
+    if (row?.state !== "running") return null;
+    return { runDir: live.runDir, signal: live.streams.signal };
+  }
+
+  /** Running sandboxes with their envd tokens, for routing signed /files URLs (spec §2.4 item 1). */
+  runningTokens(): { id: string; token: string }[] {
+    const out: { id: string; token: string }[] = [];
+    for (const id of this.live.keys()) {
+      const row = this.state.sandboxes.get(id);
+      if (row?.state === "running" && row.envdAccessToken) out.push({ id, token: row.envdAccessToken });
+    }
+    return out;
+  }
+
+  /** vCPUs and MiB claimed by sandboxes that are not ended (for admission control). */
+  usage(): { cpus: number; memoryMib: number; count: number } {
+    let cpus = 0;
+    let memoryMib = 0;
+    const rows = this.state.sandboxes.live();
+    for (const r of rows) {
+      cpus += r.cpuCount;
+      memoryMib += r.memoryMb;
+    }
+    return { cpus, memoryMib, count: rows.length };
+  }
+
+  /** After a daemon restart: re-adopt live VMs and their timers; record ends for the dead ones. */
+  async recover(): Promise<{ adopted: number; ended: number }> {
+    let adopted = 0;
+    let ended = 0;
+    for (const row of this.state.sandboxes.live()) {
+      const handle = this.driver.ok && row.runDir ? await this.driver.driver.adopt(row.runDir).catch(() => null) : null;
+      if (handle && row.runDir && (row.state === "running" || row.state === "paused")) {
+        this.adoptLive(row.id, handle, row.runDir);
+        if (row.state === "running") this.armTimer(row);
+        this.state.sandboxes.addEvent(row.id, "adopted", `pid ${handle.pid}`);
+        adopted++;
+        continue;
+      }
+      if (handle) {
+        // Caught mid-operation (starting/pausing/stopping): its outcome is unknown, so end it.
+        await handle.stop().catch(() => undefined);
+        this.finish(row.id, row.state === "starting" ? "start-failed" : "killed", `daemon restarted while ${row.state}`);
+      } else {
+        this.finish(row.id, "lost", "the VM process was gone when the daemon restarted");
+      }
+      ended++;
+    }
+    return { adopted, ended };
+  }
+
+  /** Stops timers without touching VMs: they live on and are re-adopted by the next daemon. */
+  detachAll(): void {
+    this.timers.clearAll();
+  }
+
+  private async expire(id: string): Promise<void> {
+    const row = this.state.sandboxes.get(id);
+    if (!row || row.state !== "running") return;
+    if (this.locks.busy(id)) {
+      setTimeout(() => void this.expire(id), 500);
+      return;
+    }
+    try {
+      if (row.onTimeout === "pause") await this.pause(id);
+      else await this.kill(id, "timeout");
+    } catch (e) {
+      log.warn("deadline action failed; retrying", { id, error: String(e) });
+      setTimeout(() => void this.expire(id), 1000);
+    }
+  }
+
+  private adoptLive(id: string, handle: VmHandle, runDir: string): void {
+    this.live.set(id, { handle, runDir, streams: new AbortController() });
+    void handle.exited.then(async (exit) => {
+      const stopped = this.stopReasons.get(id);
+      if (stopped) return; // kill() records its own reason
+      const oom = exit.reason === "vmm-crash" ? await wasOomKilled(handle.pid) : false;
+      const { reason, detail } = endReasonOf(exit, oom);
+      this.finish(id, reason, detail);
+    });
+  }
+
+  /** Records the end once: state ended, reason, time; drops timers, streams and the layer. */
+  private finish(id: string, reason: EndReason, detail: string): void {
+    const row = this.state.sandboxes.get(id);
+    this.timers.clear(id);
+    const live = this.live.get(id);
+    live?.streams.abort();
+    this.live.delete(id);
+    this.stopReasons.delete(id);
+    if (!row || row.state === "ended") return;
+    this.state.sandboxes.update(id, { state: "ended", endedAt: Date.now(), endReason: reason, endDetail: detail, vmPid: null });
+    this.state.sandboxes.addEvent(id, "end", `${reason}: ${detail}`);
+    try {
+      removeSandboxFiles(this.config, id);
+    } catch (e) {
+      log.warn("could not remove sandbox files", { id, error: String(e) });
+    }
+    log.info("sandbox ended", { id, reason, detail });
+  }
+
+  private armTimer(row: SandboxRow): void {
+    this.timers.arm(row.id, row.endAt);
+  }
+
+  private setState(id: string, from: SandboxState, to: SandboxState, patch: Partial<SandboxRow> = {}): void {
+    assertTransition(id, from, to);
+    this.state.sandboxes.update(id, { ...patch, state: to });
+    this.state.sandboxes.addEvent(id, to);
+  }
+
+  private liveOrUnavailable(id: string): Live {
+    const live = this.live.get(id);
+    if (!live) throw unavailable(`sandbox ${id} has no VM process attached to this daemon; kill it and create a new one`);
+    return live;
+  }
+
+  private mustGet(id: string): SandboxRow {
+    const row = this.state.sandboxes.get(id);
+    if (!row) throw notFound(`sandbox ${id} not found`);
+    return row;
+  }
+}
+

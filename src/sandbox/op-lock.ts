@@ -1,0 +1,25 @@
+// Per-sandbox operation lock: one lifecycle operation at a time; a second one is refused with 409.
+import { conflict } from "../util/errors.ts";
+
+export class OpLocks {
+  private held = new Map<string, string>();
+
+  /** Runs `fn` holding the sandbox's lock; a concurrent operation fails at once (spec §1.3: 409
+   *  while in transition) instead of queueing, so SDK calls never hang behind a slow boot. */
+  async with<T>(id: string, op: string, fn: () => Promise<T>): Promise<T> {
+    const current = this.held.get(id);
+    if (current) {
+      throw conflict(`sandbox ${id} is busy with '${current}'; retry '${op}' when it has finished`);
+    }
+    this.held.set(id, op);
+    try {
+      return await fn();
+    } finally {
+      this.held.delete(id);
+    }
+  }
+
+  busy(id: string): string | undefined {
+    return this.held.get(id);
+  }
+}

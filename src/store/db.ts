@@ -1,0 +1,52 @@
+// Opens the SQLite database (WAL) and applies the embedded migrations once, in order.
+import { Database } from "bun:sqlite";
+import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { MIGRATIONS, type Migration } from "./migrations.ts";
+import * as schema from "./schema.ts";
+
+export type Db = BunSQLiteDatabase<typeof schema>;
+
+export interface Store {
+  db: Db;
+  sqlite: Database;
+  close(): void;
+}
+
+/** Applies every migration not yet recorded in `_migrations`, each in its own transaction. */
+export function migrate(sqlite: Database, migrations: Migration[] = MIGRATIONS): number[] {
+  sqlite.run(
+    "CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+  );
+  const done = new Set(
+    sqlite.query<{ id: number }, []>("SELECT id FROM _migrations").all().map((r) => r.id),
+  );
+  const applied: number[] = [];
+  for (const m of [...migrations].sort((a, b) => a.id - b.id)) {
+    if (done.has(m.id)) continue;
+    sqlite.transaction(() => {
+      sqlite.run(m.sql);
+      sqlite.run("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", [m.id, m.name, Date.now()]);
+    })();
+    applied.push(m.id);
+  }
+  return applied;
+}
+
+/** Opens `$DATA/onebox.db` (or `:memory:` when dataDir is null) with WAL and a busy timeout,
+ *  so the CLI can work on the database while the daemon runs. */
+export function openStore(dataDir: string | null): Store {
+  let path = ":memory:";
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    path = join(dataDir, "onebox.db");
+  }
+  const sqlite = new Database(path, { create: true, strict: true });
+  sqlite.run("PRAGMA journal_mode = WAL");
+  sqlite.run("PRAGMA busy_timeout = 5000");
+  sqlite.run("PRAGMA foreign_keys = ON");
+  migrate(sqlite);
+  const db = drizzle(sqlite, { schema });
+  return { db, sqlite, close: () => sqlite.close() };
+}

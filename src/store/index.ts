@@ -1,0 +1,23 @@
+// The store facade: one object holding the database and its query classes.
+import { openStore, type Store } from "./db.ts";
+import { KeyStore } from "./key-store.ts";
+import { SandboxStore } from "./sandbox-store.ts";
+import { TemplateStore } from "./template-store.ts";
+
+export interface State extends Store {
+  sandboxes: SandboxStore;
+  keys: KeyStore;
+  templates: TemplateStore;
+}
+
+export function openState(dataDir: string | null): State {
+  const store = openStore(dataDir);
+  return {
+    ...store,
+    sandboxes: new SandboxStore(store.db),
+    keys: new KeyStore(store.db),
+    templates: new TemplateStore(store.db),
+  };
+}
+
+export type { SandboxRow, TemplateRow, ApiKeyRow, EventRow, NewSandboxRow } from "./schema.ts";

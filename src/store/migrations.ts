@@ -1,0 +1,75 @@
+// Embedded migrations: SQL strings compiled into the binary (drizzle's file migrator cannot read them).
+// Append only: never edit a shipped migration, add a new one. Mirrors schema.ts.
+
+export interface Migration {
+  id: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    id: 1,
+    name: "initial",
+    sql: `
+CREATE TABLE sandboxes (
+  id TEXT PRIMARY KEY,
+  template_id TEXT NOT NULL,
+  alias TEXT,
+  state TEXT NOT NULL,
+  cpu_count INTEGER NOT NULL,
+  memory_mb INTEGER NOT NULL,
+  disk_size_mb INTEGER NOT NULL,
+  envd_version TEXT NOT NULL,
+  envd_access_token TEXT,
+  metadata TEXT NOT NULL DEFAULT '{}',
+  env_vars TEXT NOT NULL DEFAULT '{}',
+  secure INTEGER NOT NULL DEFAULT 1,
+  allow_internet_access INTEGER,
+  on_timeout TEXT NOT NULL DEFAULT 'kill',
+  auto_resume INTEGER NOT NULL DEFAULT 0,
+  started_at INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  run_dir TEXT,
+  sandbox_dir TEXT,
+  vm_pid INTEGER,
+  ended_at INTEGER,
+  end_reason TEXT,
+  end_detail TEXT
+);
+CREATE INDEX sandboxes_state_started ON sandboxes(state, started_at);
+CREATE TABLE templates (
+  id TEXT PRIMARY KEY,
+  aliases TEXT NOT NULL DEFAULT '[]',
+  dir TEXT NOT NULL,
+  kernel TEXT NOT NULL,
+  initrd TEXT,
+  cpu_count INTEGER NOT NULL,
+  memory_mb INTEGER NOT NULL,
+  disk_size_mb INTEGER NOT NULL,
+  envd_version TEXT NOT NULL,
+  public INTEGER NOT NULL DEFAULT 0,
+  cmdline_extra TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  last_used_at INTEGER
+);
+CREATE TABLE events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  sandbox_id TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_sandbox ON events(sandbox_id, at);
+`,
+  },
+];

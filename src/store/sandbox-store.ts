@@ -1,0 +1,56 @@
+// Queries on the sandboxes and events tables (the only place that writes them).
+import { and, asc, count, desc, eq, inArray, isNull } from "drizzle-orm";
+import type { Db } from "./db.ts";
+import { events, sandboxes, type EventRow, type NewSandboxRow, type SandboxRow } from "./schema.ts";
+
+export class SandboxStore {
+  constructor(private readonly db: Db) {}
+
+  insert(row: NewSandboxRow): void {
+    this.db.insert(sandboxes).values(row).run();
+  }
+
+  get(id: string): SandboxRow | undefined {
+    return this.db.select().from(sandboxes).where(eq(sandboxes.id, id)).get();
+  }
+
+  update(id: string, patch: Partial<NewSandboxRow>): void {
+    this.db.update(sandboxes).set(patch).where(eq(sandboxes.id, id)).run();
+  }
+
+  /** Removes the row and its events (used to undo a failed create). */
+  delete(id: string): void {
+    this.db.delete(events).where(eq(events.sandboxId, id)).run();
+    this.db.delete(sandboxes).where(eq(sandboxes.id, id)).run();
+  }
+
+  /** Rows not yet ended (any live state), oldest first. */
+  live(): SandboxRow[] {
+    return this.db.select().from(sandboxes).where(isNull(sandboxes.endedAt)).orderBy(asc(sandboxes.startedAt)).all();
+  }
+
+  /** Rows in the given states; all rows (ended included) when `states` is null. */
+  inStates(states: string[] | null, order: "asc" | "desc" = "desc"): SandboxRow[] {
+    const by = order === "asc" ? [asc(sandboxes.startedAt), asc(sandboxes.id)] : [desc(sandboxes.startedAt), desc(sandboxes.id)];
+    const q = this.db.select().from(sandboxes);
+    return (states ? q.where(inArray(sandboxes.state, states)) : q).orderBy(...by).all();
+  }
+
+  count(): number {
+    return this.db.select({ n: count() }).from(sandboxes).get()?.n ?? 0;
+  }
+
+  addEvent(sandboxId: string, kind: string, detail = ""): void {
+    this.db.insert(events).values({ sandboxId, at: Date.now(), kind, detail }).run();
+  }
+
+  eventsOf(sandboxId: string, limit = 1000): EventRow[] {
+    return this.db
+      .select()
+      .from(events)
+      .where(and(eq(events.sandboxId, sandboxId)))
+      .orderBy(asc(events.at), asc(events.id))
+      .limit(limit)
+      .all();
+  }
+}

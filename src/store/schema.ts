@@ -1,0 +1,76 @@
+// drizzle schema of onebox's SQLite state: sandboxes, templates, API keys, lifecycle events.
+// The SQL that creates these tables lives in migrations.ts; keep the two in step.
+import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+export const sandboxes = sqliteTable("sandboxes", {
+  id: text("id").primaryKey(),
+  templateId: text("template_id").notNull(),
+  alias: text("alias"),
+  state: text("state").notNull(),
+  cpuCount: integer("cpu_count").notNull(),
+  memoryMb: integer("memory_mb").notNull(),
+  diskSizeMb: integer("disk_size_mb").notNull(),
+  envdVersion: text("envd_version").notNull(),
+  envdAccessToken: text("envd_access_token"),
+  /** JSON object of string -> string (spec §1.3 `metadata`). */
+  metadata: text("metadata").notNull().default("{}"),
+  /** JSON object of string -> string, replayed to the agent's /init (spec §3.4). */
+  envVars: text("env_vars").notNull().default("{}"),
+  secure: integer("secure", { mode: "boolean" }).notNull().default(true),
+  allowInternetAccess: integer("allow_internet_access", { mode: "boolean" }),
+  onTimeout: text("on_timeout").notNull().default("kill"),
+  autoResume: integer("auto_resume", { mode: "boolean" }).notNull().default(false),
+  /** Unix ms. */
+  startedAt: integer("started_at").notNull(),
+  endAt: integer("end_at").notNull(),
+  runDir: text("run_dir"),
+  sandboxDir: text("sandbox_dir"),
+  vmPid: integer("vm_pid"),
+  endedAt: integer("ended_at"),
+  endReason: text("end_reason"),
+  endDetail: text("end_detail"),
+});
+
+export const templates = sqliteTable("templates", {
+  id: text("id").primaryKey(),
+  /** JSON array of aliases (names), e.g. ["base"]. */
+  aliases: text("aliases").notNull().default("[]"),
+  dir: text("dir").notNull(),
+  kernel: text("kernel").notNull(),
+  initrd: text("initrd"),
+  cpuCount: integer("cpu_count").notNull(),
+  memoryMb: integer("memory_mb").notNull(),
+  diskSizeMb: integer("disk_size_mb").notNull(),
+  envdVersion: text("envd_version").notNull(),
+  public: integer("public", { mode: "boolean" }).notNull().default(false),
+  /** Extra kernel command line appended to the daemon's (e.g. for a PVM guest kernel). */
+  cmdlineExtra: text("cmdline_extra").notNull().default(""),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+export const apiKeys = sqliteTable("api_keys", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  /** sha256 hex of the full key; the key itself is shown once and never stored. */
+  hash: text("hash").notNull().unique(),
+  /** First characters of the key, to tell keys apart in listings. */
+  prefix: text("prefix").notNull(),
+  createdAt: integer("created_at").notNull(),
+  revokedAt: integer("revoked_at"),
+  lastUsedAt: integer("last_used_at"),
+});
+
+export const events = sqliteTable("events", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  sandboxId: text("sandbox_id").notNull(),
+  at: integer("at").notNull(),
+  kind: text("kind").notNull(),
+  detail: text("detail").notNull().default(""),
+});
+
+export type SandboxRow = typeof sandboxes.$inferSelect;
+export type NewSandboxRow = typeof sandboxes.$inferInsert;
+export type TemplateRow = typeof templates.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type EventRow = typeof events.$inferSelect;

@@ -1,0 +1,39 @@
+// Queries on templates: insert, lookup by id or alias, list, delete.
+import { asc, eq } from "drizzle-orm";
+import type { Db } from "./db.ts";
+import { templates, type TemplateRow } from "./schema.ts";
+
+export class TemplateStore {
+  constructor(private readonly db: Db) {}
+
+  insert(row: TemplateRow): void {
+    this.db.insert(templates).values(row).run();
+  }
+
+  list(): TemplateRow[] {
+    return this.db.select().from(templates).orderBy(asc(templates.createdAt)).all();
+  }
+
+  byId(id: string): TemplateRow | undefined {
+    return this.db.select().from(templates).where(eq(templates.id, id)).get();
+  }
+
+  /** Looks a template up by id first, then by alias (E2B accepts either as `templateID`, spec §1.3).
+   *  Aliases are few per host, so scanning them in JS keeps the schema simple. */
+  resolve(idOrAlias: string): TemplateRow | undefined {
+    return this.byId(idOrAlias) ?? this.list().find((t) => aliasesOf(t).includes(idOrAlias));
+  }
+
+  delete(id: string): number {
+    return this.db.delete(templates).where(eq(templates.id, id)).returning({ id: templates.id }).all().length;
+  }
+}
+
+export function aliasesOf(t: TemplateRow): string[] {
+  try {
+    const v: unknown = JSON.parse(t.aliases);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,30 @@
+// The daemon's configuration: one zod schema, defaults in one place, types from z.infer.
+import { z } from "zod";
+
+export const ConfigSchema = z.object({
+  port: z.number().int().min(0).max(65535).default(3000),
+  listen: z.string().min(1).default("127.0.0.1"),
+  dataDir: z.string().min(1).default("/var/lib/onebox"),
+  /** Per-VM sockets live in `<runRoot>/vms/<id>/` (docs/architecture.md). */
+  runRoot: z.string().min(1).default("/run/onebox"),
+  /** Returned as `domain` so getHost(port) = `<port>-<id>.<domain>` routes back here (spec §2.4 item 2). */
+  domain: z.string().min(1).default("localhost:3000"),
+  /** Admission budgets (scheduler): vCPUs and MiB of guest memory the sandboxes may claim in total. */
+  cpuBudget: z.number().int().min(1).default(64),
+  memoryBudgetMib: z.number().int().min(128).default(16384),
+  maxConcurrentCreates: z.number().int().min(1).max(64).default(4),
+  /** Seconds a client waits before retrying a create refused because the host is full. */
+  retryAfterSec: z.number().int().min(1).default(3),
+  bootTimeoutMs: z.number().int().min(1000).default(60000),
+  /** A PVM guest kernel (CONFIG_PVM_GUEST=y, CONFIG_X86_PIE=y), needed on PVM hosts (DESIGN.md §3). */
+  pvmKernel: z.string().min(1).optional(),
+  /** Largest accepted control-plane request body. */
+  maxBodyBytes: z.number().int().min(1024).default(1 << 20),
+  auth: z.boolean().default(true),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export function parseConfig(input: unknown): Config {
+  return ConfigSchema.parse(input);
+}
