@@ -26,8 +26,9 @@ struct virtq {
 struct virtq_chain {
   uint16_t head;
   uint16_t n_out, n_in;              /* iov[0..n_out) readable, iov[n_out..n_out+n_in) writable */
-  struct iovec iov[VIRTQ_MAX_SIZE];  /* host pointers, each range checked against guest memory */
   uint64_t out_len, in_len;          /* total readable / writable bytes */
+  struct iovec iov[VIRTQ_MAX_SIZE];  /* host pointers, each range checked against guest memory; last member
+                                        (virtq_pop clears only what precedes it) */
 };
 
 /* Back to the state after reset (§4.2.3.1: QueueReady 0, QueueNum = max). */
