@@ -2,7 +2,7 @@
 # Installs what building and testing onebox needs on Debian/Ubuntu: Debian packages and Bun (npm).
 set -euo pipefail
 PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
-      clang libbpf-dev bpftool iproute2 curl ca-certificates xz-utils zstd)
+      clang libbpf-dev bpftool iproute2 curl ca-certificates xz-utils zstd kmod)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

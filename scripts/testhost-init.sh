@@ -1,0 +1,64 @@
+#!/bin/sh
+# PID 1 of the test host (busybox sh in its initramfs): loads the drivers and KVM, mounts the Debian
+# root (vda) and the repository image (vdb), runs the command from fw_cfg in a chroot, reports its
+# status on a virtio-serial port and powers off. Written for scripts/testhost; not run elsewhere.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+
+fail() {
+  echo "testhost-init: $*" >/dev/console
+  # The status port may not exist yet; the host then reports a failed boot with the console.
+  [ -n "${status_port:-}" ] && echo "fail $*" >"$status_port"
+  poweroff -f
+}
+
+# Modules in dependency order (written by scripts/testhost from modules.dep).
+while read -r m; do
+  insmod "/modules/$m" 2>/dev/null || fail "insmod $m failed"
+done </modules/load-order
+
+# virtio-serial ports appear asynchronously; find them by name (no udev here).
+port() {
+  for p in /sys/class/virtio-ports/vport*; do
+    [ "$(cat "$p/name" 2>/dev/null)" = "$1" ] && { echo "/dev/${p##*/}"; return 0; }
+  done
+  return 1
+}
+i=0
+while ! status_port=$(port onebox.status) || ! out_port=$(port onebox.out) \
+      || ! err_port=$(port onebox.err) || [ ! -b /dev/vdb ]; do
+  i=$((i + 1)); [ $i -gt 500 ] && fail "devices did not appear (virtio-serial ports, /dev/vda, /dev/vdb)"
+  sleep 0.02
+done
+[ -c /dev/kvm ] || fail "/dev/kvm did not appear after loading kvm-amd"
+
+R=/newroot
+mkdir -p $R
+mount -t ext4 /dev/vda $R || fail "cannot mount the root filesystem (vda)"
+mkdir -p $R/repo
+mount -t ext4 /dev/vdb $R/repo || fail "cannot mount the repository image (vdb)"
+mount -t proc proc $R/proc
+mount -t sysfs sys $R/sys
+mount -t devtmpfs dev $R/dev
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts devpts $R/dev/pts
+mount -t tmpfs tmpfs $R/dev/shm
+mount -t tmpfs tmpfs $R/tmp
+mount -t tmpfs tmpfs $R/run
+mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+ip link set lo up
+
+cmd=/sys/firmware/qemu_fw_cfg/by_name/opt/onebox/cmd/raw
+[ -r $cmd ] || fail "no command in fw_cfg (opt/onebox/cmd)"
+cp $cmd $R/run/testhost-cmd.sh
+hostname onebox-testhost
+
+echo "testhost-init: running the command" >/dev/console
+chroot $R /bin/bash /run/testhost-cmd.sh >"$out_port" 2>"$err_port" </dev/null
+rc=$?
+echo "exit $rc" >"$status_port"
+sync
+umount $R/repo 2>/dev/null
+poweroff -f
