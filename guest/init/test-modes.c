@@ -1,0 +1,145 @@
+// The onebox.test= programs the e2e tests boot: echo, blk, boot, panic.
+#include "test-modes.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "blk-pattern.h"
+#include "log.h"
+#include "mounts.h"
+#include "protocol.h"
+#include "sha256.h"
+#include "sockets.h"
+
+#define BLK_CHUNK (1024 * 1024)
+
+static void *echo_conn(void *arg) {
+  int fd = (int)(intptr_t)arg;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || sock_write_all(fd, buf, (size_t)n) < 0) break;
+  }
+  close(fd);
+  return NULL;
+}
+
+void test_echo_serve(int listen_fd) {
+  for (;;) {
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) { usleep(10000); continue; }
+      log_errno("echo: accept");
+      return;
+    }
+    if (sock_spawn(echo_conn, (void *)(intptr_t)fd) < 0) close(fd);
+  }
+}
+
+static void *echo_accept_thread(void *arg) {
+  test_echo_serve((int)(intptr_t)arg);
+  return NULL;
+}
+
+static int blk_io(int fd, uint8_t *buf, unsigned long bytes, uint64_t seed, int writing, struct sha256 *h) {
+  uint64_t st = blk_pattern_init(seed);
+  for (unsigned long off = 0; off < bytes; off += BLK_CHUNK) {
+    size_t n = bytes - off < BLK_CHUNK ? bytes - off : BLK_CHUNK;
+    if (writing) blk_pattern_fill(&st, buf, n);
+    ssize_t r = writing ? pwrite(fd, buf, n, (off_t)off) : pread(fd, buf, n, (off_t)off);
+    if (r != (ssize_t)n) {
+      if (r >= 0) errno = EIO;
+      log_errno("blk: %s at %lu", writing ? "write" : "read", off);
+      return -1;
+    }
+    if (!writing) sha256_update(h, buf, n);
+  }
+  return 0;
+}
+
+int test_blk(const char *dev, uint64_t seed, unsigned long bytes, char out[65]) {
+  if (bytes % 4096) return -1;
+  /* O_DIRECT both ways: the read must come from the device, not from the page cache. */
+  int fd = open(dev, O_RDWR | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) {
+    log_errno("blk: open %s", dev);
+    return -1;
+  }
+  void *mem = NULL;
+  if (posix_memalign(&mem, 4096, BLK_CHUNK)) {
+    close(fd);
+    return -1;
+  }
+  struct sha256 h;
+  sha256_init(&h);
+  int rc = blk_io(fd, mem, bytes, seed, 1, NULL);
+  if (rc == 0 && fsync(fd) < 0) { log_errno("blk: fsync"); rc = -1; }
+  if (rc == 0) rc = blk_io(fd, mem, bytes, seed, 0, &h);
+  free(mem);
+  close(fd);
+  if (rc == 0) {
+    uint8_t d[32];
+    sha256_final(&h, d);
+    sha256_hex(d, out);
+  }
+  return rc;
+}
+
+/* Echo on vsock (the vsock device test) and on TCP 127.0.0.1 (reached through the forwarder),
+ * both on ONEBOX_TEST_ECHO_PORT; runs in a child of PID 1, on threads. */
+void test_echo_main(void) {
+  int v = sock_listen_vsock(ONEBOX_TEST_ECHO_PORT);
+  if (v < 0) log_errno("echo: listen on vsock port %d", ONEBOX_TEST_ECHO_PORT);
+  int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(ONEBOX_TEST_ECHO_PORT)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int one = 1;
+  if (t >= 0) setsockopt(t, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (t < 0 || bind(t, (struct sockaddr *)&a, sizeof a) < 0 || listen(t, 128) < 0) {
+    log_errno("echo: listen on tcp 127.0.0.1:%d", ONEBOX_TEST_ECHO_PORT);
+    if (t >= 0) close(t);
+    t = -1;
+  }
+  if (v < 0 && t < 0) _exit(1);
+  log_info("echo: listening on vsock port %d and tcp 127.0.0.1:%d", ONEBOX_TEST_ECHO_PORT, ONEBOX_TEST_ECHO_PORT);
+  if (t >= 0 && v >= 0 && sock_spawn(echo_accept_thread, (void *)(intptr_t)t) < 0) _exit(1);
+  test_echo_serve(v >= 0 ? v : t);
+  _exit(1);
+}
+
+int test_run(const struct cmdline *cl) {
+  if (!strcmp(cl->test, "boot")) return 0;
+  if (!strcmp(cl->test, "panic")) {
+    int fd = open("/proc/sysrq-trigger", O_WRONLY);
+    if (fd < 0 || write(fd, "c", 1) != 1) log_errno("panic: /proc/sysrq-trigger");
+    return 0; /* not reached when the panic worked */
+  }
+  if (!strcmp(cl->test, "blk")) {
+    /* The scratch disk is /dev/vdb; a VM given only one disk uses /dev/vda. */
+    const char *dev = mounts_wait_dev("/dev/vdb", 2000) == 0 ? "/dev/vdb" : "/dev/vda";
+    char hex[65];
+    if (mounts_wait_dev(dev, 100) < 0) {
+      log_info("blk: no disk (/dev/vdb or /dev/vda)");
+      return 0;
+    }
+    if (test_blk(dev, cl->seed, ONEBOX_BLK_TEST_BYTES, hex) < 0) {
+      log_info("blk: failed on %s", dev);
+      log_raw("ONEBOX-TEST: blk error");
+      return 0;
+    }
+    char line[128];
+    snprintf(line, sizeof line, "%s%s", ONEBOX_TEST_BLK_PREFIX, hex);
+    log_raw(line);
+    return 0;
+  }
+  return -1;
+}
