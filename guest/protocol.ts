@@ -17,3 +17,11 @@ export const ONEBOX_VSOCK_CONTROL_PORT = 1025;
 /** Guest TCP ports of the E2B services (shared/spec/e2b-protocol.md §2, §3, §4). */
 export const ENVD_PORT = 49983;
 export const CODE_INTERPRETER_PORT = 49999;
+
+/**
+ * envd version the guest agent implements (shared/spec/e2b-protocol.md §3.6): every SDK feature gate
+ * up to 0.6.4 (metrics, recursive watch, disk metrics, stdin false, default user, closeStdin,
+ * octet-stream upload, metadata, includeEntry, allowNetworkMounts). The control plane returns it as
+ * `envdVersion`; the agent sends it in `X-Envd-Version` on /init.
+ */
+export const ENVD_VERSION = "0.6.13";

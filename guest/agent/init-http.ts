@@ -1,0 +1,108 @@
+// POST /init, GET /envs and GET /metrics (e2b-protocol.md §3.4).
+import { cpus } from "node:os";
+import { readFileSync, statfsSync } from "node:fs";
+import { ENVD_VERSION } from "../protocol.ts";
+import { setClock } from "./libc.ts";
+import type { AgentState } from "./state.ts";
+import { httpError } from "./files-http.ts";
+
+const MAX_INIT_BYTES = 1024 * 1024;
+/** §3.4: fix the clock if it is more than 50 ms behind or 5 s ahead of the caller's timestamp. */
+const CLOCK_BEHIND_MS = 50;
+const CLOCK_AHEAD_MS = 5000;
+
+function isStringMap(v: unknown): v is Record<string, string> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
+}
+
+export async function postInit(req: Request, state: AgentState): Promise<Response> {
+  const text = await req.text();
+  if (text.length > MAX_INIT_BYTES) return httpError(400, "init body too large");
+  let body: Record<string, unknown> = {};
+  if (text.trim() !== "") {
+    try {
+      const v = JSON.parse(text);
+      if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error();
+      body = v;
+    } catch {
+      return httpError(400, "init body must be a JSON object");
+    }
+  }
+  const { envVars, accessToken, defaultUser, defaultWorkdir, timestamp } = body;
+  if (envVars !== undefined && envVars !== null && !isStringMap(envVars)) return httpError(400, "envVars must map strings to strings");
+  for (const [k, v] of [["accessToken", accessToken], ["defaultUser", defaultUser], ["defaultWorkdir", defaultWorkdir], ["timestamp", timestamp]] as const) {
+    if (v !== undefined && v !== null && typeof v !== "string") return httpError(400, `${k} must be a string`);
+  }
+  if (isStringMap(envVars)) state.envVars = { ...envVars };
+  state.accessToken = typeof accessToken === "string" && accessToken !== "" ? accessToken : undefined;
+  if (typeof defaultUser === "string" && defaultUser !== "") state.defaultUser = defaultUser;
+  if (typeof defaultWorkdir === "string" && defaultWorkdir !== "") state.defaultWorkdir = defaultWorkdir;
+  if (typeof timestamp === "string") {
+    const ts = Date.parse(timestamp);
+    const now = Date.now();
+    if (Number.isFinite(ts) && (now < ts - CLOCK_BEHIND_MS || now > ts + CLOCK_AHEAD_MS)) setClock(ts);
+  }
+  return new Response(null, { status: 204, headers: { "X-Envd-Version": ENVD_VERSION } });
+}
+
+export function getEnvs(state: AgentState): Response {
+  return Response.json(state.envVars);
+}
+
+let lastCpu: { busy: number; total: number } | undefined;
+
+function cpuSample(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
+function meminfo(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of readFileSync("/proc/meminfo", "utf8").split("\n")) {
+    const m = /^(\w+):\s+(\d+)\s*kB/.exec(l);
+    if (m) out[m[1]!] = Number(m[2]) * 1024;
+  }
+  return out;
+}
+
+/** Metrics from /proc (§3.4); CPU use is the average since the previous call (or over 100 ms). */
+export async function getMetrics(): Promise<Response> {
+  let prev = lastCpu;
+  if (!prev) {
+    prev = cpuSample();
+    await Bun.sleep(100);
+  }
+  const cur = cpuSample();
+  lastCpu = cur;
+  const dt = cur.total - prev.total;
+  const cpuPct = dt > 0 ? Math.round(((cur.busy - prev.busy) / dt) * 10000) / 100 : 0;
+  const mem = meminfo();
+  const total = mem.MemTotal ?? 0;
+  const cache = (mem.Cached ?? 0) + (mem.SReclaimable ?? 0);
+  // gopsutil's "used" (what envd reports): total - free - buffers - cache
+  const used = Math.max(0, total - (mem.MemFree ?? 0) - (mem.Buffers ?? 0) - cache);
+  let diskTotal = 0;
+  let diskUsed = 0;
+  try {
+    const s = statfsSync("/");
+    diskTotal = s.blocks * s.bsize;
+    diskUsed = (s.blocks - s.bfree) * s.bsize;
+  } catch {
+    // no statfs: report zeros
+  }
+  return Response.json({
+    ts: Math.floor(Date.now() / 1000),
+    cpu_count: cpus().length,
+    cpu_used_pct: cpuPct,
+    mem_total: total,
+    mem_used: used,
+    mem_cache: cache,
+    mem_total_mib: Math.floor(total / 1048576),
+    mem_used_mib: Math.floor(used / 1048576),
+    disk_used: diskUsed,
+    disk_total: diskTotal,
+  });
+}

@@ -1,0 +1,62 @@
+// The few libc calls Bun has no API for: extended attributes (file metadata, §3.4) and clock_settime (/init, §3.4).
+import { dlopen, FFIType, ptr } from "bun:ffi";
+
+type Lib = ReturnType<typeof open>;
+
+function open() {
+  return dlopen("libc.so.6", {
+    setxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i32 },
+    lgetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    llistxattr: { args: [FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+    clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  });
+}
+
+let lib: Lib | null | undefined;
+function libc(): Lib | null {
+  if (lib === undefined) {
+    try {
+      lib = open();
+    } catch {
+      lib = null; // not glibc: metadata and clock fixing are unavailable, everything else works
+    }
+  }
+  return lib;
+}
+
+const cstr = (s: string) => Buffer.from(s + "\0", "utf8");
+
+/** Sets one xattr; false when the filesystem (or the libc) does not allow it. */
+export function setXattr(path: string, name: string, value: string): boolean {
+  const l = libc();
+  if (!l) return false;
+  const v = Buffer.from(value, "utf8");
+  const buf = v.byteLength ? v : Buffer.alloc(1);
+  return l.symbols.setxattr(cstr(path), cstr(name), ptr(buf), v.byteLength, 0) === 0;
+}
+
+/** All xattrs of `path` (not following a final symlink) whose names start with `prefix`, prefix stripped. */
+export function listXattrs(path: string, prefix: string): Record<string, string> {
+  const l = libc();
+  const out: Record<string, string> = {};
+  if (!l) return out;
+  const p = cstr(path);
+  const names = Buffer.alloc(4096);
+  const n = Number(l.symbols.llistxattr(p, ptr(names), names.byteLength));
+  if (n <= 0) return out;
+  const value = Buffer.alloc(8192);
+  for (const name of names.subarray(0, n).toString("utf8").split("\0")) {
+    if (!name.startsWith(prefix)) continue;
+    const len = Number(l.symbols.lgetxattr(p, cstr(name), ptr(value), value.byteLength));
+    if (len >= 0) out[name.slice(prefix.length)] = value.subarray(0, len).toString("utf8");
+  }
+  return out;
+}
+
+/** Sets CLOCK_REALTIME; false without privilege or libc. */
+export function setClock(ms: number): boolean {
+  const l = libc();
+  if (!l) return false;
+  const ts = new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt(Math.floor((ms % 1000) * 1e6))]);
+  return l.symbols.clock_settime(0, ptr(ts)) === 0;
+}

@@ -1,0 +1,297 @@
+// Spawns and tracks processes (pipes or a pty), fans their output out to subscribers (e2b-protocol.md §3.2).
+import { existsSync, statSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import type { Subprocess, Terminal } from "bun";
+import { ConnectError } from "./connect.ts";
+import type { UserInfo } from "./users.ts";
+
+export type OutputKind = "stdout" | "stderr" | "pty";
+
+/** `ProcessEvent.end` (§3.2), in the shape Go's os.ProcessState gives envd. */
+export interface EndEvent {
+  exitCode: number;
+  exited: boolean;
+  status: string;
+  error?: string;
+}
+
+export interface ProcessConfig {
+  cmd: string;
+  args: string[];
+  envs: Record<string, string>;
+  cwd?: string;
+}
+
+export interface Subscriber {
+  /** Returns a promise when the subscriber wants the producer to wait (back-pressure). */
+  data(kind: OutputKind, bytes: Uint8Array): void | Promise<void>;
+  end(end: EndEvent): void;
+}
+
+export interface StartOptions {
+  config: ProcessConfig;
+  user: UserInfo;
+  cwd: string;
+  env: Record<string, string>;
+  tag?: string;
+  pty?: { cols: number; rows: number };
+  /** false = /dev/null (§3.2: the SDK sends false unless asked); true or absent = a pipe. */
+  stdin: boolean;
+  /** Connect-Timeout-Ms: the process's maximum lifetime (§3.1). */
+  timeoutMs?: number;
+}
+
+/** Exited processes stay visible to Connect for a while ("a recently exited process gives start + end"). */
+const KEEP_EXITED_MS = 60_000;
+/** After exit, wait this long for the output pipes to drain (a background child may hold them open). */
+const DRAIN_AFTER_EXIT_MS = 2_000;
+const MAX_EXITED_KEPT = 256;
+
+const SIGNAL_NAMES: Record<number, string> = {
+  1: "hangup", 2: "interrupt", 3: "quit", 6: "aborted", 9: "killed", 13: "broken pipe", 14: "alarm clock", 15: "terminated",
+};
+const SIGNAL_NUMBERS: Record<string, number> = {
+  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15,
+};
+
+export class ManagedProcess {
+  readonly subscribers = new Set<Subscriber>();
+  endEvent: EndEvent | undefined;
+  endedAt = 0;
+  stdinOpen: boolean;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly pid: number,
+    readonly config: ProcessConfig,
+    readonly tag: string | undefined,
+    readonly proc: Subprocess<"pipe" | "ignore", "pipe", "pipe"> | Subprocess,
+    readonly terminal: Terminal | undefined,
+    stdinPiped: boolean,
+  ) {
+    this.stdinOpen = stdinPiped || terminal !== undefined;
+  }
+
+  setLifetime(ms: number): void {
+    this.timer = setTimeout(() => this.signal(9), ms);
+  }
+
+  clearLifetime(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Signals the process group (the command's children too), falling back to the pid. */
+  signal(sig: number): void {
+    if (this.endEvent) return;
+    try {
+      process.kill(-this.pid, sig);
+    } catch {
+      try {
+        process.kill(this.pid, sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  writeInput(kind: "stdin" | "pty", bytes: Uint8Array): void {
+    if (this.endEvent) throw new ConnectError("not_found", `process ${this.pid} has exited`);
+    if (kind === "pty") {
+      if (!this.terminal) throw new ConnectError("failed_precondition", "process has no pty; send stdin instead");
+      this.terminal.write(bytes);
+      return;
+    }
+    if (this.terminal) throw new ConnectError("failed_precondition", "process has a pty; send pty input instead");
+    const sink = this.proc.stdin;
+    if (!this.stdinOpen || !sink || typeof sink === "number") {
+      throw new ConnectError("failed_precondition", "stdin is not open for this process");
+    }
+    sink.write(bytes);
+    void sink.flush();
+  }
+
+  closeStdin(): void {
+    if (this.terminal) throw new ConnectError("failed_precondition", "cannot close stdin of a pty process");
+    const sink = this.proc.stdin;
+    if (this.stdinOpen && sink && typeof sink !== "number") void sink.end();
+    this.stdinOpen = false;
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.terminal) throw new ConnectError("failed_precondition", "process has no pty");
+    this.terminal.resize(cols, rows);
+  }
+
+  /** Delivers a chunk to all subscribers and waits while any of them is full. */
+  async deliver(kind: OutputKind, bytes: Uint8Array): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (const s of this.subscribers) {
+      const w = s.data(kind, bytes);
+      if (w) waits.push(w);
+    }
+    if (waits.length) await Promise.all(waits);
+  }
+
+  finish(end: EndEvent): void {
+    if (this.endEvent) return;
+    this.clearLifetime();
+    this.endEvent = end;
+    this.endedAt = Date.now();
+    this.stdinOpen = false;
+    for (const s of this.subscribers) s.end(end);
+    this.subscribers.clear();
+    try {
+      this.terminal?.close();
+    } catch {
+      // closed already
+    }
+  }
+}
+
+export function signalNumber(name: unknown): number | undefined {
+  if (name === "SIGNAL_SIGKILL" || name === 9) return 9;
+  if (name === "SIGNAL_SIGTERM" || name === 15) return 15;
+  if (typeof name === "string") return SIGNAL_NUMBERS[name];
+  return undefined;
+}
+
+function endFromExit(code: number | null, signal: number | null): EndEvent {
+  if (signal !== null && signal !== 0) {
+    const status = `signal: ${SIGNAL_NAMES[signal] ?? `signal ${signal}`}`;
+    return { exitCode: -1, exited: false, status, error: status };
+  }
+  const c = code ?? 0;
+  const status = `exit status ${c}`;
+  return c === 0 ? { exitCode: 0, exited: true, status } : { exitCode: c, exited: true, status, error: status };
+}
+
+async function pump(p: ManagedProcess, kind: OutputKind, stream: ReadableStream<Uint8Array>, stop: Promise<void>) {
+  const reader = stream.getReader();
+  const stopped = stop.then(() => ({ done: true as const, value: undefined }));
+  try {
+    for (;;) {
+      const r = await Promise.race([reader.read(), stopped]);
+      if (r.done) break;
+      if (r.value.byteLength) await p.deliver(kind, r.value);
+    }
+  } catch {
+    // pipe error: treat as EOF
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+function signalCodeNumber(sig: string | number | null | undefined): number | null {
+  if (sig === null || sig === undefined || sig === 0) return null;
+  if (typeof sig === "number") return sig;
+  return (osConstants.signals as Record<string, number>)[sig] ?? null;
+}
+
+/** The process table: running and recently exited processes, by pid. */
+export class ProcessManager {
+  readonly processes = new Map<number, ManagedProcess>();
+  private setprivPath = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+
+  list(): ManagedProcess[] {
+    this.prune();
+    return [...this.processes.values()].filter((p) => !p.endEvent);
+  }
+
+  /** By pid or tag (`ProcessSelector`, §3.2); includes recently exited processes. */
+  find(selector: { pid?: number; tag?: string }): ManagedProcess {
+    this.prune();
+    if (selector.pid !== undefined) {
+      const p = this.processes.get(selector.pid);
+      if (p) return p;
+      throw new ConnectError("not_found", `process with pid ${selector.pid} not found`);
+    }
+    for (const p of this.processes.values()) if (p.tag === selector.tag && !p.endEvent) return p;
+    for (const p of this.processes.values()) if (p.tag === selector.tag) return p;
+    throw new ConnectError("not_found", `process with tag ${selector.tag} not found`);
+  }
+
+  start(o: StartOptions, first: Subscriber & { started(pid: number): void }): ManagedProcess {
+    try {
+      if (!statSync(o.cwd).isDirectory()) throw new Error("not a directory");
+    } catch {
+      throw new ConnectError("invalid_argument", `cwd '${o.cwd}' does not exist or is not a directory`);
+    }
+    let argv = [o.config.cmd, ...o.config.args];
+    let ids: { uid?: number; gid?: number } = {};
+    if (o.user.uid !== 0 || o.user.gid !== 0) {
+      if (this.setprivPath) {
+        // setpriv sets the supplementary groups too (Bun's uid/gid keep only the primary group); it execs, so the pid stays.
+        argv = [this.setprivPath, `--reuid=${o.user.uid}`, `--regid=${o.user.gid}`, `--groups=${o.user.groups.join(",")}`, "--", ...argv];
+      } else {
+        ids = { uid: o.user.uid, gid: o.user.gid };
+      }
+    }
+    let proc: Subprocess;
+    let terminal: Terminal | undefined;
+    let mp: ManagedProcess | undefined;
+    const early: Uint8Array[] = [];
+    let ptyEof!: () => void;
+    const ptyClosed = new Promise<void>((r) => (ptyEof = r));
+    try {
+      if (o.pty) {
+        terminal = new Bun.Terminal({
+          cols: o.pty.cols,
+          rows: o.pty.rows,
+          data: (_t, d) => {
+            if (mp) void mp.deliver("pty", d);
+            else early.push(d);
+          },
+          exit: () => ptyEof(),
+        });
+        proc = Bun.spawn(argv, { cwd: o.cwd, env: o.env, terminal, ...ids });
+      } else {
+        proc = Bun.spawn(argv, {
+          cwd: o.cwd,
+          env: o.env,
+          stdin: o.stdin ? "pipe" : "ignore",
+          stdout: "pipe",
+          stderr: "pipe",
+          detached: true,
+          ...ids,
+        });
+      }
+    } catch (e) {
+      terminal?.close();
+      throw new ConnectError("invalid_argument", `failed to start process: ${(e as Error).message}`);
+    }
+    mp = new ManagedProcess(proc.pid, o.config, o.tag, proc, terminal, !o.pty && o.stdin);
+    this.processes.set(proc.pid, mp);
+    mp.subscribers.add(first);
+    first.started(proc.pid);
+    for (const d of early) void mp.deliver("pty", d);
+    if (o.timeoutMs && o.timeoutMs > 0) mp.setLifetime(o.timeoutMs);
+    void this.watch(mp, proc, ptyClosed);
+    return mp;
+  }
+
+  private async watch(mp: ManagedProcess, proc: Subprocess, ptyClosed: Promise<void>): Promise<void> {
+    let exitedResolve!: () => void;
+    const exitedPlusGrace = new Promise<void>((r) => (exitedResolve = r));
+    const pumps: Promise<void>[] = [];
+    if (!mp.terminal) {
+      const out = proc.stdout as ReadableStream<Uint8Array>;
+      const err = proc.stderr as ReadableStream<Uint8Array>;
+      pumps.push(pump(mp, "stdout", out, exitedPlusGrace), pump(mp, "stderr", err, exitedPlusGrace));
+    }
+    const code = await proc.exited;
+    setTimeout(exitedResolve, DRAIN_AFTER_EXIT_MS).unref?.();
+    await Promise.all(pumps);
+    // The pty's last bytes arrive through the data callback until EOF on the master.
+    if (mp.terminal) await Promise.race([ptyClosed, Bun.sleep(DRAIN_AFTER_EXIT_MS)]);
+    mp.finish(endFromExit(proc.signalCode ? null : code, signalCodeNumber(proc.signalCode)));
+    this.prune();
+  }
+
+  private prune(): void {
+    const now = Date.now();
+    const exited = [...this.processes.values()].filter((p) => p.endEvent);
+    for (const p of exited) if (now - p.endedAt > KEEP_EXITED_MS) this.processes.delete(p.pid);
+    const left = exited.filter((p) => this.processes.has(p.pid));
+    for (let i = 0; i < left.length - MAX_EXITED_KEPT; i++) this.processes.delete(left[i]!.pid);
+  }
+}

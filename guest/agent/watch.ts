@@ -1,0 +1,205 @@
+// Directory watching: WatchDir (stream) and the polling CreateWatcher/GetWatcherEvents/RemoveWatcher (e2b-protocol.md §3.3).
+import { lstatSync, readFileSync, realpathSync, statSync, watch, type FSWatcher } from "node:fs";
+import { join, relative, sep } from "node:path";
+import { ConnectError, streamResponse } from "./connect.ts";
+import { optBool, raw } from "./fields.ts";
+import { fsError } from "./filesystem-rpc.ts";
+import { entryInfo } from "./fs-entry.ts";
+import { resolvePath } from "./paths.ts";
+import type { RpcContext } from "./process-rpc.ts";
+
+type Obj = Record<string, unknown>;
+export type EventTypeName = "EVENT_TYPE_CREATE" | "EVENT_TYPE_WRITE" | "EVENT_TYPE_REMOVE" | "EVENT_TYPE_RENAME" | "EVENT_TYPE_CHMOD";
+
+/** Names of the agent's own temporary upload files: never reported (uploads are atomic, §3.4). */
+export const UPLOAD_TEMP_PREFIX = ".onebox-upload-";
+
+const MAX_POLL_QUEUE = 1000;
+const MAX_WATCHERS = 256;
+const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
+/** A polling watcher nobody asked about for this long is removed (bounded per-sandbox growth). */
+const POLL_IDLE_MS = 10 * 60_000;
+const NETWORK_FS = new Set(["nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs"]);
+
+class DirWatcher {
+  private w: FSWatcher;
+  constructor(
+    readonly root: string,
+    readonly recursive: boolean,
+    private includeEntry: boolean,
+    private emit: (ev: Obj) => void,
+  ) {
+    this.w = watch(root, { recursive }, (kind, filename) => {
+      if (typeof filename !== "string" || filename === "") return;
+      this.onRaw(kind, filename);
+    });
+    this.w.on("error", () => this.close());
+    active.add(this);
+  }
+
+  private onRaw(kind: string, name: string): void {
+    const base = name.split(sep).pop() ?? name;
+    if (base.startsWith(UPLOAD_TEMP_PREFIX)) return;
+    const full = join(this.root, name);
+    let st;
+    try {
+      st = lstatSync(full);
+    } catch {
+      // gone: fs.watch cannot tell a rename-away from a removal
+    }
+    let type: EventTypeName;
+    if (kind === "rename") type = st ? "EVENT_TYPE_CREATE" : "EVENT_TYPE_REMOVE";
+    else if (!st) return;
+    // inotify IN_ATTRIB and IN_MODIFY both arrive as "change": a chmod moves only ctime
+    else type = st.ctimeMs > st.mtimeMs + 1 ? "EVENT_TYPE_CHMOD" : "EVENT_TYPE_WRITE";
+    this.report(name, type);
+  }
+
+  report(name: string, type: EventTypeName): void {
+    const ev: Obj = { name, type };
+    if (this.includeEntry && type !== "EVENT_TYPE_REMOVE" && type !== "EVENT_TYPE_RENAME") {
+      try {
+        ev.entry = entryInfo(join(this.root, name));
+      } catch {
+        // vanished before we could stat it
+      }
+    }
+    this.emit(ev);
+  }
+
+  covers(path: string): string | undefined {
+    const rel = relative(this.root, path);
+    if (rel === "" || rel.startsWith("..") || rel.startsWith(sep)) return undefined;
+    if (!this.recursive && rel.includes(sep)) return undefined;
+    return rel;
+  }
+
+  close(): void {
+    active.delete(this);
+    try {
+      this.w.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+const active = new Set<DirWatcher>();
+
+/** Called after an atomic upload landed: the rename shows as CREATE, a write must show as WRITE too. */
+export function notifyWritten(path: string): void {
+  for (const w of active) {
+    const rel = w.covers(path);
+    if (rel !== undefined) w.report(rel, "EVENT_TYPE_WRITE");
+  }
+}
+
+function mountFsType(real: string): string | undefined {
+  let best = "";
+  let type: string | undefined;
+  try {
+    for (const line of readFileSync("/proc/self/mounts", "utf8").split("\n")) {
+      const f = line.split(" ");
+      if (f.length < 3) continue;
+      const mp = f[1]!.replace(/\\040/g, " ");
+      if ((real === mp || real.startsWith(mp.endsWith("/") ? mp : mp + "/")) && mp.length >= best.length) {
+        best = mp;
+        type = f[2];
+      }
+    }
+  } catch {
+    // no /proc: assume local
+  }
+  return type;
+}
+
+function openWatcher(ctx: RpcContext, body: Obj, emit: (ev: Obj) => void): DirWatcher {
+  const path = resolvePath(raw(body, "path"), ctx.user());
+  const recursive = optBool(body, "recursive") ?? false;
+  const includeEntry = optBool(body, "includeEntry") ?? false;
+  const allowNetwork = optBool(body, "allowNetworkMounts") ?? false;
+  if (active.size >= MAX_WATCHERS) throw new ConnectError("resource_exhausted", "too many directory watchers");
+  let real: string;
+  try {
+    real = realpathSync(path);
+    if (!statSync(real).isDirectory()) throw new ConnectError("invalid_argument", `path '${path}' is not a directory`);
+  } catch (e) {
+    throw e instanceof ConnectError ? e : fsError(e, path);
+  }
+  const fsType = mountFsType(real);
+  if (!allowNetwork && fsType && NETWORK_FS.has(fsType)) {
+    throw new ConnectError("invalid_argument", `path '${path}' is on a network mount (${fsType}); set allowNetworkMounts to watch it`);
+  }
+  try {
+    return new DirWatcher(real, recursive, includeEntry, emit);
+  } catch (e) {
+    throw fsError(e, path);
+  }
+}
+
+interface PollWatcher {
+  watcher: DirWatcher;
+  events: Obj[];
+  lastPoll: number;
+}
+
+export function createWatchService() {
+  const polling = new Map<string, PollWatcher>();
+  const sweep = () => {
+    const now = Date.now();
+    for (const [id, p] of polling) {
+      if (now - p.lastPoll > POLL_IDLE_MS) {
+        p.watcher.close();
+        polling.delete(id);
+      }
+    }
+  };
+  return {
+    async WatchDir(ctx: RpcContext, body: Obj): Promise<Response> {
+      const keepaliveS = Number(ctx.req.headers.get("keepalive-ping-interval"));
+      const interval = (Number.isFinite(keepaliveS) && keepaliveS > 0 ? Math.max(keepaliveS, 1) : 90) * 1000;
+      return streamResponse((sink) => {
+        const w = openWatcher(ctx, body, (ev) => {
+          if (sink.backlog < MAX_STREAM_BACKLOG) sink.send({ filesystem: ev });
+        });
+        sink.send({ start: {} }); // the first message must be start (§3.3)
+        const timer = setInterval(() => sink.send({ keepalive: {} }), interval);
+        void sink.done.then(() => {
+          clearInterval(timer);
+          w.close();
+        });
+      });
+    },
+
+    async CreateWatcher(ctx: RpcContext, body: Obj): Promise<Response> {
+      sweep();
+      const id = crypto.randomUUID();
+      const entry: PollWatcher = { watcher: undefined as unknown as DirWatcher, events: [], lastPoll: Date.now() };
+      entry.watcher = openWatcher(ctx, body, (ev) => {
+        entry.events.push(ev);
+        if (entry.events.length > MAX_POLL_QUEUE) entry.events.shift();
+      });
+      polling.set(id, entry);
+      return Response.json({ watcherId: id });
+    },
+
+    async GetWatcherEvents(_ctx: RpcContext, body: Obj): Promise<Response> {
+      const id = raw(body, "watcherId");
+      const p = typeof id === "string" ? polling.get(id) : undefined;
+      if (!p) throw new ConnectError("not_found", `watcher '${String(id)}' not found`);
+      p.lastPoll = Date.now();
+      const events = p.events;
+      p.events = [];
+      return Response.json({ events });
+    },
+
+    async RemoveWatcher(_ctx: RpcContext, body: Obj): Promise<Response> {
+      const id = raw(body, "watcherId");
+      const p = typeof id === "string" ? polling.get(id) : undefined;
+      if (!p) throw new ConnectError("not_found", `watcher '${String(id)}' not found`);
+      p.watcher.close();
+      polling.delete(id as string);
+      return Response.json({});
+    },
+  };
+}
