@@ -1,0 +1,118 @@
+// Drives the agent's process.Process service with the official e2b SDK (e2b-protocol.md §3.2).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { CommandExitError, Sandbox, TimeoutError } from "e2b";
+import { ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
+
+let agent: RunningAgent;
+let sbx: Sandbox;
+
+beforeAll(async () => {
+  ensureTestUser();
+  agent = await startTestAgent();
+  const r = await agent.init({ envVars: { GLOBAL_ONE: "g1", SHARED: "global" }, defaultUser: "user", timestamp: new Date().toISOString() });
+  expect(r.status).toBe(204);
+  expect(r.headers.get("x-envd-version")).toMatch(/^\d+\.\d+\.\d+$/);
+  sbx = agent.sandbox();
+});
+afterAll(async () => agent.stop());
+
+test("run: stdout, stderr, exit code 0", async () => {
+  const r = await sbx.commands.run("echo out; echo err >&2");
+  expect(r.exitCode).toBe(0);
+  expect(r.stdout).toBe("out\n");
+  expect(r.stderr).toBe("err\n");
+});
+
+test("run: non-zero exit raises CommandExitError with output", async () => {
+  const e = await sbx.commands.run("echo partial; exit 3").catch((x) => x);
+  expect(e).toBeInstanceOf(CommandExitError);
+  expect(e.exitCode).toBe(3);
+  expect(e.stdout).toBe("partial\n");
+  expect(e.error).toBe("exit status 3");
+});
+
+test("envs: global from /init, per-command overrides, no leak between commands", async () => {
+  const a = await sbx.commands.run('echo "$GLOBAL_ONE $SHARED $ONLY_HERE"', { envs: { SHARED: "cmd", ONLY_HERE: "x" } });
+  expect(a.stdout).toBe("g1 cmd x\n");
+  const b = await sbx.commands.run('echo "$GLOBAL_ONE $SHARED [$ONLY_HERE]"');
+  expect(b.stdout).toBe("g1 global []\n");
+});
+
+test("user: default user from /init, root on request, HOME/USER set", async () => {
+  const u = await sbx.commands.run('id -un; echo "$HOME $USER $LOGNAME"; pwd');
+  expect(u.stdout).toBe("user\n/home/user user user\n/home/user\n");
+  const r = await sbx.commands.run("id -u; echo $HOME", { user: "root" });
+  expect(r.stdout).toBe("0\n/root\n");
+  const bad = await sbx.commands.run("true", { user: "no-such-user-xyz" }).catch((x) => x);
+  expect(bad?.constructor?.name).toBe("AuthenticationError");
+});
+
+test("cwd: honoured, missing cwd is invalid_argument", async () => {
+  const r = await sbx.commands.run("pwd", { cwd: agent.dir });
+  expect(r.stdout).toBe(`${agent.dir}\n`);
+  const e = await sbx.commands.run("pwd", { cwd: `${agent.dir}/missing` }).catch((x) => x);
+  expect(e?.constructor?.name).toBe("InvalidArgumentError");
+});
+
+test("stdin: piped input, closeStdin gives EOF", async () => {
+  const h = await sbx.commands.run("cat", { background: true, stdin: true });
+  await sbx.commands.sendStdin(h.pid, "hello stdin\n");
+  await sbx.commands.closeStdin(h.pid);
+  const r = await h.wait();
+  expect(r.stdout).toBe("hello stdin\n");
+  // stdin: false (the SDK default) is /dev/null: cat ends at once
+  expect((await sbx.commands.run("cat")).stdout).toBe("");
+});
+
+test("background + list + connect + kill", async () => {
+  const h = await sbx.commands.run("echo started; sleep 30", { background: true });
+  const listed = await sbx.commands.list();
+  const mine = listed.find((p) => p.pid === h.pid);
+  expect(mine?.cmd).toBe("/bin/bash");
+  expect(mine?.args).toEqual(["-l", "-c", "echo started; sleep 30"]);
+  const seen: string[] = [];
+  const c = await sbx.commands.connect(h.pid, { onStdout: (d) => void seen.push(d) });
+  expect(await sbx.commands.kill(h.pid)).toBe(true);
+  const e = await c.wait().catch((x) => x);
+  expect(e).toBeInstanceOf(CommandExitError);
+  expect(e.exitCode).toBe(-1);
+  expect(e.error).toBe("signal: killed");
+  expect(await sbx.commands.kill(h.pid)).toBe(false); // gone: not_found -> false
+  expect(await sbx.commands.kill(999_999)).toBe(false);
+});
+
+test("timeout: Connect-Timeout-Ms kills the process", async () => {
+  const t0 = Date.now();
+  const e = await sbx.commands.run("sleep 20; echo never", { timeoutMs: 700 }).catch((x) => x);
+  expect(e).toBeInstanceOf(TimeoutError);
+  await Bun.sleep(300);
+  const left = (await sbx.commands.list()).filter((p) => p.args.join(" ").includes("sleep 20; echo never"));
+  expect(left).toEqual([]);
+  expect(Date.now() - t0).toBeLessThan(5000);
+});
+
+test("client disconnect leaves the process running", async () => {
+  const h = await sbx.commands.run("sleep 30", { background: true });
+  await h.disconnect();
+  await Bun.sleep(100);
+  expect((await sbx.commands.list()).some((p) => p.pid === h.pid)).toBe(true);
+  await sbx.commands.kill(h.pid);
+});
+
+test("pty: create, sendInput, resize, output", async () => {
+  let out = "";
+  const td = new TextDecoder();
+  const h = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => void (out += td.decode(d)), timeoutMs: 20_000, user: "root" });
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("stty size; tty\n"));
+  const until = async (re: RegExp) => {
+    for (let i = 0; i < 100 && !re.test(out); i++) await Bun.sleep(50);
+    expect(out).toMatch(re);
+  };
+  await until(/24 80/);
+  await until(/\/dev\/pts\//);
+  await sbx.pty.resize(h.pid, { cols: 120, rows: 40 });
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("stty size; exit 5\n"));
+  await until(/40 120/);
+  const e = await h.wait().catch((x) => x);
+  expect(e.exitCode).toBe(5);
+});
