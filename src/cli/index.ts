@@ -6,18 +6,32 @@ const USAGE = `onebox ${pkg.version}: self-hosted E2B-compatible sandboxes on on
 usage: onebox <command> [options]
 
 commands:
-  serve            run the API and data plane (default :3000)
+  serve            run the API and data plane (default :3000); --help for options
+  sandbox          ls [--all] | info ID | logs ID | kill ID
+  template         ls | add --name N --from DIR --kernel K | rm ID
+  keys             create [--name N] | list | revoke ID|NAME
   doctor           check this host: /dev/kvm, host kind, guest kernel
   --version        print the version
 `;
 
 export async function runCli(argv: string[]): Promise<number> {
-  const [cmd] = argv;
+  const [cmd, ...rest] = argv;
   switch (cmd) {
     case "--version":
     case "version":
       console.log(`onebox ${pkg.version}`);
       return 0;
+    case "doctor": return (await import("./doctor.ts")).runDoctor(argv.slice(1));
+    case "serve":
+      return guard(() => import("./serve.ts").then((m) => m.serveCommand(rest)));
+    case "sandbox":
+    case "sandboxes":
+      return guard(() => import("./sandbox.ts").then((m) => m.sandboxCommand(rest)));
+    case "template":
+    case "templates":
+      return guard(() => import("./template.ts").then((m) => m.templateCommand(rest)));
+    case "keys":
+      return guard(() => import("./keys.ts").then((m) => m.keysCommand(rest)));
     case undefined:
     case "help":
     case "--help":
@@ -27,5 +41,15 @@ export async function runCli(argv: string[]): Promise<number> {
     default:
       console.error(`onebox: unknown command '${cmd}'. Run 'onebox --help' for the list.`);
       return 2;
+  }
+}
+
+/** Subcommands throw typed errors whose messages say what to do: print them, exit non-zero. */
+async function guard(run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (e) {
+    console.error(`onebox: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
   }
 }

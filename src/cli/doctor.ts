@@ -1,0 +1,118 @@
+// `onebox doctor`: can this host run sandboxes? /dev/kvm, hardware KVM vs PVM, the guest kernel.
+import { parseArgs } from "node:util";
+import { probeKvm, KVM_API_VERSION, type KvmProbe } from "../sys/kvm-probe.ts";
+import { hostKindInfo, type HostKindInfo } from "../sys/host-kind.ts";
+import { resolveGuestKernel, type GuestKernel } from "../sys/guest-kernel.ts";
+
+export interface DoctorReport {
+  ok: boolean;
+  kvm: KvmProbe;
+  host: HostKindInfo;
+  kernel: GuestKernel;
+  /** What stops sandboxes from running, each with what to do. Empty when ok. */
+  problems: string[];
+  notes: string[];
+}
+
+const PVM_ADVICE =
+  "This host's /dev/kvm is PVM: a stock Linux kernel (such as the default Debian cloud kernel) does not " +
+  "boot here. Build a guest kernel with CONFIG_PVM_GUEST=y and CONFIG_X86_PIE=y and point onebox at it: " +
+  "`onebox serve --pvm-kernel PATH` or ONEBOX_KERNEL=PATH (check it first with `onebox doctor --kernel PATH`).";
+
+export async function diagnose(opts: { device?: string; kernel?: string; initrd?: string; dataDir: string }): Promise<DoctorReport> {
+  const kvm = await probeKvm(opts.device);
+  const host = hostKindInfo(kvm.ok);
+  const kernel = resolveGuestKernel(opts);
+  const problems: string[] = [];
+  const notes: string[] = [];
+
+  if (kvm.openError) {
+    problems.push(
+      kvm.openError === "ENOENT"
+        ? `${kvm.device} does not exist: load kvm_intel or kvm_amd (modprobe), or use a machine with virtualization`
+        : `${kvm.device} does not open (${kvm.openError}): run onebox as root or give it access to the device`,
+    );
+  } else if (kvm.apiVersion !== KVM_API_VERSION) {
+    problems.push(`KVM_GET_API_VERSION returned ${kvm.apiVersion}, expected ${KVM_API_VERSION}: this KVM is not supported`);
+  } else if (kvm.createVmError) {
+    problems.push(`KVM_CREATE_VM failed (${kvm.createVmError}): another hypervisor may hold the CPU's virtualization, or the module is broken`);
+  } else if (kvm.createVcpuError) {
+    problems.push(`KVM_CREATE_VCPU failed (${kvm.createVcpuError})`);
+  }
+
+  if (kernel.format === "missing") {
+    problems.push(
+      kernel.source === "default"
+        ? `no guest kernel at ${kernel.path}: run scripts/fetch-kernel.sh (as root) to install Debian's cloud kernel`
+        : `the guest kernel ${kernel.path} does not exist`,
+    );
+  } else if (kernel.format === "unknown") {
+    problems.push(`${kernel.path} is neither a bzImage nor an ELF vmlinux`);
+  }
+
+  if (host.kind === "pvm") {
+    if (kernel.source === "default") problems.push(PVM_ADVICE);
+    else notes.push(`PVM host: ${kernel.path} must be a PVM guest kernel (CONFIG_PVM_GUEST=y, CONFIG_X86_PIE=y); doctor cannot tell from the file`);
+  }
+  if (!kernel.initrd) {
+    notes.push("no initramfs built yet beside the kernel: scripts/mkinitramfs.sh builds it (onebox-init and the kernel's modules)");
+  }
+  return { ok: problems.length === 0, kvm, host, kernel, problems, notes };
+}
+
+function describeKvm(k: KvmProbe): string {
+  if (k.openError) return `cannot open (${k.openError})`;
+  const parts = [`API ${k.apiVersion}`, `KVM_CREATE_VM ${k.createVmError ?? "ok"}`, `KVM_CREATE_VCPU ${k.createVcpuError ?? "ok"}`];
+  const split = k.caps.KVM_CAP_SPLIT_IRQCHIP;
+  if (split !== undefined) parts.push(`split irqchip ${split > 0 ? "yes" : "no"}`);
+  return parts.join(", ");
+}
+
+function describeHost(h: HostKindInfo): string {
+  const name = h.kind === "hardware" ? `hardware KVM (${h.cpuVirt === "vmx" ? "Intel VT-x" : "AMD-V"})` : h.kind === "pvm" ? "PVM (kvm_pvm)" : "no usable KVM";
+  return `${name}: ${h.reason}`;
+}
+
+export function formatReport(r: DoctorReport): string {
+  const k = r.kernel;
+  const kernelLine = `${k.path} (${k.source === "flag" ? "--kernel" : k.source === "env" ? "ONEBOX_KERNEL" : "default"}, ${k.format}${k.version ? `, ${k.version}` : ""})`;
+  const lines = [
+    `/dev/kvm      ${describeKvm(r.kvm)}`,
+    `host          ${describeHost(r.host)}`,
+    `guest kernel  ${kernelLine}`,
+    `initramfs     ${k.initrd ?? "none yet"}`,
+    "",
+    ...r.problems.map((p) => `problem: ${p}`),
+    ...r.notes.map((n) => `note: ${n}`),
+    r.ok ? "sandboxes can run on this host" : "sandboxes cannot run on this host until the problems above are fixed",
+  ];
+  return lines.join("\n");
+}
+
+export async function runDoctor(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        json: { type: "boolean", default: false },
+        kernel: { type: "string" },
+        "pvm-kernel": { type: "string" },
+        initrd: { type: "string" },
+        device: { type: "string", default: "/dev/kvm" },
+        "data-dir": { type: "string", default: process.env.ONEBOX_DATA_DIR ?? "/var/lib/onebox" },
+      },
+    }));
+  } catch (e) {
+    console.error(`onebox doctor: ${(e as Error).message}\nusage: onebox doctor [--json] [--kernel PATH] [--initrd PATH] [--data-dir DIR]`);
+    return 2;
+  }
+  const report = await diagnose({
+    device: values.device,
+    kernel: values.kernel ?? values["pvm-kernel"],
+    initrd: values.initrd,
+    dataDir: values["data-dir"],
+  });
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
+  return report.ok ? 0 : 1;
+}
