@@ -84,14 +84,16 @@ export async function getFile(req: Request, url: URL, state: AgentState): Promis
     });
     const file = Bun.file(path);
     const accept = req.headers.get("accept-encoding") ?? "";
-    if (/\bgzip\b/i.test(accept)) {
+    const rangeHeader = req.headers.get("range");
+    // gzip on request (the SDK's `gzip` option, §3.4), but never for a byte range of the file.
+    if (/\bgzip\b(?!\s*;\s*q=0(\.0*)?\b)/i.test(accept) && !rangeHeader) {
       headers.set("content-encoding", "gzip");
       return new Response(file.stream().pipeThrough(new CompressionStream("gzip")), { headers });
     }
-    if (accept && !/\b(identity|\*)\b/i.test(accept) && !/\b(br|deflate|zstd)\b/i.test(accept)) {
-      throw new HttpError(406, `unsupported Accept-Encoding '${accept}'`);
+    if (/(^|,)\s*(identity|\*)\s*;\s*q=0(\.0*)?\s*(,|$)/i.test(accept)) {
+      throw new HttpError(406, `unsupported Accept-Encoding '${accept}' (gzip or identity)`);
     }
-    const range = parseRange(req.headers.get("range"), st.size);
+    const range = parseRange(rangeHeader, st.size);
     if (range === null) {
       headers.set("content-range", `bytes */${st.size}`);
       return new Response(null, { status: 416, headers });

@@ -1,0 +1,125 @@
+// Drives the agent's filesystem service and /files with the official e2b SDK (e2b-protocol.md §3.3, §3.4).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { writeFileSync, rmSync, existsSync, readdirSync } from "node:fs";
+import { FilesystemEventType, Sandbox, type FilesystemEvent } from "e2b";
+import { setXattr } from "./libc.ts";
+import { ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
+
+let agent: RunningAgent;
+let sbx: Sandbox;
+let d: string;
+
+beforeAll(async () => {
+  ensureTestUser();
+  agent = await startTestAgent();
+  expect((await agent.init({ defaultUser: "user" })).status).toBe(204);
+  sbx = agent.sandbox();
+  d = agent.dir;
+});
+afterAll(async () => agent.stop());
+
+test("write/read text and bytes; new files are user:user -rw-r--r--", async () => {
+  const info = await sbx.files.write(`${d}/a/b/hello.txt`, "hello world");
+  expect(info).toMatchObject({ path: `${d}/a/b/hello.txt`, name: "hello.txt", type: "file" });
+  expect(await sbx.files.read(`${d}/a/b/hello.txt`)).toBe("hello world");
+  const bytes = new Uint8Array(256).map((_, i) => i);
+  await sbx.files.write(`${d}/bin.dat`, bytes.buffer);
+  expect(await sbx.files.read(`${d}/bin.dat`, { format: "bytes" })).toEqual(bytes);
+  const st = await sbx.files.getInfo(`${d}/a/b/hello.txt`);
+  expect(st).toMatchObject({ type: "file", size: 11, owner: "user", group: "user", permissions: "-rw-r--r--", mode: 0o644 });
+  expect(st.modifiedTime).toBeInstanceOf(Date);
+  const dir = await sbx.files.getInfo(`${d}/a/b`);
+  expect(dir).toMatchObject({ type: "dir", owner: "user", permissions: "drwxr-xr-x" });
+  // no temp files left behind by the atomic write
+  expect(readdirSync(`${d}/a/b`)).toEqual(["hello.txt"]);
+  // empty file
+  await sbx.files.write(`${d}/empty`, "");
+  expect(await sbx.files.read(`${d}/empty`)).toBe("");
+});
+
+test("writeFiles (multipart, several parts) and octet-stream with gzip", async () => {
+  const res = await sbx.files.write([
+    { path: `${d}/m/one.txt`, data: "1" },
+    { path: `${d}/m/two.txt`, data: new Blob(["22"]) },
+  ]);
+  expect((res as { name: string }[]).map((r) => r.name)).toEqual(["one.txt", "two.txt"]);
+  expect(await sbx.files.read(`${d}/m/two.txt`)).toBe("22");
+  await sbx.files.write(`${d}/gz.txt`, "compressed ".repeat(1000), { gzip: true });
+  expect(await sbx.files.read(`${d}/gz.txt`, { gzip: true })).toBe("compressed ".repeat(1000));
+});
+
+test("relative paths and ~ resolve against the user's home", async () => {
+  const name = `onebox-agent-test-${process.pid}.txt`;
+  try {
+    const w = await sbx.files.write(name, "rel");
+    expect((w as { path: string }).path).toBe(`/home/user/${name}`);
+    expect(await sbx.files.read(`~/${name}`)).toBe("rel");
+  } finally {
+    rmSync(`/home/user/${name}`, { force: true });
+  }
+});
+
+test("list depth, exists, makeDir, rename, remove", async () => {
+  expect(await sbx.files.makeDir(`${d}/tree/x/y`)).toBe(true);
+  expect(await sbx.files.makeDir(`${d}/tree/x/y`)).toBe(false);
+  await sbx.files.write(`${d}/tree/f.txt`, "f");
+  const l1 = await sbx.files.list(`${d}/tree`);
+  expect(l1.map((e) => e.name).sort()).toEqual(["f.txt", "x"]);
+  const l2 = await sbx.files.list(`${d}/tree`, { depth: 3 });
+  expect(l2.map((e) => e.path).sort()).toEqual([`${d}/tree/f.txt`, `${d}/tree/x`, `${d}/tree/x/y`]);
+  expect(await sbx.files.exists(`${d}/tree/f.txt`)).toBe(true);
+  expect(await sbx.files.exists(`${d}/tree/nope`)).toBe(false);
+  const moved = await sbx.files.rename(`${d}/tree/f.txt`, `${d}/tree/x/g.txt`);
+  expect(moved).toMatchObject({ name: "g.txt", path: `${d}/tree/x/g.txt` });
+  expect(await sbx.files.exists(`${d}/tree/f.txt`)).toBe(false);
+  await sbx.files.remove(`${d}/tree`);
+  expect(existsSync(`${d}/tree`)).toBe(false);
+  await sbx.files.remove(`${d}/never-existed`); // succeeds on a missing path
+  const nf = await sbx.files.read(`${d}/never-existed`).catch((x) => x);
+  expect(nf?.constructor?.name).toBe("FileNotFoundError");
+  const isDir = await sbx.files.read(d).catch((x) => x);
+  expect(isDir?.constructor?.name).toBe("InvalidArgumentError");
+  const gi = await sbx.files.getInfo(`${d}/never-existed`).catch((x) => x);
+  expect(gi?.constructor?.name).toBe("FileNotFoundError");
+  const lsFile = await sbx.files.list(`${d}/bin.dat`).catch((x) => x);
+  expect(lsFile?.constructor?.name).toBe("InvalidArgumentError");
+});
+
+test("metadata: X-Metadata-* become user.e2b.* xattrs where the filesystem allows", async () => {
+  const w = await sbx.files.write(`${d}/meta.txt`, "m", { metadata: { owner: "alice", stage: "draft" } });
+  expect((w as { metadata?: Record<string, string> }).metadata).toEqual({ owner: "alice", stage: "draft" });
+  const probe = `${d}/xattr-probe`;
+  writeFileSync(probe, "");
+  if (setXattr(probe, "user.probe", "1")) {
+    expect((await sbx.files.getInfo(`${d}/meta.txt`)).metadata).toEqual({ owner: "alice", stage: "draft" });
+  }
+});
+
+test("watchDir: start, create/write/remove events, recursive", async () => {
+  await sbx.files.makeDir(`${d}/w/sub`);
+  const events: FilesystemEvent[] = [];
+  const h = await sbx.files.watchDir(`${d}/w`, (e) => void events.push(e), { recursive: true, timeoutMs: 20_000 });
+  await sbx.files.write(`${d}/w/new.txt`, "x");
+  await sbx.files.write(`${d}/w/sub/deep.txt`, "y");
+  writeFileSync(`${d}/w/direct.txt`, "z");
+  await sbx.files.remove(`${d}/w/new.txt`);
+  const has = (name: string, type: FilesystemEventType) => events.some((e) => e.name === name && e.type === type);
+  for (let i = 0; i < 60 && !(has("new.txt", FilesystemEventType.REMOVE) && has("sub/deep.txt", FilesystemEventType.WRITE)); i++) await Bun.sleep(50);
+  await h.stop();
+  expect(has("new.txt", FilesystemEventType.CREATE)).toBe(true);
+  expect(has("new.txt", FilesystemEventType.WRITE)).toBe(true);
+  expect(has("direct.txt", FilesystemEventType.WRITE)).toBe(true);
+  expect(has("sub/deep.txt", FilesystemEventType.WRITE)).toBe(true);
+  expect(has("new.txt", FilesystemEventType.REMOVE)).toBe(true);
+  expect(events.some((e) => e.name.includes(".onebox-upload-"))).toBe(false);
+  const missing = await sbx.files.watchDir(`${d}/nope`, () => {}).catch((x) => x);
+  expect(missing?.constructor?.name).toBe("FileNotFoundError");
+});
+
+test("GET /files honours Range", async () => {
+  await sbx.files.write(`${d}/range.txt`, "0123456789");
+  const r = await fetch(`${agent.url}/files?path=${encodeURIComponent(`${d}/range.txt`)}`, { headers: { Range: "bytes=2-5" } });
+  expect(r.status).toBe(206);
+  expect(r.headers.get("content-range")).toBe("bytes 2-5/10");
+  expect(await r.text()).toBe("2345");
+});
