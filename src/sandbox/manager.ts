@@ -13,7 +13,8 @@ import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type En
 import { OpLocks } from "./op-lock.ts";
 import { bootSandbox, removeSandboxFiles, templateProblem } from "./runtime.ts";
 import { DeadlineTimers } from "./timers.ts";
-import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
+import { forwardSocketPath, type VmDriverResult, type VmHandle, type VmStats } from "./vm-driver.ts";
+import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
 import type { AgentMetrics } from "./agent-client.ts";
 
 export interface CreateInput {
@@ -32,6 +33,8 @@ interface Live {
   runDir: string;
   /** Aborted when the sandbox ends: cuts its open data-plane streams (spec §3.1 disconnects). */
   streams: AbortController;
+  /** Forward sockets opened at run time, by guest port. */
+  ports: Map<number, string>;
 }
 
 export interface Route {
@@ -239,6 +242,20 @@ export class SandboxManager {
     return { runDir: live.runDir, signal: live.streams.signal };
   }
 
+  /** The forward socket for guest TCP `port`: envd and the interpreter are forwarded at spawn,
+   *  other ports on first use through the vmm's `forward PORT` (docs/architecture.md). */
+  async portSocket(id: string, runDir: string, port: number): Promise<string> {
+    if (port === ENVD_PORT || port === CODE_INTERPRETER_PORT) return forwardSocketPath(runDir, port);
+    const live = this.live.get(id);
+    if (!live) throw unavailable(`sandbox ${id} is not running`);
+    let path = live.ports.get(port);
+    if (!path) {
+      path = await live.handle.forward(port);
+      live.ports.set(port, path);
+    }
+    return path;
+  }
+
   /** Running sandboxes with their envd tokens, for routing signed /files URLs (spec §2.4 item 1). */
   runningTokens(): { id: string; token: string }[] {
     const out: { id: string; token: string }[] = [];
@@ -308,7 +325,7 @@ export class SandboxManager {
   }
 
   private adoptLive(id: string, handle: VmHandle, runDir: string): void {
-    this.live.set(id, { handle, runDir, streams: new AbortController() });
+    this.live.set(id, { handle, runDir, streams: new AbortController(), ports: new Map() });
     void handle.exited.then(async (exit) => {
       const stopped = this.stopReasons.get(id);
       if (stopped) return; // kill() records its own reason

@@ -8,7 +8,8 @@ export const ConfigSchema = z.object({
   /** Per-VM sockets live in `<runRoot>/vms/<id>/` (docs/architecture.md). */
   runRoot: z.string().min(1).default("/run/onebox"),
   /** Returned as `domain` so getHost(port) = `<port>-<id>.<domain>` routes back here (spec §2.4 item 2). */
-  domain: z.string().min(1).default("localhost:3000"),
+  /** Defaults to `localhost:<port actually bound>`, set when the server starts. */
+  domain: z.string().min(1).optional(),
   /** Admission budgets (scheduler): vCPUs and MiB of guest memory the sandboxes may claim in total. */
   cpuBudget: z.number().int().min(1).default(64),
   memoryBudgetMib: z.number().int().min(128).default(16384),

@@ -1,0 +1,21 @@
+// The control-plane Hono app: health, auth, the route modules, 404 JSON and one error mapper.
+import { Hono } from "hono";
+import type { ApiDeps } from "./deps.ts";
+import { apiKeyAuth } from "./auth.ts";
+import { e2bError, onError } from "./errors.ts";
+import { sandboxOpRoutes } from "./routes-sandbox-ops.ts";
+import { sandboxRoutes } from "./routes-sandboxes.ts";
+import { templateRoutes } from "./routes-templates.ts";
+
+export function createApi(d: ApiDeps): Hono {
+  const app = new Hono();
+  app.onError(onError);
+  app.notFound((c) => e2bError(404, `no route ${c.req.method} ${c.req.path}: see docs/api.md for the supported E2B routes`));
+  // Control-plane health: 200, no auth (data-plane /health is routed by header before this app).
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
+  app.route("/", sandboxRoutes(d));
+  app.route("/", sandboxOpRoutes(d));
+  app.route("/", templateRoutes(d));
+  return app;
+}

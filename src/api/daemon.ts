@@ -1,0 +1,54 @@
+// Assembles the daemon: state, admin key, VMM driver, sandbox manager, scheduler, API, data plane.
+import type { Server } from "bun";
+import { DataPlane } from "../proxy/data-plane.ts";
+import { Admission } from "../scheduler/admission.ts";
+import { SandboxManager } from "../sandbox/manager.ts";
+import { loadVmDriver, type VmDriverResult } from "../sandbox/vm-driver.ts";
+import { openState, type State } from "../store/index.ts";
+import type { Config } from "../util/config.ts";
+import { log } from "../util/log.ts";
+import { ensureAdminKey } from "./admin-key.ts";
+import { createApi } from "./app.ts";
+import { startServer } from "./server.ts";
+
+export interface Daemon {
+  server: Server<undefined>;
+  state: State;
+  manager: SandboxManager;
+  url: string;
+  /** The admin key if this start created it (printed once by `onebox serve`). */
+  newAdminKey: string | null;
+  /** Stops listening and detaches from VMs (they keep running and are re-adopted next start). */
+  close(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, driver?: VmDriverResult): Promise<Daemon> {
+  const state = openState(config.dataDir);
+  const newAdminKey = config.auth ? ensureAdminKey(state.keys, config.dataDir) : null;
+  const drv = driver ?? (await loadVmDriver());
+  if (!drv.ok) log.warn("sandboxes cannot start", { problem: drv.problem });
+  const manager = new SandboxManager(state, config, drv);
+  const recovered = await manager.recover();
+  if (recovered.adopted || recovered.ended) log.info("recovered sandboxes", recovered);
+  const admission = new Admission(config, () => manager.usage());
+  const api = createApi({ config, state, manager, admission });
+  const server = startServer(config, api, new DataPlane(manager));
+  // With --port 0 the bound port is known only now; routes read config at request time.
+  config.port = server.port ?? config.port;
+  const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${server.port}`;
+  let closed = false;
+  return {
+    server,
+    state,
+    manager,
+    url,
+    newAdminKey,
+    async close() {
+      if (closed) return;
+      closed = true;
+      manager.detachAll();
+      await server.stop(true);
+      state.close();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+// What the route modules need from the daemon: config, state, the sandbox manager, admission.
+import type { Admission } from "../scheduler/admission.ts";
+import type { SandboxManager } from "../sandbox/manager.ts";
+import type { State } from "../store/index.ts";
+import type { Config } from "../util/config.ts";
+
+export interface ApiDeps {
+  config: Config;
+  state: State;
+  manager: SandboxManager;
+  admission: Admission;
+}
+
+/** The `domain` returned to SDKs: getHost(port) = `<port>-<id>.<domain>` then routes back here by Host. */
+export function domain(d: ApiDeps): string {
+  return d.config.domain ?? `localhost:${d.config.port}`;
+}

@@ -1,0 +1,98 @@
+// Sandbox resource routes: create (v1, v2), get, delete, list (v1, v2) — spec §1.3.
+import { Hono } from "hono";
+import { filterAndPage, parseMetadataFilter } from "../sandbox/list-query.ts";
+import type { CreateInput } from "../sandbox/manager.ts";
+import { domain, type ApiDeps } from "./deps.ts";
+import { parseBody, parseQuery } from "./body.ts";
+import { e2bError } from "./errors.ts";
+import { ListQueryV2, NewSandboxV1, NewSandboxV2 } from "./schemas.ts";
+import { listedSandboxJson, sandboxDetailJson, sandboxJson } from "./serialize.ts";
+
+export function sandboxRoutes(d: ApiDeps): Hono {
+  const app = new Hono();
+  const max = d.config.maxBodyBytes;
+
+  async function create(input: CreateInput) {
+    const t = d.manager.resolveTemplate(input.templateID);
+    return d.admission.admit({ cpus: t.cpuCount, memoryMib: t.memoryMb }, () => d.manager.create(input));
+  }
+
+  // v2 (JS 2.51): always secure, timeout default 300.
+  app.post("/v2/sandboxes", async (c) => {
+    const b = await parseBody(c, NewSandboxV2, max);
+    const row = await create({
+      templateID: b.templateID,
+      timeoutSec: b.timeout,
+      metadata: b.metadata ?? {},
+      envVars: b.envVars ?? {},
+      secure: true,
+      allowInternetAccess: b.allow_internet_access ?? null,
+      autoPause: b.autoPause ?? false,
+      autoResume: b.autoResume?.enabled ?? false,
+    });
+    return c.json(sandboxJson(row, domain(d)), 201);
+  });
+
+  // v1 (JS ≤ 2.50, Python): secure only when asked.
+  app.post("/sandboxes", async (c) => {
+    const b = await parseBody(c, NewSandboxV1, max);
+    const row = await create({
+      templateID: b.templateID,
+      timeoutSec: b.timeout,
+      metadata: b.metadata ?? {},
+      envVars: b.envVars ?? {},
+      secure: b.secure ?? false,
+      allowInternetAccess: b.allow_internet_access ?? null,
+      autoPause: b.autoPause ?? false,
+      autoResume: b.autoResume?.enabled ?? false,
+    });
+    return c.json(sandboxJson(row, domain(d)), 201);
+  });
+
+  app.get("/sandboxes/:id", (c) => c.json(sandboxDetailJson(d.manager.getVisible(c.req.param("id")), domain(d))));
+
+  app.delete("/sandboxes/:id", async (c) => {
+    const id = c.req.param("id");
+    // The JS SDK reads 404 from body.code (spec §1.2): kill() → false.
+    if (!d.manager.get(id)) return e2bError(404, `sandbox ${id} not found`);
+    await d.manager.kill(id);
+    return c.body(null, 204);
+  });
+
+  app.get("/v2/sandboxes", (c) => {
+    const q = parseQuery(c, ListQueryV2);
+    const states = q.state.flatMap((s) => (s === "running" ? ["starting", "running", "resuming", "stopping"] : ["pausing", "paused"]));
+    let templateIds: string[] | undefined;
+    if (q.template) {
+      const t = d.state.templates.resolve(q.template);
+      templateIds = t ? [t.id] : [q.template];
+    }
+    const { items, nextToken } = filterAndPage(d.state.sandboxes.inStates(states, q.order), {
+      metadata: parseMetadataFilter(q.metadata),
+      states,
+      limit: q.limit,
+      nextToken: q.nextToken,
+      order: q.order,
+      startedAfterMs: q.startedAfter,
+      templateIds,
+    });
+    if (nextToken) c.header("X-Next-Token", nextToken);
+    c.header("X-Total-Running", String(d.state.sandboxes.inStates(["running"]).length));
+    return c.json(items.map(listedSandboxJson));
+  });
+
+  // Deprecated v1 list: running only, no paging; same metadata filter.
+  app.get("/sandboxes", (c) => {
+    const metadata = parseMetadataFilter(c.req.query("metadata"));
+    const states = ["starting", "running", "resuming", "stopping"];
+    const { items } = filterAndPage(d.state.sandboxes.inStates(states), {
+      metadata,
+      states,
+      limit: Number.MAX_SAFE_INTEGER,
+      order: "desc",
+    });
+    return c.json(items.map(listedSandboxJson));
+  });
+
+  return app;
+}

@@ -1,0 +1,81 @@
+// Row -> E2B JSON: Sandbox, SandboxDetail and ListedSandbox (spec §1.3), and templates (§1.4).
+import { apiState, isState } from "../sandbox/lifecycle.ts";
+import { parseJsonObject } from "../sandbox/json-fields.ts";
+import type { SandboxRow, TemplateRow } from "../store/index.ts";
+import { aliasesOf } from "../store/template-store.ts";
+
+/** Deprecated but required by the SDK; E2B returns this constant (spec §1.3). */
+export const CLIENT_ID = "6532622b";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const state = (r: SandboxRow) => (isState(r.state) ? apiState(r.state) : "running");
+
+export function sandboxJson(r: SandboxRow, domain: string) {
+  return {
+    sandboxID: r.id,
+    templateID: r.templateId,
+    clientID: CLIENT_ID,
+    envdVersion: r.envdVersion,
+    // Handed out only for secure sandboxes (v2 always, v1 when `secure`), spec §1.3.
+    envdAccessToken: r.secure ? (r.envdAccessToken ?? undefined) : undefined,
+    domain,
+    trafficAccessToken: null,
+    ...(r.alias ? { alias: r.alias } : {}),
+  };
+}
+
+export function sandboxDetailJson(r: SandboxRow, domain: string) {
+  return {
+    ...sandboxJson(r, domain),
+    cpuCount: r.cpuCount,
+    memoryMB: r.memoryMb,
+    diskSizeMB: r.diskSizeMb,
+    startedAt: iso(r.startedAt),
+    endAt: iso(r.endAt),
+    state: state(r),
+    metadata: parseJsonObject(r.metadata),
+    allowInternetAccess: r.allowInternetAccess,
+    lifecycle: { onTimeout: r.onTimeout === "pause" ? "pause" : "kill", autoResume: r.autoResume },
+    volumeMounts: [],
+  };
+}
+
+export function listedSandboxJson(r: SandboxRow) {
+  return {
+    sandboxID: r.id,
+    templateID: r.templateId,
+    ...(r.alias ? { alias: r.alias } : {}),
+    clientID: CLIENT_ID,
+    cpuCount: r.cpuCount,
+    memoryMB: r.memoryMb,
+    diskSizeMB: r.diskSizeMb,
+    envdVersion: r.envdVersion,
+    startedAt: iso(r.startedAt),
+    endAt: iso(r.endAt),
+    state: state(r),
+    metadata: parseJsonObject(r.metadata),
+    volumeMounts: [],
+  };
+}
+
+export function templateJson(t: TemplateRow) {
+  const aliases = aliasesOf(t);
+  return {
+    templateID: t.id,
+    buildID: t.id,
+    cpuCount: t.cpuCount,
+    memoryMB: t.memoryMb,
+    diskSizeMB: t.diskSizeMb,
+    public: t.public,
+    aliases,
+    names: aliases,
+    createdAt: iso(t.createdAt),
+    updatedAt: iso(t.updatedAt),
+    createdBy: null,
+    lastSpawnedAt: null,
+    spawnCount: 0,
+    buildCount: 1,
+    envdVersion: t.envdVersion,
+    buildStatus: "ready",
+  };
+}

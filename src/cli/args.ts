@@ -1,0 +1,51 @@
+// Tiny argument parser for the subcommands: --flag value, --flag=value, --bool, positionals.
+
+export interface Args {
+  positionals: string[];
+  flags: Map<string, string | true>;
+}
+
+export function parseArgs(argv: string[], booleans: readonly string[] = []): Args {
+  const positionals: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("--")) {
+      positionals.push(a);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    if (eq > 0) {
+      flags.set(a.slice(2, eq), a.slice(eq + 1));
+    } else if (booleans.includes(a.slice(2))) {
+      flags.set(a.slice(2), true);
+    } else {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith("--")) throw new Error(`option ${a} needs a value`);
+      flags.set(a.slice(2), v);
+      i++;
+    }
+  }
+  return { positionals, flags };
+}
+
+export function str(a: Args, name: string): string | undefined {
+  const v = a.flags.get(name);
+  return typeof v === "string" ? v : undefined;
+}
+
+export function int(a: Args, name: string): number | undefined {
+  const v = str(a, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`option --${name} must be an integer, got '${v}'`);
+  return n;
+}
+
+export function bool(a: Args, name: string): boolean {
+  return a.flags.get(name) === true;
+}
+
+export function dataDirOf(a: Args): string {
+  return str(a, "data-dir") ?? process.env.ONEBOX_DATA_DIR ?? "/var/lib/onebox";
+}

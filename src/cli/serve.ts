@@ -1,0 +1,46 @@
+// `onebox serve`: runs the control plane and the data plane on one port until SIGINT/SIGTERM.
+import { startDaemon } from "../api/daemon.ts";
+import { adminKeyPath } from "../api/admin-key.ts";
+import { parseConfig } from "../util/config.ts";
+import { log } from "../util/log.ts";
+import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
+
+export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.1] [--data-dir /var/lib/onebox]
+       [--domain localhost:PORT] [--pvm-kernel PATH] [--run-root /run/onebox]
+       [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]`;
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, ["no-auth", "help"]);
+  if (bool(a, "help")) {
+    console.log(SERVE_USAGE);
+    return 0;
+  }
+  const config = parseConfig({
+    port: int(a, "port"),
+    listen: str(a, "listen"),
+    dataDir: dataDirOf(a),
+    runRoot: str(a, "run-root"),
+    domain: str(a, "domain"),
+    pvmKernel: str(a, "pvm-kernel") ?? process.env.ONEBOX_PVM_KERNEL,
+    cpuBudget: int(a, "cpu-budget"),
+    memoryBudgetMib: int(a, "memory-budget-mib"),
+    maxConcurrentCreates: int(a, "max-concurrent-creates"),
+    auth: !bool(a, "no-auth"),
+  });
+  const daemon = await startDaemon(config);
+  if (daemon.newAdminKey) {
+    // Printed once: it is stored hashed; the file copy is for the local admin.
+    console.log(`admin API key (saved to ${adminKeyPath(config.dataDir)}, shown only now): ${daemon.newAdminKey}`);
+  }
+  console.log(`onebox listening on ${daemon.url} (E2B_API_URL=E2B_SANDBOX_URL=${daemon.url})`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.info(`received ${sig}; stopping (sandboxes keep running and are re-adopted on the next start)`);
+      resolve();
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  await daemon.close();
+  return 0;
+}

@@ -1,0 +1,80 @@
+// `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
+import { openState } from "../store/index.ts";
+import { aliasesOf } from "../store/template-store.ts";
+import { registerTemplate, removeTemplate } from "../templates/register.ts";
+import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
+
+const USAGE = `usage: onebox template ls [--json]
+       onebox template add --name NAME --from DIR --kernel VMLINUZ [--initrd INITRAMFS]
+                           [--cpus 1] [--memory-mib 512] [--disk-mib 1024] [--cmdline-extra STR]
+       onebox template rm ID|NAME
+options: --data-dir DIR (default /var/lib/onebox)`;
+
+export async function templateCommand(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, ["json", "help"]);
+  const [sub, target] = a.positionals;
+  if (!sub || bool(a, "help")) {
+    console.log(USAGE);
+    return sub ? 0 : 2;
+  }
+  const dataDir = dataDirOf(a);
+  const state = openState(dataDir);
+  try {
+    switch (sub) {
+      case "ls":
+      case "list": {
+        const rows = state.templates.list();
+        if (bool(a, "json")) {
+          console.log(JSON.stringify(rows.map((t) => ({ ...t, aliases: aliasesOf(t) }))));
+          return 0;
+        }
+        console.log(["ID".padEnd(22), "NAMES".padEnd(20), "CPUS", "MEM MiB", "KERNEL"].join(" "));
+        for (const t of rows) {
+          console.log([t.id.padEnd(22), aliasesOf(t).join(",").padEnd(20), String(t.cpuCount).padEnd(4), String(t.memoryMb).padEnd(7), t.kernel].join(" "));
+        }
+        return 0;
+      }
+      case "add": {
+        const name = str(a, "name");
+        const from = str(a, "from");
+        const kernel = str(a, "kernel") ?? process.env.ONEBOX_TEST_KERNEL;
+        if (!name || !from || !kernel) {
+          console.error(`onebox template add: --name, --from and --kernel are required\n${USAGE}`);
+          return 2;
+        }
+        const cpus = int(a, "cpus") ?? 1;
+        if (cpus < 1 || cpus > 2) throw new Error("--cpus must be 1 or 2 (the vmm runs 1 or 2 vCPUs)");
+        const row = await registerTemplate(state, dataDir, {
+          name,
+          from,
+          kernel,
+          initrd: str(a, "initrd"),
+          cpuCount: cpus,
+          memoryMb: int(a, "memory-mib") ?? 512,
+          diskSizeMb: int(a, "disk-mib") ?? 1024,
+          cmdlineExtra: str(a, "cmdline-extra"),
+        });
+        console.log(bool(a, "json") ? JSON.stringify(row) : `registered template ${row.id} as '${name}'`);
+        return 0;
+      }
+      case "rm":
+      case "remove": {
+        if (!target) {
+          console.error("onebox template rm: name the template by id or name");
+          return 2;
+        }
+        if (!removeTemplate(state, target)) {
+          console.error(`onebox template rm: no template '${target}' (see \`onebox template ls\`)`);
+          return 1;
+        }
+        console.log(`removed template ${target}`);
+        return 0;
+      }
+      default:
+        console.error(`onebox template: unknown subcommand '${sub}'\n${USAGE}`);
+        return 2;
+    }
+  } finally {
+    state.close();
+  }
+}

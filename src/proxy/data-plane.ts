@@ -1,0 +1,44 @@
+// The data-plane handler: route to a running sandbox's guest port, or answer the edge's 502s (spec §2.3).
+import type { SandboxManager } from "../sandbox/manager.ts";
+import { log } from "../util/log.ts";
+import type { Dispatch } from "./dispatch.ts";
+import { forwardRequest, PortClosedError } from "./forward.ts";
+import { sandboxForSignedUrl } from "./signed-url.ts";
+
+export function sandboxNotFound(sandboxId: string): Response {
+  return Response.json({ sandboxId, message: "The sandbox was not found", code: 502 }, { status: 502 });
+}
+
+export function portNotOpen(sandboxId: string, port: number): Response {
+  return Response.json({ sandboxId, message: "The sandbox is running but port is not open", port, code: 502 }, { status: 502 });
+}
+
+export class DataPlane {
+  constructor(private readonly manager: SandboxManager) {}
+
+  async handle(req: Request, url: URL, d: Exclude<Dispatch, { plane: "control" }>): Promise<Response> {
+    if (d.plane === "bad") return Response.json({ code: 400, message: d.message }, { status: 400 });
+    if (d.plane === "signed-files") {
+      const id = await sandboxForSignedUrl(url, req.method, this.manager.runningTokens());
+      // What envd itself would say for a signature no live sandbox issued (spec §3.5).
+      if (!id) return Response.json({ code: 401, message: "invalid signature" }, { status: 401 });
+      return this.forward(req, url, id, 49983);
+    }
+    return this.forward(req, url, d.sandboxId, d.port);
+  }
+
+  private async forward(req: Request, url: URL, id: string, port: number): Promise<Response> {
+    const route = this.manager.route(id);
+    // Unknown, dead and paused sandboxes all look the same to the SDK: 502 (isRunning() → false).
+    if (!route) return sandboxNotFound(id);
+    try {
+      const socket = await this.manager.portSocket(id, route.runDir, port);
+      return await forwardRequest(req, url, socket, route.signal);
+    } catch (e) {
+      if (e instanceof PortClosedError) return portNotOpen(id, port);
+      if (route.signal.aborted) return sandboxNotFound(id);
+      log.warn("data-plane forward failed", { id, port, error: String(e) });
+      return portNotOpen(id, port);
+    }
+  }
+}
