@@ -1,0 +1,4 @@
+// Test guest: powers off at once through the onebox power-off port.
+#include "guest.h"
+.code64
+  POWEROFF

@@ -1,0 +1,111 @@
+// Parses and validates the onebox-vmm command line (docs/architecture.md); every value is checked here once.
+#include "args.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "vm.h"
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || !*s || *end || v < min || v > max) return -1;
+  *out = v;
+  return 0;
+}
+
+int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errlen) {
+  memset(a, 0, sizeof *a);
+  a->mem_mib = 512;
+  a->vcpus = 1;
+  a->cmdline = "";
+  for (int i = 1; i < argc; i++) {
+    const char *opt = argv[i];
+    bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp");
+    const char *val = NULL;
+    if (!flag) {
+      if (i + 1 >= argc) {
+        snprintf(err, errlen, "%s needs a value", opt);
+        return -1;
+      }
+      val = argv[++i];
+    }
+    uint64_t n;
+    if (!strcmp(opt, "--ctl")) a->ctl = val;
+    else if (!strcmp(opt, "--console")) a->console = val;
+    else if (!strcmp(opt, "--exit-file")) a->exit_file = val;
+    else if (!strcmp(opt, "--kernel")) a->kernel = val;
+    else if (!strcmp(opt, "--initrd")) a->initrd = val;
+    else if (!strcmp(opt, "--cmdline")) a->cmdline = val;
+    else if (!strcmp(opt, "--restore")) a->restore = val;
+    else if (!strcmp(opt, "--test-guest")) a->test_guest = val;
+    else if (!strcmp(opt, "--vsock")) a->vsock = val;
+    else if (!strcmp(opt, "--rng")) a->rng = true;
+    else if (!strcmp(opt, "--no-seccomp")) a->no_seccomp = true;
+    else if (!strcmp(opt, "--mem-mib")) {
+      if (parse_u64(val, 16, VM_MAX_MEM_MIB, &n) < 0) {
+        snprintf(err, errlen, "--mem-mib must be 16..%d", VM_MAX_MEM_MIB);
+        return -1;
+      }
+      a->mem_mib = (uint32_t)n;
+    } else if (!strcmp(opt, "--vcpus")) {
+      if (parse_u64(val, 1, VM_MAX_VCPUS, &n) < 0) {
+        snprintf(err, errlen, "--vcpus must be 1..%d", VM_MAX_VCPUS);
+        return -1;
+      }
+      a->vcpus = (uint32_t)n;
+    } else if (!strcmp(opt, "--cid")) {
+      /* vsock CIDs 0-2 are reserved (hypervisor, local, host); 32-bit in virtio-vsock config */
+      if (parse_u64(val, 3, UINT32_MAX - 1, &n) < 0) {
+        snprintf(err, errlen, "--cid must be 3..%u", UINT32_MAX - 1);
+        return -1;
+      }
+      a->cid = n;
+    } else if (!strcmp(opt, "--forward")) {
+      if (a->nforwards >= ARGS_MAX_FORWARDS || parse_u64(val, 1, 65535, &n) < 0) {
+        snprintf(err, errlen, "--forward takes a TCP port 1..65535, at most %d times", ARGS_MAX_FORWARDS);
+        return -1;
+      }
+      a->forwards[a->nforwards++] = (uint32_t)n;
+    } else if (!strcmp(opt, "--disk")) {
+      if (a->ndisks >= ARGS_MAX_DISKS || strlen(val) >= sizeof a->disk_paths[0]) {
+        snprintf(err, errlen, "--disk: at most %d disks with paths under 4096 bytes", ARGS_MAX_DISKS);
+        return -1;
+      }
+      char *p = a->disk_paths[a->ndisks];
+      strcpy(p, val);
+      size_t len = strlen(p);
+      bool ro = len > 3 && !strcmp(p + len - 3, ",ro");
+      if (ro) p[len - 3] = 0;
+      a->disks[a->ndisks].path = p;
+      a->disks[a->ndisks].read_only = ro;
+      a->ndisks++;
+    } else {
+      snprintf(err, errlen, "unknown option %s (see docs/architecture.md)", opt);
+      return -1;
+    }
+  }
+  if (!a->ctl || !a->exit_file) {
+    snprintf(err, errlen, "--ctl and --exit-file are required");
+    return -1;
+  }
+  int sources = !!a->kernel + !!a->restore + !!a->test_guest;
+  if (sources != 1) {
+    snprintf(err, errlen, "give exactly one of --kernel, --restore, --test-guest");
+    return -1;
+  }
+  if (a->restore) {
+    snprintf(err, errlen, "--restore is not implemented yet");
+    return -1;
+  }
+  if ((a->vsock == NULL) != (a->cid == 0)) {
+    snprintf(err, errlen, "--vsock and --cid go together");
+    return -1;
+  }
+  if (a->nforwards && !a->vsock) {
+    snprintf(err, errlen, "--forward needs --vsock");
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,26 @@
+// The onebox-vmm command line (docs/architecture.md "Command line"), parsed into a config.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARGS_MAX_DISKS 8
+#define ARGS_MAX_FORWARDS 16
+
+struct vmm_args {
+  const char *ctl, *console, *exit_file;
+  uint32_t mem_mib, vcpus;
+  const char *kernel, *initrd, *cmdline, *restore, *test_guest;
+  struct { const char *path; bool read_only; } disks[ARGS_MAX_DISKS];
+  int ndisks;
+  bool rng;
+  const char *vsock;
+  uint64_t cid;
+  uint32_t forwards[ARGS_MAX_FORWARDS];
+  int nforwards;
+  bool no_seccomp;
+  char disk_paths[ARGS_MAX_DISKS][4096];
+};
+
+/* Returns 0, or -1 with a message in err that says what to fix. */
+int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errlen);

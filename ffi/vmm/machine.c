@@ -1,0 +1,115 @@
+// Assembles a machine for cold boot or a flat test guest: KVM VM, devices on the buses, ACPI, kernel, boot state.
+#include "machine.h"
+#include <stdio.h>
+#include <string.h>
+#include "layout.h"
+#include "loader.h"
+#include "vcpu.h"
+#include "x86_boot.h"
+
+/* Adds a created virtio device to the MMIO bus at the next window and records it for ACPI and the cmdline. */
+static int machine_add_virtio(struct machine *m, struct virtio_mmio_dev *dev, char *err, size_t errlen) {
+  int n = m->nvirtio;
+  uint64_t base = VM_MMIO_BASE + (uint64_t)n * VIRTIO_MMIO_WINDOW;
+  if (bus_register(&m->vm.mmio, (struct bus_device){.base = base, .size = VIRTIO_MMIO_WINDOW,
+                                                    .read = virtio_mmio_read, .write = virtio_mmio_write,
+                                                    .ctx = dev}) < 0) {
+    snprintf(err, errlen, "cannot map virtio device %d", n);
+    return -1;
+  }
+  m->virtio[n] = dev;
+  m->nvirtio++;
+  return 0;
+}
+
+/* The env of the next device: its IRQ line is wired to KVM before the device exists. */
+static int machine_next_env(struct machine *m, struct virtio_env *env, char *err, size_t errlen) {
+  int n = m->nvirtio;
+  if (n >= MACHINE_MAX_VIRTIO || MACHINE_VIRTIO_IRQ_BASE + n > MACHINE_MAX_IRQ) {
+    snprintf(err, errlen, "too many virtio devices (at most %d)", MACHINE_MAX_IRQ - MACHINE_VIRTIO_IRQ_BASE + 1);
+    return -1;
+  }
+  if (vm_irq_line_init(&m->vm, (uint32_t)(MACHINE_VIRTIO_IRQ_BASE + n), &m->virtio_irq[n], err, errlen) < 0) return -1;
+  *env = (struct virtio_env){.mem = &m->vm.mem, .irq = m->virtio_irq[n], .loop = m->vm.loop};
+  return 0;
+}
+
+static int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen) {
+  struct virtio_env env;
+  struct virtio_mmio_dev *dev;
+  for (int i = 0; i < a->ndisks; i++) {
+    if (machine_next_env(m, &env, err, errlen) < 0) return -1;
+    if (!(dev = virtio_blk_create(&env, a->disks[i].path, a->disks[i].read_only, err, errlen))) return -1;
+    if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
+  }
+  if (a->rng) {
+    if (machine_next_env(m, &env, err, errlen) < 0) return -1;
+    if (!(dev = virtio_rng_create(&env, err, errlen))) return -1;
+    if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
+  }
+  if (a->vsock) {
+    if (machine_next_env(m, &env, err, errlen) < 0) return -1;
+    if (!(dev = virtio_vsock_create(&env, a->cid, a->vsock, err, errlen))) return -1;
+    if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
+    m->vsock = dev;
+    for (int i = 0; i < a->nforwards; i++) {
+      char path[4200];
+      snprintf(path, sizeof path, "%s.tcp-%u", a->vsock, a->forwards[i]);
+      if (virtio_vsock_add_forward(dev, a->forwards[i], path, err, errlen) < 0) return -1;
+    }
+  }
+  return 0;
+}
+
+int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+  memset(m, 0, sizeof *m);
+  for (int i = 0; i < MACHINE_MAX_VIRTIO; i++) m->virtio_irq[i].eventfd = -1;
+  if (vm_create(&m->vm, (uint64_t)a->mem_mib << 20, (int)a->vcpus, err, errlen) < 0) return -1;
+  if (vcpus_create(&m->vm, err, errlen) < 0) return -1;
+
+  serial_init(&m->serial, &m->vm, console_fd);
+  if (vm_irq_line_init(&m->vm, SERIAL_COM1_IRQ, &m->serial.irq, err, errlen) < 0) return -1;
+  if (bus_register(&m->vm.pio, (struct bus_device){.base = SERIAL_COM1_BASE, .size = SERIAL_PORTS,
+                                                   .read = serial_pio_read, .write = serial_pio_write,
+                                                   .ctx = &m->serial}) < 0 ||
+      legacy_register(&m->vm, &m->kbd, &m->cmos) < 0) {
+    snprintf(err, errlen, "cannot register legacy devices");
+    return -1;
+  }
+  if (machine_add_devices(m, a, err, errlen) < 0) return -1;
+
+  struct acpi_virtio_dev adevs[MACHINE_MAX_VIRTIO];
+  for (int i = 0; i < m->nvirtio; i++)
+    adevs[i] = (struct acpi_virtio_dev){.base = VM_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_WINDOW,
+                                        .size = VIRTIO_MMIO_WINDOW,
+                                        .gsi = (uint32_t)(MACHINE_VIRTIO_IRQ_BASE + i)};
+  uint64_t rsdp = acpi_write_tables(&m->vm, adevs, m->nvirtio, err, errlen);
+  if (!rsdp) return -1;
+  if (x86_boot_write_tables(&m->vm, err, errlen) < 0) return -1;
+
+  struct loader_result lr;
+  if (a->test_guest) {
+    if (loader_load_flat(&m->vm, a->test_guest, &lr, err, errlen) < 0) return -1;
+  } else {
+    /* docs/architecture.md: one virtio_mmio.device=<size>@<addr>:<irq> per device, in creation order. */
+    size_t len = (size_t)snprintf(m->cmdline, sizeof m->cmdline, "%s", a->cmdline);
+    for (int i = 0; i < m->nvirtio && len < sizeof m->cmdline; i++)
+      len += (size_t)snprintf(m->cmdline + len, sizeof m->cmdline - len, " virtio_mmio.device=4K@0x%llx:%u",
+                              (unsigned long long)adevs[i].base, adevs[i].gsi);
+    if (len >= sizeof m->cmdline) {
+      snprintf(err, errlen, "command line too long");
+      return -1;
+    }
+    if (loader_load_linux(&m->vm, a->kernel, a->initrd, m->cmdline, rsdp, &lr, err, errlen) < 0) return -1;
+  }
+  return x86_boot_set_regs(&m->vm.vcpus[0], lr.entry, lr.boot_params, err, errlen);
+}
+
+int machine_start(struct machine *m, char *err, size_t errlen) {
+  int rc = evloop_start(m->vm.loop);
+  if (rc < 0) {
+    snprintf(err, errlen, "starting the event loop: %s", strerror(-rc));
+    return -1;
+  }
+  return vcpus_start(&m->vm, err, errlen);
+}
