@@ -25,3 +25,57 @@ export const CODE_INTERPRETER_PORT = 49999;
  * `envdVersion`; the agent sends it in `X-Envd-Version` on /init.
  */
 export const ENVD_VERSION = "0.6.13";
+
+/**
+ * Test modes of onebox-init (`onebox.test=` on the kernel command line; docs/guest.md).
+ * `echo`: echo server on guest vsock port ONEBOX_TEST_ECHO_PORT and on guest TCP 127.0.0.1 of the
+ * same port (reachable through the forwarder), plus the forwarder and the control channel.
+ * `blk`: writes ONEBOX_TEST_BLK_BYTES of blkTestPattern(onebox.seed) to /dev/vdb (or /dev/vda if
+ * it is the only disk) with O_DIRECT, fsyncs, reads it back with O_DIRECT and prints
+ * ONEBOX_TEST_BLK_PREFIX + sha256 hex of what it read, then powers off.
+ * `boot`: prints ONEBOX_MARKER_BOOTED and powers off. `panic`: kernel panic via sysrq.
+ */
+export const ONEBOX_TEST_ECHO_PORT = 5000;
+export const ONEBOX_TEST_BLK_BYTES = 64 * 1024 * 1024;
+export const ONEBOX_TEST_BLK_PREFIX = "ONEBOX-TEST: blk sha256=";
+/** xorshift64 is stuck at 0, so seed 0 starts from this constant instead. */
+export const ONEBOX_BLK_SEED_ZERO = 0x9e3779b97f4a7c15n;
+
+/**
+ * The blk test pattern: x = seed (or ONEBOX_BLK_SEED_ZERO if 0); for each 8-byte word:
+ * x ^= x << 13; x ^= x >> 7; x ^= x << 17 (mod 2^64), then write x little-endian.
+ * Computed on two 32-bit halves: 64 MiB takes well under a second, unlike BigInt.
+ */
+export function blkTestPattern(seed: bigint, bytes: number): Uint8Array {
+  const x = seed === 0n ? ONEBOX_BLK_SEED_ZERO : BigInt.asUintN(64, seed);
+  let hi = Number(x >> 32n) >>> 0;
+  let lo = Number(x & 0xffffffffn) >>> 0;
+  const out = new Uint8Array(bytes - (bytes % 8));
+  const words = new Uint32Array(out.buffer);
+  const little = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  for (let i = 0; i < words.length; i += 2) {
+    hi = (hi ^ ((hi << 13) | (lo >>> 19))) >>> 0;
+    lo = (lo ^ (lo << 13)) >>> 0;
+    lo = (lo ^ ((lo >>> 7) | (hi << 25))) >>> 0;
+    hi = (hi ^ (hi >>> 7)) >>> 0;
+    hi = (hi ^ ((hi << 17) | (lo >>> 15))) >>> 0;
+    lo = (lo ^ (lo << 17)) >>> 0;
+    if (!little) throw new Error("blkTestPattern assumes a little-endian host");
+    words[i] = lo;
+    words[i + 1] = hi;
+  }
+  return out;
+}
+
+/**
+ * Messages on the control channel (vsock ONEBOX_VSOCK_CONTROL_PORT), one JSON object per line;
+ * each gets one reply line, `{"ok":true}` or `{"ok":false,"error":"..."}`.
+ * hygiene: every field optional; time_ns = CLOCK_REALTIME in ns since the epoch (an integer),
+ * entropy = base64 of 1..512 random bytes (credited in full), id = [A-Za-z0-9_-]{1,64},
+ * hostname = [A-Za-z0-9.-]{1,63}. poweroff: the guest shuts down after replying.
+ */
+export type ControlRequest =
+  | { op: "ping" }
+  | { op: "poweroff" }
+  | { op: "hygiene"; time_ns?: number; entropy?: string; id?: string; hostname?: string };
+export type ControlReply = { ok: true } | { ok: false; error: string };
