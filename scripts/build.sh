@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -C ffi -j"$(nproc)"
+make -C guest/init -j"$(nproc)"
 mkdir -p dist
 bun build guest/agent/main.ts --target=bun --outfile dist/guest/agent.js
 bun build --compile --minify-syntax src/main.ts --outfile dist/onebox
