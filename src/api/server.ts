@@ -12,7 +12,7 @@ export function startServer(config: Config, api: Hono, dataPlane: DataPlane): Se
     // Streams (process output, watchers, NDJSON) may stay silent for long: no idle cut (DESIGN.md §1).
     idleTimeout: 0,
     // Data-plane uploads can be large; the control plane caps its own bodies (api/body.ts).
-    maxRequestBodySize: 1 << 40,
+    maxRequestBodySize: 2 ** 40,
     fetch(req) {
       const url = new URL(req.url);
       const d = classify(req, url);

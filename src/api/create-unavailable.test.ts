@@ -1,0 +1,38 @@
+// Tests that create fails cleanly with 503 where sandboxes cannot start (this PVM host), leaving nothing.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startTestDaemon, type TestDaemon } from "./test-support.ts";
+
+let d: TestDaemon;
+beforeAll(async () => {
+  d = await startTestDaemon();
+  // A complete-looking template, so the only thing missing is what the host itself lacks.
+  const dir = join(d.dataDir, "templates", "tplreal");
+  mkdirSync(dir, { recursive: true });
+  for (const f of ["rootfs.ext4", "layer.ext4", "vmlinuz"]) writeFileSync(join(dir, f), "");
+  const now = Date.now();
+  d.state.templates.insert({
+    id: "tplreal", aliases: '["base"]', dir, kernel: join(dir, "vmlinuz"), initrd: null, cpuCount: 1, memoryMb: 256,
+    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", createdAt: now, updatedAt: now,
+  });
+});
+afterAll(() => d.stop());
+
+test("create answers 503 in E2B shape naming the problem and the fix; nothing is left behind", async () => {
+  for (const path of ["/v2/sandboxes", "/sandboxes"]) {
+    const res = await d.api(path, { method: "POST", body: JSON.stringify({ templateID: "base", timeout: 60 }), headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { code: number; message: string };
+    expect(body.code).toBe(503);
+    expect(body.message).toStartWith("cannot start a sandbox: ");
+    // On a PVM host the message names PVM and the fix.
+    if (existsSync("/sys/module/kvm_pvm")) expect(body.message).toContain("--pvm-kernel");
+  }
+  expect(d.state.sandboxes.count()).toBe(0);
+  const sb = join(d.dataDir, "sandboxes");
+  expect(existsSync(sb) ? readdirSync(sb) : []).toEqual([]);
+  const vms = join(d.config.runRoot, "vms");
+  expect(existsSync(vms) ? readdirSync(vms) : []).toEqual([]);
+  expect((await fetch(d.url + "/health")).status).toBe(200);
+});

@@ -1,0 +1,36 @@
+// Test support: a real daemon (real SQLite, real HTTP) on a random port with a temporary data dir.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseConfig, type Config } from "../util/config.ts";
+import { startDaemon, type Daemon } from "./daemon.ts";
+
+export interface TestDaemon extends Daemon {
+  dataDir: string;
+  key: string;
+  config: Config;
+  /** fetch against the daemon with the admin key. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function startTestDaemon(overrides: Partial<Config> = {}, dataDir?: string): Promise<TestDaemon> {
+  const dir = dataDir ?? mkdtempSync(join(tmpdir(), "onebox-test-"));
+  const config = parseConfig({ port: 0, dataDir: dir, runRoot: join(dir, "run"), ...overrides });
+  const d = await startDaemon(config);
+  const key = readFileSync(join(dir, "admin-key"), "utf8").trim();
+  return Object.assign(d, {
+    dataDir: dir,
+    key,
+    config,
+    api(path: string, init: RequestInit = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has("x-api-key")) headers.set("x-api-key", key);
+      return fetch(d.url + path, { ...init, headers });
+    },
+    async stop() {
+      await d.close();
+      if (!dataDir) rmSync(dir, { recursive: true, force: true });
+    },
+  });
+}
