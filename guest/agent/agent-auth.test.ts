@@ -1,0 +1,173 @@
+// Access token, signed URLs, big streamed transfers and malformed Connect input against a running agent (e2b-protocol.md §3.1, §3.5).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { createReadStream, statSync } from "node:fs";
+import { AuthenticationError, Sandbox } from "e2b";
+import { encodeEnvelope } from "./connect.ts";
+import { ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
+
+const TOKEN = "tok-" + crypto.randomUUID();
+const UNAUTHORIZED = { code: 401, message: "unauthorized access, please provide a valid access token or method signing if supported" };
+let agent: RunningAgent;
+let sbx: Sandbox;
+
+beforeAll(async () => {
+  ensureTestUser();
+  agent = await startTestAgent();
+  expect((await agent.init({ accessToken: TOKEN, defaultUser: "user", envVars: { FROM_INIT: "1" } })).status).toBe(204);
+  sbx = agent.sandbox({ token: TOKEN });
+});
+afterAll(async () => agent.stop());
+
+test("token: RPC and /envs need X-Access-Token; exact 401 body; /health is open", async () => {
+  expect((await fetch(`${agent.url}/health`)).status).toBe(204);
+  const r = await fetch(`${agent.url}/envs`);
+  expect(r.status).toBe(401);
+  expect(await r.json()).toEqual(UNAUTHORIZED);
+  const ok = await fetch(`${agent.url}/envs`, { headers: { "X-Access-Token": TOKEN } });
+  expect(await ok.json()).toEqual({ FROM_INIT: "1" });
+  const rpc = await fetch(`${agent.url}/process.Process/List`, { method: "POST", headers: { "content-type": "application/json", "X-Access-Token": "wrong" }, body: "{}" });
+  expect(rpc.status).toBe(401);
+  expect(await rpc.json()).toEqual(UNAUTHORIZED);
+  const noToken = agent.sandbox();
+  expect(await noToken.commands.run("true").catch((x) => x)).toBeInstanceOf(AuthenticationError);
+  expect((await sbx.commands.run("echo $FROM_INIT")).stdout).toBe("1\n");
+  const m = (await (await fetch(`${agent.url}/metrics`, { headers: { "X-Access-Token": TOKEN } })).json()) as any;
+  expect(m.cpu_count).toBeGreaterThan(0);
+  expect(m.mem_total).toBeGreaterThan(m.mem_used);
+  expect(m.disk_total).toBeGreaterThan(0);
+});
+
+test("signed URLs: download and upload; bad, missing and expired signatures are 401", async () => {
+  const path = `${agent.dir}/signed.txt`;
+  const up = await sbx.uploadUrl(path, { useSignatureExpiration: 60_000 });
+  const form = new FormData();
+  form.append("file", new Blob(["signed body"]), path);
+  const w = await fetch(up, { method: "POST", body: form });
+  expect(w.status).toBe(200);
+  expect(await w.json()).toEqual([{ path, name: "signed.txt", type: "file" }]);
+  const down = await sbx.downloadUrl(path);
+  expect(await (await fetch(down)).text()).toBe("signed body");
+  const bad = new URL(down);
+  bad.searchParams.set("signature", "v1_bogus");
+  const b = await fetch(bad);
+  expect(b.status).toBe(401);
+  expect(((await b.json()) as any).message).toBe("invalid signature");
+  bad.searchParams.delete("signature");
+  expect(((await (await fetch(bad)).json()) as any).message).toBe("missing signature query parameter");
+  const expired = new URL(await sbx.downloadUrl(path, { useSignatureExpiration: 1 }));
+  const exp = Number(expired.searchParams.get("signature_expiration"));
+  // re-sign with an expiration in the past: the agent must reject it as expired
+  const past = exp - 3600;
+  const sig = "v1_" + createHash("sha256").update(`${path}:read::${TOKEN}:${past}`).digest("base64").replace(/=+$/, "");
+  expired.searchParams.set("signature", sig);
+  expired.searchParams.set("signature_expiration", String(past));
+  const e = await fetch(expired);
+  expect(e.status).toBe(401);
+  expect(((await e.json()) as any).message).toBe("signature is already expired");
+  // a write signature does not grant reads
+  expect((await fetch(up.replace("/files?", "/files?x=1&"))).status).toBe(401);
+});
+
+test("100 MiB upload and download are byte-identical (streamed)", async () => {
+  const src = `${agent.dir}/big.src`;
+  const dst = `${agent.dir}/big.dst`;
+  // deterministic, non-repeating content
+  const chunk = new Uint8Array(1024 * 1024);
+  const hashIn = createHash("sha256");
+  const writer = Bun.file(src).writer();
+  for (let i = 0; i < 100; i++) {
+    crypto.getRandomValues(chunk.subarray(0, 65536));
+    chunk.copyWithin(65536, 0, chunk.byteLength - 65536);
+    writer.write(chunk);
+    hashIn.update(chunk);
+  }
+  await writer.end();
+  const digest = hashIn.digest("hex");
+  const upUrl = await sbx.uploadUrl(dst);
+  const up = await fetch(upUrl, {
+    method: "POST",
+    headers: { "content-type": "application/octet-stream" },
+    body: Bun.file(src).stream(),
+  });
+  expect(up.status).toBe(200);
+  expect(statSync(dst).size).toBe(100 * 1024 * 1024);
+  const hashFile = createHash("sha256");
+  for await (const c of createReadStream(dst)) hashFile.update(c as Buffer);
+  expect(hashFile.digest("hex")).toBe(digest);
+  const down = await fetch(await sbx.downloadUrl(dst), { headers: { "accept-encoding": "identity" } });
+  expect(down.headers.get("content-length")).toBe(String(100 * 1024 * 1024));
+  const hashOut = createHash("sha256");
+  for await (const c of down.body as unknown as AsyncIterable<Uint8Array>) hashOut.update(c);
+  expect(hashOut.digest("hex")).toBe(digest);
+  // the agent did not hold the file in memory
+  const rss = Number(/VmHWM:\s+(\d+)/.exec(await Bun.file(`/proc/${agent.proc.pid}/status`).text())?.[1]) * 1024;
+  expect(rss).toBeLessThan(90 * 1024 * 1024);
+}, 30_000);
+
+async function connectCall(method: string, body: string | Uint8Array, ct = "application/connect+json"): Promise<Response> {
+  return fetch(`${agent.url}/${method}`, { method: "POST", headers: { "content-type": ct, "X-Access-Token": TOKEN }, body });
+}
+
+function frames(buf: Uint8Array): { flags: number; msg: any }[] {
+  const out = [];
+  let off = 0;
+  while (off + 5 <= buf.byteLength) {
+    const len = new DataView(buf.buffer, buf.byteOffset + off + 1, 4).getUint32(0);
+    out.push({ flags: buf[off]!, msg: JSON.parse(new TextDecoder().decode(buf.subarray(off + 5, off + 5 + len))) });
+    off += 5 + len;
+  }
+  return out;
+}
+
+test("bad Connect input gives proper errors and the agent stays up", async () => {
+  // truncated envelope on a stream: 200 with an end-stream error
+  const t = await connectCall("process.Process/Start", new Uint8Array([0, 0, 0, 0, 50, 123]));
+  expect(t.status).toBe(200);
+  const f = frames(new Uint8Array(await t.arrayBuffer()));
+  expect(f).toEqual([{ flags: 2, msg: { error: { code: "invalid_argument", message: expect.any(String) }, metadata: {} } }]);
+  // compressed flag
+  const c = frames(new Uint8Array(await (await connectCall("process.Process/Start", new Uint8Array([1, 0, 0, 0, 2, 123, 125]))).arrayBuffer()));
+  expect(c[0]!.msg.error.code).toBe("invalid_argument");
+  // huge declared length
+  const h = frames(new Uint8Array(await (await connectCall("filesystem.Filesystem/WatchDir", new Uint8Array([0, 255, 255, 255, 255]))).arrayBuffer()));
+  expect(h[0]!.msg.error.code).toBe("invalid_argument");
+  // wrong types in a valid envelope
+  const w = frames(new Uint8Array(await (await connectCall("process.Process/Start", encodeEnvelope(0, { process: { cmd: 5 } }))).arrayBuffer()));
+  expect(w[0]!.msg.error.code).toBe("invalid_argument");
+  // unary: invalid JSON, array body, wrong field types, unknown method
+  for (const [m, body] of [["filesystem.Filesystem/Stat", "{not json"], ["filesystem.Filesystem/Stat", "[]"], ["process.Process/SendSignal", '{"process":{"pid":-1},"signal":"SIGNAL_SIGKILL"}'], ["filesystem.Filesystem/ListDir", '{"path":"/","depth":"x"}']] as const) {
+    const r = await connectCall(m, body, "application/json");
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as any).code).toBe("invalid_argument");
+  }
+  const big = await connectCall("filesystem.Filesystem/Stat", JSON.stringify({ path: "x".repeat(5 * 1024 * 1024) }), "application/json");
+  expect(((await big.json()) as any).code).toBe("invalid_argument");
+  const un = await connectCall("filesystem.Filesystem/Nope", "{}", "application/json");
+  expect(((await un.json()) as any).code).toBe("unimplemented");
+  const sig = await connectCall("process.Process/SendSignal", '{"process":{"pid":1},"signal":"SIGNAL_BOGUS"}', "application/json");
+  expect(((await sig.json()) as any).code).toBe("invalid_argument");
+  expect((await fetch(`${agent.url}/health`)).status).toBe(204);
+});
+
+test("raw Start with tag: start first, keepalive, base64 data, one end, end-stream; Connect by tag", async () => {
+  const body = encodeEnvelope(0, { process: { cmd: "/bin/sh", args: ["-c", "printf ab; sleep 1.2; printf cd"] }, tag: "tagged", stdin: false });
+  const res = await fetch(`${agent.url}/process.Process/Start`, {
+    method: "POST",
+    headers: { "content-type": "application/connect+json", "X-Access-Token": TOKEN, "Keepalive-Ping-Interval": "1", Authorization: "Basic " + btoa("root:") },
+    body,
+  });
+  const listed = (await (await connectCall("process.Process/List", "{}", "application/json")).json()) as any;
+  expect(listed.processes.some((p: any) => p.tag === "tagged")).toBe(true);
+  const c = await connectCall("process.Process/Connect", encodeEnvelope(0, { process: { tag: "tagged" } }));
+  const f = frames(new Uint8Array(await res.arrayBuffer()));
+  expect(f[0]!.msg.event.start.pid).toBeGreaterThan(0);
+  const data = f.filter((x) => x.msg.event?.data).map((x) => atob(x.msg.event.data.stdout)).join("");
+  expect(data).toBe("abcd");
+  expect(f.some((x) => x.msg.event?.keepalive)).toBe(true);
+  expect(f.filter((x) => x.msg.event?.end)).toEqual([{ flags: 0, msg: { event: { end: { exitCode: 0, exited: true, status: "exit status 0" } } } }]);
+  expect(f.at(-1)).toEqual({ flags: 2, msg: {} });
+  const cf = frames(new Uint8Array(await c.arrayBuffer()));
+  expect(cf[0]!.msg.event.start.pid).toBe(f[0]!.msg.event.start.pid);
+  expect(cf.at(-2)!.msg.event.end.exitCode).toBe(0);
+});
