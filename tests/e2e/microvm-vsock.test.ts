@@ -1,0 +1,54 @@
+// e2e: 100 concurrent host->guest vsock streams (hybrid vsock, CONNECT 5000) each echo 1 MiB intact.
+import { afterAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
+import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
+import { dialVsock } from "../../src/vmm/index.ts";
+import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, sha256Hex, type TestVm } from "./lib/harness.ts";
+
+const STREAMS = 100;
+const BYTES = 1 << 20;
+
+/** Sends `data` and collects exactly as many bytes back; rejects if the stream ends early. */
+function echo(sock: Socket, data: Buffer, i: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    sock.on("data", (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= data.length) {
+        sock.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    sock.on("error", reject);
+    sock.on("close", () => {
+      if (got < data.length) reject(new Error(`stream ${i}: closed after ${got} of ${data.length} bytes`));
+    });
+    sock.write(data);
+  });
+}
+
+let t: TestVm | undefined;
+afterAll(async () => t?.dispose());
+
+describe.skipIf(!IN_TESTHOST)("vsock", () => {
+  test(`${STREAMS} concurrent streams each echo 1 MiB`, async () => {
+    t = await bootToMarker({ test: "echo", vcpus: 2, memMib: 512 });
+    const vm = t;
+    // Wait for the echo server's listener: a CONNECT before it exists is refused.
+    await vm.waitConsole(`listening on vsock port ${ONEBOX_TEST_ECHO_PORT}`);
+    const results = await Promise.all(
+      Array.from({ length: STREAMS }, async (_, i) => {
+        const data = randomBytes(BYTES);
+        const sock = await dialVsock(vm.vsockPath, ONEBOX_TEST_ECHO_PORT);
+        const back = await echo(sock, data, i);
+        return { i, want: sha256Hex(data), got: sha256Hex(back.subarray(0, BYTES)), extra: back.length - BYTES };
+      }),
+    );
+    for (const r of results) {
+      expect({ stream: r.i, sha256: r.got, extra: r.extra }).toEqual({ stream: r.i, sha256: r.want, extra: 0 });
+    }
+  }, BOOT_TIMEOUT_MS * 5);
+});
