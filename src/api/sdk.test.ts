@@ -56,7 +56,9 @@ for (const [name, sdk] of Object.entries(sdks)) {
     });
 
     test("create surfaces the 503 with its message", async () => {
-      const err = await sdk.Sandbox.create("base", opts()).then(
+      // The two SDK versions' overloads do not unify; both take (template, opts).
+      const create = sdk.Sandbox.create.bind(sdk.Sandbox) as (t: string, o: object) => Promise<unknown>;
+      const err = await create("base", opts()).then(
         () => null,
         (e: unknown) => e as Error,
       );
