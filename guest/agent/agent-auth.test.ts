@@ -171,3 +171,52 @@ test("raw Start with tag: start first, keepalive, base64 data, one end, end-stre
   expect(cf[0]!.msg.event.start.pid).toBe(f[0]!.msg.event.start.pid);
   expect(cf.at(-2)!.msg.event.end.exitCode).toBe(0);
 });
+
+test("StreamInput feeds stdin; CloseStdin ends it; SIGTERM by signal name", async () => {
+  const res = await fetch(`${agent.url}/process.Process/Start`, {
+    method: "POST",
+    headers: { "content-type": "application/connect+json", "X-Access-Token": TOKEN },
+    body: encodeEnvelope(0, { process: { cmd: "cat" }, stdin: true }),
+  });
+  const reader = res.body!.getReader();
+  const first = await reader.read();
+  const pid = frames(first.value!)[0]!.msg.event.start.pid as number;
+  const stream = new Uint8Array([...encodeEnvelope(0, { start: { process: { pid } } }), ...encodeEnvelope(0, { data: { input: { stdin: btoa("via stream\n") } } })]);
+  const si = await connectCall("process.Process/StreamInput", stream);
+  expect(frames(new Uint8Array(await si.arrayBuffer())).map((f) => f.flags)).toEqual([0, 2]);
+  expect((await connectCall("process.Process/CloseStdin", JSON.stringify({ process: { pid } }), "application/json")).status).toBe(200);
+  let buf = new Uint8Array(0);
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    buf = new Uint8Array([...buf, ...r.value]);
+  }
+  const f = frames(buf);
+  expect(f.filter((x) => x.msg.event?.data).map((x) => atob(x.msg.event.data.stdout)).join("")).toBe("via stream\n");
+  expect(f.find((x) => x.msg.event?.end)!.msg.event.end.exitCode).toBe(0);
+
+  const sleeper = await sbx.commands.run("sleep 30", { background: true });
+  const t = await connectCall("process.Process/SendSignal", JSON.stringify({ process: { pid: sleeper.pid }, signal: "SIGNAL_SIGTERM" }), "application/json");
+  expect(t.status).toBe(200);
+  const e = (await sleeper.wait().catch((x) => x)) as any;
+  expect(e.error).toBe("signal: terminated");
+});
+
+test("polling watcher: CreateWatcher, GetWatcherEvents drains, RemoveWatcher", async () => {
+  const dir = `${agent.dir}/poll`;
+  await sbx.files.makeDir(dir);
+  const call = async (m: string, body: unknown) => (await (await connectCall(`filesystem.Filesystem/${m}`, JSON.stringify(body), "application/json")).json()) as any;
+  const { watcherId } = await call("CreateWatcher", { path: dir, recursive: false, include_entry: true });
+  expect(typeof watcherId).toBe("string");
+  await sbx.files.write(`${dir}/p.txt`, "p");
+  let events: any[] = [];
+  for (let i = 0; i < 40 && !events.some((e) => e.type === "EVENT_TYPE_WRITE"); i++) {
+    await Bun.sleep(25);
+    events = events.concat((await call("GetWatcherEvents", { watcherId })).events);
+  }
+  const w = events.find((e) => e.name === "p.txt" && e.type === "EVENT_TYPE_WRITE");
+  expect(w?.entry?.type).toBe("FILE_TYPE_FILE");
+  expect((await call("GetWatcherEvents", { watcher_id: watcherId })).events).toEqual([]);
+  expect(await call("RemoveWatcher", { watcherId })).toEqual({});
+  expect((await call("GetWatcherEvents", { watcherId })).code).toBe("not_found");
+});

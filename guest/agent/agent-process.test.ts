@@ -116,3 +116,19 @@ test("pty: create, sendInput, resize, output", async () => {
   const e = await h.wait().catch((x) => x);
   expect(e.exitCode).toBe(5);
 });
+
+test("a debug sandbox from Sandbox.create (no API call, envdVersion 99.99.99) works against the agent", async () => {
+  const s = await Sandbox.create({ debug: true, sandboxUrl: agent.url });
+  expect(s.sandboxId).toBe("debug_sandbox_id");
+  expect((await s.commands.run("echo debug; id -un")).stdout).toBe("debug\nuser\n");
+  expect(await s.files.exists("/etc/passwd")).toBe(true);
+});
+
+test("pty as a non-root user gets the user's identity and groups", async () => {
+  let out = "";
+  const h = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => void (out += new TextDecoder().decode(d)), timeoutMs: 20_000 });
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode('echo "[$(id -un)/$(id -gn)/$(id -G | wc -w)]"; exit\n'));
+  await h.wait().catch(() => {});
+  const groups = Bun.spawnSync(["id", "-G", "user"]).stdout.toString().trim().split(/\s+/).length;
+  expect(out).toContain(`[user/${Bun.spawnSync(["id", "-gn", "user"]).stdout.toString().trim()}/${groups}]`);
+});

@@ -11,6 +11,11 @@ const MAX_INIT_BYTES = 1024 * 1024;
 const CLOCK_BEHIND_MS = 50;
 const CLOCK_AHEAD_MS = 5000;
 
+/** True when the local clock is more than 50 ms behind or 5 s ahead of the caller's (§3.4). */
+export function clockNeedsFix(nowMs: number, callerMs: number): boolean {
+  return nowMs < callerMs - CLOCK_BEHIND_MS || nowMs > callerMs + CLOCK_AHEAD_MS;
+}
+
 function isStringMap(v: unknown): v is Record<string, string> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
 }
@@ -39,8 +44,7 @@ export async function postInit(req: Request, state: AgentState): Promise<Respons
   if (typeof defaultWorkdir === "string" && defaultWorkdir !== "") state.defaultWorkdir = defaultWorkdir;
   if (typeof timestamp === "string") {
     const ts = Date.parse(timestamp);
-    const now = Date.now();
-    if (Number.isFinite(ts) && (now < ts - CLOCK_BEHIND_MS || now > ts + CLOCK_AHEAD_MS)) setClock(ts);
+    if (Number.isFinite(ts) && clockNeedsFix(Date.now(), ts)) setClock(ts);
   }
   return new Response(null, { status: 204, headers: { "X-Envd-Version": ENVD_VERSION } });
 }
