@@ -1,11 +1,10 @@
-// The envd version this build's guest agent implements, from guest/protocol.ts (spec §3.6 gates).
-// The agent engineer exports ENVD_VERSION there; read through the namespace so this file builds
-// before that export lands. Until then templates record "unknown" and create refuses them (503).
-import * as protocol from "../../guest/protocol.ts";
+// The envd version this build's guest agent implements (guest/protocol.ts), reported as `envdVersion`
+// so the SDK enables the matching features (spec §3.6 version gates).
+import { ENVD_VERSION } from "../../guest/protocol.ts";
 
 const SEMVER = /^\d+\.\d+\.\d+$/;
 
+/** Null only if guest/protocol.ts ever carries something the SDK could not parse (then create refuses). */
 export function agentEnvdVersion(): string | null {
-  const v = (protocol as Record<string, unknown>).ENVD_VERSION;
-  return typeof v === "string" && SEMVER.test(v) ? v : null;
+  return SEMVER.test(ENVD_VERSION) ? ENVD_VERSION : null;
 }
