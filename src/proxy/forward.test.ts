@@ -15,7 +15,6 @@ beforeAll(() => {
   sock = join(dir, "vsock.sock.tcp-49983");
   upstream = Bun.serve({
     unix: sock,
-    idleTimeout: 0,
     async fetch(req) {
       const url = new URL(req.url);
       if (url.pathname === "/echo") {
