@@ -14,7 +14,8 @@ struct virtio_device_ops {
   void (*notify)(struct virtio_mmio_dev *dev, uint16_t qi);
   /* Status was written 0 (§2.1.2 reset) or the device is being destroyed: drop in-flight state. Lock held. */
   void (*reset)(struct virtio_mmio_dev *dev);
-  /* Frees impl; the lock is not held and no other thread uses the device any more. */
+  /* Drops all in-flight state and frees impl. The lock is not held; vCPUs no longer access the device,
+   * but the event loop may still be running. */
   void (*destroy)(struct virtio_mmio_dev *dev);
 };
 

@@ -189,9 +189,7 @@ void virtio_mmio_write(void *opaque, uint64_t offset, const uint8_t *data, uint3
 
 void virtio_mmio_destroy(struct virtio_mmio_dev *dev) {
   if (!dev) return;
-  pthread_mutex_lock(&dev->lock);
-  if (dev->ops && dev->ops->reset) dev->ops->reset(dev);
-  pthread_mutex_unlock(&dev->lock);
+  /* The device's destroy hook drops in-flight state itself (it may need to sync with the event loop). */
   if (dev->ops && dev->ops->destroy) dev->ops->destroy(dev);
   virtio_dev_free(dev);
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 
 const testsDir = join(import.meta.dir, "../../build/tests");
 
-for (const name of ["virtio_mmio_test", "virtio_blk_test"]) {
+for (const name of ["virtio_mmio_test", "virtio_blk_test", "virtio_vsock_test"]) {
   test(`native ${name} passes`, () => {
     const bin = join(testsDir, name);
     expect(existsSync(bin), `${bin} missing: run make -C ffi`).toBe(true);

@@ -1,0 +1,278 @@
+// Native test of virtio-vsock: hybrid CONNECT, 100 concurrent 1 MiB echoes, credit both ways, RSTs, forwards.
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include "fake_guest.h"
+#include "vsock.h"
+
+#define MEM_SIZE (16u << 20)
+#define V1 (1ull << VIRTIO_F_VERSION_1)
+#define N_CONNS 100
+#define STREAM_BYTES (1u << 20)
+
+static char sock_path[108];
+
+static int host_connect(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strcpy(a.sun_path, path);
+  CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  return fd;
+}
+
+static void send_all(int fd, const void *p, size_t n) { CHECK(write(fd, p, n) == (ssize_t)n); }
+
+static uint8_t pattern(uint32_t conn, uint32_t off) { return (uint8_t)((off * 2654435761u) >> 13) ^ (uint8_t)conn; }
+
+/* Reads until `want` bytes, EOF or timeout on the guest-driven side; returns bytes read. */
+static size_t read_some(int fd, char *buf, size_t want, int timeout_ms) {
+  size_t got = 0;
+  while (got < want) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) <= 0) break;
+    ssize_t n = read(fd, buf + got, want - got);
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  return got;
+}
+
+struct host_run {
+  int fds[N_CONNS];
+  uint32_t sent[N_CONNS], recvd[N_CONNS];
+  bool eof[N_CONNS], shut[N_CONNS];
+  int errors;
+  volatile int done;
+};
+
+/* Host side of the big test: N_CONNS clients each stream STREAM_BYTES and check the echo byte by byte. */
+static void *host_clients(void *arg) {
+  struct host_run *r = arg;
+  static uint8_t chunk[16384];
+  char line[64];
+  for (int i = 0; i < N_CONNS; i++) {
+    r->fds[i] = host_connect(sock_path);
+    send_all(r->fds[i], "CONNECT 5000\n", 13);
+  }
+  for (int i = 0; i < N_CONNS; i++) { /* `OK <hostport>\n`, read byte by byte to not eat the stream */
+    size_t n = 0;
+    while (n < sizeof line - 1 && read_some(r->fds[i], line + n, 1, 10000) == 1 && line[n] != '\n') n++;
+    line[n] = 0;
+    if (strncmp(line, "OK ", 3) != 0) r->errors++;
+    fcntl(r->fds[i], F_SETFL, O_NONBLOCK);
+  }
+  double end = fg_now() + 60;
+  int open_count = N_CONNS;
+  while (open_count && fg_now() < end && !r->errors) {
+    struct pollfd p[N_CONNS];
+    for (int i = 0; i < N_CONNS; i++)
+      p[i] = (struct pollfd){r->eof[i] ? -1 : r->fds[i], (short)(POLLIN | (r->sent[i] < STREAM_BYTES ? POLLOUT : 0)), 0};
+    if (poll(p, N_CONNS, 1000) <= 0) continue;
+    for (int i = 0; i < N_CONNS; i++) {
+      if (p[i].revents & POLLOUT) {
+        uint32_t n = STREAM_BYTES - r->sent[i] < sizeof chunk ? STREAM_BYTES - r->sent[i] : sizeof chunk;
+        for (uint32_t k = 0; k < n; k++) chunk[k] = pattern((uint32_t)i, r->sent[i] + k);
+        ssize_t w = write(r->fds[i], chunk, n);
+        if (w > 0) r->sent[i] += (uint32_t)w;
+        if (r->sent[i] == STREAM_BYTES && !r->shut[i]) {
+          shutdown(r->fds[i], SHUT_WR);
+          r->shut[i] = true;
+        }
+      }
+      if (p[i].revents & (POLLIN | POLLHUP)) {
+        ssize_t n = read(r->fds[i], chunk, sizeof chunk);
+        if (n == 0) {
+          r->eof[i] = true;
+          open_count--;
+        }
+        for (ssize_t k = 0; k < n; k++)
+          if (chunk[k] != pattern((uint32_t)i, r->recvd[i] + (uint32_t)k)) r->errors++;
+        if (n > 0) r->recvd[i] += (uint32_t)n;
+      }
+    }
+  }
+  r->done = 1;
+  return NULL;
+}
+
+static void test_many_echo(struct fake_guest *g) {
+  static struct host_run r;
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, host_clients, &r) == 0);
+  fg_run(g, 90, &r.done);
+  pthread_join(t, NULL);
+  CHECK(r.errors == 0);
+  for (int i = 0; i < N_CONNS; i++) {
+    if (r.sent[i] != STREAM_BYTES || r.recvd[i] != STREAM_BYTES || !r.eof[i])
+      fprintf(stderr, "conn %d: sent %u received %u eof %d\n", i, r.sent[i], r.recvd[i], r.eof[i]);
+    CHECK(r.sent[i] == STREAM_BYTES && r.recvd[i] == STREAM_BYTES && r.eof[i]);
+    close(r.fds[i]);
+  }
+  CHECK(g->credit_violations == 0);
+  uint64_t total = 0;
+  for (int i = 0; i < N_CONNS; i++) total += r.recvd[i];
+  printf("echo: %d connections, %llu bytes echoed\n", N_CONNS, (unsigned long long)total);
+  fg_run(g, 0.2, NULL); /* the device's closing RSTs */
+  pthread_mutex_lock(&g->d.dev->lock);
+  uint32_t left = ((struct vsock *)g->d.dev->impl)->n_conns;
+  pthread_mutex_unlock(&g->d.dev->lock);
+  CHECK(left == 0);
+  for (int i = 0; i < FG_MAX_CONNS; i++) CHECK(!g->conns[i].used);
+}
+
+/* The device must not send more than the guest's buf_alloc, and resume on CREDIT_UPDATE. */
+static void test_guest_credit(struct fake_guest *g) {
+  int fd = host_connect(sock_path);
+  send_all(fd, "CONNECT 5001\n", 13);
+  char line[64];
+  fg_run(g, 0.2, NULL);
+  CHECK(read_some(fd, line, 3, 2000) == 3 && memcmp(line, "OK ", 3) == 0);
+  static uint8_t big[65536];
+  memset(big, 7, sizeof big);
+  send_all(fd, big, sizeof big);
+  fg_run(g, 0.3, NULL);
+  struct fg_conn *c = NULL;
+  for (int i = 0; i < FG_MAX_CONNS; i++)
+    if (g->conns[i].used && g->conns[i].port == FG_SLOW_PORT) c = &g->conns[i];
+  CHECK(c && c->received_total == FG_SLOW_BUF_ALLOC);
+  c->fwd_cnt += FG_SLOW_BUF_ALLOC; /* the guest app read it all */
+  c->len = 0;
+  CHECK(fg_send(g, c, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0, NULL, 0));
+  fg_run(g, 0.3, NULL);
+  CHECK(c->received_total == 2 * FG_SLOW_BUF_ALLOC);
+  CHECK(g->credit_violations == 0);
+  close(fd);
+  /* The host closed: the device reads EOF but may not pass it (no credit); the guest's RST ends it. */
+  CHECK(fg_send(g, c, VIRTIO_VSOCK_OP_RST, 0, NULL, 0));
+  fg_drop(c);
+  fg_run(g, 0.05, NULL);
+}
+
+/* A guest that ignores the host's credit gets reset; the device buffers at most its buf_alloc. */
+static void test_host_credit_overrun(struct fake_guest *g) {
+  int fd = host_connect(sock_path); /* never read: the socket fills, then the device's buffer */
+  send_all(fd, "CONNECT 5002\n", 13);
+  fg_run(g, 0.2, NULL);
+  struct fg_conn *c = NULL;
+  for (int i = 0; i < FG_MAX_CONNS; i++)
+    if (g->conns[i].used && g->conns[i].port == FG_SINK_PORT) c = &g->conns[i];
+  CHECK(c);
+  int before = g->rsts_received;
+  static uint8_t junk[FG_PAYLOAD];
+  for (int i = 0; i < 4096 && g->rsts_received == before; i++) { /* up to 16 MiB */
+    while (!fg_send(g, c, VIRTIO_VSOCK_OP_RW, 0, junk, sizeof junk)) fg_poll(g);
+    fg_poll(g);
+  }
+  CHECK(g->rsts_received == before + 1);
+  CHECK(c->tx_cnt < 8u << 20); /* socket buffer + VSOCK_BUF_ALLOC, not everything */
+  char b[1];
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  ssize_t n;
+  while ((n = read(fd, junk, sizeof junk)) > 0) {
+  }
+  CHECK(n == 0); /* the device closed the host side */
+  (void)b;
+  close(fd);
+}
+
+static void test_refusals(struct fake_guest *g) {
+  char buf[64];
+  /* Nothing listens on the guest port: the guest's RST closes the host socket, no OK. */
+  int fd = host_connect(sock_path);
+  send_all(fd, "CONNECT 7777\n", 13);
+  fg_run(g, 0.2, NULL);
+  CHECK(read_some(fd, buf, sizeof buf, 2000) == 0);
+  close(fd);
+  /* Bad lines are closed without the guest hearing of them. */
+  int req = g->requests;
+  const char *bad[] = {"HELLO 5000\n", "CONNECT -1\n", "CONNECT 99999999999\n", "CONNECT \n"};
+  for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    fd = host_connect(sock_path);
+    send_all(fd, bad[i], strlen(bad[i]));
+    CHECK(read_some(fd, buf, sizeof buf, 2000) == 0);
+    close(fd);
+  }
+  fd = host_connect(sock_path);
+  memset(buf, 'A', sizeof buf); /* 64 bytes and no newline */
+  send_all(fd, buf, sizeof buf);
+  CHECK(read_some(fd, buf, sizeof buf, 2000) == 0);
+  close(fd);
+  fg_run(g, 0.1, NULL);
+  CHECK(g->requests == req);
+  /* A guest packet for a connection the host does not have gets an RST back. */
+  struct fg_conn ghost = {.port = 999, .peer_port = 12345, .buf_alloc = FG_BUF_ALLOC};
+  int rst = g->rsts_received;
+  CHECK(fg_send(g, &ghost, VIRTIO_VSOCK_OP_RW, 0, "x", 1));
+  fg_run(g, 0.1, NULL);
+  CHECK(g->rsts_received == rst + 1 && g->last_rst.dst_port == 999 && g->last_rst.src_port == 12345);
+}
+
+static void test_forward(struct fake_guest *g) {
+  char path[120], buf[64];
+  char err[256];
+  snprintf(path, sizeof path, "%s.tcp-%d", sock_path, FG_FORWARD_OK_TCP);
+  CHECK(virtio_vsock_add_forward(g->d.dev, FG_FORWARD_OK_TCP, path, err, sizeof err) == 0);
+  int fd = host_connect(path);
+  fg_run(g, 0.2, NULL);
+  send_all(fd, "ping", 4);
+  fg_run(g, 0.2, NULL);
+  CHECK(read_some(fd, buf, 4, 2000) == 4 && memcmp(buf, "ping", 4) == 0); /* `OK\n` consumed by the device */
+  shutdown(fd, SHUT_WR);
+  fg_run(g, 0.2, NULL);
+  CHECK(read_some(fd, buf, sizeof buf, 2000) == 0);
+  close(fd);
+  /* The forwarder refuses TCP 81: the host connection closes without data. */
+  snprintf(path, sizeof path, "%s.tcp-81", sock_path);
+  CHECK(virtio_vsock_add_forward(g->d.dev, 81, path, err, sizeof err) == 0);
+  fd = host_connect(path);
+  send_all(fd, "GET / HTTP/1.1\r\n\r\n", 18);
+  fg_run(g, 0.3, NULL);
+  CHECK(read_some(fd, buf, sizeof buf, 2000) == 0);
+  close(fd);
+  CHECK(virtio_vsock_add_forward(g->d.dev, 0, path, err, sizeof err) < 0);
+}
+
+/* A device reset drops every host connection. */
+static void test_reset(struct fake_guest *g) {
+  int fd = host_connect(sock_path);
+  send_all(fd, "CONNECT 5000\n", 13);
+  fg_run(g, 0.2, NULL);
+  char buf[64];
+  CHECK(read_some(fd, buf, 3, 2000) == 3);
+  fd_wr(&g->d, VIRTIO_MMIO_STATUS, 0);
+  read_some(fd, buf, sizeof buf, 2000); /* the rest of the OK line, then EOF */
+  CHECK(read_some(fd, buf, sizeof buf, 100) == 0);
+  close(fd);
+}
+
+int main(void) {
+  static struct fake_guest g;
+  char err[256];
+  snprintf(sock_path, sizeof sock_path, "/tmp/virtio_vsock_test.%d.sock", getpid());
+  struct evloop *loop = evloop_create();
+  CHECK(loop && evloop_start(loop) == 0);
+  fd_setup(&g.d, MEM_SIZE, loop);
+  CHECK(!virtio_vsock_create(&g.d.env, 2, sock_path, err, sizeof err) && strstr(err, "CID"));
+  g.d.dev = virtio_vsock_create(&g.d.env, FG_CID, sock_path, err, sizeof err);
+  if (!g.d.dev) fprintf(stderr, "%s\n", err);
+  CHECK(g.d.dev);
+  uint64_t cid = 0;
+  virtio_mmio_read(g.d.dev, VIRTIO_MMIO_CONFIG, (uint8_t *)&cid, 8);
+  CHECK(cid == FG_CID && fd_rd(&g.d, VIRTIO_MMIO_DEVICE_ID) == VIRTIO_ID_VSOCK);
+  CHECK(fd_init(&g.d, V1, VIRTQ_MAX_SIZE) & VIRTIO_CONFIG_S_FEATURES_OK);
+  fg_start(&g);
+  test_refusals(&g);
+  test_guest_credit(&g);
+  test_host_credit_overrun(&g);
+  test_forward(&g);
+  test_many_echo(&g);
+  test_reset(&g);
+  virtio_mmio_destroy(g.d.dev);
+  g.d.dev = NULL;
+  CHECK(access(sock_path, F_OK) != 0); /* socket removed */
+  evloop_destroy(loop);
+  printf("virtio_vsock_test: ok\n");
+  return 0;
+}
