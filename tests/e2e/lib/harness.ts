@@ -66,6 +66,7 @@ export interface TestVmOptions {
   memMib?: number;
   vcpus?: number;
   vsock?: boolean;
+  rng?: boolean;
 }
 
 export interface TestVm {
@@ -102,7 +103,7 @@ export async function startTestVm(o: TestVmOptions): Promise<TestVm> {
     initrd: testInitramfs(),
     cmdline: testCmdline(o.test, o.seed),
     disks: o.disks ?? [],
-    rng: true,
+    rng: o.rng ?? true,
     vsock: o.vsock === false ? undefined : { cid: nextCid++, forwardPorts: [] },
   };
   const vm = await VmProcess.spawn(spec);
