@@ -132,3 +132,16 @@ test("pty as a non-root user gets the user's identity and groups", async () => {
   const groups = Bun.spawnSync(["id", "-G", "user"]).stdout.toString().trim().split(/\s+/).length;
   expect(out).toContain(`[user/${Bun.spawnSync(["id", "-gn", "user"]).stdout.toString().trim()}/${groups}]`);
 });
+
+test("a background child holding stdout does not hold up the end event", async () => {
+  const t0 = Date.now();
+  const r = await sbx.commands.run("(sleep 3; echo late) & echo now");
+  expect(r.stdout).toBe("now\n");
+  expect(Date.now() - t0).toBeLessThan(1500);
+});
+
+test("large output arrives complete and in order", async () => {
+  const r = await sbx.commands.run("seq 1 300000");
+  expect(r.stdout.length).toBe(1_988_895); // = `seq 1 300000 | wc -c`
+  expect(r.stdout.endsWith("299999\n300000\n")).toBe(true);
+});

@@ -43,7 +43,8 @@ export interface StartOptions {
 
 /** Exited processes stay visible to Connect for a while ("a recently exited process gives start + end"). */
 const KEEP_EXITED_MS = 60_000;
-/** After exit, wait this long for the output pipes to drain (a background child may hold them open). */
+/** After exit, output is still forwarded until the pipes are idle this long, and at most this long. */
+const DRAIN_IDLE_MS = 100;
 const DRAIN_AFTER_EXIT_MS = 2_000;
 const MAX_EXITED_KEPT = 256;
 
@@ -58,6 +59,7 @@ export class ManagedProcess {
   readonly subscribers = new Set<Subscriber>();
   endEvent: EndEvent | undefined;
   endedAt = 0;
+  lastOutputAt = Date.now();
   stdinOpen: boolean;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -124,6 +126,7 @@ export class ManagedProcess {
 
   /** Delivers a chunk to all subscribers and waits while any of them is full. */
   async deliver(kind: OutputKind, bytes: Uint8Array): Promise<void> {
+    this.lastOutputAt = Date.now();
     const waits: Promise<void>[] = [];
     for (const s of this.subscribers) {
       const w = s.data(kind, bytes);
@@ -165,14 +168,29 @@ function endFromExit(code: number | null, signal: number | null): EndEvent {
   return c === 0 ? { exitCode: 0, exited: true, status } : { exitCode: c, exited: true, status, error: status };
 }
 
-async function pump(p: ManagedProcess, kind: OutputKind, stream: ReadableStream<Uint8Array>, stop: Promise<void>) {
+const STOP = Symbol("stop");
+const WAKE = Symbol("wake");
+
+/**
+ * Forwards one output pipe. After the process exits, the pipe is drained until it stays idle
+ * for DRAIN_IDLE_MS or until DRAIN_AFTER_EXIT_MS (a background child may hold it open forever).
+ * The next read starts only after subscribers took the chunk: back-pressure reaches the child.
+ */
+async function pump(p: ManagedProcess, kind: OutputKind, stream: ReadableStream<Uint8Array>, exited: Promise<void>) {
   const reader = stream.getReader();
-  const stopped = stop.then(() => ({ done: true as const, value: undefined }));
+  let isExited = false;
+  void exited.then(() => (isExited = true));
+  const hardStop = exited.then(() => Bun.sleep(DRAIN_AFTER_EXIT_MS)).then(() => STOP);
+  const woke = exited.then(() => WAKE);
+  let pending = reader.read();
   try {
     for (;;) {
-      const r = await Promise.race([reader.read(), stopped]);
-      if (r.done) break;
+      const r = await Promise.race([pending, hardStop, isExited ? Bun.sleep(DRAIN_IDLE_MS).then(() => STOP) : woke]);
+      if (r === STOP) break;
+      if (r === WAKE) continue;
+      if (typeof r === "symbol" || r.done) break;
       if (r.value.byteLength) await p.deliver(kind, r.value);
+      pending = reader.read();
     }
   } catch {
     // pipe error: treat as EOF
@@ -270,19 +288,24 @@ export class ProcessManager {
   }
 
   private async watch(mp: ManagedProcess, proc: Subprocess, ptyClosed: Promise<void>): Promise<void> {
-    let exitedResolve!: () => void;
-    const exitedPlusGrace = new Promise<void>((r) => (exitedResolve = r));
+    const exited = proc.exited.then(() => {});
     const pumps: Promise<void>[] = [];
     if (!mp.terminal) {
       const out = proc.stdout as ReadableStream<Uint8Array>;
       const err = proc.stderr as ReadableStream<Uint8Array>;
-      pumps.push(pump(mp, "stdout", out, exitedPlusGrace), pump(mp, "stderr", err, exitedPlusGrace));
+      pumps.push(pump(mp, "stdout", out, exited), pump(mp, "stderr", err, exited));
     }
     const code = await proc.exited;
-    setTimeout(exitedResolve, DRAIN_AFTER_EXIT_MS).unref?.();
     await Promise.all(pumps);
-    // The pty's last bytes arrive through the data callback until EOF on the master.
-    if (mp.terminal) await Promise.race([ptyClosed, Bun.sleep(DRAIN_AFTER_EXIT_MS)]);
+    if (mp.terminal) {
+      // The pty's last bytes arrive through the data callback: wait for EOF on the master, or for
+      // the output to go idle (a background job may keep the pty open), bounded.
+      const until = Date.now() + DRAIN_AFTER_EXIT_MS;
+      let closed = false;
+      void ptyClosed.then(() => (closed = true));
+      while (!closed && Date.now() < until && Date.now() - mp.lastOutputAt < DRAIN_IDLE_MS) await Bun.sleep(20);
+      await Bun.sleep(0);
+    }
     mp.finish(endFromExit(proc.signalCode ? null : code, signalCodeNumber(proc.signalCode)));
     this.prune();
   }

@@ -100,7 +100,7 @@ export function createProcessService(pm: ProcessManager) {
       const lifetime = timeoutMs(ctx.req);
       const cwd = cwdRaw ? resolvePath(cwdRaw, user, "cwd") : (ctx.state.defaultWorkdir ?? user.home);
       const env: Record<string, string> = {
-        PATH: DEFAULT_PATH,
+        PATH: process.env.PATH || DEFAULT_PATH, // envd passes its own PATH on
         HOME: user.home,
         USER: user.name,
         LOGNAME: user.name,
