@@ -1,0 +1,172 @@
+// The SDK journey against real microVMs, through `onebox serve` as a subprocess: create, list with
+// metadata + paging, getInfo, setTimeout, isRunning, commands, connect, kill, timeout expiry, and a
+// daemon restart with live sandboxes. Runs only inside the test host (scripts/test-e2e.sh).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { Sandbox, SandboxNotFoundError } from "e2b";
+
+const REPO = join(import.meta.dir, "..", "..");
+const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
+const BOOT_MS = 180_000;
+
+/** The onebox binary if built, else the sources through bun. */
+function onebox(): string[] {
+  const bin = join(REPO, "dist", "onebox");
+  return existsSync(bin) ? [bin] : ["bun", join(REPO, "src", "main.ts")];
+}
+
+function run(cmd: string[], env: Record<string, string> = {}): string {
+  const r = Bun.spawnSync(cmd, { cwd: REPO, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (${r.exitCode}):\n${r.stdout}${r.stderr}`);
+  return r.stdout.toString();
+}
+
+const root = `/tmp/obx-api-${process.pid}`;
+const dataDir = join(root, "data");
+const runRoot = join(root, "run");
+const port = 30000 + (process.pid % 20000);
+const url = `http://127.0.0.1:${port}`;
+let daemon: ReturnType<typeof Bun.spawn> | null = null;
+let key = "";
+
+async function startDaemon(): Promise<void> {
+  daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot], {
+    cwd: REPO,
+    stdout: "inherit",
+    stderr: "inherit",
+  });
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(url + "/health")).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await Bun.sleep(100);
+  }
+  throw new Error("onebox serve did not answer /health within 20 s");
+}
+
+async function stopDaemon(): Promise<void> {
+  if (!daemon) return;
+  daemon.kill("SIGTERM");
+  await daemon.exited;
+  daemon = null;
+}
+
+/** The template: a prebuilt image dir ($ONEBOX_E2E_TEMPLATE_DIR) or one built by scripts/mkrootfs.sh. */
+function registerTemplate(): void {
+  let dir = process.env.ONEBOX_E2E_TEMPLATE_DIR;
+  if (!dir) {
+    dir = join(root, "image");
+    run(["bash", "scripts/mkrootfs.sh", "--out", dir, "--variant", "minimal"]);
+  }
+  const initrd = join(root, "initramfs.cpio.gz");
+  const kernelDir = process.env.ONEBOX_TEST_KERNEL_DIR ?? "";
+  run(["bash", "scripts/mkinitramfs.sh", "--modules", join(kernelDir, "modules"), "--out", initrd]);
+  const kernel = process.env.ONEBOX_TEST_KERNEL ?? "";
+  run([...onebox(), "template", "add", "--name", "base", "--from", dir, "--kernel", kernel, "--initrd", initrd,
+    "--memory-mib", "512", "--data-dir", dataDir]);
+}
+
+const opts = () => ({ apiKey: key, apiUrl: url, sandboxUrl: url, requestTimeoutMs: BOOT_MS });
+
+describe.skipIf(!IN_TESTHOST)("SDK journey against real microVMs", () => {
+  beforeAll(async () => {
+    mkdirSync(root, { recursive: true });
+    registerTemplate();
+    await startDaemon();
+    key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
+  }, 1_200_000);
+
+  afterAll(async () => {
+    // Kill whatever is left through the API, then stop the daemon and remove the scratch dirs.
+    try {
+      for (const s of await Sandbox.list({ ...opts(), query: { metadata: { journey: "1" } } }).nextItems()) {
+        await Sandbox.kill(s.sandboxId, opts());
+      }
+    } finally {
+      await stopDaemon();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  let a: Sandbox;
+  let b: Sandbox;
+
+  test("create two sandboxes; both report running and a semver envdVersion", async () => {
+    a = await Sandbox.create("base", { ...opts(), metadata: { journey: "1", name: "a" }, timeoutMs: 600_000 });
+    b = await Sandbox.create("base", { ...opts(), metadata: { journey: "1", name: "b" }, timeoutMs: 600_000 });
+    expect(a.sandboxId).toMatch(/^[a-z0-9]{20}$/);
+    expect(a.sandboxId).not.toBe(b.sandboxId);
+    expect(await a.isRunning()).toBe(true);
+    expect(await b.isRunning()).toBe(true);
+  }, 2 * BOOT_MS);
+
+  test("list with metadata filter and paging (limit 1)", async () => {
+    const ids: string[] = [];
+    const pager = Sandbox.list({ ...opts(), limit: 1, query: { metadata: { journey: "1" } } });
+    while (pager.hasNext) ids.push(...(await pager.nextItems()).map((s) => s.sandboxId));
+    expect(ids.sort()).toEqual([a.sandboxId, b.sandboxId].sort());
+    const onlyB = await Sandbox.list({ ...opts(), query: { metadata: { name: "b" } } }).nextItems();
+    expect(onlyB.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
+  });
+
+  test("getInfo and setTimeout", async () => {
+    const info = await Sandbox.getInfo(a.sandboxId, opts());
+    expect(info.state).toBe("running");
+    expect(info.metadata).toEqual({ journey: "1", name: "a" });
+    await a.setTimeout(120_000);
+    const after = await Sandbox.getInfo(a.sandboxId, opts());
+    expect(Math.abs(after.endAt.getTime() - (Date.now() + 120_000))).toBeLessThan(5_000);
+  });
+
+  test("the data plane reaches the agent: a command runs as user", async () => {
+    const r = await a.commands.run("echo hello; whoami");
+    expect(r.stdout).toBe("hello\nuser\n");
+  }, 60_000);
+
+  test("connect returns the same sandbox and extends only", async () => {
+    const before = (await Sandbox.getInfo(a.sandboxId, opts())).endAt.getTime();
+    const c = await Sandbox.connect(a.sandboxId, { ...opts(), timeoutMs: 10_000 });
+    expect(c.sandboxId).toBe(a.sandboxId);
+    expect(await c.isRunning()).toBe(true);
+    expect((await Sandbox.getInfo(a.sandboxId, opts())).endAt.getTime()).toBeGreaterThanOrEqual(before);
+  });
+
+  test("kill: true, then not running, not found, and a second kill is false", async () => {
+    expect(await Sandbox.kill(b.sandboxId, opts())).toBe(true);
+    expect(await b.isRunning()).toBe(false);
+    await expect(Sandbox.getInfo(b.sandboxId, opts())).rejects.toBeInstanceOf(SandboxNotFoundError);
+    expect(await Sandbox.kill(b.sandboxId, opts())).toBe(false);
+    const rows = JSON.parse(run([...onebox(), "sandbox", "ls", "--all", "--json", "--data-dir", dataDir])) as {
+      id: string; endReason: string | null;
+    }[];
+    expect(rows.find((r) => r.id === b.sandboxId)?.endReason).toBe("killed");
+  });
+
+  test("daemon restart: live sandboxes are re-adopted and keep working", async () => {
+    await stopDaemon();
+    await startDaemon();
+    expect(await a.isRunning()).toBe(true);
+    const info = await Sandbox.getInfo(a.sandboxId, opts());
+    expect(info.state).toBe("running");
+    const r = await a.commands.run("echo again");
+    expect(r.stdout).toBe("again\n");
+  }, 120_000);
+
+  test("timeout expiry ends the sandbox about 1 s after its deadline, reason timeout", async () => {
+    await a.setTimeout(2_000);
+    await Bun.sleep(4_000);
+    expect(await a.isRunning()).toBe(false);
+    await expect(Sandbox.getInfo(a.sandboxId, opts())).rejects.toBeInstanceOf(SandboxNotFoundError);
+    const rows = JSON.parse(run([...onebox(), "sandbox", "ls", "--all", "--json", "--data-dir", dataDir])) as {
+      id: string; endReason: string | null; endAt: number; endedAt: number | null;
+    }[];
+    const row = rows.find((r) => r.id === a.sandboxId)!;
+    expect(row.endReason).toBe("timeout");
+    expect(row.endedAt! - row.endAt).toBeLessThan(2_000);
+    // Nothing of the ended sandboxes is left in the run dir.
+    expect(existsSync(join(runRoot, "vms", a.sandboxId))).toBe(false);
+  }, 30_000);
+});
