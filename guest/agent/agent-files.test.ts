@@ -123,3 +123,11 @@ test("GET /files honours Range", async () => {
   expect(r.headers.get("content-range")).toBe("bytes 2-5/10");
   expect(await r.text()).toBe("2345");
 });
+
+test("symlinks: target's type, Lrwxrwxrwx permissions, resolved symlinkTarget", async () => {
+  await sbx.files.write(`${d}/link-target.txt`, "t");
+  Bun.spawnSync(["ln", "-s", `${d}/link-target.txt`, `${d}/the-link`]);
+  const info = await sbx.files.getInfo(`${d}/the-link`);
+  expect(info).toMatchObject({ type: "file", permissions: "Lrwxrwxrwx", symlinkTarget: `${d}/link-target.txt` });
+  expect(await sbx.files.read(`${d}/the-link`)).toBe("t");
+});

@@ -1,5 +1,5 @@
 // Builds EntryInfo messages (e2b-protocol.md §3.3): Go-style permission strings, owner names, metadata.
-import { lstatSync, realpathSync, type Stats } from "node:fs";
+import { lstatSync, realpathSync, statSync, type Stats } from "node:fs";
 import { basename } from "node:path";
 import { listXattrs } from "./libc.ts";
 import { idNames } from "./users.ts";
@@ -38,24 +38,35 @@ export function permissionString(st: Stats): string {
 export function entryInfo(path: string, st?: Stats): Record<string, unknown> {
   const s = st ?? lstatSync(path);
   const names = idNames();
+  // Like envd: a symlink reports its target's type and permission bits, its own permission string
+  // (`Lrwxrwxrwx`) and size, and the resolved target (the path itself when unresolvable).
+  let type = fileType(s);
+  let mode = s.mode & 0o777;
+  let symlinkTarget: string | undefined;
+  if (s.isSymbolicLink()) {
+    try {
+      symlinkTarget = realpathSync(path);
+      const t = statSync(symlinkTarget);
+      type = fileType(t);
+      mode = t.mode & 0o777;
+    } catch {
+      symlinkTarget ??= path;
+      type = "FILE_TYPE_UNSPECIFIED";
+      mode = 0;
+    }
+  }
   const entry: Record<string, unknown> = {
     name: basename(path) || path,
-    type: fileType(s),
+    type,
     path,
     size: String(s.size),
-    mode: s.mode & 0o777,
+    mode,
     permissions: permissionString(s),
     owner: names.user(s.uid),
     group: names.group(s.gid),
     modifiedTime: s.mtime.toISOString(),
   };
-  if (s.isSymbolicLink()) {
-    try {
-      entry.symlinkTarget = realpathSync(path);
-    } catch {
-      // dangling link: no target
-    }
-  }
+  if (symlinkTarget !== undefined) entry.symlinkTarget = symlinkTarget;
   const metadata = listXattrs(path, METADATA_XATTR_PREFIX);
   if (Object.keys(metadata).length) entry.metadata = metadata;
   return entry;

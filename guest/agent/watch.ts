@@ -127,7 +127,7 @@ function openWatcher(ctx: RpcContext, body: Obj, emit: (ev: Obj) => void): DirWa
     throw e instanceof ConnectError ? e : fsError(e, path);
   }
   const fsType = mountFsType(real);
-  if (!allowNetwork && fsType && NETWORK_FS.has(fsType)) {
+  if (!allowNetwork && fsType && (NETWORK_FS.has(fsType) || fsType.startsWith("fuse"))) {
     throw new ConnectError("invalid_argument", `path '${path}' is on a network mount (${fsType}); set allowNetworkMounts to watch it`);
   }
   try {
