@@ -1,13 +1,15 @@
 // Can this host run sandboxes? Names the problem and its fix, for create's 503 (and the CLI).
 import { existsSync } from "node:fs";
+import { hostKindInfo } from "../sys/host-kind.ts";
 import type { Config } from "../util/config.ts";
 
 export type HostKind = "kvm" | "pvm" | "none";
 
+/** The same classification as `onebox doctor` (src/sys/host-kind.ts); kvm_pvm means PVM (DESIGN.md §3). */
 export function hostKind(): HostKind {
   if (!existsSync("/dev/kvm")) return "none";
-  // kvm_pvm registers /dev/kvm on hosts without VMX/SVM (DESIGN.md §3).
-  return existsSync("/sys/module/kvm_pvm") ? "pvm" : "kvm";
+  const { kind } = hostKindInfo(true);
+  return kind === "hardware" ? "kvm" : kind;
 }
 
 /** Null when sandboxes can boot here, else what is wrong and what to do. */
