@@ -227,9 +227,9 @@ static inline double fg_now(void) {
 }
 
 /* Runs the guest for `seconds` or until *done becomes true. */
-static inline void fg_run(struct fake_guest *g, double seconds, volatile int *done) {
+static inline void fg_run(struct fake_guest *g, double seconds, int *done) {
   double end = fg_now() + seconds;
-  while (fg_now() < end && !(done && *done)) {
+  while (fg_now() < end && !(done && __atomic_load_n(done, __ATOMIC_ACQUIRE))) {
     if (!fg_poll(g)) usleep(200);
   }
 }
