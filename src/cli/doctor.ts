@@ -17,7 +17,7 @@ export interface DoctorReport {
 const PVM_ADVICE =
   "This host's /dev/kvm is PVM: a stock Linux kernel (such as the default Debian cloud kernel) does not " +
   "boot here. Build a guest kernel with CONFIG_PVM_GUEST=y and CONFIG_X86_PIE=y and point onebox at it: " +
-  "`onebox serve --pvm-kernel PATH` or ONEBOX_KERNEL=PATH (check it first with `onebox doctor --kernel PATH`).";
+  "`onebox serve --pvm-kernel PATH` or ONEBOX_PVM_KERNEL=PATH (check it first with `onebox doctor --kernel PATH`).";
 
 export async function diagnose(opts: { device?: string; kernel?: string; initrd?: string; dataDir: string }): Promise<DoctorReport> {
   const kvm = await probeKvm(opts.device);
@@ -75,7 +75,7 @@ function describeHost(h: HostKindInfo): string {
 
 export function formatReport(r: DoctorReport): string {
   const k = r.kernel;
-  const kernelLine = `${k.path} (${k.source === "flag" ? "--kernel" : k.source === "env" ? "ONEBOX_KERNEL" : "default"}, ${k.format}${k.version ? `, ${k.version}` : ""})`;
+  const kernelLine = `${k.path} (${k.source === "flag" ? "--kernel" : k.source === "env" ? "environment" : "default"}, ${k.format}${k.version ? `, ${k.version}` : ""})`;
   const lines = [
     `/dev/kvm      ${describeKvm(r.kvm)}`,
     `host          ${describeHost(r.host)}`,

@@ -31,14 +31,16 @@ test("the default kernel comes from kernels/debian-cloud with its kernel.json an
   writeFileSync(join(k, "vmlinuz"), bz);
   writeFileSync(join(k, "kernel.json"), JSON.stringify({ version: "6.1.0-test" }));
   writeFileSync(join(k, "initramfs.cpio.gz"), "x");
-  const saved = process.env.ONEBOX_KERNEL;
+  const saved = { k: process.env.ONEBOX_KERNEL, p: process.env.ONEBOX_PVM_KERNEL };
   delete process.env.ONEBOX_KERNEL;
+  delete process.env.ONEBOX_PVM_KERNEL;
   try {
     expect(resolveGuestKernel({ dataDir: data })).toEqual({
       path: join(k, "vmlinuz"), source: "default", format: "bzImage", version: "6.1.0-test", initrd: join(k, "initramfs.cpio.gz"),
     });
     expect(resolveGuestKernel({ dataDir: data, kernel: join(dir, "vmlinux") })).toMatchObject({ source: "flag", format: "elf", version: null });
   } finally {
-    if (saved !== undefined) process.env.ONEBOX_KERNEL = saved;
+    if (saved.k !== undefined) process.env.ONEBOX_KERNEL = saved.k;
+    if (saved.p !== undefined) process.env.ONEBOX_PVM_KERNEL = saved.p;
   }
 });

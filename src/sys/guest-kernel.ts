@@ -7,7 +7,7 @@ export type KernelFormat = "bzImage" | "elf" | "unknown" | "missing";
 
 export interface GuestKernel {
   path: string;
-  /** How it was chosen: a command-line flag, ONEBOX_KERNEL, or the provisioned default. */
+  /** How it was chosen: a command-line flag, ONEBOX_KERNEL / ONEBOX_PVM_KERNEL, or the provisioned default. */
   source: "flag" | "env" | "default";
   format: KernelFormat;
   /** From kernel.json beside a provisioned kernel. */
@@ -44,7 +44,8 @@ export function defaultKernelDir(dataDir: string): string {
 }
 
 export function resolveGuestKernel(opts: { kernel?: string; initrd?: string; dataDir: string }): GuestKernel {
-  const env = process.env.ONEBOX_KERNEL;
+  // ONEBOX_PVM_KERNEL is what `onebox serve` reads (src/cli/serve.ts); ONEBOX_KERNEL is the general name.
+  const env = process.env.ONEBOX_KERNEL ?? process.env.ONEBOX_PVM_KERNEL;
   const source: GuestKernel["source"] = opts.kernel ? "flag" : env ? "env" : "default";
   const dir = defaultKernelDir(opts.dataDir);
   const path = opts.kernel ?? env ?? join(dir, "vmlinuz");
