@@ -220,3 +220,29 @@ test("polling watcher: CreateWatcher, GetWatcherEvents drains, RemoveWatcher", a
   expect(await call("RemoveWatcher", { watcherId })).toEqual({});
   expect((await call("GetWatcherEvents", { watcherId })).code).toBe("not_found");
 });
+
+test("/init: a set token can only be changed by a caller that knows it; stale retries change nothing", async () => {
+  const other = await startTestAgent();
+  try {
+    const t0 = Date.now();
+    const at = (ms: number) => new Date(t0 + ms).toISOString();
+    expect((await other.init({ accessToken: "first", timestamp: at(0), envVars: { V: "1" } })).status).toBe(204);
+    const stolen = await other.init({ accessToken: "mine", timestamp: at(10) });
+    expect(stolen.status).toBe(401);
+    const cleared = await other.init({ timestamp: at(20) });
+    expect(cleared.status).toBe(401);
+    // same token in the body: a resume; env vars are replaced
+    expect((await other.init({ accessToken: "first", timestamp: at(30), envVars: { W: "2" } })).status).toBe(204);
+    const envs = async (tok: string) => fetch(`${other.url}/envs`, { headers: { "X-Access-Token": tok } });
+    expect(await (await envs("first")).json()).toEqual({ W: "2" });
+    // a stale retry (older timestamp) is acknowledged but ignored
+    expect((await other.init({ accessToken: "first", timestamp: at(25), envVars: { OLD: "x" } })).status).toBe(204);
+    expect(await (await envs("first")).json()).toEqual({ W: "2" });
+    // the current token in X-Access-Token allows a change
+    expect((await other.init({ accessToken: "second", timestamp: at(40) }, "first")).status).toBe(204);
+    expect((await envs("first")).status).toBe(401);
+    expect((await envs("second")).status).toBe(200);
+  } finally {
+    await other.stop();
+  }
+});

@@ -5,6 +5,7 @@ import { ENVD_VERSION } from "../protocol.ts";
 import { setClock } from "./libc.ts";
 import type { AgentState } from "./state.ts";
 import { httpError } from "./files-http.ts";
+import { safeEqual } from "./signature.ts";
 
 const MAX_INIT_BYTES = 1024 * 1024;
 /** §3.4: fix the clock if it is more than 50 ms behind or 5 s ahead of the caller's timestamp. */
@@ -38,15 +39,30 @@ export async function postInit(req: Request, state: AgentState): Promise<Respons
   for (const [k, v] of [["accessToken", accessToken], ["defaultUser", defaultUser], ["defaultWorkdir", defaultWorkdir], ["timestamp", timestamp]] as const) {
     if (v !== undefined && v !== null && typeof v !== "string") return httpError(400, `${k} must be a string`);
   }
+  const newToken = typeof accessToken === "string" && accessToken !== "" ? accessToken : undefined;
+  // Once a token is set, only a caller that knows it may re-initialise (and so change or clear
+  // it), like envd: the same token in the body, or the current one in X-Access-Token (resumes
+  // send it, §3.4). Processes inside the sandbox reach this port too.
+  if (state.accessToken !== undefined) {
+    const header = req.headers.get("x-access-token");
+    const knows = (newToken !== undefined && safeEqual(newToken, state.accessToken)) || (header !== null && safeEqual(header, state.accessToken));
+    if (!knows) return httpError(401, "access token is already set: send the current one in X-Access-Token to change it");
+  }
+  const ts = typeof timestamp === "string" ? Date.parse(timestamp) : NaN;
+  if (typeof timestamp === "string" && !Number.isFinite(ts)) return httpError(400, "timestamp must be RFC 3339");
+  // Retries may arrive out of order: only a newer (or untimed) request changes the state.
+  if (Number.isFinite(ts) && ts <= state.lastInitAt) return initDone();
+  if (Number.isFinite(ts)) state.lastInitAt = ts;
   if (isStringMap(envVars)) state.envVars = { ...envVars };
-  state.accessToken = typeof accessToken === "string" && accessToken !== "" ? accessToken : undefined;
+  state.accessToken = newToken;
   if (typeof defaultUser === "string" && defaultUser !== "") state.defaultUser = defaultUser;
   if (typeof defaultWorkdir === "string" && defaultWorkdir !== "") state.defaultWorkdir = defaultWorkdir;
-  if (typeof timestamp === "string") {
-    const ts = Date.parse(timestamp);
-    if (Number.isFinite(ts) && clockNeedsFix(Date.now(), ts)) setClock(ts);
-  }
-  return new Response(null, { status: 204, headers: { "X-Envd-Version": ENVD_VERSION } });
+  if (Number.isFinite(ts) && clockNeedsFix(Date.now(), ts)) setClock(ts);
+  return initDone();
+}
+
+function initDone(): Response {
+  return new Response(null, { status: 204, headers: { "X-Envd-Version": ENVD_VERSION, "Cache-Control": "no-store" } });
 }
 
 export function getEnvs(state: AgentState): Response {

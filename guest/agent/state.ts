@@ -9,8 +9,10 @@ export interface AgentState {
   defaultUser: string;
   /** Working directory for processes that name none (§3.2). */
   defaultWorkdir: string | undefined;
+  /** Timestamp (ms) of the newest /init applied: older, retried requests change nothing (§3.4). */
+  lastInitAt: number;
 }
 
 export function newAgentState(): AgentState {
-  return { envVars: {}, accessToken: undefined, defaultUser: "root", defaultWorkdir: undefined };
+  return { envVars: {}, accessToken: undefined, defaultUser: "root", defaultWorkdir: undefined, lastInitAt: 0 };
 }
