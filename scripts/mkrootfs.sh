@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Builds a template's disks: rootfs.ext4 (Debian bookworm + the Bun runtime + the agent, read-only
+# base) and layer.ext4 (an empty, sparse, writable ext4), from a cached debootstrap tree.
+#
+# usage: scripts/mkrootfs.sh --out DIR --variant minimal|base [--bun PATH] [--agent FILE]
+#                            [--packages-file FILE] [--layer-size SIZE] [--mirror URL]
+#   --out DIR            gets rootfs.ext4, layer.ext4 and manifest.json (replaced atomically)
+#   --variant            minimal: bash coreutils procps ca-certificates
+#                        base:    minimal + python3, pip, git, curl, sudo, iproute2 and the like
+#   --bun PATH           the Bun runtime installed as /opt/onebox/bin/bun (default: the host's bun)
+#   --agent FILE         the agent bundle (default dist/guest/agent.js; the image builds without it)
+#   --packages-file F    more Debian packages, one per line ('#' comments), e.g. for code-interpreter
+#   --layer-size SIZE    size of the empty writable layer (default 2G; sparse)
+# Cache: $ONEBOX_ROOTFS_CACHE (default /var/cache/onebox/rootfs), one debootstrap tree per
+# variant + package list. Safe to interrupt and rerun.
+set -euo pipefail
+
+# Bump when the cached tree's recipe changes (it is part of the cache key).
+RECIPE_VERSION=1
+SUITE=bookworm
+MINIMAL_PKGS=(bash coreutils procps ca-certificates)
+BASE_PKGS=(python3 python3-pip python3-venv git curl wget sudo iproute2 iputils-ping less vim-tiny
+           unzip xz-utils jq file)
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+T0=$SECONDS
+die() { echo "mkrootfs: error: $*" >&2; exit 1; }
+step() { echo "mkrootfs: [+$((SECONDS - T0))s] $*" >&2; }
+
+OUT="" VARIANT="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G
+MIRROR=${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+while (($#)); do
+  case "$1" in
+    --out) OUT=${2:?--out needs a directory}; shift 2 ;;
+    --variant) VARIANT=${2:?--variant needs minimal or base}; shift 2 ;;
+    --bun) BUN=${2:?--bun needs a path}; shift 2 ;;
+    --agent) AGENT=${2:?--agent needs a file}; shift 2 ;;
+    --packages-file) PKGFILE=${2:?--packages-file needs a file}; shift 2 ;;
+    --layer-size) LAYER_SIZE=${2:?--layer-size needs a size}; shift 2 ;;
+    --mirror) MIRROR=${2:?--mirror needs a URL}; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[ -n "$OUT" ] && [ -n "$VARIANT" ] || die "usage: mkrootfs.sh --out DIR --variant minimal|base [...] (see --help)"
+[ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and file ownership in the image need it)"
+for t in debootstrap mkfs.ext4 chroot sha256sum flock; do
+  command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
+done
+
+pkgs=("${MINIMAL_PKGS[@]}")
+case "$VARIANT" in
+  minimal) ;;
+  base) pkgs+=("${BASE_PKGS[@]}") ;;
+  *) die "--variant must be minimal or base, not '$VARIANT'" ;;
+esac
+if [ -n "$PKGFILE" ]; then
+  [ -f "$PKGFILE" ] || die "--packages-file $PKGFILE does not exist"
+  while read -r p _; do
+    [ -z "$p" ] || [ "${p:0:1}" = "#" ] && continue
+    [[ "$p" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "bad package name '$p' in $PKGFILE"
+    pkgs+=("$p")
+  done <"$PKGFILE"
+fi
+mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | LC_ALL=C sort -u)
+
+[ -n "$BUN" ] || BUN=$(readlink -f "$(command -v bun)") || die "bun not on PATH; pass --bun PATH"
+[ -x "$BUN" ] || die "bun runtime $BUN is not an executable"
+[ -n "$AGENT" ] || AGENT="$REPO/dist/guest/agent.js"
+
+CACHE=${ONEBOX_ROOTFS_CACHE:-/var/cache/onebox/rootfs}
+mkdir -p "$CACHE"
+key=$(printf '%s\n' "v$RECIPE_VERSION" "$SUITE" "$MIRROR" "${pkgs[@]}" | sha256sum | cut -c1-16)
+TREE="$CACHE/debootstrap-$VARIANT-$key"
+
+stage="" outtmp=""
+cleanup() {
+  [ -n "$stage" ] && rm -rf "$stage"
+  [ -n "$outtmp" ] && rm -rf "$outtmp"
+  [ -n "${TREE_TMP:-}" ] && rm -rf "$TREE_TMP"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 1. The debootstrap tree, shared by runs with the same key; one builder at a time.
+exec 9>"$CACHE/.lock"
+flock 9
+if [ ! -f "$TREE/.done" ]; then
+  step "debootstrap $SUITE minbase + ${#pkgs[@]} packages into the cache (first run for this key)"
+  rm -rf "$TREE"
+  TREE_TMP=$(mktemp -d "$CACHE/.debootstrap.XXXXXX")
+  include=$(IFS=,; echo "${pkgs[*]}")
+  debootstrap --variant=minbase --include="$include" "$SUITE" "$TREE_TMP" "$MIRROR" >"$CACHE/debootstrap-$key.log" 2>&1 \
+    || die "debootstrap failed; see $CACHE/debootstrap-$key.log"
+  rm -rf "$TREE_TMP"/var/cache/apt/archives/*.deb "$TREE_TMP"/var/lib/apt/lists/* "$TREE_TMP"/var/log/*.log
+  touch "$TREE_TMP/.done"
+  mv "$TREE_TMP" "$TREE"
+  TREE_TMP=""
+else
+  step "using cached debootstrap tree $TREE"
+fi
+flock -u 9
+
+# 2. A private copy to customise (the cache must stay pristine).
+outparent=$(dirname "$OUT")
+mkdir -p "$outparent"
+stage=$(mktemp -d "$outparent/.rootfs-stage.XXXXXX")
+step "copying the tree"
+cp -a "$TREE/." "$stage/"
+rm -f "$stage/.done"
+
+step "configuring: user, agent, Bun, hostname"
+if ! chroot "$stage" getent passwd user >/dev/null; then
+  chroot "$stage" useradd --create-home --uid 1000 --user-group --shell /bin/bash user
+fi
+if [ -x "$stage/usr/bin/sudo" ]; then
+  echo 'user ALL=(ALL:ALL) NOPASSWD: ALL' >"$stage/etc/sudoers.d/user"
+  chmod 0440 "$stage/etc/sudoers.d/user"
+fi
+install -D -m 0755 "$BUN" "$stage/opt/onebox/bin/bun"
+mkdir -p "$stage/opt/onebox/agent" "$stage/etc/onebox/services.d"
+agent_sha=""
+if [ -f "$AGENT" ]; then
+  install -m 0644 "$AGENT" "$stage/opt/onebox/agent/agent.js"
+  agent_sha=$(sha256sum <"$AGENT" | cut -c1-64)
+else
+  echo "mkrootfs: warning: agent bundle $AGENT not found (run bun run build); the image boots without an agent" >&2
+fi
+# Read by onebox-init (guest/init/service-conf.h: exec=, env=, cwd=, user=, log=).
+cat >"$stage/etc/onebox/agent.conf" <<'CONF'
+# The envd-compatible agent, supervised by onebox-init (restarted with backoff if it dies).
+exec=/opt/onebox/bin/bun /opt/onebox/agent/agent.js
+env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+env=HOME=/root
+env=LANG=C.UTF-8
+cwd=/
+log=console
+CONF
+echo onebox >"$stage/etc/hostname"
+printf '127.0.0.1\tlocalhost onebox\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$stage/etc/hosts"
+# debootstrap copied the build host's resolver config; guests get theirs from the host later.
+echo '# written by onebox' >"$stage/etc/resolv.conf"
+: >"$stage/etc/machine-id"
+rm -f "$stage/etc/ssh/ssh_host_"* 2>/dev/null || true
+
+# 3. The images, next to OUT, renamed into place at the end.
+outtmp=$(mktemp -d "$outparent/.rootfs-out.XXXXXX")
+mib=$(du -sm "$stage" | cut -f1)
+files=$(find "$stage" -xdev | wc -l)
+size=$((mib * 115 / 100 + 64))
+inodes=$((files * 12 / 10 + 4096))
+step "mkfs.ext4 rootfs.ext4 (${mib} MiB of files, ${files} inodes -> ${size} MiB)"
+# No journal: the base is mounted read-only by every clone, never written.
+mkfs.ext4 -q -F -L onebox-root -O ^has_journal -m 0 -N "$inodes" -d "$stage" "$outtmp/rootfs.ext4" "${size}M" \
+  || die "mkfs.ext4 of rootfs.ext4 failed"
+step "mkfs.ext4 layer.ext4 ($LAYER_SIZE, sparse)"
+truncate -s "$LAYER_SIZE" "$outtmp/layer.ext4"
+# Inode tables initialised now: otherwise every clone's kernel would zero them in the background
+# (ext4lazyinit), dirtying its copy of the layer.
+mkfs.ext4 -q -F -L onebox-layer -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$outtmp/layer.ext4" \
+  || die "mkfs.ext4 of layer.ext4 failed"
+cat >"$outtmp/manifest.json" <<JSON
+{"variant":"$VARIANT","suite":"$SUITE","packages":[$(printf '"%s",' "${pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
+JSON
+rm -rf "$stage"
+stage=""
+
+mkdir -p "$OUT"
+for f in rootfs.ext4 layer.ext4 manifest.json; do mv -f "$outtmp/$f" "$OUT/$f"; done
+rmdir "$outtmp"
+outtmp=""
+step "done: $OUT/rootfs.ext4 ($(du -m --apparent-size "$OUT/rootfs.ext4" | cut -f1) MiB), $OUT/layer.ext4 ($(du -m "$OUT/layer.ext4" | cut -f1) MiB allocated)"
