@@ -48,6 +48,8 @@ export class SandboxManager {
   private timers = new DeadlineTimers((id) => void this.expire(id));
   /** The reason we stopped a VM for, so its exit is not reported as a crash. */
   private stopReasons = new Map<string, EndReason>();
+  /** Set when the daemon shuts down: VMs live on, so their handles' ends are not ours to record. */
+  private detached = false;
 
   constructor(
     private readonly state: State,
@@ -74,7 +76,8 @@ export class SandboxManager {
   async create(input: CreateInput): Promise<SandboxRow> {
     const t = this.resolveTemplate(input.templateID);
     const problem = this.createProblem(t);
-    if (problem || !this.driver.ok) throw unavailable(`cannot start a sandbox: ${problem}`);
+    if (problem || !this.driver.ok) throw unavailable(`cannot start a sandbox: ${problem ?? "no VMM"}`);
+    const driver = this.driver.driver;
     const id = newSandboxId();
     const now = Date.now();
     const token = newAccessToken();
@@ -102,7 +105,7 @@ export class SandboxManager {
     this.state.sandboxes.addEvent(id, "create", `template ${t.id}`);
     try {
       const booted = await this.locks.with(id, "create", () =>
-        bootSandbox(this.config, this.driver.ok ? this.driver.driver : (null as never), {
+        bootSandbox(this.config, driver, {
           id,
           template: t,
           envVars: input.envVars,
@@ -305,6 +308,7 @@ export class SandboxManager {
 
   /** Stops timers without touching VMs: they live on and are re-adopted by the next daemon. */
   detachAll(): void {
+    this.detached = true;
     this.timers.clearAll();
   }
 
@@ -328,10 +332,10 @@ export class SandboxManager {
     this.live.set(id, { handle, runDir, streams: new AbortController(), ports: new Map() });
     void handle.exited.then(async (exit) => {
       const stopped = this.stopReasons.get(id);
-      if (stopped) return; // kill() records its own reason
+      if (stopped || this.detached) return; // kill() records its own reason
       const oom = exit.reason === "vmm-crash" ? await wasOomKilled(handle.pid) : false;
       const { reason, detail } = endReasonOf(exit, oom);
-      this.finish(id, reason, detail);
+      if (!this.detached) this.finish(id, reason, detail);
     });
   }
 
