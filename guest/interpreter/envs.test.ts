@@ -1,0 +1,41 @@
+// Sandbox-global env vars come from the real agent's GET /envs, with X-Access-Token forwarded (§3.4, §4.4).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { startTestAgent, type RunningAgent } from "../agent/test-harness.ts";
+import { debugSandbox, startInterpreter, type RunningInterpreter } from "./test-harness.ts";
+
+const TOKEN = "interp-test-token";
+let agent: RunningAgent;
+let server: RunningInterpreter;
+
+beforeAll(async () => {
+  agent = await startTestAgent();
+  const init = await agent.init({ envVars: { ONEBOX_GLOBAL: "from-envd", ONEBOX_SHARED: "global" }, accessToken: TOKEN });
+  expect(init.status).toBe(204);
+  server = await startInterpreter({ ONEBOX_ENVD_URL: agent.url });
+}, 40_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await agent?.stop();
+});
+
+const read = 'import os\n(os.environ.get("ONEBOX_GLOBAL"), os.environ.get("ONEBOX_SHARED"))';
+
+test("without the access token envd refuses /envs and the server carries on", async () => {
+  const ex = await debugSandbox().runCode(read);
+  expect(ex.error).toBeUndefined();
+  expect(ex.text).toBe("(None, None)");
+});
+
+test("with the token, global envs apply; per-call envs override them for one call only", async () => {
+  const sbx = debugSandbox(TOKEN);
+  expect((await sbx.runCode(read)).text).toBe("('from-envd', 'global')");
+  expect((await sbx.runCode(read, { envs: { ONEBOX_SHARED: "per-call" } })).text).toBe("('from-envd', 'per-call')");
+  expect((await sbx.runCode(read)).text).toBe("('from-envd', 'global')"); // reset to the global value
+});
+
+test("bash contexts get the global envs too", async () => {
+  const sbx = debugSandbox(TOKEN);
+  const ex = await sbx.runCode('echo "$ONEBOX_GLOBAL"', { language: "bash" });
+  expect(ex.logs.stdout.join("")).toBe("from-envd\n");
+}, 20_000);
