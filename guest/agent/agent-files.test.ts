@@ -131,3 +131,13 @@ test("symlinks: target's type, Lrwxrwxrwx permissions, resolved symlinkTarget", 
   expect(info).toMatchObject({ type: "file", permissions: "Lrwxrwxrwx", symlinkTarget: `${d}/link-target.txt` });
   expect(await sbx.files.read(`${d}/the-link`)).toBe("t");
 });
+
+test("paths: ~other is rejected, an empty path means the default workdir, Remove refuses an empty path", async () => {
+  const e = await sbx.files.exists("~root/x").catch((x) => x);
+  expect(e?.constructor?.name).toBe("InvalidArgumentError");
+  const info = await sbx.files.getInfo("");
+  expect(info.path).toBe("/home/user");
+  const r = await sbx.files.remove("").catch((x) => x);
+  expect(r?.constructor?.name).toBe("InvalidArgumentError");
+  expect(existsSync("/home/user")).toBe(true);
+});

@@ -30,6 +30,12 @@ export function reqString(o: Obj, name: string): string {
   return v;
 }
 
+export function reqNonEmpty(o: Obj, name: string): string {
+  const v = reqString(o, name);
+  if (v === "") bad(name, "a non-empty string");
+  return v;
+}
+
 export function optBool(o: Obj, name: string): boolean | undefined {
   const v = raw(o, name);
   if (v === undefined) return undefined;

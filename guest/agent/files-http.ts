@@ -66,7 +66,7 @@ export function parseRange(h: string | null, size: number): { start: number; end
 export async function getFile(req: Request, url: URL, state: AgentState): Promise<Response> {
   try {
     const user = authorise(req, url, "read", state);
-    const path = resolvePath(url.searchParams.get("path") ?? "", user);
+    const path = resolvePath(url.searchParams.get("path") ?? "", user, state.defaultWorkdir);
     let st;
     try {
       st = statSync(path);
@@ -200,7 +200,7 @@ export async function postFile(req: Request, url: URL, state: AgentState): Promi
     if (/^application\/octet-stream\b/i.test(ct)) {
       const raw = url.searchParams.get("path");
       if (!raw) throw new HttpError(400, "the path query parameter is required for octet-stream uploads");
-      const path = resolvePath(raw, user);
+      const path = resolvePath(raw, user, state.defaultWorkdir);
       current = path;
       await writeAtomic(path, iterate(decoded(req)), user, metadata);
       done(path);
@@ -211,7 +211,7 @@ export async function postFile(req: Request, url: URL, state: AgentState): Promi
         if (part.name !== "file") continue;
         const raw = part.filename || url.searchParams.get("path");
         if (!raw) throw new HttpError(400, "a file part needs a filename or the path query parameter");
-        const path = resolvePath(raw, user);
+        const path = resolvePath(raw, user, state.defaultWorkdir);
         current = path;
         await writeAtomic(path, part.body, user, metadata);
         done(path);

@@ -2,7 +2,7 @@
 import { cpSync, lstatSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConnectError } from "./connect.ts";
-import { optUint, raw } from "./fields.ts";
+import { optUint, raw, reqNonEmpty } from "./fields.ts";
 import { entryInfo } from "./fs-entry.ts";
 import { mkdirOwned, parentOf } from "./owned-dirs.ts";
 import { resolvePath } from "./paths.ts";
@@ -47,13 +47,13 @@ function statOrThrow(path: string) {
 export function createFilesystemService() {
   return {
     async Stat(ctx: RpcContext, body: Obj): Promise<Response> {
-      const path = resolvePath(raw(body, "path") ?? "", ctx.user());
+      const path = resolvePath(raw(body, "path"), ctx.user(), ctx.state.defaultWorkdir);
       return Response.json({ entry: entryInfo(path, statOrThrow(path)) });
     },
 
     async MakeDir(ctx: RpcContext, body: Obj): Promise<Response> {
       const user = ctx.user();
-      const path = resolvePath(raw(body, "path"), user);
+      const path = resolvePath(raw(body, "path"), user, ctx.state.defaultWorkdir);
       let existing;
       try {
         existing = lstatSync(path);
@@ -72,8 +72,8 @@ export function createFilesystemService() {
 
     async Move(ctx: RpcContext, body: Obj): Promise<Response> {
       const user = ctx.user();
-      const source = resolvePath(raw(body, "source"), user, "source");
-      const destination = resolvePath(raw(body, "destination"), user, "destination");
+      const source = resolvePath(reqNonEmpty(body, "source"), user, undefined, "source");
+      const destination = resolvePath(reqNonEmpty(body, "destination"), user, undefined, "destination");
       statOrThrow(source);
       try {
         mkdirOwned(parentOf(destination), user);
@@ -91,7 +91,7 @@ export function createFilesystemService() {
     },
 
     async ListDir(ctx: RpcContext, body: Obj): Promise<Response> {
-      const path = resolvePath(raw(body, "path") ?? "", ctx.user());
+      const path = resolvePath(raw(body, "path"), ctx.user(), ctx.state.defaultWorkdir);
       const depth = Math.max(1, optUint(body, "depth") ?? 1); // depth 0 is treated as 1 (§3.3)
       let root: string;
       try {
@@ -129,7 +129,8 @@ export function createFilesystemService() {
     },
 
     async Remove(ctx: RpcContext, body: Obj): Promise<Response> {
-      const path = resolvePath(raw(body, "path"), ctx.user());
+      // An empty path would mean the working directory: never remove that by accident.
+      const path = resolvePath(reqNonEmpty(body, "path"), ctx.user());
       try {
         rmSync(path, { recursive: true, force: true }); // succeeds on a missing path (§3.3)
       } catch (e) {

@@ -114,7 +114,7 @@ function mountFsType(real: string): string | undefined {
 }
 
 function openWatcher(ctx: RpcContext, body: Obj, emit: (ev: Obj) => void): DirWatcher {
-  const path = resolvePath(raw(body, "path"), ctx.user());
+  const path = resolvePath(raw(body, "path"), ctx.user(), ctx.state.defaultWorkdir);
   const recursive = optBool(body, "recursive") ?? false;
   const includeEntry = optBool(body, "includeEntry") ?? false;
   const allowNetwork = optBool(body, "allowNetworkMounts") ?? false;
