@@ -9,9 +9,9 @@ for (const name of ["virtio_mmio_test", "virtio_blk_test", "virtio_vsock_test"])
   test(`native ${name} passes`, () => {
     const bin = join(testsDir, name);
     expect(existsSync(bin), `${bin} missing: run make -C ffi`).toBe(true);
-    const r = Bun.spawnSync([bin], { timeout: 30_000 });
+    const r = Bun.spawnSync([bin], { timeout: 60_000 });
     if (r.exitCode !== 0) console.error(r.stderr.toString());
     expect(r.stdout.toString()).toContain(`${name}: ok`);
     expect(r.exitCode).toBe(0);
-  });
+  }, 90_000);
 }

@@ -1,6 +1,8 @@
 // Fake guest vsock stack for native tests: fills rx like Linux 6.1 (header + 4 KiB descriptors), answers
 // REQUESTs, echoes streams within the host's credit, checks that the device never exceeds the guest's credit.
 #pragma once
+#include <errno.h>
+#include <poll.h>
 #include <time.h>
 #include "../test_driver.h"
 #include "packet.h"
@@ -233,3 +235,34 @@ static inline void fg_run(struct fake_guest *g, double seconds, int *done) {
     if (!fg_poll(g)) usleep(200);
   }
 }
+
+/* Host-side read that keeps the guest running meanwhile: stops at `until` (if given), a full buffer, EOF
+ * (*eof = true) or after `seconds`. Returns bytes read. */
+static inline size_t fg_read(struct fake_guest *g, int fd, char *buf, size_t cap, const char *until, double seconds,
+                             bool *eof) {
+  size_t got = 0;
+  double end = fg_now() + seconds;
+  *eof = false;
+  while (got < cap && fg_now() < end) {
+    fg_poll(g);
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 1) <= 0) continue;
+    ssize_t n = read(fd, buf + got, cap - got);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+      *eof = true;
+      break;
+    }
+    if (n > 0) got += (size_t)n;
+    if (until && memmem(buf, got, until, strlen(until))) break;
+  }
+  return got;
+}
+
+/* Runs the guest until cond() holds or `seconds` pass; returns whether it held. */
+#define FG_WAIT(g, cond, seconds)                                     \
+  ({                                                                  \
+    double end_ = fg_now() + (seconds);                               \
+    while (!(cond) && fg_now() < end_)                                \
+      if (!fg_poll(g)) usleep(100);                                   \
+    (bool)(cond);                                                     \
+  })
