@@ -79,6 +79,23 @@ static void i8042_write(void *ctx, uint64_t offset, const uint8_t *data, uint32_
 
 static uint8_t bcd(int v) { return (uint8_t)(((v / 10) << 4) | (v % 10)); }
 
+/* UTC calendar fields from the Unix time, by hand: glibc's gmtime_r reads /etc/localtime on first use, which
+ * the seccomp filter forbids (days -> civil date after H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"). */
+static void utc_fields(time_t t, struct tm *tm) {
+  long long days = t / 86400, secs = t % 86400;
+  tm->tm_hour = (int)(secs / 3600);
+  tm->tm_min = (int)(secs % 3600 / 60);
+  tm->tm_sec = (int)(secs % 60);
+  tm->tm_wday = (int)((days + 4) % 7); /* 1970-01-01 was a Thursday */
+  long long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  long long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+  tm->tm_year = (int)(yoe + era * 400 + (m <= 2) - 1900);
+  tm->tm_mon = (int)(m - 1);
+  tm->tm_mday = (int)d;
+}
+
 static void cmos_read(void *ctx, uint64_t offset, uint8_t *data, uint32_t len) {
   struct cmos *c = ctx;
   memset(data, 0, len);
@@ -86,9 +103,8 @@ static void cmos_read(void *ctx, uint64_t offset, uint8_t *data, uint32_t len) {
     data[0] = c->index;
     return;
   }
-  time_t now = time(NULL);
   struct tm tm;
-  gmtime_r(&now, &tm); /* the guest's RTC runs in UTC */
+  utc_fields(time(NULL), &tm); /* the guest's RTC runs in UTC */
   switch (c->index) {
     case RTC_SECONDS: data[0] = bcd(tm.tm_sec); break;
     case RTC_MINUTES: data[0] = bcd(tm.tm_min); break;

@@ -20,6 +20,7 @@
 /* The signal that pulls a vCPU thread out of KVM_RUN (with kvm_run.immediate_exit as the race guard). */
 #define VCPU_KICK_SIGNAL SIGUSR1
 #define KVM_MAX_CPUID_ENTRIES 256
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
 
 static void kick_handler(int sig) { (void)sig; }
 
@@ -28,14 +29,16 @@ static int fail(char *err, size_t errlen, const char *what) {
   return -1;
 }
 
-/* Only the APIC id / topology fields differ per vCPU; everything else is the host's supported CPUID
- * unchanged, so a PVM guest still sees the KVM signature leaf it detects PVM from (DESIGN.md 3). */
+/* Only the APIC id / topology fields differ per vCPU, plus the "running under a hypervisor" bit that KVM leaves
+ * to userspace (QEMU and Firecracker set it too): without it Linux never looks at the KVM leaves and boots
+ * without kvm-clock. The KVM signature leaf itself stays unchanged, so a PVM guest still detects PVM (DESIGN.md 3). */
 static void cpuid_set_apic_id(struct kvm_cpuid2 *cpuid, uint32_t id) {
   for (uint32_t i = 0; i < cpuid->nent; i++) {
     struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
     switch (e->function) {
-      case 0x1: /* EBX[31:24] initial APIC id */
+      case 0x1: /* EBX[31:24] initial APIC id; ECX[31] hypervisor present */
         e->ebx = (e->ebx & 0x00ffffffu) | (id << 24);
+        e->ecx |= CPUID_1_ECX_HYPERVISOR;
         break;
       case 0xb:  /* extended topology: EDX = x2APIC id */
       case 0x1f: /* V2 extended topology */

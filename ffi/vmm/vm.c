@@ -41,7 +41,8 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t e
   ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
 
   if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) return fail(err, errlen, "KVM_CREATE_IRQCHIP");
-  struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+  /* flags 0: KVM also emulates port 0x61 (PIT channel 2 gate/output), which Linux uses to calibrate the TSC. */
+  struct kvm_pit_config pit = {.flags = 0};
   if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) return fail(err, errlen, "KVM_CREATE_PIT2");
 
   void *host = mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
