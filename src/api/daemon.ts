@@ -1,6 +1,7 @@
 // Assembles the daemon: state, admin key, VMM driver, sandbox manager, scheduler, API, data plane.
 import type { Server } from "bun";
 import { DataPlane } from "../proxy/data-plane.ts";
+import type { WsBridge } from "../proxy/websocket.ts";
 import { Admission } from "../scheduler/admission.ts";
 import { SandboxManager } from "../sandbox/manager.ts";
 import { loadVmDriver, type VmDriverResult } from "../sandbox/vm-driver.ts";
@@ -12,7 +13,7 @@ import { createApi } from "./app.ts";
 import { startServer } from "./server.ts";
 
 export interface Daemon {
-  server: Server<undefined>;
+  server: Server<WsBridge>;
   state: State;
   manager: SandboxManager;
   url: string;

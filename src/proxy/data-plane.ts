@@ -4,6 +4,8 @@ import { log } from "../util/log.ts";
 import type { Dispatch } from "./dispatch.ts";
 import { forwardRequest, PortClosedError } from "./forward.ts";
 import { sandboxForSignedUrl } from "./signed-url.ts";
+import type { Server } from "bun";
+import { isWebSocketUpgrade, openUpstream, upgradeClient, type WsBridge } from "./websocket.ts";
 
 export function sandboxNotFound(sandboxId: string): Response {
   return Response.json({ sandboxId, message: "The sandbox was not found", code: 502 }, { status: 502 });
@@ -16,23 +18,30 @@ export function portNotOpen(sandboxId: string, port: number): Response {
 export class DataPlane {
   constructor(private readonly manager: SandboxManager) {}
 
-  async handle(req: Request, url: URL, d: Exclude<Dispatch, { plane: "control" }>): Promise<Response> {
+  /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. */
+  async handle(req: Request, url: URL, d: Exclude<Dispatch, { plane: "control" }>, server: Server<WsBridge>): Promise<Response | undefined> {
     if (d.plane === "bad") return Response.json({ code: 400, message: d.message }, { status: 400 });
     if (d.plane === "signed-files") {
       const id = await sandboxForSignedUrl(url, req.method, this.manager.runningTokens());
       // What envd itself would say for a signature no live sandbox issued (spec §3.5).
       if (!id) return Response.json({ code: 401, message: "invalid signature" }, { status: 401 });
-      return this.forward(req, url, id, 49983);
+      return this.forward(req, url, id, 49983, server);
     }
-    return this.forward(req, url, d.sandboxId, d.port);
+    return this.forward(req, url, d.sandboxId, d.port, server);
   }
 
-  private async forward(req: Request, url: URL, id: string, port: number): Promise<Response> {
+  private async forward(req: Request, url: URL, id: string, port: number, server: Server<WsBridge>): Promise<Response | undefined> {
     const route = this.manager.route(id);
     // Unknown, dead and paused sandboxes all look the same to the SDK: 502 (isRunning() → false).
     if (!route) return sandboxNotFound(id);
     try {
       const socket = await this.manager.portSocket(id, route.runDir, port);
+      if (isWebSocketUpgrade(req)) {
+        const upstream = await openUpstream(req, url, socket).catch(() => null);
+        if (!upstream) return portNotOpen(id, port);
+        if (upgradeClient(server, req, upstream, route.signal)) return undefined;
+        return Response.json({ code: 400, message: "WebSocket upgrade failed: send a valid WebSocket handshake" }, { status: 400 });
+      }
       return await forwardRequest(req, url, socket, route.signal);
     } catch (e) {
       if (e instanceof PortClosedError) return portNotOpen(id, port);
