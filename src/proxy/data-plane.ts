@@ -31,7 +31,7 @@ export class DataPlane {
   }
 
   private async forward(req: Request, url: URL, id: string, port: number, server: Server<WsBridge>): Promise<Response | undefined> {
-    const route = this.manager.route(id);
+    const route = await this.manager.routeOrResume(id);
     // Unknown, dead and paused sandboxes all look the same to the SDK: 502 (isRunning() → false).
     if (!route) return sandboxNotFound(id);
     try {

@@ -245,6 +245,17 @@ export class SandboxManager {
     return { runDir: live.runDir, signal: live.streams.signal };
   }
 
+  /** Like route(), but a paused sandbox created with autoResume is resumed by the traffic (spec §1.3
+   *  autoResume; §1.3 pause: 502 while paused "unless auto-resume"). */
+  async routeOrResume(id: string): Promise<Route | null> {
+    const direct = this.route(id);
+    if (direct) return direct;
+    const row = this.state.sandboxes.get(id);
+    if (row?.state !== "paused" || !row.autoResume || !this.live.has(id)) return null;
+    await this.resume(id).catch((e) => log.warn("auto-resume failed", { id, error: String(e) }));
+    return this.route(id);
+  }
+
   /** The forward socket for guest TCP `port`: envd and the interpreter are forwarded at spawn,
    *  other ports on first use through the vmm's `forward PORT` (docs/architecture.md). */
   async portSocket(id: string, runDir: string, port: number): Promise<string> {
