@@ -1,5 +1,5 @@
 // GET /files (download: Range, gzip) and POST /files (atomic multipart / octet-stream upload) (e2b-protocol.md §3.4).
-import { chmodSync, chownSync, closeSync, lstatSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, lstatSync, openSync, realpathSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { ConnectError } from "./connect.ts";
 import { METADATA_XATTR_PREFIX } from "./fs-entry.ts";
@@ -124,19 +124,24 @@ function metadataFromHeaders(req: Request): Record<string, string> {
 
 /**
  * Writes `chunks` to `path` atomically: a temp file in the same directory, then rename (readers
- * never see a half-written file). An existing file keeps its mode and owner, as an in-place
- * overwrite would; new files are 0644 and owned by the user (§3.3).
+ * never see a half-written file). An overwritten file keeps its mode, as envd's O_TRUNC would;
+ * files end up owned by the uploading user like envd's, new ones 0644 (§3.3).
  */
-async function writeAtomic(path: string, chunks: AsyncIterable<Uint8Array>, user: UserInfo, metadata: Record<string, string>) {
+async function writeAtomic(requested: string, chunks: AsyncIterable<Uint8Array>, user: UserInfo, metadata: Record<string, string>) {
+  // Writing through a symlink updates its target (as an open(2) would), the link stays.
+  let path = requested;
+  try {
+    if (lstatSync(requested).isSymbolicLink()) path = realpathSync(requested);
+  } catch {
+    // missing or dangling: write at the requested path
+  }
   const dir = dirname(path);
   mkdirOwned(dir, user);
   let mode = 0o644;
-  let uid = user.uid;
-  let gid = user.gid;
   try {
-    const old = lstatSync(path);
+    const old = statSync(path);
     if (old.isDirectory()) throw new HttpError(400, `path '${path}' is a directory`);
-    if (old.isFile()) ({ uid, gid } = old), (mode = old.mode & 0o7777);
+    if (old.isFile()) mode = old.mode & 0o777;
   } catch (e) {
     if (e instanceof HttpError) throw e;
   }
@@ -153,7 +158,7 @@ async function writeAtomic(path: string, chunks: AsyncIterable<Uint8Array>, user
     open = false;
     closeSync(fd);
     chmodSync(tmp, mode);
-    chownSync(tmp, uid, gid);
+    chownSync(tmp, user.uid, user.gid);
     for (const [k, v] of Object.entries(metadata)) setXattr(tmp, METADATA_XATTR_PREFIX + k, v); // best effort (§3.4)
     renameSync(tmp, path);
   } catch (e) {
@@ -209,9 +214,13 @@ export async function postFile(req: Request, url: URL, state: AgentState): Promi
       if (!boundary) throw new HttpError(400, "multipart body without a boundary");
       for await (const part of parseMultipart(decoded(req), boundary)) {
         if (part.name !== "file") continue;
-        const raw = part.filename || url.searchParams.get("path");
+        // Like envd: the `path` query parameter wins over the part's filename.
+        const raw = url.searchParams.get("path") ?? part.filename;
         if (!raw) throw new HttpError(400, "a file part needs a filename or the path query parameter");
         const path = resolvePath(raw, user, state.defaultWorkdir);
+        if (written.some((w) => w.path === path)) {
+          throw new HttpError(400, `you cannot upload multiple files to the same path '${path}' in one upload request`);
+        }
         current = path;
         await writeAtomic(path, part.body, user, metadata);
         done(path);
