@@ -152,13 +152,14 @@ size=$((mib * 115 / 100 + 64))
 inodes=$((files * 12 / 10 + 4096))
 step "mkfs.ext4 rootfs.ext4 (${mib} MiB of files, ${files} inodes -> ${size} MiB)"
 # No journal: the base is mounted read-only by every clone, never written.
-mkfs.ext4 -q -F -L onebox-root -O ^has_journal -m 0 -N "$inodes" -d "$stage" "$outtmp/rootfs.ext4" "${size}M" \
+mkfs.ext4 -q -F -L onebox-root -b 4096 -I 256 -O ^has_journal -m 0 -N "$inodes" -E lazy_itable_init=0 -d "$stage" "$outtmp/rootfs.ext4" "${size}M" >/dev/null \
   || die "mkfs.ext4 of rootfs.ext4 failed"
 step "mkfs.ext4 layer.ext4 ($LAYER_SIZE, sparse)"
 truncate -s "$LAYER_SIZE" "$outtmp/layer.ext4"
-# Inode tables initialised now: otherwise every clone's kernel would zero them in the background
-# (ext4lazyinit), dirtying its copy of the layer.
-mkfs.ext4 -q -F -L onebox-layer -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$outtmp/layer.ext4" \
+# Inode tables marked zeroed now (mkfs punches them, so the file stays sparse): otherwise every
+# clone's kernel would zero them in the background (ext4lazyinit), dirtying its copy of the layer.
+# The journal is left unwritten: holes read as zeros, which is what zeroing would write.
+mkfs.ext4 -q -F -L onebox-layer -m 0 -E lazy_itable_init=0,lazy_journal_init=1 "$outtmp/layer.ext4" \
   || die "mkfs.ext4 of layer.ext4 failed"
 cat >"$outtmp/manifest.json" <<JSON
 {"variant":"$VARIANT","suite":"$SUITE","packages":[$(printf '"%s",' "${pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
