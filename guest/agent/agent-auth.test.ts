@@ -246,3 +246,16 @@ test("/init: a set token can only be changed by a caller that knows it; stale re
     await other.stop();
   }
 });
+
+test("POST /files/compose concatenates and removes the sources; needs the token", async () => {
+  const dir = `${agent.dir}/compose`;
+  await sbx.files.write([{ path: `${dir}/p1`, data: "ab" }, { path: `${dir}/p2`, data: "cd" }]);
+  const body = JSON.stringify({ source_paths: [`${dir}/p1`, `${dir}/p2`], destination: `${dir}/whole.txt` });
+  expect((await fetch(`${agent.url}/files/compose`, { method: "POST", body })).status).toBe(401);
+  const r = await fetch(`${agent.url}/files/compose`, { method: "POST", headers: { "X-Access-Token": TOKEN }, body });
+  expect(await r.json()).toEqual({ path: `${dir}/whole.txt`, name: "whole.txt", type: "file" });
+  expect(await sbx.files.read(`${dir}/whole.txt`)).toBe("abcd");
+  expect(await sbx.files.exists(`${dir}/p1`)).toBe(false);
+  const missing = await fetch(`${agent.url}/files/compose`, { method: "POST", headers: { "X-Access-Token": TOKEN }, body });
+  expect(missing.status).toBe(404);
+});

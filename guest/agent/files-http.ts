@@ -17,7 +17,7 @@ export function httpError(status: number, message: string): Response {
   return Response.json({ code: status, message }, { status });
 }
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -37,7 +37,7 @@ function authorise(req: Request, url: URL, op: FileOp, state: AgentState): UserI
   return user;
 }
 
-function errnoStatus(e: unknown, path: string): HttpError {
+export function errnoStatus(e: unknown, path: string): HttpError {
   const code = (e as NodeJS.ErrnoException)?.code;
   if (e instanceof HttpError) return e;
   if (code === "ENOSPC" || code === "EDQUOT") return new HttpError(507, `not enough disk space to write '${path}'`);
@@ -127,7 +127,7 @@ function metadataFromHeaders(req: Request): Record<string, string> {
  * never see a half-written file). An overwritten file keeps its mode, as envd's O_TRUNC would;
  * files end up owned by the uploading user like envd's, new ones 0644 (§3.3).
  */
-async function writeAtomic(requested: string, chunks: AsyncIterable<Uint8Array>, user: UserInfo, metadata: Record<string, string>) {
+export async function writeAtomic(requested: string, chunks: AsyncIterable<Uint8Array>, user: UserInfo, metadata: Record<string, string>) {
   // Writing through a symlink updates its target (as an open(2) would), the link stays.
   let path = requested;
   try {
@@ -177,7 +177,7 @@ function decoded(req: Request): ReadableStream<Uint8Array> {
   throw new HttpError(400, `unsupported Content-Encoding '${enc}'`);
 }
 
-async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
+export async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
   const r = stream.getReader();
   try {
     for (;;) {

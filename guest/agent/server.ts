@@ -1,5 +1,6 @@
 // The agent's HTTP server: routes envd's plain HTTP endpoints and Connect RPCs, enforces the access token (e2b-protocol.md §3).
 import type { Server } from "bun";
+import { postCompose } from "./compose-http.ts";
 import { ConnectError, readStreamRequest, readUnaryRequest, streamResponse, unaryError } from "./connect.ts";
 import { getFile, postFile } from "./files-http.ts";
 import { createFilesystemService } from "./filesystem-rpc.ts";
@@ -77,6 +78,7 @@ export function startAgent(opts: { port: number; hostname?: string }): Agent {
     }
     if (path === "/envs" && method === "GET") return getEnvs(state);
     if (path === "/metrics" && method === "GET") return getMetrics();
+    if (path === "/files/compose" && method === "POST") return postCompose(req, state);
 
     const ctx: RpcContext = { req, state, user: () => userFromAuthorization(req.headers.get("authorization"), state.defaultUser) };
     const s = streaming[path];
