@@ -4,6 +4,7 @@ import type { ApiDeps } from "./deps.ts";
 import { e2bError } from "./errors.ts";
 import { templateJson } from "./serialize.ts";
 import { aliasesOf } from "../store/template-store.ts";
+import { removeTemplate } from "../templates/register.ts";
 
 export function templateRoutes(d: ApiDeps): Hono {
   const app = new Hono();
@@ -23,6 +24,18 @@ export function templateRoutes(d: ApiDeps): Hono {
     const t = d.state.templates.resolve(id);
     if (!t) return e2bError(404, `template '${id}' not found`);
     return c.json({ ...templateJson(t), builds: [{ buildID: t.id, status: "ready", createdAt: new Date(t.createdAt).toISOString(), updatedAt: new Date(t.updatedAt).toISOString(), cpuCount: t.cpuCount, memoryMB: t.memoryMb, diskSizeMB: t.diskSizeMb, envdVersion: t.envdVersion }] });
+  });
+
+  // CLI `template delete` and the SDK's deleteSnapshot: 204, 404 (→ false). A template that live
+  // sandboxes boot from is kept (409): their read-only base disk lives in its directory.
+  app.delete("/templates/:id", (c) => {
+    const id = c.req.param("id");
+    const t = d.state.templates.resolve(id);
+    if (!t) return e2bError(404, `template '${id}' not found`);
+    const users = d.state.sandboxes.live().filter((r) => r.templateId === t.id).length;
+    if (users > 0) return e2bError(409, `template '${id}' is used by ${users} live sandbox(es): kill them first`);
+    removeTemplate(d.state, t.id);
+    return c.body(null, 204);
   });
 
   // Building templates over the API (POST /v3/templates...) is not supported yet: images are built

@@ -50,6 +50,8 @@ export class SandboxManager {
   private stopReasons = new Map<string, EndReason>();
   /** Set when the daemon shuts down: VMs live on, so their handles' ends are not ours to record. */
   private detached = false;
+  /** Creates in flight: a kill of a starting sandbox waits for its boot instead of failing with 409. */
+  private creating = new Map<string, Promise<void>>();
 
   constructor(
     private readonly state: State,
@@ -103,22 +105,21 @@ export class SandboxManager {
       endAt: now + input.timeoutSec * 1000,
     });
     this.state.sandboxes.addEvent(id, "create", `template ${t.id}`);
+    const boot = this.locks.with(id, "create", () =>
+      bootSandbox(this.config, driver, { id, template: t, envVars: input.envVars, accessToken: token }),
+    );
+    this.creating.set(id, boot.then(() => undefined, () => undefined));
     try {
-      const booted = await this.locks.with(id, "create", () =>
-        bootSandbox(this.config, driver, {
-          id,
-          template: t,
-          envVars: input.envVars,
-          accessToken: token,
-        }),
-      );
+      const booted = await boot;
       this.adoptLive(id, booted.handle, booted.runDir);
       this.setState(id, "starting", "running", { runDir: booted.runDir, sandboxDir: booted.sandboxDir, vmPid: booted.handle.pid });
       this.armTimer(this.mustGet(id));
+      this.creating.delete(id);
       return this.mustGet(id);
     } catch (e) {
       // Undo the row too: a failed create leaves nothing behind.
       this.state.sandboxes.delete(id);
+      this.creating.delete(id);
       log.warn("create failed", { id, template: t.id, error: e instanceof Error ? e.message : String(e) });
       throw e;
     }
@@ -138,6 +139,8 @@ export class SandboxManager {
   }
 
   async kill(id: string, reason: EndReason = "killed"): Promise<void> {
+    const booting = this.creating.get(id);
+    if (booting) await booting;
     const row = this.getVisible(id);
     await this.locks.with(id, "kill", async () => {
       assertTransition(id, row.state as SandboxState, "stopping");
