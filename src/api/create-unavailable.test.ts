@@ -36,3 +36,23 @@ test("create answers 503 in E2B shape naming the problem and the fix; nothing is
   expect(existsSync(vms) ? readdirSync(vms) : []).toEqual([]);
   expect((await fetch(d.url + "/health")).status).toBe(200);
 });
+
+test("a full host answers 429 with Retry-After before trying anything", async () => {
+  const small = await startTestDaemon({ cpuBudget: 1, retryAfterSec: 7 });
+  try {
+    const now = Date.now();
+    small.state.templates.insert({
+      id: "tplbig", aliases: '["big"]', dir: "/nonexistent", kernel: "/nonexistent", initrd: null, cpuCount: 2, memoryMb: 256,
+      diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", createdAt: now, updatedAt: now,
+    });
+    const res = await small.api("/v2/sandboxes", { method: "POST", body: JSON.stringify({ templateID: "big" }) });
+    expect(res.status).toBe(429);
+    expect(res.headers.get("retry-after")).toBe("7");
+    const body = (await res.json()) as { code: number; message: string };
+    expect(body.code).toBe(429);
+    expect(body.message).toContain("host is full");
+    expect(small.state.sandboxes.count()).toBe(0);
+  } finally {
+    await small.stop();
+  }
+});
