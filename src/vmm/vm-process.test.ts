@@ -1,0 +1,124 @@
+// Runs onebox-vmm with the tiny test guests (ffi/tests/guests) on this host's /dev/kvm through VmProcess.
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { VmProcess } from "./vm-process.ts";
+import type { VmSpec } from "./vm-spec.ts";
+
+const guests = join(import.meta.dir, "../../ffi/build/guests");
+const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "poweroff.bin"));
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function spec(guest: string, extra: Partial<VmSpec> = {}): VmSpec {
+  const runDir = mkdtempSync(join(tmpdir(), "vmm-test-"));
+  dirs.push(runDir);
+  return {
+    id: "test",
+    runDir,
+    consolePath: join(runDir, "console.log"),
+    exitFile: join(runDir, "exit.json"),
+    memMib: 64,
+    vcpus: 1,
+    kernel: "",
+    cmdline: "",
+    testGuest: join(guests, `${guest}.bin`),
+    disks: [],
+    rng: false,
+    ...extra,
+  };
+}
+
+async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(10);
+  }
+}
+
+const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : "");
+
+describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
+  test("power-off port ends the VM with reason poweroff, exit record written", async () => {
+    const s = spec("poweroff");
+    const vm = await VmProcess.spawn(s).catch(async (e) => {
+      throw e;
+    });
+    const exit = await vm.exited;
+    expect(exit.reason).toBe("poweroff");
+    expect(JSON.parse(read(s.exitFile)).reason).toBe("poweroff");
+  });
+
+  test("PIO: guest output on COM1 reaches the console log and the exit record's tail", async () => {
+    const s = spec("hello");
+    const vm = await VmProcess.spawn(s);
+    const exit = await vm.exited;
+    expect(exit.reason).toBe("poweroff");
+    expect(read(s.consolePath)).toBe("hello from the test guest\nsecond line\n");
+    expect(exit.consoleTail).toContain("second line");
+  });
+
+  test("MMIO: unmapped reads give all ones; the virtio-rng window answers with its registers", async () => {
+    const s = spec("mmio", { rng: true });
+    const exit = await (await VmProcess.spawn(s)).exited;
+    expect(exit.reason).toBe("poweroff");
+    expect(read(s.consolePath)).toContain("unmapped=ffffffff magic=74726976 version=00000002 device=00000004");
+  });
+
+  test("malformed ring: the device needs reset, the vmm stays up and says so on stderr", async () => {
+    const s = spec("bad_ring", { rng: true });
+    const vm = await VmProcess.spawn(s);
+    await waitFor(() => read(s.consolePath).includes("virtio status="));
+    const status = Number.parseInt(read(s.consolePath).split("virtio status=")[1]?.slice(0, 8) ?? "0", 16);
+    expect(status & 0x40).toBe(0x40); // DEVICE_NEEDS_RESET (virtio 1.2, 2.1)
+    expect(read(join(s.runDir, "vmm.stderr"))).toContain("needs reset");
+    expect((await vm.ping()).state).toBe("running");
+    const stats = await vm.stats();
+    expect(stats.pssKib).toBeGreaterThan(0);
+    await vm.pause();
+    expect((await vm.ping()).state).toBe("paused");
+    await vm.resume();
+    await vm.stop();
+    const exit = await vm.exited;
+    expect(exit.reason).toBe("stopped");
+  });
+
+  test("SIGKILL of the vmm: exited resolves with vmm-crash and the signal", async () => {
+    const s = spec("bad_ring", { rng: true });
+    const vm = await VmProcess.spawn(s);
+    process.kill(vm.pid, "SIGKILL");
+    const exit = await vm.exited;
+    expect(exit.reason).toBe("vmm-crash");
+    expect(exit.signal).toBe("SIGKILL");
+  });
+
+  test("triple fault: reason panic with the console tail", async () => {
+    const s = spec("triple_fault");
+    const exit = await (await VmProcess.spawn(s)).exited;
+    expect(exit.reason).toBe("panic");
+    expect(exit.detail).toContain("triple fault");
+    expect(exit.consoleTail).toContain("about to triple fault");
+  });
+
+  test("adopt: a second client re-attaches to a running vmm and stops it", async () => {
+    const s = spec("bad_ring", { rng: true });
+    const vm = await VmProcess.spawn(s);
+    vm.detach();
+    const again = await VmProcess.adopt(s.runDir);
+    expect(again?.pid).toBe(vm.pid);
+    await again?.stop();
+    expect((await vm.exited).reason).toBe("stopped");
+    expect((await again?.exited)?.reason).toBe("stopped");
+    expect(await VmProcess.adopt(s.runDir)).toBeNull();
+  });
+
+  test("a setup failure is reported with what to fix", async () => {
+    const s = spec("poweroff", { disks: [{ path: "/nonexistent/disk.img", readOnly: true }] });
+    await expect(VmProcess.spawn(s)).rejects.toThrow(/exited during start: error/);
+    expect(JSON.parse(read(s.exitFile)).detail).toContain("/nonexistent/disk.img");
+  });
+});

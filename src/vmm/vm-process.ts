@@ -1,0 +1,205 @@
+// One running onebox-vmm process: spawn (detached, survives a daemon restart) or adopt it, control requests,
+// and `exited`, which resolves with the exit record, or `vmm-crash` when the process is gone without one.
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { nativePath } from "../sys/natives.ts";
+import { ControlClient } from "./control-client.ts";
+import { readExitRecord } from "./exit-record.ts";
+import { ctlPath, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
+
+const SPAWN_READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+/** What adopt() finds in runDir/vmm.json. */
+interface VmState {
+  pid: number;
+  exitFile: string;
+  consolePath: string;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class VmProcess {
+  readonly exited: Promise<VmExit>;
+  private ctl: ControlClient | null = null;
+  private exitedValue: VmExit | null = null;
+
+  private constructor(
+    readonly pid: number,
+    readonly runDir: string,
+    private readonly exitFile: string,
+    waitGone: () => Promise<string | number | undefined>,
+  ) {
+    this.exited = (async () => {
+      const signal = await waitGone();
+      this.ctl?.close();
+      const record = await readExitRecord(exitFile);
+      const exit: VmExit = record ?? {
+        reason: "vmm-crash",
+        detail: `onebox-vmm (pid ${pid}) ended without an exit record${signal !== undefined ? ` (${signal})` : ""}; see ${join(runDir, RUN_FILES.stderr)}`,
+        consoleTail: "",
+        signal,
+      };
+      this.exitedValue = exit;
+      return exit;
+    })();
+  }
+
+  /** Starts onebox-vmm for spec in its own session; resolves once it answers `ping` (or once the guest has already
+   *  ended, with `exited` resolved); rejects if the vmm could not set the VM up. */
+  static async spawn(spec: VmSpec, opts: { binary?: string } = {}): Promise<VmProcess> {
+    const binary = opts.binary ?? (await nativePath("onebox-vmm"));
+    mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
+    const out = openSync(join(spec.runDir, RUN_FILES.stdout), "a");
+    const err = openSync(join(spec.runDir, RUN_FILES.stderr), "a");
+    let child: Bun.Subprocess;
+    try {
+      // detached: setsid(), so a daemon restart (or its process group being signalled) leaves the VM running.
+      child = Bun.spawn([binary, ...vmmArgs(spec)], { detached: true, stdin: "ignore", stdout: out, stderr: err });
+    } finally {
+      closeSync(out);
+      closeSync(err);
+    }
+    child.unref();
+    const vm = new VmProcess(child.pid, spec.runDir, spec.exitFile, async () => {
+      await child.exited;
+      return child.signalCode ?? child.exitCode ?? undefined;
+    });
+    const state: VmState = { pid: child.pid, exitFile: spec.exitFile, consolePath: spec.consolePath };
+    writeFileSync(join(spec.runDir, RUN_FILES.state), `${JSON.stringify(state)}\n`);
+    const deadline = Date.now() + SPAWN_READY_TIMEOUT_MS;
+    for (;;) {
+      if (vm.exitedValue) break;
+      try {
+        await vm.connect();
+        return vm;
+      } catch (e) {
+        if (Date.now() > deadline) {
+          child.kill("SIGKILL");
+          throw new Error(`onebox-vmm did not answer on ${ctlPath(spec.runDir)} within ${SPAWN_READY_TIMEOUT_MS} ms: ${e}`);
+        }
+        // Either not listening yet or it already exited: the exited promise tells which.
+        await Promise.race([sleep(5), vm.exited]);
+      }
+    }
+    // A guest may run to its end before the first ping (tiny guests do): that VM did start, and `exited` says
+    // how it ended. Only a vmm that failed its own setup (reason error) or died rejects the spawn.
+    const exit = await vm.exited;
+    if (exit.reason !== "error" && exit.reason !== "vmm-crash") return vm;
+    throw new Error(`onebox-vmm exited during start: ${exit.reason}: ${exit.detail}`);
+  }
+
+  /** Re-attaches to a vmm left running by an earlier daemon; null if none is alive in runDir. */
+  static async adopt(runDir: string): Promise<VmProcess | null> {
+    let state: VmState;
+    try {
+      state = JSON.parse(readFileSync(join(runDir, RUN_FILES.state), "utf8")) as VmState;
+    } catch {
+      return null;
+    }
+    if (!Number.isInteger(state.pid) || !pidAlive(state.pid)) return null;
+    // Not our child: we learn of its end from the control socket closing, then wait for the pid to go.
+    const vm: VmProcess = new VmProcess(state.pid, runDir, state.exitFile, async () => {
+      await null; // runs from the constructor: let `vm` be assigned first
+      for (;;) {
+        if (vm.ctl && !vm.ctl.closed) await vm.ctl.waitClosed();
+        if (!pidAlive(state.pid)) return undefined;
+        await sleep(50);
+        if (vm.ctl?.closed && pidAlive(state.pid)) await vm.connect().catch(() => undefined);
+      }
+    });
+    try {
+      const pong = await vm.connect();
+      if (Number(pong.pid) !== state.pid) {
+        vm.ctl?.close();
+        return null;
+      }
+    } catch {
+      return null;
+    }
+    return vm;
+  }
+
+  private async connect(): Promise<Record<string, string>> {
+    const client = await ControlClient.connect(ctlPath(this.runDir), () => {
+      /* `event exit` precedes the process end; `exited` resolves from the process itself */
+    });
+    try {
+      const pong = await client.request("ping");
+      this.ctl = client;
+      return pong;
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  }
+
+  private async request(line: string, timeoutMs?: number): Promise<Record<string, string>> {
+    if (this.exitedValue) throw new Error(`the VM has exited (${this.exitedValue.reason})`);
+    if (!this.ctl || this.ctl.closed) await this.connect();
+    if (!this.ctl) throw new Error("no control connection");
+    return this.ctl.request(line, timeoutMs);
+  }
+
+  async ping(): Promise<{ pid: number; state: string }> {
+    const r = await this.request("ping");
+    return { pid: Number(r.pid), state: r.state ?? "" };
+  }
+
+  async pause(): Promise<void> {
+    await this.request("pause");
+  }
+
+  async resume(): Promise<void> {
+    await this.request("resume");
+  }
+
+  /** Ends the VM (reason `stopped`) and waits for the process; SIGKILL if it does not go in time. */
+  async stop(): Promise<void> {
+    if (this.exitedValue) return;
+    try {
+      await this.request("stop", STOP_TIMEOUT_MS);
+    } catch {
+      // fall through: the deadline below still ends it
+    }
+    const done = await Promise.race([this.exited.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+    if (!done) {
+      try {
+        process.kill(this.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      await this.exited;
+    }
+  }
+
+  async snapshot(dir: string): Promise<void> {
+    await this.request(`snapshot ${dir}`, 120_000);
+  }
+
+  async stats(): Promise<VmStats> {
+    const r = await this.request("stats");
+    return { rssKib: Number(r.rss_kib), pssKib: Number(r.pss_kib), cpuNs: Number(r.cpu_ns) };
+  }
+
+  /** Starts a forward socket for guest TCP port; returns its path. */
+  async forward(port: number): Promise<string> {
+    const r = await this.request(`forward ${port}`);
+    if (!r.path) throw new Error("vmm answered forward without a path");
+    return r.path;
+  }
+
+  /** Closes this client's control connection (the vmm keeps running). */
+  detach(): void {
+    this.ctl?.close();
+  }
+}

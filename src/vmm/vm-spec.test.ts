@@ -1,0 +1,30 @@
+// Tests the onebox-vmm command line built from a VmSpec (docs/architecture.md "Command line").
+import { expect, test } from "bun:test";
+import { forwardPath, vmmArgs } from "./vm-spec.ts";
+
+test("cold boot arguments in the documented order", () => {
+  const args = vmmArgs({
+    id: "sbx",
+    runDir: "/run/onebox/vms/sbx",
+    consolePath: "/d/console.log",
+    exitFile: "/d/exit.json",
+    memMib: 512,
+    vcpus: 2,
+    kernel: "/k/vmlinuz",
+    initrd: "/k/initrd",
+    cmdline: "console=ttyS0 reboot=k panic=-1",
+    disks: [
+      { path: "/t/rootfs.ext4", readOnly: true },
+      { path: "/d/layer.ext4", readOnly: false },
+    ],
+    rng: true,
+    vsock: { cid: 7, forwardPorts: [49983, 49999] },
+  });
+  expect(args.join(" ")).toBe(
+    "--ctl /run/onebox/vms/sbx/ctl.sock --console /d/console.log --exit-file /d/exit.json --mem-mib 512 --vcpus 2 " +
+      "--kernel /k/vmlinuz --initrd /k/initrd --cmdline console=ttyS0 reboot=k panic=-1 " +
+      "--disk /t/rootfs.ext4,ro --disk /d/layer.ext4 --rng --vsock /run/onebox/vms/sbx/vsock.sock --cid 7 " +
+      "--forward 49983 --forward 49999",
+  );
+  expect(forwardPath("/run/onebox/vms/sbx", 49983)).toBe("/run/onebox/vms/sbx/vsock.sock.tcp-49983");
+});

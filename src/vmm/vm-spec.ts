@@ -1,0 +1,81 @@
+// What a VM is made of (docs/architecture.md "TS side of the VMM") and how it becomes onebox-vmm's command line.
+import { join } from "node:path";
+
+export interface VmSpec {
+  id: string; // sandbox id (or template build id)
+  runDir: string; // /run/onebox/vms/<id>: ctl.sock, vsock.sock live here
+  consolePath: string;
+  exitFile: string;
+  memMib: number;
+  vcpus: number;
+  kernel: string;
+  initrd?: string;
+  cmdline: string; // cold boot
+  restoreFrom?: string; // or restore (issue 3)
+  /** Tests only: a flat 64-bit binary run instead of a kernel (`--test-guest`); kernel/initrd/cmdline are ignored. */
+  testGuest?: string;
+  disks: { path: string; readOnly: boolean }[];
+  rng: boolean;
+  vsock?: { cid: number; forwardPorts: number[] }; // forwardPorts e.g. [49983, 49999]
+}
+
+export interface VmStats {
+  rssKib: number;
+  pssKib: number;
+  cpuNs: number;
+}
+
+/** Exit record reasons (docs/architecture.md "Exit record") plus `vmm-crash` for a process gone without one. */
+export type VmExitReason = "poweroff" | "reboot" | "panic" | "internal-error" | "stopped" | "error" | "vmm-crash";
+
+export interface VmExit {
+  reason: VmExitReason;
+  detail: string;
+  consoleTail: string;
+  /** For vmm-crash: the signal that ended the process (e.g. "SIGKILL"), or its exit code if it exited. */
+  signal?: string | number;
+}
+
+/** Fixed file names inside runDir. */
+export const RUN_FILES = {
+  ctl: "ctl.sock",
+  vsock: "vsock.sock",
+  stdout: "vmm.stdout",
+  stderr: "vmm.stderr",
+  state: "vmm.json", // what adopt() needs after a daemon restart
+} as const;
+
+export function ctlPath(runDir: string): string {
+  return join(runDir, RUN_FILES.ctl);
+}
+
+export function vsockPath(runDir: string): string {
+  return join(runDir, RUN_FILES.vsock);
+}
+
+/** Path of the forward socket for guest TCP `port` (docs/architecture.md "Forward sockets"). */
+export function forwardPath(runDir: string, port: number): string {
+  return `${vsockPath(runDir)}.tcp-${port}`;
+}
+
+/** The onebox-vmm arguments for a spec, in the order docs/architecture.md lists them. */
+export function vmmArgs(spec: VmSpec): string[] {
+  const args = ["--ctl", ctlPath(spec.runDir), "--console", spec.consolePath, "--exit-file", spec.exitFile];
+  args.push("--mem-mib", String(spec.memMib), "--vcpus", String(spec.vcpus));
+  if (spec.testGuest) {
+    args.push("--test-guest", spec.testGuest);
+  } else if (spec.restoreFrom) {
+    args.push("--restore", spec.restoreFrom);
+  } else {
+    args.push("--kernel", spec.kernel);
+    if (spec.initrd) args.push("--initrd", spec.initrd);
+    args.push("--cmdline", spec.cmdline);
+  }
+  for (const d of spec.disks) args.push("--disk", d.readOnly ? `${d.path},ro` : d.path);
+  if (spec.rng) args.push("--rng");
+  if (spec.vsock) {
+    args.push("--vsock", vsockPath(spec.runDir), "--cid", String(spec.vsock.cid));
+    for (const p of spec.vsock.forwardPorts) args.push("--forward", String(p));
+  }
+  return args;
+}
