@@ -35,7 +35,7 @@ export class AgentClient {
   async waitHealthy(deadlineMs: number, isDead: () => boolean): Promise<void> {
     let lastErr = "no answer";
     while (Date.now() < deadlineMs) {
-      if (isDead()) throw unavailable("the sandbox VM exited while booting; see `onebox sandbox logs <id>` for its console");
+      if (isDead()) throw unavailable("the sandbox VM exited while booting; its console is in the daemon's log");
       try {
         const res = await this.fetch("/health", {}, 1000);
         await res.body?.cancel();

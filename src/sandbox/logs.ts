@@ -1,7 +1,7 @@
 // A sandbox's logs: its serial console (tail) and its lifecycle events, for the API and the CLI.
-import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import type { State } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
+import { tailFile } from "../util/tail-file.ts";
 import { sandboxPaths } from "./runtime.ts";
 
 export interface LogLine {
@@ -9,22 +9,6 @@ export interface LogLine {
   level: "info" | "warn" | "error";
   source: "console" | "lifecycle";
   message: string;
-}
-
-/** Last `maxBytes` of a file, cut at a line boundary. */
-export function tailFile(path: string, maxBytes = 64 * 1024): string {
-  if (!existsSync(path)) return "";
-  const size = statSync(path).size;
-  const start = Math.max(0, size - maxBytes);
-  const buf = Buffer.alloc(size - start);
-  const fd = openSync(path, "r");
-  try {
-    readSync(fd, buf, 0, buf.length, start);
-  } finally {
-    closeSync(fd);
-  }
-  const text = buf.toString("utf8");
-  return start > 0 ? text.slice(text.indexOf("\n") + 1) : text;
 }
 
 export function sandboxLogs(state: State, config: Config, id: string, limit = 1000): LogLine[] {

@@ -82,7 +82,8 @@ export class SandboxManager {
     const driver = this.driver.driver;
     const id = newSandboxId();
     const now = Date.now();
-    const token = newAccessToken();
+    // v2 is always secure; v1 only when asked (spec §1.3). Without a token the agent checks none.
+    const token = input.secure ? newAccessToken() : null;
     this.state.sandboxes.insert({
       id,
       templateId: t.id,
@@ -92,8 +93,6 @@ export class SandboxManager {
       memoryMb: t.memoryMb,
       diskSizeMb: t.diskSizeMb,
       envdVersion: agentEnvdVersion() ?? t.envdVersion,
-      // v2 is always secure; v1 only when asked (spec §1.3). The agent always gets a token so
-      // that the data plane can route signed URLs; without `secure` it is not handed out.
       envdAccessToken: token,
       metadata: JSON.stringify(input.metadata),
       envVars: JSON.stringify(input.envVars),
@@ -106,7 +105,7 @@ export class SandboxManager {
     });
     this.state.sandboxes.addEvent(id, "create", `template ${t.id}`);
     const boot = this.locks.with(id, "create", () =>
-      bootSandbox(this.config, driver, { id, template: t, envVars: input.envVars, accessToken: token }),
+      bootSandbox(this.config, driver, { id, template: t, envVars: input.envVars, accessToken: token ?? undefined }),
     );
     this.creating.set(id, boot.then(() => undefined, () => undefined));
     try {

@@ -9,13 +9,15 @@ import type { Config } from "../util/config.ts";
 import { unavailable } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { AgentClient } from "./agent-client.ts";
+import { tailFile } from "../util/tail-file.ts";
 import type { VmDriver, VmHandle } from "./vm-driver.ts";
 
 export interface BootRequest {
   id: string;
   template: TemplateRow;
   envVars: Record<string, string>;
-  accessToken: string;
+  /** Absent for v1 sandboxes created without `secure` (spec §1.3): envd then checks no token. */
+  accessToken?: string;
 }
 
 export interface Booted {
@@ -74,7 +76,8 @@ export async function bootSandbox(config: Config, driver: VmDriver, req: BootReq
     const cmdline = ["console=ttyS0 reboot=k panic=-1 quiet", `onebox.id=${req.id}`, req.template.cmdlineExtra]
       .filter(Boolean)
       .join(" ");
-    const handle = await driver.spawn({
+    const handle = await driver
+      .spawn({
       id: req.id,
       runDir: p.runDir,
       consolePath: p.console,
@@ -90,8 +93,14 @@ export async function bootSandbox(config: Config, driver: VmDriver, req: BootReq
       ],
       rng: true,
       vsock: { cid: GUEST_CID, forwardPorts: [ENVD_PORT, CODE_INTERPRETER_PORT] },
+      })
+      .catch((e: unknown) => {
+        throw unavailable(`the VM process did not start (${e instanceof Error ? e.message : String(e)}); run \`onebox doctor\``);
+      });
+    undo.push("vm process", async () => {
+      await handle.stop().catch(() => undefined);
+      await Promise.race([handle.exited, Bun.sleep(5000)]);
     });
-    undo.push("vm process", () => handle.stop());
     let dead = false;
     void handle.exited.then(() => (dead = true));
 
@@ -103,6 +112,9 @@ export async function bootSandbox(config: Config, driver: VmDriver, req: BootReq
     undo.release();
     return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir };
   } catch (e) {
+    // The sandbox dir (and its console) goes with the undo: keep the console's end in the log.
+    const tail = tailFile(p.console, 4096);
+    if (tail) log.warn("console of the failed boot", { id: req.id, tail });
     const errors = await undo.unwind();
     for (const err of errors) log.warn("cleanup after failed boot", { id: req.id, error: err.message });
     throw e;
