@@ -22,7 +22,16 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
   a->cmdline = "";
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
+    static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
+                                             "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
+                                             "--vcpus", "--cid", "--forward", "--disk"};
     bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp");
+    bool known = flag;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
+    if (!known) {
+      snprintf(err, errlen, "unknown option %s (see docs/architecture.md)", opt);
+      return -1;
+    }
     const char *val = NULL;
     if (!flag) {
       if (i + 1 >= argc) {

@@ -116,6 +116,20 @@ describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
     expect(await VmProcess.adopt(s.runDir)).toBeNull();
   });
 
+  test("ELF vmlinux boot path: PT_LOAD at its physical address, boot_params with cmdline, e820 and RSDP", async () => {
+    const s = spec("bootparams", { rng: true });
+    const elf = join(s.runDir, "vmlinux");
+    // -N: one segment at exactly 0x100000 with no file headers in it, like a kernel's PT_LOAD at its LMA.
+    const ld = Bun.spawnSync(["ld", "-N", "-Ttext=0x100000", "-e", "0x100000", "-o", elf, join(guests, "bootparams.o")]);
+    expect(ld.exitCode).toBe(0);
+    const exit = await (await VmProcess.spawn({ ...s, testGuest: undefined, kernel: elf, cmdline: "console=ttyS0 x=1" }))
+      .exited;
+    expect(exit.reason).toBe("poweroff");
+    expect(read(s.consolePath)).toBe(
+      "cmdline=console=ttyS0 x=1 virtio_mmio.device=4K@0xd0000000:5\ne820=00000003 rsdp=000e0000\n",
+    );
+  });
+
   test("a setup failure is reported with what to fix", async () => {
     const s = spec("poweroff", { disks: [{ path: "/nonexistent/disk.img", readOnly: true }] });
     await expect(VmProcess.spawn(s)).rejects.toThrow(/exited during start: error/);
