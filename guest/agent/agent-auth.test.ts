@@ -1,7 +1,7 @@
 // Access token, signed URLs, big streamed transfers and malformed Connect input against a running agent (e2b-protocol.md §3.1, §3.5).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { createReadStream, statSync } from "node:fs";
+import { createReadStream, readdirSync, statSync } from "node:fs";
 import { AuthenticationError, Sandbox } from "e2b";
 import { encodeEnvelope } from "./connect.ts";
 import { ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
@@ -204,10 +204,13 @@ test("StreamInput feeds stdin; CloseStdin ends it; SIGTERM by signal name", asyn
 
 test("polling watcher: CreateWatcher, GetWatcherEvents drains, RemoveWatcher", async () => {
   const dir = `${agent.dir}/poll`;
-  await sbx.files.makeDir(dir);
+  await sbx.files.makeDir(`${dir}/inner`);
+  const fds = () => readdirSync(`/proc/${agent.proc.pid}/fd`).length;
+  const fdsBefore = fds();
   const call = async (m: string, body: unknown) => (await (await connectCall(`filesystem.Filesystem/${m}`, JSON.stringify(body), "application/json")).json()) as any;
   const { watcherId } = await call("CreateWatcher", { path: dir, recursive: false, include_entry: true });
   expect(typeof watcherId).toBe("string");
+  await sbx.files.write(`${dir}/inner/q.txt`, "not watched: not recursive");
   await sbx.files.write(`${dir}/p.txt`, "p");
   let events: any[] = [];
   for (let i = 0; i < 40 && !events.some((e) => e.type === "EVENT_TYPE_WRITE"); i++) {
@@ -216,9 +219,12 @@ test("polling watcher: CreateWatcher, GetWatcherEvents drains, RemoveWatcher", a
   }
   const w = events.find((e) => e.name === "p.txt" && e.type === "EVENT_TYPE_WRITE");
   expect(w?.entry?.type).toBe("FILE_TYPE_FILE");
+  expect(events.filter((e) => e.name.startsWith("inner/"))).toEqual([]);
   expect((await call("GetWatcherEvents", { watcher_id: watcherId })).events).toEqual([]);
   expect(await call("RemoveWatcher", { watcherId })).toEqual({});
   expect((await call("GetWatcherEvents", { watcherId })).code).toBe("not_found");
+  await Bun.sleep(50);
+  expect(fds()).toBe(fdsBefore); // the inotify instance is closed
 });
 
 test("/init: a set token can only be changed by a caller that knows it; stale retries change nothing", async () => {

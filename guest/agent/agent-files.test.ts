@@ -102,6 +102,11 @@ test("watchDir: start, create/write/remove events, recursive", async () => {
   await sbx.files.write(`${d}/w/new.txt`, "x");
   await sbx.files.write(`${d}/w/sub/deep.txt`, "y");
   writeFileSync(`${d}/w/direct.txt`, "z");
+  await sbx.files.rename(`${d}/w/direct.txt`, `${d}/w/moved.txt`);
+  Bun.spawnSync(["chmod", "600", `${d}/w/moved.txt`]);
+  await sbx.files.makeDir(`${d}/w/sub/later`);
+  await Bun.sleep(50); // the new directory's watch is added when its CREATE arrives
+  writeFileSync(`${d}/w/sub/later/x`, "x");
   await sbx.files.remove(`${d}/w/new.txt`);
   const has = (name: string, type: FilesystemEventType) => events.some((e) => e.name === name && e.type === type);
   const want: [string, FilesystemEventType][] = [
@@ -110,6 +115,11 @@ test("watchDir: start, create/write/remove events, recursive", async () => {
     ["direct.txt", FilesystemEventType.WRITE],
     ["sub/deep.txt", FilesystemEventType.WRITE],
     ["new.txt", FilesystemEventType.REMOVE],
+    ["direct.txt", FilesystemEventType.RENAME],
+    ["moved.txt", FilesystemEventType.CREATE],
+    ["moved.txt", FilesystemEventType.CHMOD],
+    ["sub/later", FilesystemEventType.CREATE],
+    ["sub/later/x", FilesystemEventType.WRITE],
   ];
   for (let i = 0; i < 100 && !want.every(([n, t]) => has(n, t)); i++) await Bun.sleep(50);
   await h.stop();

@@ -53,6 +53,26 @@ export function listXattrs(path: string, prefix: string): Record<string, string>
   return out;
 }
 
+type InotifyLib = { inotify_init1(flags: number): number; inotify_add_watch(fd: number, path: Buffer, mask: number): number; inotify_rm_watch(fd: number, wd: number): number; close(fd: number): number };
+let ino: InotifyLib | null | undefined;
+
+/** inotify(7) calls (watch.ts reads the events with Bun.file(fd).stream()). */
+export function inotifyLib(): InotifyLib | null {
+  if (ino === undefined) {
+    try {
+      ino = dlopen("libc.so.6", {
+        inotify_init1: { args: [FFIType.i32], returns: FFIType.i32 },
+        inotify_add_watch: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+        inotify_rm_watch: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+        close: { args: [FFIType.i32], returns: FFIType.i32 },
+      }).symbols as unknown as InotifyLib;
+    } catch {
+      ino = null;
+    }
+  }
+  return ino;
+}
+
 /** Sets CLOCK_REALTIME; false without privilege or libc. */
 export function setClock(ms: number): boolean {
   const l = libc();

@@ -4,6 +4,7 @@ import { join, relative, sep } from "node:path";
 import { ConnectError, streamResponse } from "./connect.ts";
 import { optBool, raw } from "./fields.ts";
 import { fsError } from "./filesystem-rpc.ts";
+import { InotifyWatcher, type RawKind } from "./inotify.ts";
 import { entryInfo } from "./fs-entry.ts";
 import { resolvePath } from "./paths.ts";
 import type { RpcContext } from "./process-rpc.ts";
@@ -15,37 +16,51 @@ export type EventTypeName = "EVENT_TYPE_CREATE" | "EVENT_TYPE_WRITE" | "EVENT_TY
 export const UPLOAD_TEMP_PREFIX = ".onebox-upload-";
 
 const MAX_POLL_QUEUE = 1000;
-const MAX_WATCHERS = 256;
+/** Each watcher holds one inotify instance; the kernel's default is 128 per user. */
+const MAX_WATCHERS = 100;
 const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
 /** A polling watcher nobody asked about for this long is removed (bounded per-sandbox growth). */
 const POLL_IDLE_MS = 10 * 60_000;
 const NETWORK_FS = new Set(["nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "afs", "ceph", "glusterfs"]);
 
+const KIND_TO_TYPE: Record<RawKind, EventTypeName> = {
+  create: "EVENT_TYPE_CREATE",
+  write: "EVENT_TYPE_WRITE",
+  remove: "EVENT_TYPE_REMOVE",
+  rename: "EVENT_TYPE_RENAME",
+  chmod: "EVENT_TYPE_CHMOD",
+};
+
 class DirWatcher {
-  private w: FSWatcher;
+  private ino: InotifyWatcher | undefined;
+  private fsw: FSWatcher | undefined;
   constructor(
     readonly root: string,
     readonly recursive: boolean,
     private includeEntry: boolean,
     private emit: (ev: Obj) => void,
   ) {
-    this.w = watch(root, { recursive }, (kind, filename) => {
-      if (typeof filename !== "string" || filename === "") return;
-      this.onRaw(kind, filename);
+    this.ino = InotifyWatcher.open(root, recursive, (kind, rel) => {
+      if (!isTemp(rel)) this.report(rel, KIND_TO_TYPE[kind]);
     });
-    this.w.on("error", () => this.close());
+    if (!this.ino) {
+      // Fallback without inotify through libc: fs.watch cannot tell renames from removals.
+      this.fsw = watch(root, { recursive }, (kind, filename) => {
+        if (typeof filename === "string" && filename !== "") this.onFsWatch(kind, filename);
+      });
+      this.fsw.on("error", () => this.close());
+    }
     active.add(this);
   }
 
-  private onRaw(kind: string, name: string): void {
-    const base = name.split(sep).pop() ?? name;
-    if (base.startsWith(UPLOAD_TEMP_PREFIX)) return;
+  private onFsWatch(kind: string, name: string): void {
+    if (isTemp(name)) return;
     const full = join(this.root, name);
     let st;
     try {
       st = lstatSync(full);
     } catch {
-      // gone: fs.watch cannot tell a rename-away from a removal
+      // gone
     }
     let type: EventTypeName;
     if (kind === "rename") type = st ? "EVENT_TYPE_CREATE" : "EVENT_TYPE_REMOVE";
@@ -76,8 +91,9 @@ class DirWatcher {
 
   close(): void {
     active.delete(this);
+    this.ino?.close();
     try {
-      this.w.close();
+      this.fsw?.close();
     } catch {
       // closed
     }
@@ -85,6 +101,10 @@ class DirWatcher {
 }
 
 const active = new Set<DirWatcher>();
+
+function isTemp(rel: string): boolean {
+  return (rel.split(sep).pop() ?? rel).startsWith(UPLOAD_TEMP_PREFIX);
+}
 
 /** Called after an atomic upload landed: the rename shows as CREATE, a write must show as WRITE too. */
 export function notifyWritten(path: string): void {
