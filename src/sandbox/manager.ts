@@ -1,7 +1,7 @@
 // Sandbox lifecycle operations over the state table: create, kill, timeouts, pause/resume, ends.
 import type { State, SandboxRow, TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
-import { conflict, notFound, unavailable } from "../util/errors.ts";
+import { conflict, notFound, OneboxError, unavailable } from "../util/errors.ts";
 import { newAccessToken, newSandboxId } from "../util/ids.ts";
 import { log } from "../util/log.ts";
 import { AgentClient } from "./agent-client.ts";
@@ -11,7 +11,7 @@ import { hostProblem } from "./host-check.ts";
 import { parseJsonObject } from "./json-fields.ts";
 import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type EndReason, type SandboxState } from "./lifecycle.ts";
 import { OpLocks } from "./op-lock.ts";
-import { bootSandbox, removeSandboxFiles, templateProblem } from "./runtime.ts";
+import { bootSandbox, removeSandboxFiles, sandboxPaths, templateProblem } from "./runtime.ts";
 import { DeadlineTimers } from "./timers.ts";
 import { forwardSocketPath, type VmDriverResult, type VmHandle, type VmStats } from "./vm-driver.ts";
 import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
@@ -119,7 +119,9 @@ export class SandboxManager {
       // Undo the row too: a failed create leaves nothing behind.
       this.state.sandboxes.delete(id);
       this.creating.delete(id);
-      log.warn("create failed", { id, template: t.id, error: e instanceof Error ? e.message : String(e) });
+      const msg = e instanceof Error ? e.message : String(e);
+      log.warn("create failed", { id, template: t.id, error: msg });
+      if (e instanceof OneboxError && e.kind === "unavailable") throw unavailable(`cannot start a sandbox: ${msg}`);
       throw e;
     }
   }
@@ -312,7 +314,14 @@ export class SandboxManager {
         await handle.stop().catch(() => undefined);
         this.finish(row.id, row.state === "starting" ? "start-failed" : "killed", `daemon restarted while ${row.state}`);
       } else {
-        this.finish(row.id, "lost", "the VM process was gone when the daemon restarted");
+        // Ended while the daemon was down: its exit record says how, if it had time to write one.
+        const exit = this.driver.ok ? await this.driver.driver.readExit(sandboxPaths(this.config, row.id).exitFile).catch(() => null) : null;
+        if (exit) {
+          const { reason, detail } = endReasonOf(exit, false);
+          this.finish(row.id, reason, `${detail} (while the daemon was down)`);
+        } else {
+          this.finish(row.id, "lost", "the VM process was gone when the daemon restarted");
+        }
       }
       ended++;
     }

@@ -1,8 +1,6 @@
 // The one seam between the sandbox runtime and src/vmm: the VmProcess API of docs/architecture.md.
-// src/vmm is written in parallel; until `src/vmm/vm-process.ts` lands, `loadVmDriver()` reports it
-// missing and create answers 503 (no fake VM stands in). Swap the body of loadVmDriver for a static
-// import once the module exists.
 import type { Socket } from "node:net";
+import { readExitRecord, VmProcess } from "../vmm/index.ts";
 
 export interface VmSpec {
   id: string;
@@ -48,6 +46,8 @@ export interface VmHandle {
 export interface VmDriver {
   spawn(spec: VmSpec): Promise<VmHandle>;
   adopt(runDir: string): Promise<VmHandle | null>;
+  /** The exit record a VM left behind (for VMs that ended while the daemon was down). */
+  readExit(exitFile: string): Promise<VmExit | null>;
   dialVsock?(vsockPath: string, port: number): Promise<Socket>;
 }
 
@@ -58,11 +58,14 @@ export function forwardSocketPath(runDir: string, port: number): string {
   return `${runDir}/vsock.sock.tcp-${port}`;
 }
 
-/** Loads src/vmm's VmProcess. Not yet present in this tree: returns the problem instead. */
+/** The VMM driver: src/vmm's VmProcess (spawns the embedded onebox-vmm, one process per VM). */
 export async function loadVmDriver(): Promise<VmDriverResult> {
   return {
-    ok: false,
-    problem:
-      "the VMM's TypeScript side (src/vmm/vm-process.ts) is not in this build yet; update onebox to a build that includes it",
+    ok: true,
+    driver: {
+      spawn: (spec) => VmProcess.spawn(spec),
+      adopt: (runDir) => VmProcess.adopt(runDir),
+      readExit: (exitFile) => readExitRecord(exitFile),
+    },
   };
 }
