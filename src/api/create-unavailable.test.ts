@@ -56,3 +56,36 @@ test("a full host answers 429 with Retry-After before trying anything", async ()
     await small.stop();
   }
 });
+
+test("a boot that fails in the real vmm (not a kernel) is undone: 503, no row, no dirs, no process", async () => {
+  const img = join(d.dataDir, "junk");
+  mkdirSync(img, { recursive: true });
+  writeFileSync(join(img, "vmlinuz"), "not a kernel\n");
+  // With a 'PVM kernel' configured, the host check passes on PVM hosts and the vmm itself is tried.
+  const boot = await startTestDaemon({ pvmKernel: join(img, "vmlinuz") });
+  try {
+    const dir = join(boot.dataDir, "templates", "tpljunk");
+    mkdirSync(dir, { recursive: true });
+    for (const f of ["rootfs.ext4", "layer.ext4"]) writeFileSync(join(dir, f), Buffer.alloc(65536));
+    const now = Date.now();
+    boot.state.templates.insert({
+      id: "tpljunk", aliases: '["base"]', dir, kernel: join(img, "vmlinuz"), initrd: null, cpuCount: 1, memoryMb: 128,
+      diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", createdAt: now, updatedAt: now,
+    });
+    const res = await boot.api("/v2/sandboxes", { method: "POST", body: JSON.stringify({ templateID: "base" }) });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { code: number; message: string };
+    expect(body.code).toBe(503);
+    expect(body.message).toStartWith("cannot start a sandbox: ");
+    expect(boot.state.sandboxes.count()).toBe(0);
+    expect(boot.state.sqlite.query("SELECT COUNT(*) AS n FROM events").get()).toEqual({ n: 0 });
+    const sb = join(boot.dataDir, "sandboxes");
+    expect(existsSync(sb) ? readdirSync(sb) : []).toEqual([]);
+    const vms = join(boot.config.runRoot, "vms");
+    expect(existsSync(vms) ? readdirSync(vms) : []).toEqual([]);
+    const procs = Bun.spawnSync(["pgrep", "-f", boot.config.runRoot]).stdout.toString().trim();
+    expect(procs).toBe("");
+  } finally {
+    await boot.stop();
+  }
+});
