@@ -54,9 +54,12 @@ async function stopDaemon(): Promise<void> {
   daemon = null;
 }
 
-/** The template: a prebuilt image dir ($ONEBOX_E2E_TEMPLATE_DIR) or one built by scripts/mkrootfs.sh. */
+/** The template: a prebuilt image dir ($ONEBOX_E2E_TEMPLATE_DIR, or .cache/api-e2e-template built on the
+ *  outer host with `scripts/mkrootfs.sh --out .cache/api-e2e-template --variant minimal`), else built here. */
 function registerTemplate(): void {
   let dir = process.env.ONEBOX_E2E_TEMPLATE_DIR;
+  const cached = join(REPO, ".cache", "api-e2e-template");
+  if (!dir && existsSync(join(cached, "rootfs.ext4"))) dir = cached;
   if (!dir) {
     dir = join(root, "image");
     run(["bash", "scripts/mkrootfs.sh", "--out", dir, "--variant", "minimal"]);
