@@ -145,3 +145,12 @@ test("large output arrives complete and in order", async () => {
   expect(r.stdout.length).toBe(1_988_895); // = `seq 1 300000 | wc -c`
   expect(r.stdout.endsWith("299999\n300000\n")).toBe(true);
 });
+
+test("the agent is shielded from the OOM killer, user processes are not", async () => {
+  // Lowering the score needs CAP_SYS_RESOURCE, which the guest's root has (some CI containers do not).
+  const capEff = BigInt("0x" + (/CapEff:\s+([0-9a-f]+)/.exec(await Bun.file("/proc/self/status").text())?.[1] ?? "0"));
+  const canLower = (capEff >> 24n) & 1n;
+  expect((await Bun.file(`/proc/${agent.proc.pid}/oom_score_adj`).text()).trim()).toBe(canLower ? "-1000" : "0");
+  expect((await sbx.commands.run("cat /proc/self/oom_score_adj")).stdout).toBe("100\n");
+  expect((await sbx.commands.run("cat /proc/self/oom_score_adj", { user: "root" })).stdout).toBe("100\n");
+});

@@ -1,5 +1,5 @@
 // Spawns and tracks processes (pipes or a pty), fans their output out to subscribers (e2b-protocol.md §3.2).
-import { existsSync, statSync } from "node:fs";
+import { existsSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import type { Subprocess, Terminal } from "bun";
 import { ConnectError } from "./connect.ts";
@@ -47,6 +47,7 @@ const KEEP_EXITED_MS = 60_000;
 const DRAIN_IDLE_MS = 100;
 const DRAIN_AFTER_EXIT_MS = 2_000;
 const MAX_EXITED_KEPT = 256;
+const USER_OOM_SCORE_ADJ = "100";
 
 const SIGNAL_NAMES: Record<number, string> = {
   1: "hangup", 2: "interrupt", 3: "quit", 6: "aborted", 9: "killed", 13: "broken pipe", 14: "alarm clock", 15: "terminated",
@@ -276,6 +277,13 @@ export class ProcessManager {
     } catch (e) {
       terminal?.close();
       throw new ConnectError("invalid_argument", `failed to start process: ${(e as Error).message}`);
+    }
+    // The agent protects itself from the OOM killer (main.ts); user processes must stay killable,
+    // as envd does (oom_score_adj 100). Written right after the spawn: bash forks nothing this early.
+    try {
+      writeFileSync(`/proc/${proc.pid}/oom_score_adj`, USER_OOM_SCORE_ADJ);
+    } catch {
+      // already gone, or no /proc
     }
     mp = new ManagedProcess(proc.pid, o.config, o.tag, proc, terminal, !o.pty && o.stdin);
     this.processes.set(proc.pid, mp);
