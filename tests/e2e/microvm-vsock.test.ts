@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
 import { dialVsock } from "../../src/vmm/index.ts";
-import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, sha256Hex, type TestVm } from "./lib/harness.ts";
+import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, sha256Hex, type TestVm } from "./lib/harness.ts";
 
 const STREAMS = 100;
 const BYTES = 1 << 20;
@@ -38,7 +38,7 @@ describe.skipIf(!IN_TESTHOST)("vsock", () => {
     t = await bootToMarker({ test: "echo", vcpus: 2, memMib: 512 });
     const vm = t;
     // Wait for the echo server's listener: a CONNECT before it exists is refused.
-    await vm.waitConsole(`listening on vsock port ${ONEBOX_TEST_ECHO_PORT}`);
+    (await dialWhenListening(vm.vsockPath, ONEBOX_TEST_ECHO_PORT)).destroy();
     const results = await Promise.all(
       Array.from({ length: STREAMS }, async (_, i) => {
         const data = randomBytes(BYTES);

@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ONEBOX_MARKER_BOOTED } from "../../../guest/protocol.ts";
-import { VmProcess, type VmSpec } from "../../../src/vmm/index.ts";
+import type { Socket } from "node:net";
+import { VmProcess, dialVsock, type VmSpec } from "../../../src/vmm/index.ts";
 
 export const REPO = join(import.meta.dir, "..", "..", "..");
 /** Set by scripts/testhost; the e2e tests need its /dev/kvm (emulated AMD-V) and kernel. */
@@ -153,4 +154,17 @@ export async function bootToMarker(o: TestVmOptions): Promise<TestVm> {
 
 export function sha256Hex(data: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(data).digest("hex");
+}
+
+/** Dials guest vsock `port`, retrying while nothing listens yet (the guest starts its server after boot). */
+export async function dialWhenListening(vsockPath: string, port: number, timeoutMs = BOOT_TIMEOUT_MS): Promise<Socket> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await dialVsock(vsockPath, port);
+    } catch (e) {
+      if (Date.now() > end) throw new Error(`vsock port ${port} not listening after ${timeoutMs} ms: ${(e as Error).message}`);
+      await Bun.sleep(200);
+    }
+  }
 }
