@@ -61,6 +61,7 @@ export class ManagedProcess {
   endEvent: EndEvent | undefined;
   endedAt = 0;
   lastOutputAt = Date.now();
+  private stdinChain: Promise<void> = Promise.resolve();
   stdinOpen: boolean;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -97,7 +98,11 @@ export class ManagedProcess {
     }
   }
 
-  writeInput(kind: "stdin" | "pty", bytes: Uint8Array): void {
+  /**
+   * Writes input; stdin resolves once the pipe took the bytes (like envd's blocking write), so a
+   * child that does not read cannot make the agent buffer unbounded input.
+   */
+  async writeInput(kind: "stdin" | "pty", bytes: Uint8Array): Promise<void> {
     if (this.endEvent) throw new ConnectError("not_found", `process ${this.pid} has exited`);
     if (kind === "pty") {
       if (!this.terminal) throw new ConnectError("failed_precondition", "process has no pty; send stdin instead");
@@ -109,8 +114,19 @@ export class ManagedProcess {
     if (!this.stdinOpen || !sink || typeof sink === "number") {
       throw new ConnectError("failed_precondition", "stdin is not open for this process");
     }
-    sink.write(bytes);
-    void sink.flush();
+    // One write in flight per process: concurrent SendInputs queue here, not in the pipe's buffer.
+    const prev = this.stdinChain;
+    let release!: () => void;
+    this.stdinChain = new Promise<void>((r) => (release = r));
+    try {
+      await prev;
+      sink.write(bytes);
+      await sink.flush();
+    } catch (e) {
+      throw new ConnectError("failed_precondition", `cannot write to stdin: ${(e as Error).message}`);
+    } finally {
+      release();
+    }
   }
 
   closeStdin(): void {

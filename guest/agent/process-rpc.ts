@@ -150,8 +150,8 @@ export function createProcessService(pm: ProcessManager) {
       const input = reqObject(body, "input");
       const pty = optBytes(input, "pty");
       const stdin = optBytes(input, "stdin");
-      if (pty !== undefined) mp.writeInput("pty", pty);
-      else if (stdin !== undefined) mp.writeInput("stdin", stdin);
+      if (pty !== undefined) await mp.writeInput("pty", pty);
+      else if (stdin !== undefined) await mp.writeInput("stdin", stdin);
       else throw new ConnectError("invalid_argument", "input needs stdin or pty");
       return Response.json({});
     },
@@ -206,8 +206,8 @@ export function createProcessService(pm: ProcessManager) {
           const input = reqObject(data, "input");
           const pty = optBytes(input, "pty");
           const stdin = optBytes(input, "stdin");
-          if (pty !== undefined) target.writeInput("pty", pty);
-          else if (stdin !== undefined) target.writeInput("stdin", stdin);
+          if (pty !== undefined) await target.writeInput("pty", pty);
+          else if (stdin !== undefined) await target.writeInput("stdin", stdin);
         }
       }
       // Client-streaming responses are enveloped too: the `{}` message, then end-stream.
