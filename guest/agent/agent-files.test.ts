@@ -166,3 +166,24 @@ test("overwrite: keeps mode, owner becomes the uploader, symlinks are written th
   expect(await sbx.files.read(p)).toBe("via link");
   expect((await sbx.files.getInfo(`${d}/exec-link`)).permissions).toBe("Lrwxrwxrwx");
 });
+
+test("an upload cut off mid-body leaves neither a partial file nor a temp file", async () => {
+  const dir = `${d}/cut`;
+  await sbx.files.makeDir(dir);
+  let n = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (n++ < 20) c.enqueue(new Uint8Array(64 * 1024));
+      else c.error(new Error("client gave up"));
+    },
+  });
+  const r = await fetch(`${agent.url}/files?path=${encodeURIComponent(`${dir}/partial.bin`)}`, {
+    method: "POST",
+    headers: { "content-type": "application/octet-stream" },
+    body,
+  }).catch((e) => e);
+  expect(r).toBeInstanceOf(Error);
+  for (let i = 0; i < 40 && readdirSync(dir).length; i++) await Bun.sleep(25);
+  expect(readdirSync(dir)).toEqual([]);
+  expect(await sbx.files.exists(`${dir}/partial.bin`)).toBe(false);
+});

@@ -154,3 +154,12 @@ test("the agent is shielded from the OOM killer, user processes are not", async 
   expect((await sbx.commands.run("cat /proc/self/oom_score_adj")).stdout).toBe("100\n");
   expect((await sbx.commands.run("cat /proc/self/oom_score_adj", { user: "root" })).stdout).toBe("100\n");
 });
+
+test("many concurrent commands each get their own output", async () => {
+  const rs = await Promise.all(Array.from({ length: 30 }, (_, i) => sbx.commands.run(`echo ${i}; echo e${i} >&2`)));
+  rs.forEach((r, i) => {
+    expect(r.stdout).toBe(`${i}\n`);
+    expect(r.stderr).toBe(`e${i}\n`);
+  });
+  expect(await sbx.commands.list()).toEqual([]);
+});
