@@ -1,4 +1,4 @@
-// The few libc calls Bun has no API for: extended attributes (file metadata, §3.4) and clock_settime (/init, §3.4).
+// The few libc calls Bun has no API for: extended attributes (file metadata, §3.4), clock_settime (/init, §3.4) and inotify (§3.3).
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
 type Lib = ReturnType<typeof open>;
