@@ -91,6 +91,13 @@ class Context:
     run_dir: str
     # One execution at a time per context; others wait (and get keepalives, §4.2).
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Replacing or removing the kernel, and starting a cell, never overlap. A restart does not
+    # wait for a running cell (it may be the reason for the restart): it bumps `generation`,
+    # and the cell's stream ends with an error saying why (`ended`).
+    kernel_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    generation: int = 0
+    ended: str = ""
+    removed: bool = False
 
     def describe(self) -> Dict[str, str]:
         return {"id": self.id, "language": self.language, "cwd": self.cwd}
@@ -181,21 +188,23 @@ class Contexts:
 
     async def restart(self, ctx: Context) -> None:
         """A fresh kernel with the same id, language and cwd; state is gone (§4.1)."""
-        async with ctx.lock:
-            await self._restart_locked(ctx)
+        async with ctx.kernel_lock:
+            await self._replace_kernel(ctx, "restarted")
 
-    async def _restart_locked(self, ctx: Context) -> None:
+    async def _replace_kernel(self, ctx: Context, why: str) -> None:
+        ctx.generation += 1
+        ctx.ended = why
         ctx.kc.stop_channels()
         await ctx.km.restart_kernel(now=True)
         ctx.kc = await self._client(ctx.km)
-        log.info("context %s restarted", ctx.id)
+        log.info("context %s: kernel %s", ctx.id, why)
 
     async def ensure_alive(self, ctx: Context) -> bool:
-        """Restarts a dead kernel (caller holds ctx.lock); returns False if it was dead."""
+        """Restarts a dead kernel (caller holds ctx.kernel_lock); returns False if it was dead."""
         if await ctx.km.is_alive():
             return True
         log.warning("context %s: kernel died, restarting", ctx.id)
-        await self._restart_locked(ctx)
+        await self._replace_kernel(ctx, "restarted because it died")
         return False
 
     async def remove(self, ctx: Context) -> None:
@@ -203,8 +212,12 @@ class Contexts:
         for lang, ctx_id in list(self.default_for.items()):
             if ctx_id == ctx.id:
                 del self.default_for[lang]
-        ctx.kc.stop_channels()
-        await self._kill(ctx.km)
+        async with ctx.kernel_lock:
+            ctx.generation += 1
+            ctx.ended = "removed"
+            ctx.removed = True
+            ctx.kc.stop_channels()
+            await self._kill(ctx.km)
         shutil.rmtree(ctx.run_dir, ignore_errors=True)
 
     async def close(self) -> None:

@@ -1,11 +1,14 @@
 // Contexts through the real SDK: create/list/restart/remove, isolation, bash, parallel runs, errors (§4.1).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
-import { NotFoundError, Sandbox, SandboxError } from "@e2b/code-interpreter";
+import { type Context, NotFoundError, Sandbox, SandboxError } from "@e2b/code-interpreter";
 import { startInterpreter, URL, type RunningInterpreter } from "./test-harness.ts";
 
 let server: RunningInterpreter;
 let sbx: Sandbox;
+// Kernels are the slow part (1-3 s each on a loaded 2-core host): tests below share three.
+let pool: Promise<Context[]> | undefined;
+const shared = () => (pool ??= Promise.all([1, 2, 3].map(() => sbx.createCodeContext())));
 
 beforeAll(async () => {
   server = await startInterpreter();
@@ -100,7 +103,7 @@ test("a bash cell is interrupted by timeoutMs and the shell survives", async () 
 }, 20_000);
 
 test("runCode on different contexts runs in parallel", async () => {
-  const ctxs = await Promise.all([1, 2, 3].map(() => sbx.createCodeContext()));
+  const ctxs = await shared();
   const started = Date.now();
   const runs = await Promise.all(
     ctxs.map((ctx, i) => sbx.runCode(`import time\ntime.sleep(1.5)\n${i} * 10`, { context: ctx })),
@@ -108,14 +111,34 @@ test("runCode on different contexts runs in parallel", async () => {
   const took = Date.now() - started;
   expect(runs.map((r) => r.text)).toEqual(["0", "10", "20"]);
   expect(took).toBeLessThan(4000); // three 1.5 s cells serialised would take 4.5 s
-  await Promise.all(ctxs.map((c) => sbx.removeCodeContext(c)));
 }, 30_000);
 
 test("several runCode calls on one context all run, one after another", async () => {
-  const ctx = await sbx.createCodeContext();
+  const ctx = (await shared())[0]!;
   await sbx.runCode("seen = []", { context: ctx });
   await Promise.all([1, 2, 3].map((i) => sbx.runCode(`import time; time.sleep(0.2); seen.append(${i})`, { context: ctx })));
   const seen = (await sbx.runCode("sorted(seen)", { context: ctx })).text;
   expect(seen).toBe("[1, 2, 3]");
-  await sbx.removeCodeContext(ctx);
 }, 20_000);
+
+test("restarting a context stops its running cell at once", async () => {
+  const ctx = (await shared())[1]!;
+  const running = sbx.runCode("import time\ntime.sleep(30)", { context: ctx });
+  await Bun.sleep(500);
+  const started = Date.now();
+  await sbx.restartCodeContext(ctx);
+  const ex = await running;
+  expect(ex.error?.name).toBe("ContextRestarted");
+  expect(Date.now() - started).toBeLessThan(10_000);
+  expect((await sbx.runCode("6 * 7", { context: ctx })).text).toBe("42");
+}, 30_000);
+
+test("a kernel that dies is reported and replaced", async () => {
+  const ctx = (await shared())[2]!;
+  await sbx.runCode("kept = 1", { context: ctx });
+  const ex = await sbx.runCode("import os\nos._exit(3)", { context: ctx });
+  expect(ex.error?.name).toBe("KernelDied");
+  const after = await sbx.runCode("'kept' in globals()", { context: ctx });
+  expect(after.text).toBe("False"); // a new kernel: state is gone, the context works
+  await Promise.all((await shared()).map((c) => sbx.removeCodeContext(c)));
+}, 30_000);

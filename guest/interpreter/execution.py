@@ -69,25 +69,28 @@ def env_code(language: str, set_vars: Dict[str, str], unset: list) -> str:
     return "\n".join(lines)
 
 
-async def run_silent(ctx: Context, code: str, timeout: float = 30.0) -> None:
+async def run_silent(kc, code: str, timeout: float = 30.0) -> None:
     """Executes bookkeeping code without output or history and waits for its reply."""
     if not code:
         return
-    msg_id = ctx.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
-    await _await_reply(ctx, msg_id, timeout)
+    try:
+        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        await _await_reply(kc, msg_id, timeout)
+    except (Exception, asyncio.CancelledError) as err:  # channels closed by a restart or removal
+        log.warning("bookkeeping code not run: %r", err)
 
 
-async def _await_reply(ctx: Context, msg_id: str, timeout: float) -> None:
+async def _await_reply(kc, msg_id: str, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         try:
-            reply = await ctx.kc.get_shell_msg(timeout=max(0.05, deadline - loop.time()))
+            reply = await kc.get_shell_msg(timeout=max(0.05, deadline - loop.time()))
         except queue.Empty:
             break
         if reply.get("parent_header", {}).get("msg_id") == msg_id:
             return
-    log.warning("context %s: no reply to %s within %.0fs", ctx.id, msg_id, timeout)
+    log.warning("no reply to %s within %.0fs", msg_id, timeout)
 
 
 async def _wait_for_lock(ctx: Context, out: Output) -> bool:
@@ -105,13 +108,22 @@ async def _wait_for_lock(ctx: Context, out: Output) -> bool:
             await out.send({"type": "keepalive"})
 
 
-async def _pump(contexts: Contexts, ctx: Context, msg_id: str, out: Output) -> bool:
-    """Streams the cell's iopub messages until the kernel is idle; False if the kernel died."""
+def _ended_line(ctx: Context) -> Dict[str, Any]:
+    return {"type": "error", "name": "ContextRestarted" if not ctx.removed else "ContextRemoved",
+            "value": f"Context {ctx.id} was {ctx.ended} during the execution", "traceback": ""}
+
+
+async def _pump(ctx: Context, kc, generation: int, msg_id: str, out: Output) -> str:
+    """Streams the cell's iopub messages until the kernel is idle.
+
+    Returns "idle", "died" (the kernel process is gone) or "replaced" (restarted or removed)."""
     loop = asyncio.get_running_loop()
     give_up_at: Optional[float] = None
     while True:
+        if ctx.generation != generation:
+            return "replaced"
         try:
-            msg = await ctx.kc.get_iopub_msg(timeout=POLL_S)
+            msg = await kc.get_iopub_msg(timeout=POLL_S)
         except queue.Empty:
             if out.gone() and give_up_at is None:
                 # §4.2: a client disconnect interrupts the kernel
@@ -120,16 +132,23 @@ async def _pump(contexts: Contexts, ctx: Context, msg_id: str, out: Output) -> b
                 give_up_at = loop.time() + INTERRUPT_GRACE_S
             elif give_up_at is not None and loop.time() > give_up_at:
                 log.warning("context %s: cell ignored the interrupt", ctx.id)
-                return True
+                return "idle"
+            if ctx.generation != generation:
+                return "replaced"
             if not await ctx.km.is_alive():
-                return False
+                return "died"
             if out.idle_for() >= KEEPALIVE_S:
                 await out.send({"type": "keepalive"})
             continue
+        except (Exception, asyncio.CancelledError):
+            # Closing the channels (restart, removal) cancels the pending zmq poll.
+            if ctx.generation != generation:
+                return "replaced"
+            raise
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue  # leftovers of bookkeeping or of an earlier, interrupted cell
         if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
-            return True
+            return "idle"
         line = message_line(msg)
         if line is not None:
             await out.send(line)
@@ -141,24 +160,36 @@ async def execute(contexts: Contexts, ctx: Context, code: str, env_vars: Dict[st
     if not await _wait_for_lock(ctx, out):
         return
     try:
-        if not await contexts.ensure_alive(ctx):
-            await out.send({"type": "stderr", "text": "The kernel had died and was restarted; its state is lost.\n",
-                            "timestamp": datetime.now(timezone.utc).isoformat()})
-        # Sandbox-global vars, then this call's vars on top; the latter are undone afterwards.
-        await run_silent(ctx, env_code(ctx.language, {**global_envs, **env_vars}, []))
-        msg_id = ctx.kc.execute(code, silent=False, store_history=True, allow_stdin=False)
-        alive = await _pump(contexts, ctx, msg_id, out)
-        if not alive:
+        async with ctx.kernel_lock:  # not while a restart is under way
+            if ctx.removed:
+                await out.send(_ended_line(ctx))
+                return
+            if not await contexts.ensure_alive(ctx):
+                await out.send({"type": "stderr", "timestamp": datetime.now(timezone.utc).isoformat(),
+                                "text": "The kernel had died and was restarted; its state is lost.\n"})
+            kc, generation = ctx.kc, ctx.generation
+            # Sandbox-global vars, then this call's vars on top; the latter are undone afterwards.
+            await run_silent(kc, env_code(ctx.language, {**global_envs, **env_vars}, []))
+            msg_id = kc.execute(code, silent=False, store_history=True, allow_stdin=False)
+        outcome = await _pump(ctx, kc, generation, msg_id, out)
+        if outcome == "replaced":
+            await out.send(_ended_line(ctx))
+        elif outcome == "died":
             await out.send({"type": "error", "name": "KernelDied",
                             "value": f"The kernel of context {ctx.id} died during execution; it was restarted.",
                             "traceback": ""})
-            await contexts.ensure_alive(ctx)
+            async with ctx.kernel_lock:
+                if ctx.generation == generation:
+                    await contexts.ensure_alive(ctx)
         else:
-            await _await_reply(ctx, msg_id, 5.0)
-            if env_vars:
+            try:
+                await _await_reply(kc, msg_id, 5.0)
+            except (Exception, asyncio.CancelledError) as err:  # a restart closed the channels
+                log.warning("context %s: no execute_reply: %r", ctx.id, err)
+            if env_vars and ctx.generation == generation:
                 restore = {k: global_envs[k] for k in env_vars if k in global_envs}
                 drop = [k for k in env_vars if k not in global_envs]
-                await run_silent(ctx, env_code(ctx.language, restore, drop))
+                await run_silent(kc, env_code(ctx.language, restore, drop))
     finally:
         ctx.lock.release()
-    await out.send({"type": "end_of_execution"})
+        await out.send({"type": "end_of_execution"})

@@ -115,6 +115,22 @@ test("timeoutMs interrupts a long cell and the context stays usable", async () =
   // The disconnect interrupts the kernel (§4.2): the next cell runs at once, state is kept,
   // and the interrupted cell never reached its last line.
   const after = await sbx.runCode("finished, x");
-  expect(after.text).toBe("(False, 41)");
+  expect(JSON.stringify(after.toJSON())).toBe(JSON.stringify({ results: [{ text: "(False, 41)" }], logs: { stdout: [], stderr: [] } }));
   expect(Date.now() - started).toBeLessThan(10_000);
 });
+
+test("the raw stream: counts first, timestamps, keepalive while idle, end_of_execution last", async () => {
+  const res = await fetch(`${URL}/execute`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ code: 'import time\nprint("a", flush=True)\ntime.sleep(5.7)\n"done"' }),
+  });
+  expect(res.status).toBe(200);
+  const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+  expect(lines[0].type).toBe("number_of_executions");
+  expect(lines[1]).toMatchObject({ type: "stdout", text: "a\n" });
+  expect(Number.isNaN(Date.parse(lines[1].timestamp))).toBe(false);
+  expect(lines.some((l) => l.type === "keepalive")).toBe(true); // §4.2: every 5 s when idle
+  expect(lines.at(-2)).toEqual({ type: "result", is_main_result: true, text: "done" });
+  expect(lines.at(-1)).toEqual({ type: "end_of_execution" });
+}, 20_000);
