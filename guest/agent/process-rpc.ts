@@ -98,7 +98,7 @@ export function createProcessService(pm: ProcessManager) {
       const tag = optString(body, "tag");
       const stdin = optBool(body, "stdin") ?? true;
       const lifetime = timeoutMs(ctx.req);
-      const cwd = cwdRaw ? resolvePath(cwdRaw, user, undefined, "cwd") : (ctx.state.defaultWorkdir ?? user.home);
+      const cwd = resolvePath(cwdRaw ?? "", user, ctx.state.defaultWorkdir, "cwd"); // request, else default workdir, else home
       const env: Record<string, string> = {
         PATH: process.env.PATH || DEFAULT_PATH, // envd passes its own PATH on
         HOME: user.home,
