@@ -265,3 +265,17 @@ test("POST /files/compose concatenates and removes the sources; needs the token"
   const missing = await fetch(`${agent.url}/files/compose`, { method: "POST", headers: { "X-Access-Token": TOKEN }, body });
   expect(missing.status).toBe(404);
 });
+
+test("/init defaultWorkdir: commands start there, relative file paths still resolve against home", async () => {
+  const other = await startTestAgent();
+  try {
+    expect((await other.init({ defaultUser: "user", defaultWorkdir: other.dir })).status).toBe(204);
+    const s = other.sandbox();
+    expect((await s.commands.run("pwd")).stdout).toBe(`${other.dir}\n`);
+    expect((await s.commands.run("pwd", { cwd: "~" })).stdout).toBe("/home/user\n");
+    expect((await s.files.getInfo("")).path).toBe(other.dir);
+    expect((await s.files.getInfo(".")).path).toBe("/home/user");
+  } finally {
+    await other.stop();
+  }
+});
