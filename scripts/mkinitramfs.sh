@@ -2,11 +2,13 @@
 # Builds the guest initramfs: onebox-init as /init plus the kernel modules it loads, in order.
 #
 # usage: scripts/mkinitramfs.sh --modules DIR --out FILE [--init PATH] [--extra SRC:DEST ...]
+#                               [--add-module NAME ...]
 #   --modules DIR   a kernel's lib/modules/<ver> directory, or the modules/ directory that
 #                   scripts/fetch-kernel.sh installs (same relative paths, with modules.dep)
 #   --out FILE      the gzip'd newc cpio to write (atomically)
 #   --init PATH     the init binary (default guest/init/build/onebox-init, built if missing)
 #   --extra SRC:DEST  copy SRC into the image at DEST (repeatable), e.g. a test program
+#   --add-module NAME load one more module (repeatable), e.g. virtio_pci to run under plain QEMU
 # Layout: /init, /lib/modules/onebox/<name>.ko, /lib/modules/onebox/load.list (one file name a
 # line, dependencies first: the order onebox-init loads them in), /dev/console.
 set -euo pipefail
@@ -20,14 +22,15 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "mkinitramfs: error: $*" >&2; exit 1; }
 log() { echo "mkinitramfs: $*" >&2; }
 
-MODDIR="" OUT="" INIT="" EXTRAS=()
+MODDIR="" OUT="" INIT="" EXTRAS=() ADD_MODULES=()
 while (($#)); do
   case "$1" in
     --modules) MODDIR=${2:?--modules needs a directory}; shift 2 ;;
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
     --init) INIT=${2:?--init needs a path}; shift 2 ;;
     --extra) EXTRAS+=("${2:?--extra needs SRC:DEST}"); shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --add-module) ADD_MODULES+=("${2:?--add-module needs a module name}"); shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -95,7 +98,7 @@ add() { # $1: module file relative to MODDIR; appends it after its dependencies
   echo "$name" >>"$stage/lib/modules/onebox/load.list"
 }
 : >"$stage/lib/modules/onebox/load.list"
-for m in "${GUEST_MODULES[@]}"; do
+for m in "${GUEST_MODULES[@]}" "${ADD_MODULES[@]}"; do
   f=$(module_file "$m")
   if [ -z "$f" ]; then
     is_builtin "$m" && { log "$m is built into the kernel"; continue; }
