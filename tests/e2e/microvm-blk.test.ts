@@ -44,11 +44,12 @@ describe.skipIf(!IN_TESTHOST)("virtio-blk", () => {
       ],
     });
     const exit = await t.vm.exited;
+    // The disk file first: it shows whether the data went through virtio-blk at all.
+    expect(fileSha256(scratch, ONEBOX_TEST_BLK_BYTES)).toBe(expected);
     const line = t.console().split("\n").find((l) => l.includes(ONEBOX_TEST_BLK_PREFIX));
     expect(line, `no blk result on the console:\n${t.console().slice(-2000)}`).toBeDefined();
     const guestSha = line!.slice(line!.indexOf(ONEBOX_TEST_BLK_PREFIX) + ONEBOX_TEST_BLK_PREFIX.length).trim();
     expect(guestSha).toBe(expected);
-    expect(fileSha256(scratch, ONEBOX_TEST_BLK_BYTES)).toBe(expected);
     expect(exit.reason).toBe("poweroff");
   }, BOOT_TIMEOUT_MS * 3);
 });
