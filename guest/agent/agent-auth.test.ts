@@ -95,6 +95,12 @@ test("100 MiB upload and download are byte-identical (streamed)", async () => {
   const hashFile = createHash("sha256");
   for await (const c of createReadStream(dst)) hashFile.update(c as Buffer);
   expect(hashFile.digest("hex")).toBe(digest);
+  // the SDK's streaming write (octet-stream) and streaming read of the same 100 MiB
+  const dst2 = `${agent.dir}/big.sdk`;
+  await sbx.files.write(dst2, Bun.file(src).stream());
+  const hashSdk = createHash("sha256");
+  for await (const c of (await sbx.files.read(dst2, { format: "stream" })) as unknown as AsyncIterable<Uint8Array>) hashSdk.update(c);
+  expect(hashSdk.digest("hex")).toBe(digest);
   const down = await fetch(await sbx.downloadUrl(dst), { headers: { "accept-encoding": "identity" } });
   expect(down.headers.get("content-length")).toBe(String(100 * 1024 * 1024));
   const hashOut = createHash("sha256");
