@@ -3,6 +3,7 @@
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import vmmBinary from "../../ffi/build/onebox-vmm" with { type: "file" };
+import libOneboxFile from "../../ffi/build/libonebox.so" with { type: "file" };
 
 /** Where embedded natives are extracted; one file per content hash, so an upgrade never overwrites a running one. */
 export const NATIVE_BIN_DIR = "/run/onebox/bin";
@@ -10,6 +11,7 @@ export const NATIVE_BIN_DIR = "/run/onebox/bin";
 /** The table of embedded natives: name -> path bun gives the import (a `/$bunfs/` path when compiled). */
 const NATIVES = {
   "onebox-vmm": { embedded: vmmBinary, mode: 0o755 },
+  "libonebox.so": { embedded: libOneboxFile, mode: 0o755 }, // dlopen'd by src/sys/libonebox.ts
 } as const;
 
 export type NativeName = keyof typeof NATIVES;
