@@ -174,6 +174,7 @@ export function createWatchService() {
       }
     }
   };
+  setInterval(sweep, 60_000).unref();
   return {
     async WatchDir(ctx: RpcContext, body: Obj): Promise<Response> {
       const keepaliveS = Number(ctx.req.headers.get("keepalive-ping-interval"));
