@@ -44,6 +44,7 @@ struct fake_guest {
   struct fg_conn conns[FG_MAX_CONNS];
   /* observations */
   int credit_violations, requests, rsts_received, resets_sent;
+  int ops[8]; /* packets received per op */
   struct virtio_vsock_hdr last_rst;
 };
 
@@ -111,6 +112,7 @@ static inline void fg_append(struct fg_conn *c, const uint8_t *p, uint32_t n) {
 static inline void fg_packet(struct fake_guest *g, const struct virtio_vsock_hdr *h, const uint8_t *data) {
   CHECK(h->dst_cid == FG_CID && h->src_cid == VSOCK_CID_HOST && h->type == VIRTIO_VSOCK_TYPE_STREAM);
   struct fg_conn *c = fg_find(g, h->dst_port, h->src_port);
+  if (h->op < 8) g->ops[h->op]++;
   if (h->op == VIRTIO_VSOCK_OP_RST) {
     g->rsts_received++;
     g->last_rst = *h;

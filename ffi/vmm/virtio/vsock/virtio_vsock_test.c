@@ -249,6 +249,29 @@ static void test_forward(struct fake_guest *g) {
   CHECK(virtio_vsock_add_forward(g->d.dev, 0, path, err, sizeof err) < 0);
 }
 
+/* Guest closes first: the host gets every byte, then EOF; the device ends with an RST. CREDIT_REQUEST is
+ * answered with CREDIT_UPDATE. */
+static void test_guest_close(struct fake_guest *g) {
+  int fd = host_connect(sock_path);
+  send_all(fd, "CONNECT 5002\n", 13);
+  char buf[256];
+  bool eof;
+  CHECK(fg_read(g, fd, buf, sizeof buf, "\n", 5, &eof) > 3);
+  struct fg_conn *c = guest_conn_on(g, FG_SINK_PORT);
+  CHECK(c);
+  int updates = g->ops[VIRTIO_VSOCK_OP_CREDIT_UPDATE];
+  CHECK(fg_send(g, c, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0, NULL, 0));
+  CHECK(FG_WAIT(g, g->ops[VIRTIO_VSOCK_OP_CREDIT_UPDATE] == updates + 1, 5));
+  int rsts = g->rsts_received;
+  CHECK(fg_send(g, c, VIRTIO_VSOCK_OP_RW, 0, "bye from the guest", 18));
+  CHECK(fg_send(g, c, VIRTIO_VSOCK_OP_SHUTDOWN, VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND, NULL, 0));
+  size_t n = fg_read(g, fd, buf, sizeof buf, NULL, 5, &eof);
+  CHECK(n == 18 && eof && memcmp(buf, "bye from the guest", 18) == 0);
+  CHECK(FG_WAIT(g, g->rsts_received == rsts + 1, 5));
+  CHECK(!guest_conn_on(g, FG_SINK_PORT));
+  close(fd);
+}
+
 /* Driver reset and a fresh start: new rings, no connections, empty tx slots. */
 static void fg_restart(struct fake_guest *g) {
   CHECK(fd_init(&g->d, V1, VIRTQ_MAX_SIZE) & VIRTIO_CONFIG_S_FEATURES_OK);
@@ -322,6 +345,7 @@ int main(void) {
   test_guest_credit(&g);
   test_host_credit_overrun(&g);
   test_forward(&g);
+  test_guest_close(&g);
   test_many_echo(&g);
   test_reset(&g);
   virtio_mmio_destroy(g.d.dev);
