@@ -130,6 +130,7 @@ export class ManagedProcess {
   }
 
   closeStdin(): void {
+    if (this.endEvent) throw new ConnectError("not_found", `process ${this.pid} has exited`);
     if (this.terminal) throw new ConnectError("failed_precondition", "cannot close stdin of a pty process");
     const sink = this.proc.stdin;
     if (this.stdinOpen && sink && typeof sink !== "number") void sink.end();
@@ -137,6 +138,7 @@ export class ManagedProcess {
   }
 
   resize(cols: number, rows: number): void {
+    if (this.endEvent) throw new ConnectError("not_found", `process ${this.pid} has exited`);
     if (!this.terminal) throw new ConnectError("failed_precondition", "process has no pty");
     this.terminal.resize(cols, rows);
   }
