@@ -41,6 +41,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
-  await daemon.close();
-  return 0;
+  // Bounded: a stuck close must not keep a stopping daemon alive.
+  await Promise.race([daemon.close(), Bun.sleep(5000)]);
+  // The VM processes live on by design; their control sockets and child watchers would keep this
+  // process's event loop alive, so leave explicitly (the CLI, not library code, ends the process).
+  process.exit(0);
 }

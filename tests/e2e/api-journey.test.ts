@@ -2,7 +2,7 @@
 // metadata + paging, getInfo, setTimeout, isRunning, commands, connect, kill, timeout expiry, and a
 // daemon restart with live sandboxes. Runs only inside the test host (scripts/test-e2e.sh).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, SandboxNotFoundError } from "e2b";
 
@@ -50,8 +50,27 @@ async function startDaemon(): Promise<void> {
 async function stopDaemon(): Promise<void> {
   if (!daemon) return;
   daemon.kill("SIGTERM");
-  await daemon.exited;
+  const exited = await Promise.race([daemon.exited.then(() => true), Bun.sleep(15_000).then(() => false)]);
+  if (!exited) {
+    daemon.kill("SIGKILL");
+    await daemon.exited;
+  }
   daemon = null;
+  expect(exited).toBe(true);
+}
+
+/** Last resort after a failed run: stop the VMs this test's daemon started, by their recorded pid. */
+function killLeftoverVms(): void {
+  const vms = join(runRoot, "vms");
+  if (!existsSync(vms)) return;
+  for (const id of readdirSync(vms)) {
+    try {
+      const { pid } = JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number };
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
 }
 
 /** The template: a prebuilt image dir ($ONEBOX_E2E_TEMPLATE_DIR, or .cache/api-e2e-template built on the
@@ -88,8 +107,11 @@ describe.skipIf(!IN_TESTHOST)("SDK journey against real microVMs", () => {
       for (const s of await Sandbox.list({ ...opts(), query: { metadata: { journey: "1" } } }).nextItems()) {
         await Sandbox.kill(s.sandboxId, opts());
       }
+    } catch (e) {
+      console.error("cleanup through the API failed:", e);
     } finally {
-      await stopDaemon();
+      await stopDaemon().catch(() => undefined);
+      killLeftoverVms();
       rmSync(root, { recursive: true, force: true });
     }
   });
