@@ -29,7 +29,11 @@ const harnessPath = join(REPO, "tests/e2e/lib/harness.ts");
 const { startTestVm, testCmdline, testInitramfs, testKernel } = (await import(harnessPath)) as Harness;
 
 interface Harness {
-  startTestVm(o: { test: "boot"; vsock: boolean; rng: boolean }): Promise<{ spec: { consolePath: string }; dispose(): Promise<void> }>;
+  startTestVm(o: { test: "boot"; vsock: boolean; rng: boolean }): Promise<{
+    spec: { consolePath: string };
+    vm: { exited: Promise<unknown> };
+    dispose(): Promise<void>;
+  }>;
   testCmdline(test: "boot"): string;
   testInitramfs(): string;
   testKernel(): string;
@@ -45,11 +49,19 @@ const median = (xs: number[]): number => {
 async function bootOnebox(): Promise<number> {
   const t0 = performance.now();
   const t = await startTestVm({ test: "boot", vsock: false, rng: false });
+  let exited = false;
+  void t.vm.exited.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
   try {
     const end = t0 + TIMEOUT_MS;
     for (;;) {
       const text = existsSync(t.spec.consolePath) ? readFileSync(t.spec.consolePath, "utf8") : "";
       if (text.includes(ONEBOX_MARKER_BOOTED)) return performance.now() - t0;
+      if (exited && !readFileSync(t.spec.consolePath, "utf8").includes(ONEBOX_MARKER_BOOTED)) {
+        throw new Error(`onebox: the VM exited without the marker:\n${text.slice(-2000)}`);
+      }
       if (performance.now() > end) throw new Error(`onebox: no marker after ${TIMEOUT_MS} ms:\n${text.slice(-2000)}`);
       await Bun.sleep(5);
     }
