@@ -28,7 +28,10 @@ class BashKernel(Kernel):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._dir = tempfile.mkdtemp(prefix="onebox-bash-")
+        # Cells go next to the connection file: a private directory the server removes with
+        # the context (a kernel killed with SIGKILL cannot clean up after itself).
+        connection_file = IPKernelApp.instance().connection_file
+        self._dir = os.path.dirname(os.path.abspath(connection_file)) if connection_file else tempfile.mkdtemp()
         self._start_bash()
 
     # --- the bash process -------------------------------------------------------------

@@ -56,6 +56,7 @@ class RunAs:
     name: str
     home: str
     default_cwd: str
+    own_cwd: bool = False  # default_cwd is a temp dir of ours, removed at close
 
 
 def resolve_run_as() -> RunAs:
@@ -68,7 +69,7 @@ def resolve_run_as() -> RunAs:
         return RunAs(None if same else pw.pw_uid, None if same else pw.pw_gid, pw.pw_name, pw.pw_dir, pw.pw_dir)
     me = pwd.getpwuid(os.geteuid())
     return RunAs(None, None, me.pw_name, os.environ.get("HOME", me.pw_dir),
-                 tempfile.mkdtemp(prefix="onebox-interpreter-"))
+                 tempfile.mkdtemp(prefix="onebox-interpreter-"), own_cwd=True)
 
 
 class UserKernelManager(AsyncKernelManager):
@@ -224,3 +225,5 @@ class Contexts:
         for ctx in list(self.by_id.values()):
             await self.remove(ctx)
         shutil.rmtree(self.run_root, ignore_errors=True)
+        if self.run_as.own_cwd:
+            shutil.rmtree(self.run_as.default_cwd, ignore_errors=True)
