@@ -63,6 +63,30 @@ export function parseRange(h: string | null, size: number): { start: number; end
   return { start, end };
 }
 
+/**
+ * Accept-Encoding negotiation like envd's (RFC 7231 §5.3.4): the best-quality acceptable coding
+ * we support; identity unless it is refused (q=0); undefined when nothing acceptable is left.
+ */
+export function negotiateEncoding(header: string): "gzip" | "" | undefined {
+  if (header.trim() === "") return "";
+  const items = header.split(",").map((part) => {
+    const [name = "", ...params] = part.split(";").map((x) => x.trim());
+    const q = params.find((p) => /^q=/i.test(p));
+    const quality = q ? Number(q.slice(2)) : 1;
+    return { name: name.toLowerCase(), quality: Number.isFinite(quality) ? quality : 1 };
+  });
+  items.sort((a, b) => b.quality - a.quality);
+  const identityRefused = items.some((i) => (i.name === "identity" || i.name === "*") && i.quality === 0) &&
+    !items.some((i) => i.name === "identity" && i.quality > 0);
+  for (const i of items) {
+    if (i.quality === 0) continue;
+    if (i.name === "identity") return "";
+    if (i.name === "gzip") return "gzip";
+    if (i.name === "*") return identityRefused ? "gzip" : "";
+  }
+  return identityRefused ? undefined : "";
+}
+
 export async function getFile(req: Request, url: URL, state: AgentState): Promise<Response> {
   try {
     const user = authorise(req, url, "read", state);
@@ -84,13 +108,13 @@ export async function getFile(req: Request, url: URL, state: AgentState): Promis
     const file = Bun.file(path);
     const accept = req.headers.get("accept-encoding") ?? "";
     const rangeHeader = req.headers.get("range");
-    // gzip on request (the SDK's `gzip` option, §3.4), but never for a byte range of the file.
-    if (/\bgzip\b(?!\s*;\s*q=0(\.0*)?\b)/i.test(accept) && !rangeHeader) {
+    const encoding = negotiateEncoding(accept);
+    if (encoding === undefined) throw new HttpError(406, `no acceptable encoding in '${accept}' (gzip or identity)`);
+    // gzip when asked (the SDK's `gzip` option, §3.4), but never for a byte range of the file.
+    if (encoding === "gzip" && !rangeHeader) {
       headers.set("content-encoding", "gzip");
+      headers.set("vary", "Accept-Encoding");
       return new Response(file.stream().pipeThrough(new CompressionStream("gzip")), { headers });
-    }
-    if (/(^|,)\s*(identity|\*)\s*;\s*q=0(\.0*)?\s*(,|$)/i.test(accept)) {
-      throw new HttpError(406, `unsupported Accept-Encoding '${accept}' (gzip or identity)`);
     }
     const range = parseRange(rangeHeader, st.size);
     if (range === null) {
