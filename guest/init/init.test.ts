@@ -1,4 +1,5 @@
-// Builds onebox-init and runs its native unit tests (parsers, forwarder over Unix/TCP sockets).
+// Builds onebox-init and runs its native unit tests (parsers, forwarder over Unix/TCP sockets,
+// supervisor).
 import { beforeAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,6 +22,12 @@ test("parsers_test passes", () => {
 test("forwarder_test passes", () => {
   const r = Bun.spawnSync([bin("tests/forwarder_test")]);
   expect(r.stdout.toString()).toContain("forwarder_test: ok");
+  expect(r.exitCode).toBe(0);
+});
+
+test("services_test passes (restart with backoff, env/cwd/log, in-process services)", () => {
+  const r = Bun.spawnSync([bin("tests/services_test")]);
+  expect(r.stdout.toString()).toContain("services_test: ok");
   expect(r.exitCode).toBe(0);
 });
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
@@ -21,6 +22,10 @@ int main(int argc, char **argv) {
   if (*end || port > 0xffffffffUL) return 2;
   int fd = socket(AF_VSOCK, SOCK_STREAM, 0);
   struct sockaddr_vm a = {.svm_family = AF_VSOCK, .svm_cid = (unsigned)cid, .svm_port = (unsigned)port};
+  /* The default 2 s connect timeout is too short for a guest under emulation. */
+  struct timeval tv = {.tv_sec = 30};
+  if (fd >= 0 && setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof tv) < 0)
+    fprintf(stderr, "vsock-cat: connect timeout: %s\n", strerror(errno));
   if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
     fprintf(stderr, "vsock-cat: connect %lu:%lu: %s\n", cid, port, strerror(errno));
     return 1;
