@@ -105,6 +105,7 @@ static void close_fd(struct vsock_conn *c) {
   close(c->fd);
   c->fd = -1;
   c->registered = false;
+  vsock_listeners_resume(c->slot->vs);
   free(c->out);
   c->out = NULL;
   c->out_len = 0;

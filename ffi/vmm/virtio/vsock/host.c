@@ -16,9 +16,18 @@ static void listener_event(void *ctx, uint32_t events) {
   struct vsock_listener *l = ctx;
   struct vsock *vs = l->vs;
   pthread_mutex_lock(&vs->dev->lock);
-  for (int i = 0; i < VSOCK_ACCEPT_BURST && l->fd >= 0; i++) {
+  for (int i = 0; i < VSOCK_ACCEPT_BURST && l->fd >= 0 && !l->paused; i++) {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) break;
+    if (fd < 0) {
+      /* Out of fds or memory: the pending connection stays queued and the level-triggered listener
+       * would fire again at once. Stop watching it until one of our connections goes away. */
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        l->paused = true;
+        vs->listeners_paused = true;
+        evloop_mod(vs->dev->env.loop, l->fd, 0);
+      }
+      break;
+    }
     if (!vsock_conn_new(vs, fd, l->fwd_tcp_port)) close(fd); /* VSOCK_MAX_CONNS reached */
   }
   vsock_flush_pending(vs);
@@ -30,6 +39,7 @@ int vsock_listen(struct vsock *vs, struct vsock_listener *l, const char *path, u
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   l->vs = vs;
   l->fd = -1;
+  l->paused = false;
   l->fwd_tcp_port = fwd_tcp_port;
   if (!path || !*path || strlen(path) >= sizeof addr.sun_path) {
     snprintf(err, errlen, "virtio-vsock: socket path must be 1..%zu bytes", sizeof addr.sun_path - 1);
@@ -55,6 +65,20 @@ int vsock_listen(struct vsock *vs, struct vsock_listener *l, const char *path, u
   strcpy(l->path, path);
   l->fd = fd;
   return 0;
+}
+
+static void listener_resume(struct vsock *vs, struct vsock_listener *l) {
+  if (l->fd >= 0 && l->paused) {
+    l->paused = false;
+    evloop_mod(vs->dev->env.loop, l->fd, EPOLLIN);
+  }
+}
+
+void vsock_listeners_resume(struct vsock *vs) {
+  if (!vs->listeners_paused) return;
+  vs->listeners_paused = false;
+  listener_resume(vs, &vs->main);
+  for (int i = 0; i < vs->n_fwd; i++) listener_resume(vs, &vs->fwd[i]);
 }
 
 void vsock_listener_close(struct vsock *vs, struct vsock_listener *l) {

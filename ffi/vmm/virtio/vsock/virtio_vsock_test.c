@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include "fake_guest.h"
@@ -272,6 +273,50 @@ static void test_guest_close(struct fake_guest *g) {
   close(fd);
 }
 
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Out of fds at accept: the listener must not spin, and must accept again once a connection closes. */
+static void test_accept_emfile(struct fake_guest *g) {
+  enum { N = 8 };
+  int keep = host_connect(sock_path); /* an established connection, closed later to free an fd */
+  send_all(keep, "CONNECT 5000\n", 13);
+  char buf[64];
+  bool eof;
+  CHECK(fg_read(g, keep, buf, sizeof buf, "\n", 5, &eof) > 3);
+  int fds[N], maxfd = keep;
+  for (int i = 0; i < N; i++) {
+    fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fds[i] >= 0);
+    if (fds[i] > maxfd) maxfd = fds[i];
+  }
+  struct rlimit old, low;
+  CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  low = old;
+  low.rlim_cur = (rlim_t)maxfd + 1; /* no fd can be created any more */
+  CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strcpy(a.sun_path, sock_path);
+  for (int i = 0; i < N; i++) CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof a) == 0);
+  usleep(50000);
+  double cpu0 = cpu_seconds();
+  usleep(300000);
+  double spent = cpu_seconds() - cpu0;
+  CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+  if (spent > 0.05) fprintf(stderr, "listener spun: %.3f s CPU in 0.3 s\n", spent);
+  CHECK(spent < 0.05); /* a spinning loop thread burns most of the 0.3 s */
+  close(keep); /* the device sees EOF, the connection goes, the listener resumes */
+  for (int i = 0; i < N; i++) {
+    send_all(fds[i], "CONNECT 5000\n", 13);
+    CHECK(fg_read(g, fds[i], buf, sizeof buf, "\n", 5, &eof) > 3 && memcmp(buf, "OK ", 3) == 0);
+    close(fds[i]);
+  }
+  fg_run(g, 0.05, NULL);
+}
+
 /* Driver reset and a fresh start: new rings, no connections, empty tx slots. */
 static void fg_restart(struct fake_guest *g) {
   CHECK(fd_init(&g->d, V1, VIRTQ_MAX_SIZE) & VIRTIO_CONFIG_S_FEATURES_OK);
@@ -346,6 +391,7 @@ int main(void) {
   test_host_credit_overrun(&g);
   test_forward(&g);
   test_guest_close(&g);
+  test_accept_emfile(&g);
   test_many_echo(&g);
   test_reset(&g);
   virtio_mmio_destroy(g.d.dev);

@@ -72,6 +72,7 @@ struct vsock_listener {
   struct vsock *vs;
   int fd;
   uint32_t fwd_tcp_port;
+  bool paused; /* accept failed for lack of fds: not watched until a connection closes */
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -84,6 +85,7 @@ struct vsock {
   struct vsock_slot slots[VSOCK_MAX_CONNS];
   uint32_t n_conns;
   uint32_t next_host_port;
+  bool listeners_paused;
   bool pending_dirty; /* some connection has PEND_* bits or prefix bytes waiting */
   struct virtio_vsock_hdr rst_queue[VSOCK_RST_QUEUE];
   uint32_t rst_head, rst_count;
@@ -116,4 +118,6 @@ void vsock_queue_rst(struct vsock *vs, const struct virtio_vsock_hdr *to_reply);
 int vsock_listen(struct vsock *vs, struct vsock_listener *l, const char *path, uint32_t fwd_tcp_port, char *err,
                  size_t errlen);
 void vsock_listener_close(struct vsock *vs, struct vsock_listener *l);
+/* A connection went away: listeners paused for lack of fds may accept again. */
+void vsock_listeners_resume(struct vsock *vs);
 void vsock_host_event(void *slot, uint32_t events);
