@@ -284,6 +284,11 @@ int virtio_vsock_add_forward(struct virtio_mmio_dev *dev, uint32_t tcp_port, con
   struct vsock *vs = dev->impl;
   pthread_mutex_lock(&dev->lock);
   int rc = -1;
+  for (int i = 0; i < vs->n_fwd; i++)
+    if (uds_path && vs->fwd[i].fd >= 0 && vs->fwd[i].fwd_tcp_port == tcp_port && !strcmp(vs->fwd[i].path, uds_path)) {
+      pthread_mutex_unlock(&dev->lock);
+      return 0; /* already forwarded there: asking twice is not an error */
+    }
   if (vs->n_fwd == VSOCK_MAX_FORWARDS)
     snprintf(err, errlen, "virtio-vsock: at most %d forward sockets", VSOCK_MAX_FORWARDS);
   else if ((rc = vsock_listen(vs, &vs->fwd[vs->n_fwd], uds_path, tcp_port, err, errlen)) == 0)

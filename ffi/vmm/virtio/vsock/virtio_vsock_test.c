@@ -233,6 +233,7 @@ static void test_forward(struct fake_guest *g) {
   bool eof;
   snprintf(path, sizeof path, "%s.tcp-%d", sock_path, FG_FORWARD_OK_TCP);
   CHECK(virtio_vsock_add_forward(g->d.dev, FG_FORWARD_OK_TCP, path, err, sizeof err) == 0);
+  CHECK(virtio_vsock_add_forward(g->d.dev, FG_FORWARD_OK_TCP, path, err, sizeof err) == 0); /* idempotent */
   int fd = host_connect(path);
   send_all(fd, "ping", 4);
   /* `OK\n` is consumed by the device: the host sees only the echo. */
