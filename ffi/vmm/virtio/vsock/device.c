@@ -285,7 +285,8 @@ int virtio_vsock_add_forward(struct virtio_mmio_dev *dev, uint32_t tcp_port, con
   pthread_mutex_lock(&dev->lock);
   int rc = -1;
   for (int i = 0; i < vs->n_fwd; i++)
-    if (uds_path && vs->fwd[i].fd >= 0 && vs->fwd[i].fwd_tcp_port == tcp_port && !strcmp(vs->fwd[i].path, uds_path)) {
+    if (uds_path && vs->fwd[i].fd >= 0 && vs->fwd[i].fwd_tcp_port == tcp_port &&
+        !strcmp(vs->fwd[i].path, uds_path)) {
       pthread_mutex_unlock(&dev->lock);
       return 0; /* already forwarded there: asking twice is not an error */
     }
