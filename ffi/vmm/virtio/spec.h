@@ -1,4 +1,4 @@
-// Virtio 1.x constants and ring layouts (virtio v1.2: §2.1 status, §2.7 split virtqueues, §4.2.2 MMIO registers, §6 reserved features).
+// Virtio 1.x constants and ring layouts (virtio v1.2 §2.1 status, §2.7 split rings, §4.2.2 MMIO registers, §6).
 #pragma once
 #include <stdint.h>
 
