@@ -159,8 +159,48 @@ describe.skipIf(!IN_TESTHOST)("SDK journey against real microVMs", () => {
     expect((await Sandbox.getInfo(a.sandboxId, opts())).endAt.getTime()).toBeGreaterThanOrEqual(before);
   });
 
+  test("files through the data plane, and signed URLs routed by their signature alone", async () => {
+    await a.files.write("/home/user/x.txt", "data");
+    expect(await a.files.read("/home/user/x.txt")).toBe("data");
+    const down = await a.downloadUrl("/home/user/x.txt");
+    expect(down).toContain("signature=");
+    const res = await fetch(down);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("data");
+    const up = await a.uploadUrl("/home/user/y.txt");
+    const form = new FormData();
+    form.append("file", new Blob(["uploaded"]), "y.txt");
+    expect((await fetch(up, { method: "POST", body: form })).status).toBe(200);
+    expect(await a.files.read("/home/user/y.txt")).toBe("uploaded");
+    // A signature no sandbox issued: 401 from the proxy.
+    const forged = down.replace(/signature=[^&]+/, "signature=v1_forged");
+    expect((await fetch(forged)).status).toBe(401);
+  }, 60_000);
+
+  test("metrics: a current sample from the guest", async () => {
+    const m = await a.getMetrics();
+    expect(m.length).toBeGreaterThan(0);
+    expect(m[0]!.cpuCount).toBeGreaterThan(0);
+    expect(m[0]!.memTotal).toBeGreaterThan(0);
+  });
+
+  test("pause: data plane 502, state paused, second pause false; connect resumes and commands work", async () => {
+    expect(await a.pause()).toBe(true);
+    expect(await a.isRunning()).toBe(false);
+    expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("paused");
+    expect(await Sandbox.pause(a.sandboxId, opts())).toBe(false);
+    const c = await Sandbox.connect(a.sandboxId, opts());
+    expect(await c.isRunning()).toBe(true);
+    expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("running");
+    expect((await c.commands.run("echo back")).stdout).toBe("back\n");
+  }, 60_000);
+
   test("kill: true, then not running, not found, and a second kill is false", async () => {
+    // An open command stream is cut when the sandbox is killed (spec §3.1): wait() fails, never hangs.
+    const h = await b.commands.run("sleep 600", { background: true });
     expect(await Sandbox.kill(b.sandboxId, opts())).toBe(true);
+    const outcome = await Promise.race([h.wait().then(() => "resolved", (e: Error) => e.name), Bun.sleep(20_000).then(() => "hung")]);
+    expect(["TimeoutError", "SandboxError", "CommandExitError"]).toContain(outcome);
     expect(await b.isRunning()).toBe(false);
     await expect(Sandbox.getInfo(b.sandboxId, opts())).rejects.toBeInstanceOf(SandboxNotFoundError);
     expect(await Sandbox.kill(b.sandboxId, opts())).toBe(false);
