@@ -187,3 +187,20 @@ test("an upload cut off mid-body leaves neither a partial file nor a temp file",
   expect(readdirSync(dir)).toEqual([]);
   expect(await sbx.files.exists(`${dir}/partial.bin`)).toBe(false);
 });
+
+test("ENOSPC on upload is 507 (NotEnoughSpaceError) and leaves no temp file", async () => {
+  const mnt = `${d}/small-fs`;
+  await sbx.files.makeDir(mnt);
+  const m = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
+  if (m.exitCode !== 0) {
+    console.warn(`skipping the ENOSPC check: cannot mount a tmpfs here (${m.stderr.toString().trim()})`);
+    return;
+  }
+  try {
+    const e = await sbx.files.write(`${mnt}/big.bin`, new Uint8Array(3 * 1024 * 1024)).catch((x) => x);
+    expect(e?.constructor?.name).toBe("NotEnoughSpaceError");
+    expect(readdirSync(mnt)).toEqual([]);
+  } finally {
+    Bun.spawnSync(["umount", mnt]);
+  }
+});
