@@ -41,8 +41,10 @@ test("writeFiles (multipart, several parts) and octet-stream with gzip", async (
   const res = await sbx.files.write([
     { path: `${d}/m/one.txt`, data: "1" },
     { path: `${d}/m/two.txt`, data: new Blob(["22"]) },
+    { path: `${d}/m/ünï cödé "q".txt`, data: "u" },
   ]);
-  expect((res as { name: string }[]).map((r) => r.name)).toEqual(["one.txt", "two.txt"]);
+  expect((res as { name: string }[]).map((r) => r.name)).toEqual(["one.txt", "two.txt", 'ünï cödé "q".txt']);
+  expect(await sbx.files.read(`${d}/m/ünï cödé "q".txt`)).toBe("u");
   expect(await sbx.files.read(`${d}/m/two.txt`)).toBe("22");
   await sbx.files.write(`${d}/gz.txt`, "compressed ".repeat(1000), { gzip: true });
   expect(await sbx.files.read(`${d}/gz.txt`, { gzip: true })).toBe("compressed ".repeat(1000));
