@@ -163,3 +163,15 @@ test("many concurrent commands each get their own output", async () => {
   });
   expect(await sbx.commands.list()).toEqual([]);
 });
+
+test("connect sees only new output; an exited process still gives start + end for a while", async () => {
+  const h = await sbx.commands.run("echo before; sleep 0.5; echo after", { background: true });
+  await Bun.sleep(200);
+  const seen: string[] = [];
+  const c = await sbx.commands.connect(h.pid, { onStdout: (d) => void seen.push(d) });
+  const r = await c.wait();
+  expect(r.stdout).toBe("after\n");
+  expect(seen.join("")).toBe("after\n");
+  const again = await sbx.commands.connect(h.pid);
+  expect((await again.wait()).exitCode).toBe(0);
+});
