@@ -285,3 +285,15 @@ test("/init defaultWorkdir: commands start there, relative file paths still reso
     await other.stop();
   }
 });
+
+test("a missing program fails the Start stream with invalid_argument, for root and for user", async () => {
+  for (const user of ["root", "user"]) {
+    const res = await fetch(`${agent.url}/process.Process/Start`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "X-Access-Token": TOKEN, Authorization: "Basic " + btoa(`${user}:`) },
+      body: encodeEnvelope(0, { process: { cmd: "no-such-program-xyz" }, stdin: false }),
+    });
+    const f = frames(new Uint8Array(await res.arrayBuffer()));
+    expect(f).toEqual([{ flags: 2, msg: { error: { code: "invalid_argument", message: expect.stringContaining("not found") }, metadata: {} } }]);
+  }
+});

@@ -199,7 +199,7 @@ test("ENOSPC on upload is 507 (NotEnoughSpaceError) and leaves no temp file", as
     return;
   }
   try {
-    const e = await sbx.files.write(`${mnt}/big.bin`, new Uint8Array(3 * 1024 * 1024)).catch((x) => x);
+    const e = await sbx.files.write(`${mnt}/big.bin`, new Uint8Array(3 * 1024 * 1024).buffer).catch((x) => x);
     expect(e?.constructor?.name).toBe("NotEnoughSpaceError");
     expect(readdirSync(mnt)).toEqual([]);
   } finally {

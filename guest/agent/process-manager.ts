@@ -1,6 +1,7 @@
 // Spawns and tracks processes (pipes or a pty), fans their output out to subscribers (e2b-protocol.md §3.2).
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
+import { resolve as resolvePath } from "node:path";
 import type { Subprocess, Terminal } from "bun";
 import { ConnectError } from "./connect.ts";
 import type { UserInfo } from "./users.ts";
@@ -253,6 +254,9 @@ export class ProcessManager {
     } catch {
       throw new ConnectError("invalid_argument", `cwd '${o.cwd}' does not exist or is not a directory`);
     }
+    // Same answer for every user: a missing program fails the start (not an exit 127 from setpriv).
+    const found = o.config.cmd.includes("/") ? existsSync(resolvePath(o.cwd, o.config.cmd)) : Bun.which(o.config.cmd, { PATH: o.env.PATH ?? "" }) !== null;
+    if (!found) throw new ConnectError("invalid_argument", `executable file '${o.config.cmd}' not found in $PATH`);
     let argv = [o.config.cmd, ...o.config.args];
     let ids: { uid?: number; gid?: number } = {};
     if (o.user.uid !== 0 || o.user.gid !== 0) {
