@@ -197,6 +197,9 @@ class Contexts:
         ctx.ended = why
         ctx.kc.stop_channels()
         await ctx.km.restart_kernel(now=True)
+        # A new client's message counter starts again at 0; a new session id keeps msg_ids
+        # unique, so nothing of the old kernel can be taken for a reply to a new request.
+        ctx.km.session.session = uuid.uuid4().hex
         ctx.kc = await self._client(ctx.km)
         log.info("context %s: kernel %s", ctx.id, why)
 

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { type Context, NotFoundError, Sandbox, SandboxError } from "@e2b/code-interpreter";
+import { ensureTestUser } from "../agent/test-harness.ts";
 import { startInterpreter, URL, type RunningInterpreter } from "./test-harness.ts";
 
 let server: RunningInterpreter;
@@ -11,6 +12,7 @@ let pool: Promise<Context[]> | undefined;
 const shared = () => (pool ??= Promise.all([1, 2, 3].map(() => sbx.createCodeContext())));
 
 beforeAll(async () => {
+  ensureTestUser(); // as in the guest image: user `user` exists (the agent's tests make it too)
   server = await startInterpreter();
   sbx = await Sandbox.create({ debug: true });
 }, 40_000);
@@ -24,6 +26,15 @@ test("a default python context exists at startup", async () => {
   expect(list).toHaveLength(1);
   expect(list[0]!.language).toBe("python");
 });
+
+
+test("kernels run as user `user` in /home/user, the server as root (§4.4)", async () => {
+  const py = await sbx.runCode('import os, pwd\n(pwd.getpwuid(os.getuid()).pw_name, os.getcwd(), os.environ["HOME"])');
+  expect(py.text).toBe("('user', '/home/user', '/home/user')");
+  const sh = await sbx.runCode('echo "$(id -un) $PWD"', { language: "bash" });
+  expect(sh.logs.stdout.join("")).toBe("user /home/user\n");
+  expect((await sbx.listCodeContexts()).every((c) => c.cwd === "/home/user")).toBe(true);
+}, 20_000);
 
 test("contexts are isolated, restart clears state, remove deletes", async () => {
   const cwd = (await sbx.listCodeContexts())[0]!.cwd;

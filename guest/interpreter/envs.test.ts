@@ -1,4 +1,5 @@
-// Sandbox-global env vars come from the real agent's GET /envs, with X-Access-Token forwarded (§3.4, §4.4).
+// Sandbox-global env vars from the real agent's GET /envs (X-Access-Token forwarded, §3.4, §4.4);
+// this server is told the sandbox user does not exist, so kernels run as root in a temp dir.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { startTestAgent, type RunningAgent } from "../agent/test-harness.ts";
 import { debugSandbox, startInterpreter, type RunningInterpreter } from "./test-harness.ts";
@@ -11,7 +12,7 @@ beforeAll(async () => {
   agent = await startTestAgent();
   const init = await agent.init({ envVars: { ONEBOX_GLOBAL: "from-envd", ONEBOX_SHARED: "global" }, accessToken: TOKEN });
   expect(init.status).toBe(204);
-  server = await startInterpreter({ ONEBOX_ENVD_URL: agent.url });
+  server = await startInterpreter({ ONEBOX_ENVD_URL: agent.url, ONEBOX_INTERPRETER_USER: "onebox-no-such-user" });
 }, 40_000);
 
 afterAll(async () => {
@@ -39,3 +40,8 @@ test("bash contexts get the global envs too", async () => {
   const ex = await sbx.runCode('echo "$ONEBOX_GLOBAL"', { language: "bash" });
   expect(ex.logs.stdout.join("")).toBe("from-envd\n");
 }, 20_000);
+
+test("without the sandbox user, kernels run as the server's user in a temp dir", async () => {
+  const ex = await debugSandbox().runCode("import os\n(os.getuid() == " + process.getuid!() + ", os.getcwd())");
+  expect(ex.text).toMatch(/^\(True, '\/tmp\/onebox-interpreter-[^']+'\)$/);
+});

@@ -74,7 +74,7 @@ async def run_silent(kc, code: str, timeout: float = 30.0) -> None:
     if not code:
         return
     try:
-        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
         await _await_reply(kc, msg_id, timeout)
     except (Exception, asyncio.CancelledError) as err:  # channels closed by a restart or removal
         log.warning("bookkeeping code not run: %r", err)
@@ -145,6 +145,8 @@ async def _pump(ctx: Context, kc, generation: int, msg_id: str, out: Output) -> 
             if ctx.generation != generation:
                 return "replaced"
             raise
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("context %s: iopub %s for %s", ctx.id, msg["msg_type"], msg.get("parent_header", {}).get("msg_id"))
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue  # leftovers of bookkeeping or of an earlier, interrupted cell
         if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
@@ -170,7 +172,9 @@ async def execute(contexts: Contexts, ctx: Context, code: str, env_vars: Dict[st
             kc, generation = ctx.kc, ctx.generation
             # Sandbox-global vars, then this call's vars on top; the latter are undone afterwards.
             await run_silent(kc, env_code(ctx.language, {**global_envs, **env_vars}, []))
-            msg_id = kc.execute(code, silent=False, store_history=True, allow_stdin=False)
+            # stop_on_error=False: each runCode stands alone. With the default, ipykernel aborts
+            # requests queued behind a failed cell, so the next call would get no output at all.
+            msg_id = kc.execute(code, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)
         outcome = await _pump(ctx, kc, generation, msg_id, out)
         if outcome == "replaced":
             await out.send(_ended_line(ctx))

@@ -37,7 +37,7 @@ export async function startInterpreter(env: Record<string, string> = {}): Promis
       ...process.env,
       // An envd that is certainly absent unless a test passes a real one (tolerated, §3.4).
       ONEBOX_ENVD_URL: "http://127.0.0.1:9",
-      ONEBOX_INTERPRETER_LOG: "WARNING",
+      ONEBOX_INTERPRETER_LOG: process.env.ONEBOX_TEST_SERVER_LOG ?? "WARNING",
       ...env,
     },
     stdout: "pipe",
@@ -64,6 +64,7 @@ export async function startInterpreter(env: Record<string, string> = {}): Promis
     proc,
     log: () => output,
     async stop() {
+      if (process.env.ONEBOX_TEST_SERVER_LOG) console.log(output);
       proc.kill("SIGTERM"); // the server shuts its kernels down on SIGTERM
       const timer = setTimeout(() => proc.kill("SIGKILL"), 5000);
       await proc.exited;
