@@ -1,7 +1,7 @@
-"""Describes a matplotlib Figure as an `e2b/chart` object: line, scatter, bar, superchart (§4.3)."""
+"""Describes a matplotlib Figure as an `e2b/chart` object: line, scatter, bar, pie, superchart (§4.3)."""
 
 # Imported inside the kernel only when a Figure is displayed, so matplotlib is never imported
-# just for this. Pie and box-and-whisker charts come back as `unknown` (not implemented).
+# just for this. Box-and-whisker charts come back as `unknown` (not implemented).
 
 from typing import Any, Dict, List
 
@@ -86,8 +86,19 @@ def _bar(ax) -> Dict[str, Any]:
     }
 
 
+def _pie(ax, wedges) -> Dict[str, Any]:
+    # §4.3: pie elements are {label, angle, radius}; angle is the wedge's sweep in degrees.
+    elements = [{"label": w.get_label(), "angle": _num(abs(w.theta2 - w.theta1)), "radius": _num(w.r)} for w in wedges]
+    return {"type": "pie", "title": ax.get_title(), "elements": elements}
+
+
 def axes_to_chart(ax) -> Dict[str, Any]:
     from matplotlib.container import BarContainer
+    from matplotlib.patches import Wedge
+
+    wedges = [p for p in ax.patches if isinstance(p, Wedge)]
+    if wedges:
+        return _pie(ax, wedges)
 
     if any(isinstance(c, BarContainer) for c in ax.containers):
         return _bar(ax)

@@ -90,6 +90,14 @@ test("a bar chart is described as bars", async () => {
   expect(chart.elements.map((e) => [e.label, e.value])).toEqual([["a", 3], ["b", 7]]);
 });
 
+test("a pie chart is described as wedges", async () => {
+  const ex = await sbx.runCode('import matplotlib.pyplot as plt\nplt.pie([1, 3], labels=["x", "y"])\nplt.title("p")\nplt.show()');
+  const chart = ex.results[0]?.chart as unknown as { type: string; title: string; elements: { label: string; angle: number; radius: number }[] };
+  expect(chart.type).toBe("pie");
+  expect(chart.title).toBe("p");
+  expect(chart.elements.map((e) => [e.label, Math.round(e.angle), e.radius])).toEqual([["x", 90, 1], ["y", 270, 1]]);
+});
+
 test("a pandas DataFrame comes back as html and e2b/data", async () => {
   const ex = await sbx.runCode(
     'import pandas as pd\npd.DataFrame({"a": [1, 2], "b": ["x", "y"], "t": pd.to_datetime(["2024-01-01", "2024-01-02"]), "n": [1.5, float("nan")]})',
