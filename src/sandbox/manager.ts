@@ -42,6 +42,12 @@ export interface Route {
   signal: AbortSignal;
 }
 
+/** Abort reason for a sandbox's open data-plane streams. Bun logs stream errors of the responses it
+ *  is sending, so the reason is what shows in the daemon's log. */
+function streamsClosed(id: string): Error {
+  return new Error(`sandbox ${id} stopped or paused: its open data-plane streams were closed`);
+}
+
 export class SandboxManager {
   private live = new Map<string, Live>();
   private locks = new OpLocks();
@@ -148,7 +154,7 @@ export class SandboxManager {
       this.setState(id, row.state as SandboxState, "stopping");
       this.stopReasons.set(id, reason);
       const live = this.live.get(id);
-      live?.streams.abort();
+      live?.streams.abort(streamsClosed(id));
       if (live) {
         await live.handle.stop().catch((e) => log.warn("stop failed", { id, error: String(e) }));
         await Promise.race([live.handle.exited, Bun.sleep(10_000)]);
@@ -199,7 +205,7 @@ export class SandboxManager {
         this.setState(id, "pausing", "running");
         throw unavailable(`pausing sandbox ${id} failed (${String(e)}); it is still running, retry`);
       }
-      live.streams.abort();
+      live.streams.abort(streamsClosed(id));
       live.streams = new AbortController();
       this.timers.clear(id);
       this.setState(id, "pausing", "paused");
@@ -366,7 +372,7 @@ export class SandboxManager {
     const row = this.state.sandboxes.get(id);
     this.timers.clear(id);
     const live = this.live.get(id);
-    live?.streams.abort();
+    live?.streams.abort(streamsClosed(id));
     this.live.delete(id);
     this.stopReasons.delete(id);
     if (!row || row.state === "ended") return;
