@@ -2,11 +2,14 @@
 # Builds a template's disks: rootfs.ext4 (Debian bookworm + the Bun runtime + the agent, read-only
 # base) and layer.ext4 (an empty, sparse, writable ext4), from a cached debootstrap tree.
 #
-# usage: scripts/mkrootfs.sh --out DIR --variant minimal|base [--bun PATH] [--agent FILE]
-#                            [--packages-file FILE] [--layer-size SIZE] [--mirror URL]
+# usage: scripts/mkrootfs.sh --out DIR --variant minimal|base|code-interpreter [--bun PATH]
+#            [--agent FILE] [--packages-file FILE] [--extra SRC:DEST ...] [--layer-size SIZE] [--mirror URL]
 #   --out DIR            gets rootfs.ext4, layer.ext4 and manifest.json (replaced atomically)
 #   --variant            minimal: bash coreutils procps ca-certificates
 #                        base:    minimal + python3, pip, git, curl, sudo, iproute2 and the like
+#                        code-interpreter: base + guest/interpreter (packages.txt, its .py files in
+#                        /opt/onebox/interpreter, service.conf as services.d/interpreter.conf)
+#   --extra SRC:DEST     copy a file or directory into the image at DEST (repeatable)
 #   --bun PATH           the Bun runtime installed as /opt/onebox/bin/bun (default: the host's bun)
 #   --agent FILE         the agent bundle (default dist/guest/agent.js; the image builds without it)
 #   --packages-file F    more Debian packages, one per line ('#' comments), e.g. for code-interpreter
@@ -27,7 +30,7 @@ T0=$SECONDS
 die() { echo "mkrootfs: error: $*" >&2; exit 1; }
 step() { echo "mkrootfs: [+$((SECONDS - T0))s] $*" >&2; }
 
-OUT="" VARIANT="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G
+OUT="" VARIANT="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G EXTRAS=() PKGFILES=()
 MIRROR=${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 while (($#)); do
   case "$1" in
@@ -36,9 +39,10 @@ while (($#)); do
     --bun) BUN=${2:?--bun needs a path}; shift 2 ;;
     --agent) AGENT=${2:?--agent needs a file}; shift 2 ;;
     --packages-file) PKGFILE=${2:?--packages-file needs a file}; shift 2 ;;
+    --extra) EXTRAS+=("${2:?--extra needs SRC:DEST}"); shift 2 ;;
     --layer-size) LAYER_SIZE=${2:?--layer-size needs a size}; shift 2 ;;
     --mirror) MIRROR=${2:?--mirror needs a URL}; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -52,16 +56,30 @@ pkgs=("${MINIMAL_PKGS[@]}")
 case "$VARIANT" in
   minimal) ;;
   base) pkgs+=("${BASE_PKGS[@]}") ;;
-  *) die "--variant must be minimal or base, not '$VARIANT'" ;;
+  code-interpreter)
+    # guest/interpreter/README.md, "Installing it in an image".
+    pkgs+=("${BASE_PKGS[@]}")
+    INTERP="$REPO/guest/interpreter"
+    PKGFILES+=("$INTERP/packages.txt")
+    for f in "$INTERP"/*.py; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done
+    EXTRAS+=("$INTERP/service.conf:/etc/onebox/services.d/interpreter.conf")
+    ;;
+  *) die "--variant must be minimal, base or code-interpreter, not '$VARIANT'" ;;
 esac
-if [ -n "$PKGFILE" ]; then
-  [ -f "$PKGFILE" ] || die "--packages-file $PKGFILE does not exist"
+[ -z "$PKGFILE" ] || PKGFILES+=("$PKGFILE")
+for pf in "${PKGFILES[@]}"; do
+  [ -f "$pf" ] || die "packages file $pf does not exist"
   while read -r p _; do
     [ -z "$p" ] || [ "${p:0:1}" = "#" ] && continue
-    [[ "$p" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "bad package name '$p' in $PKGFILE"
+    [[ "$p" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "bad package name '$p' in $pf"
     pkgs+=("$p")
-  done <"$PKGFILE"
-fi
+  done <"$pf"
+done
+for e in "${EXTRAS[@]}"; do
+  src=${e%%:*} dest=${e#*:}
+  [ "$src" != "$e" ] && [ "${dest#/}" != "$dest" ] || die "--extra wants SRC:/absolute/dest, got '$e'"
+  [ -e "$src" ] || die "--extra source $src does not exist"
+done
 mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | LC_ALL=C sort -u)
 
 [ -n "$BUN" ] || BUN=$(readlink -f "$(command -v bun)") || die "bun not on PATH; pass --bun PATH"
@@ -137,6 +155,18 @@ env=LANG=C.UTF-8
 cwd=/
 log=console
 CONF
+for e in "${EXTRAS[@]}"; do
+  src=${e%%:*} dest=${e#*:}
+  mkdir -p "$stage$(dirname "$dest")"
+  cp -a "$src" "$stage$dest"
+  chown -R root:root "$stage$dest"
+  chmod -R a+rX "$stage$dest"
+done
+if [ "$VARIANT" = code-interpreter ] && [ -x "$stage/usr/bin/python3" ]; then
+  # Saves seconds on the first plot in every sandbox (guest/interpreter/README.md).
+  chroot "$stage" runuser -u user -- env HOME=/home/user python3 -c 'import matplotlib.pyplot' >/dev/null 2>&1 \
+    || echo "mkrootfs: warning: building matplotlib's font cache failed" >&2
+fi
 echo onebox >"$stage/etc/hostname"
 printf '127.0.0.1\tlocalhost onebox\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$stage/etc/hosts"
 # debootstrap copied the build host's resolver config; guests get theirs from the host later.

@@ -144,7 +144,7 @@ int main(void) {
   log_raw(ONEBOX_MARKER_BOOTED);
   system_lo_up();
   system_set_hostname(cl.hostname[0] ? cl.hostname : "onebox");
-  if (cl.id[0]) system_write_id(cl.id);
+  if (cl.id[0]) system_write_id(cl.id); /* /run is moved, not remounted: this survives switch root */
 
   if (cl.test[0]) {
     log_info("test mode: %s", cl.test);
@@ -162,7 +162,6 @@ int main(void) {
   if (mounts_wait_dev("/dev/vdb", 3000) < 0) fatal("no layer disk /dev/vdb");
   modules_free();
   if (mounts_overlay_root("/dev/vda", "/dev/vdb") < 0) fatal("cannot mount the overlay root");
-  if (cl.id[0]) system_write_id(cl.id); /* /run moved, but keep it simple if the image shadows it */
   system_check_user();
 
   services_add_fn("forwarder", forwarder_main);
