@@ -4,6 +4,7 @@ import { DataPlane } from "../proxy/data-plane.ts";
 import type { WsBridge } from "../proxy/websocket.ts";
 import { Admission } from "../scheduler/admission.ts";
 import { SandboxManager } from "../sandbox/manager.ts";
+import { DefaultTemplateBuilder } from "../templates/build-default.ts";
 import { loadVmDriver, type VmDriverResult } from "../sandbox/vm-driver.ts";
 import { openState, type State } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
@@ -16,6 +17,7 @@ export interface Daemon {
   server: Server<WsBridge>;
   state: State;
   manager: SandboxManager;
+  templateBuilds?: DefaultTemplateBuilder;
   url: string;
   /** The admin key if this start created it (printed once by `onebox serve`). */
   newAdminKey: string | null;
@@ -32,7 +34,12 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   const recovered = await manager.recover();
   if (recovered.adopted || recovered.ended) log.info("recovered sandboxes", recovered);
   const admission = new Admission(config, () => manager.usage());
-  const api = createApi({ config, state, manager, admission });
+  let templateBuilds: DefaultTemplateBuilder | undefined;
+  if (config.sourceDir && config.buildDefaultTemplates) {
+    templateBuilds = new DefaultTemplateBuilder(state, config.dataDir, config.sourceDir);
+    void templateBuilds.start();
+  }
+  const api = createApi({ config, state, manager, admission, templateBuilds });
   const server = startServer(config, api, new DataPlane(manager));
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;
@@ -42,6 +49,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     server,
     state,
     manager,
+    templateBuilds,
     url,
     newAdminKey,
     async close() {

@@ -2,6 +2,7 @@
 import type { Admission } from "../scheduler/admission.ts";
 import type { SandboxManager } from "../sandbox/manager.ts";
 import type { State } from "../store/index.ts";
+import type { DefaultTemplateBuilder } from "../templates/build-default.ts";
 import type { Config } from "../util/config.ts";
 
 export interface ApiDeps {
@@ -9,6 +10,8 @@ export interface ApiDeps {
   state: State;
   manager: SandboxManager;
   admission: Admission;
+  /** Present when the daemon builds the default templates itself (first start). */
+  templateBuilds?: DefaultTemplateBuilder;
 }
 
 /** The `domain` returned to SDKs: getHost(port) = `<port>-<id>.<domain>` then routes back here by Host. */

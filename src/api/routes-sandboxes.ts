@@ -5,6 +5,7 @@ import type { CreateInput } from "../sandbox/manager.ts";
 import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
 import { e2bError } from "./errors.ts";
+import { unavailable } from "../util/errors.ts";
 import { ListQueryV2, NewSandboxV1, NewSandboxV2 } from "./schemas.ts";
 import { listedSandboxJson, sandboxDetailJson, sandboxJson } from "./serialize.ts";
 
@@ -13,6 +14,13 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   const max = d.config.maxBodyBytes;
 
   async function create(input: CreateInput) {
+    const build = d.state.templates.resolve(input.templateID) ? undefined : d.templateBuilds?.statusOf(input.templateID);
+    if (build?.state === "building") {
+      throw unavailable(`template '${input.templateID}' is being built (since ${new Date(build.since).toISOString()}); retry in a few minutes`);
+    }
+    if (build?.state === "failed") {
+      throw unavailable(`template '${input.templateID}' could not be built: ${build.message}; fix it and run \`onebox template build ${input.templateID}\``);
+    }
     const t = d.manager.resolveTemplate(input.templateID);
     return d.admission.admit({ cpus: t.cpuCount, memoryMib: t.memoryMb }, () => d.manager.create(input));
   }

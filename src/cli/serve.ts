@@ -7,10 +7,13 @@ import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
 export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.1] [--data-dir /var/lib/onebox]
        [--domain localhost:PORT] [--pvm-kernel PATH] [--run-root /run/onebox]
-       [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]`;
+       [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]
+       [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates]
+On first start with a source dir, the default templates (base, code-interpreter-v1) are built
+in the background with its scripts/mkrootfs.sh.`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["no-auth", "help"]);
+  const a = parseArgs(argv, ["no-auth", "no-default-templates", "help"]);
   if (bool(a, "help")) {
     console.log(SERVE_USAGE);
     return 0;
@@ -26,6 +29,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     memoryBudgetMib: int(a, "memory-budget-mib"),
     maxConcurrentCreates: int(a, "max-concurrent-creates"),
     auth: !bool(a, "no-auth"),
+    sourceDir: str(a, "source-dir") ?? process.env.ONEBOX_SOURCE_DIR,
+    buildDefaultTemplates: !bool(a, "no-default-templates"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {

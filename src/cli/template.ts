@@ -1,6 +1,7 @@
 // `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
 import { openState } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
+import { buildDefaultTemplate, DEFAULT_TEMPLATES } from "../templates/build-default.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
 import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
@@ -8,6 +9,8 @@ const USAGE = `usage: onebox template ls [--json]
        onebox template add --name NAME --from DIR --kernel VMLINUZ [--initrd INITRAMFS]
                            [--cpus 1] [--memory-mib 512] [--disk-mib 1024] [--cmdline-extra STR]
        onebox template rm ID|NAME
+       onebox template build [base|code-interpreter-v1 ...] [--source-dir DIR]
+           builds default templates with the checkout's scripts/mkrootfs.sh (root, network for debootstrap)
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
@@ -55,6 +58,26 @@ export async function templateCommand(argv: string[]): Promise<number> {
           cmdlineExtra: str(a, "cmdline-extra"),
         });
         console.log(bool(a, "json") ? JSON.stringify(row) : `registered template ${row.id} as '${name}'`);
+        return 0;
+      }
+      case "build": {
+        const sourceDir = str(a, "source-dir") ?? process.env.ONEBOX_SOURCE_DIR ?? process.cwd();
+        const wanted = a.positionals.slice(1);
+        const list = wanted.length ? DEFAULT_TEMPLATES.filter((t) => wanted.includes(t.name)) : DEFAULT_TEMPLATES;
+        const unknown = wanted.filter((w) => !DEFAULT_TEMPLATES.some((t) => t.name === w));
+        if (unknown.length) {
+          console.error(`onebox template build: unknown default template(s) ${unknown.join(", ")}; known: ${DEFAULT_TEMPLATES.map((t) => t.name).join(", ")}`);
+          return 2;
+        }
+        for (const t of list) {
+          if (state.templates.resolve(t.name)) {
+            console.log(`template '${t.name}' exists; remove it first to rebuild (onebox template rm ${t.name})`);
+            continue;
+          }
+          console.log(`building '${t.name}' (log: ${dataDir}/templates/build-${t.name}.log)`);
+          const row = await buildDefaultTemplate(state, dataDir, sourceDir, t);
+          console.log(`registered template ${row.id} as '${t.name}'`);
+        }
         return 0;
       }
       case "rm":

@@ -22,6 +22,9 @@ export const ConfigSchema = z.object({
   /** Largest accepted control-plane request body. */
   maxBodyBytes: z.number().int().min(1024).default(1 << 20),
   auth: z.boolean().default(true),
+  /** A onebox checkout whose scripts build the default templates on first start (install.sh sets it). */
+  sourceDir: z.string().min(1).optional(),
+  buildDefaultTemplates: z.boolean().default(true),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
