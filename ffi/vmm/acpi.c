@@ -53,6 +53,13 @@
 #define RES_IRQ_EDGE 0x02
 #define RES_END_TAG 0x79
 #define VIRTIO_MMIO_ACPI_HID "LNRO0005" /* drivers/virtio/virtio_mmio.c acpi_match_table */
+#define RES_IO 0x47
+#define RES_IO_LEN 7
+#define RES_IO_DECODE16 1
+#define EISAID_PNP0501 0x0105d041u /* "PNP0501", 16550A-compatible COM port, EISA-compressed (ACPI 6.5, 6.1.5) */
+#define COM1_BASE 0x3f8
+#define COM1_PORTS 8
+#define COM1_GSI 4
 
 struct buf {
   uint8_t data[4096];
@@ -121,9 +128,49 @@ static uint64_t place(struct vm *vm, uint64_t gpa, uint8_t *t, size_t len) {
 
 /* Scope(\_SB) { Device(Vnnn) { Name(_HID, "LNRO0005"), Name(_UID, n), Name(_CRS, ResourceTemplate() {
  *   Memory32Fixed(ReadWrite, base, size), Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {gsi} }) } } */
+/* Device(COM1) { Name(_HID, EISAID("PNP0501")), Name(_UID, 0), Name(_CRS, ResourceTemplate() {
+ *   IO(Decode16, 0x3f8, 0x3f8, 1, 8), Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {4} }) }
+ * A hardware-reduced ACPI platform has no legacy PIC, so Linux maps no ISA IRQs by default: without this
+ * entry the 8250 driver cannot request IRQ 4, opening the console tty fails and PID 1 gets no stdout. */
+static void dsdt_com1(struct buf *scope) {
+  struct buf dev = {0}, res = {0}, bufbody = {0};
+  b_bytes(&dev, "COM1", 4);
+  b_u8(&dev, AML_NAME);
+  b_bytes(&dev, "_HID", 4);
+  b_u8(&dev, AML_DWORD_PREFIX);
+  b_u32(&dev, EISAID_PNP0501);
+  b_u8(&dev, AML_NAME);
+  b_bytes(&dev, "_UID", 4);
+  b_u8(&dev, AML_ZERO);
+  b_u8(&res, RES_IO);
+  b_u8(&res, RES_IO_DECODE16);
+  b_u16(&res, COM1_BASE);
+  b_u16(&res, COM1_BASE);
+  b_u8(&res, 1);
+  b_u8(&res, COM1_PORTS);
+  b_u8(&res, RES_EXTENDED_IRQ);
+  b_u16(&res, RES_EXTENDED_IRQ_LEN);
+  b_u8(&res, RES_IRQ_CONSUMER | RES_IRQ_EDGE);
+  b_u8(&res, 1);
+  b_u32(&res, COM1_GSI);
+  b_u8(&res, RES_END_TAG);
+  b_u8(&res, 0);
+  b_u8(&bufbody, AML_DWORD_PREFIX);
+  b_u32(&bufbody, (uint32_t)res.len);
+  b_bytes(&bufbody, res.data, res.len);
+  b_u8(&dev, AML_NAME);
+  b_bytes(&dev, "_CRS", 4);
+  b_u8(&dev, AML_BUFFER);
+  b_pkg(&dev, &bufbody);
+  b_u8(scope, AML_EXT_PREFIX);
+  b_u8(scope, AML_DEVICE);
+  b_pkg(scope, &dev);
+}
+
 static void dsdt_body(struct buf *aml, const struct acpi_virtio_dev *devs, int ndevs) {
   struct buf scope = {0};
   b_bytes(&scope, "_SB_", 4);
+  dsdt_com1(&scope);
   for (int i = 0; i < ndevs; i++) {
     struct buf dev = {0}, res = {0}, bufbody = {0};
     char name[5];
