@@ -130,6 +130,32 @@ describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
     );
   });
 
+  test("bzImage boot path: setup header parsed, 64-bit entry at protected-mode kernel + 0x200", async () => {
+    const s = spec("bootparams");
+    // A minimal bzImage (Documentation/x86/boot.rst): boot sector + 1 setup sector, then the protected-mode
+    // kernel whose 64-bit entry (startup_64) is at offset 0x200: here, the test guest's code.
+    const code = readFileSync(join(guests, "bootparams.bin"));
+    const setupSects = 1;
+    const pm = (setupSects + 1) * 512;
+    const img = Buffer.alloc(pm + 0x200 + code.length);
+    img[0x1f1] = setupSects;
+    img.writeUInt16LE(0xaa55, 0x1fe); // boot_flag
+    img[0x200] = 0xeb; // jump over the header; its offset byte gives the header's length
+    img[0x201] = 0x6a;
+    img.writeUInt32LE(0x53726448, 0x202); // "HdrS"
+    img.writeUInt16LE(0x020f, 0x206); // protocol 2.15
+    img.writeUInt32LE(0x7fffffff, 0x22c); // initrd_addr_max
+    img.writeUInt16LE(1, 0x236); // xloadflags: XLF_KERNEL_64
+    img.writeUInt32LE(2048, 0x238); // cmdline_size
+    code.copy(img, pm + 0x200);
+    const bz = join(s.runDir, "bzImage");
+    await Bun.write(bz, img);
+    const exit = await (await VmProcess.spawn({ ...s, testGuest: undefined, kernel: bz, cmdline: "console=ttyS0 bz=1" }))
+      .exited;
+    expect(exit.reason).toBe("poweroff");
+    expect(read(s.consolePath)).toBe("cmdline=console=ttyS0 bz=1\ne820=00000003 rsdp=000e0000\n");
+  });
+
   test("a setup failure is reported with what to fix", async () => {
     const s = spec("poweroff", { disks: [{ path: "/nonexistent/disk.img", readOnly: true }] });
     await expect(VmProcess.spawn(s)).rejects.toThrow(/exited during start: error/);
