@@ -8,6 +8,7 @@ import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 const USAGE = `usage: onebox template ls [--json]
        onebox template add --name NAME --from DIR --kernel VMLINUZ [--initrd INITRAMFS]
                            [--cpus 1] [--memory-mib 512] [--disk-mib 1024] [--cmdline-extra STR]
+                           [--ready-port PORT]  (a guest port whose /health must answer before create returns)
        onebox template rm ID|NAME
        onebox template build [base|code-interpreter-v1 ...] [--source-dir DIR]
            builds default templates with the checkout's scripts/mkrootfs.sh (root, network for debootstrap)
@@ -56,6 +57,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
           memoryMb: int(a, "memory-mib") ?? 512,
           diskSizeMb: int(a, "disk-mib") ?? 1024,
           cmdlineExtra: str(a, "cmdline-extra"),
+          readyPort: int(a, "ready-port"),
         });
         console.log(bool(a, "json") ? JSON.stringify(row) : `registered template ${row.id} as '${name}'`);
         return 0;

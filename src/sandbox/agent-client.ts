@@ -32,23 +32,8 @@ export class AgentClient {
   }
 
   /** Polls GET /health (204) until it answers or the deadline passes (spec §3.4). */
-  async waitHealthy(deadlineMs: number, isDead: () => boolean): Promise<void> {
-    let lastErr = "no answer";
-    while (Date.now() < deadlineMs) {
-      if (isDead()) throw unavailable("the sandbox VM exited while booting; its console is in the daemon's log");
-      try {
-        const res = await this.fetch("/health", {}, 1000);
-        await res.body?.cancel();
-        if (res.status === 204 || res.status === 200) return;
-        lastErr = `status ${res.status}`;
-      } catch (e) {
-        lastErr = e instanceof Error ? e.message : String(e);
-      }
-      await Bun.sleep(20);
-    }
-    throw unavailable(
-      `the guest agent did not answer /health in time (${lastErr}); check the template's image and the console log`,
-    );
+  waitHealthy(deadlineMs: number, isDead: () => boolean): Promise<void> {
+    return waitHealthy(this.socket, "guest agent", deadlineMs, isDead);
   }
 
   /** POST /init with the token, env vars, default user and the host clock (spec §3.4, §3.5).
@@ -79,4 +64,23 @@ export class AgentClient {
     if (!res.ok) throw unavailable(`the guest agent answered /metrics with ${res.status}; retry`);
     return (await res.json()) as AgentMetrics;
   }
+}
+
+/** Polls GET /health on a guest port's forward socket until it answers 2xx (agent: 204; the
+ *  code interpreter: 200 "OK"), the VM dies, or the deadline passes. */
+export async function waitHealthy(socket: string, what: string, deadlineMs: number, isDead: () => boolean): Promise<void> {
+  let lastErr = "no answer";
+  while (Date.now() < deadlineMs) {
+    if (isDead()) throw unavailable("the sandbox VM exited while booting; its console is in the daemon's log");
+    try {
+      const res = await fetch("http://sandbox/health", { unix: socket, signal: AbortSignal.timeout(1000) });
+      await res.body?.cancel();
+      if (res.ok) return;
+      lastErr = `status ${res.status}`;
+    } catch (e) {
+      lastErr = e instanceof Error ? e.message : String(e);
+    }
+    await Bun.sleep(20);
+  }
+  throw unavailable(`the ${what} did not answer /health in time (${lastErr}); check the template's image and the console log`);
 }

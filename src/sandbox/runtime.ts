@@ -8,9 +8,9 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { unavailable } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { AgentClient } from "./agent-client.ts";
+import { AgentClient, waitHealthy } from "./agent-client.ts";
 import { tailFile } from "../util/tail-file.ts";
-import type { VmDriver, VmHandle } from "./vm-driver.ts";
+import { forwardSocketPath, type VmDriver, type VmHandle } from "./vm-driver.ts";
 
 export interface BootRequest {
   id: string;
@@ -108,6 +108,11 @@ export async function bootSandbox(config: Config, driver: VmDriver, req: BootReq
     await agent.waitHealthy(Date.now() + config.bootTimeoutMs, () => dead);
     // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
     await agent.init({ envVars: req.envVars, accessToken: req.accessToken, defaultUser: "user", defaultWorkdir: "/home/user" });
+    const ready = req.template.readyPort;
+    if (ready) {
+      const socket = ready === ENVD_PORT || ready === CODE_INTERPRETER_PORT ? forwardSocketPath(p.runDir, ready) : await handle.forward(ready);
+      await waitHealthy(socket, `template's service on port ${ready}`, Date.now() + config.bootTimeoutMs, () => dead);
+    }
 
     undo.release();
     return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir };

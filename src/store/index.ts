@@ -20,4 +20,4 @@ export function openState(dataDir: string | null): State {
   };
 }
 
-export type { SandboxRow, TemplateRow, ApiKeyRow, EventRow, NewSandboxRow } from "./schema.ts";
+export type { SandboxRow, TemplateRow, NewTemplateRow, ApiKeyRow, EventRow, NewSandboxRow } from "./schema.ts";

@@ -72,4 +72,11 @@ CREATE TABLE events (
 CREATE INDEX events_sandbox ON events(sandbox_id, at);
 `,
   },
+  {
+    id: 2,
+    name: "template ready port",
+    // A guest TCP port whose GET /health must answer before create returns (e.g. 49999 for the
+    // code interpreter): cold boots have no template snapshot taken after a ready command.
+    sql: "ALTER TABLE templates ADD COLUMN ready_port INTEGER;",
+  },
 ];

@@ -45,6 +45,8 @@ export const templates = sqliteTable("templates", {
   public: integer("public", { mode: "boolean" }).notNull().default(false),
   /** Extra kernel command line appended to the daemon's (e.g. for a PVM guest kernel). */
   cmdlineExtra: text("cmdline_extra").notNull().default(""),
+  /** Guest port whose GET /health must answer before a create returns (migration 2). */
+  readyPort: integer("ready_port"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
@@ -72,5 +74,6 @@ export const events = sqliteTable("events", {
 export type SandboxRow = typeof sandboxes.$inferSelect;
 export type NewSandboxRow = typeof sandboxes.$inferInsert;
 export type TemplateRow = typeof templates.$inferSelect;
+export type NewTemplateRow = typeof templates.$inferInsert;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type EventRow = typeof events.$inferSelect;

@@ -1,12 +1,12 @@
 // Queries on templates: insert, lookup by id or alias, list, delete.
 import { asc, eq } from "drizzle-orm";
 import type { Db } from "./db.ts";
-import { templates, type TemplateRow } from "./schema.ts";
+import { templates, type NewTemplateRow, type TemplateRow } from "./schema.ts";
 
 export class TemplateStore {
   constructor(private readonly db: Db) {}
 
-  insert(row: TemplateRow): void {
+  insert(row: NewTemplateRow): void {
     this.db.insert(templates).values(row).run();
   }
 

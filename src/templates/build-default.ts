@@ -16,12 +16,14 @@ export interface DefaultTemplate {
   cpuCount: number;
   memoryMb: number;
   diskSizeMb: number;
+  readyPort?: number;
 }
 
 /** The SDK's defaults: `base` for Sandbox, `code-interpreter-v1` for @e2b/code-interpreter (spec §1.3). */
 export const DEFAULT_TEMPLATES: readonly DefaultTemplate[] = [
   { name: "base", variant: "base", cpuCount: 1, memoryMb: 512, diskSizeMb: 2048 },
-  { name: "code-interpreter-v1", variant: "code-interpreter", cpuCount: 2, memoryMb: 1024, diskSizeMb: 2048 },
+  // The interpreter must answer before create returns: the SDK calls runCode right away (spec §4).
+  { name: "code-interpreter-v1", variant: "code-interpreter", cpuCount: 2, memoryMb: 1024, diskSizeMb: 2048, readyPort: 49999 },
 ];
 
 async function run(cmd: string[], logFile: string, cwd: string): Promise<void> {
@@ -65,6 +67,7 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
       cpuCount: t.cpuCount,
       memoryMb: t.memoryMb,
       diskSizeMb: t.diskSizeMb,
+      readyPort: t.readyPort,
     });
   } finally {
     rmSync(out, { recursive: true, force: true });

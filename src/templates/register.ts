@@ -18,6 +18,8 @@ export interface RegisterInput {
   memoryMb: number;
   diskSizeMb: number;
   cmdlineExtra?: string;
+  /** Guest port whose GET /health must answer before create returns. */
+  readyPort?: number;
 }
 
 export async function registerTemplate(state: State, dataDir: string, input: RegisterInput): Promise<TemplateRow> {
@@ -45,6 +47,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
     }
     const now = Date.now();
     const row: TemplateRow = {
+      readyPort: input.readyPort ?? null,
       id,
       aliases: JSON.stringify([input.name]),
       dir,
