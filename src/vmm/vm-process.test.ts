@@ -104,6 +104,16 @@ describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
     expect(exit.consoleTail).toContain("about to triple fault");
   });
 
+  test("panic line on the console and no reset afterwards: still ended as a panic (never hangs)", async () => {
+    const s = spec("panic_hang");
+    const started = Date.now();
+    const exit = await (await VmProcess.spawn(s)).exited;
+    expect(exit.reason).toBe("panic");
+    expect(exit.detail).toContain("no reset followed");
+    expect(exit.consoleTail).toContain("Kernel panic - not syncing: test guest gives up");
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   test("adopt: a second client re-attaches to a running vmm and stops it", async () => {
     const s = spec("bad_ring", { rng: true });
     const vm = await VmProcess.spawn(s);
