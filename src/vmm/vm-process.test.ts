@@ -1,6 +1,7 @@
 // Runs onebox-vmm with the tiny test guests (ffi/tests/guests) on this host's /dev/kvm through VmProcess.
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "./vm-process.ts";
@@ -112,6 +113,42 @@ describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
     expect(exit.detail).toContain("no reset followed");
     expect(exit.consoleTail).toContain("Kernel panic - not syncing: test guest gives up");
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test("i8042 reset pulse: reason reboot, exit status 1", async () => {
+    const s = spec("reboot");
+    const exit = await (await VmProcess.spawn(s)).exited;
+    expect(exit.reason).toBe("reboot");
+  });
+
+  test("two vCPUs: the AP waits for SIPI; pause, resume and power-off still work", async () => {
+    const s = spec("bad_ring", { vcpus: 2, rng: true });
+    const vm = await VmProcess.spawn(s);
+    await vm.pause();
+    expect((await vm.ping()).state).toBe("paused");
+    await vm.resume();
+    await vm.stop();
+    expect((await vm.exited).reason).toBe("stopped");
+  });
+
+  test("control protocol: forward needs vsock, forward with vsock makes the socket, overlong lines are refused", async () => {
+    const s = spec("bad_ring", { vsock: { cid: 3, forwardPorts: [] } });
+    const vm = await VmProcess.spawn(s);
+    const path = await vm.forward(8080);
+    expect(path).toBe(join(s.runDir, "vsock.sock.tcp-8080"));
+    expect(existsSync(path)).toBe(true);
+    await expect(vm.forward(0)).rejects.toThrow(/port must be/);
+    // A raw client: an overlong line gets an error and the connection is closed; the vmm carries on.
+    const reply = await new Promise<string>((resolve) => {
+      const sock = createConnection({ path: join(s.runDir, "ctl.sock") });
+      let got = "";
+      sock.on("data", (d) => (got += d.toString()));
+      sock.on("close", () => resolve(got));
+      sock.on("connect", () => sock.write(`${"x".repeat(5000)}\n`));
+    });
+    expect(reply).toContain("err line longer than 4096");
+    expect((await vm.ping()).pid).toBe(vm.pid);
+    await vm.stop();
   });
 
   test("adopt: a second client re-attaches to a running vmm and stops it", async () => {
