@@ -105,10 +105,13 @@ static void control_request(struct control *c, char *line) {
       control_send(c, "err port must be 1..65535");
     } else {
       snprintf(path, sizeof path, "%s.tcp-%u", c->args->vsock, port);
-      if (virtio_vsock_add_forward(c->m->vsock, port, path, err, sizeof err) < 0)
+      if (virtio_vsock_add_forward(c->m->vsock, port, path, err, sizeof err) < 0) {
         control_send(c, "err %s", err);
-      else
+      } else {
+        if (c->nruntime_forwards < (int)(sizeof c->runtime_forwards / sizeof c->runtime_forwards[0]))
+          c->runtime_forwards[c->nruntime_forwards++] = port;
         control_send(c, "ok path=%s", path);
+      }
     }
   } else {
     control_send(c, "err unknown request (ping, pause, resume, stop, stats, snapshot DIR, forward PORT)");
@@ -152,6 +155,19 @@ static void control_accept(struct control *c) {
   if (c->client_fd >= 0) close(c->client_fd); /* one client at a time: the newest wins (daemon restart) */
   c->client_fd = fd;
   c->len = 0;
+}
+
+/* The vsock and forward socket files are ours: remove them so a finished VM leaves only its records behind. */
+static void control_unlink_sockets(struct control *c) {
+  const char *vsock = c->args->vsock;
+  if (!vsock) return;
+  char path[4200];
+  for (int i = 0; i < c->args->nforwards + c->nruntime_forwards; i++) {
+    uint32_t port = i < c->args->nforwards ? c->args->forwards[i] : c->runtime_forwards[i - c->args->nforwards];
+    snprintf(path, sizeof path, "%s.tcp-%u", vsock, port);
+    unlink(path);
+  }
+  unlink(vsock);
 }
 
 static int exit_status(enum vm_exit_reason r) {
@@ -212,6 +228,7 @@ int control_run(struct control *c) {
   const char *name = vm_exit_reason_name(reason);
   if (exit_record_commit(c->record, name, vm->exit_detail, tail ? tail : "") < 0)
     fprintf(stderr, "onebox-vmm: cannot write the exit record %s\n", c->record->path);
+  control_unlink_sockets(c);
   control_send(c, "event exit reason=%s", name);
   free(tail);
   return exit_status(reason);

@@ -49,7 +49,6 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t e
   if (host == MAP_FAILED) return fail(err, errlen, "mmap guest memory");
   vm->mem.host = host;
   vm->mem.size = mem_bytes;
-  madvise(host, mem_bytes, MADV_MERGEABLE); /* best effort: lets KSM share zero pages between VMs */
   struct kvm_userspace_memory_region region = {
       .slot = 0, .guest_phys_addr = 0, .memory_size = mem_bytes, .userspace_addr = (uint64_t)(uintptr_t)host};
   if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)

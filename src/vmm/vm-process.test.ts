@@ -149,6 +149,11 @@ describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
     expect(reply).toContain("err line longer than 4096");
     expect((await vm.ping()).pid).toBe(vm.pid);
     await vm.stop();
+    // The vmm removes the socket files it made; the records stay.
+    expect(existsSync(path)).toBe(false);
+    expect(existsSync(join(s.runDir, "vsock.sock"))).toBe(false);
+    expect(existsSync(join(s.runDir, "ctl.sock"))).toBe(false);
+    expect(existsSync(s.exitFile)).toBe(true);
   });
 
   test("adopt: a second client re-attaches to a running vmm and stops it", async () => {
