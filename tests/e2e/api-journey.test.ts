@@ -118,21 +118,22 @@ describe.skipIf(!IN_TESTHOST)("SDK journey against real microVMs", () => {
 
   let a: Sandbox;
   let b: Sandbox;
+  let c: Sandbox;
+  let e: Sandbox;
 
-  test("create two sandboxes; both report running and a semver envdVersion", async () => {
-    a = await Sandbox.create("base", { ...opts(), metadata: { journey: "1", name: "a" }, timeoutMs: 600_000 });
-    b = await Sandbox.create("base", { ...opts(), metadata: { journey: "1", name: "b" }, timeoutMs: 600_000 });
+  test("create four sandboxes concurrently; all report running", async () => {
+    const make = (name: string) => Sandbox.create("base", { ...opts(), metadata: { journey: "1", name }, timeoutMs: 600_000 });
+    [a, b, c, e] = await Promise.all([make("a"), make("b"), make("c"), make("e")]);
     expect(a.sandboxId).toMatch(/^[a-z0-9]{20}$/);
-    expect(a.sandboxId).not.toBe(b.sandboxId);
-    expect(await a.isRunning()).toBe(true);
-    expect(await b.isRunning()).toBe(true);
+    expect(new Set([a, b, c, e].map((x) => x.sandboxId)).size).toBe(4);
+    for (const x of [a, b, c, e]) expect(await x.isRunning()).toBe(true);
   }, 2 * BOOT_MS);
 
   test("list with metadata filter and paging (limit 1)", async () => {
     const ids: string[] = [];
     const pager = Sandbox.list({ ...opts(), limit: 1, query: { metadata: { journey: "1" } } });
     while (pager.hasNext) ids.push(...(await pager.nextItems()).map((s) => s.sandboxId));
-    expect(ids.sort()).toEqual([a.sandboxId, b.sandboxId].sort());
+    expect(ids.sort()).toEqual([a, b, c, e].map((x) => x.sandboxId).sort());
     const onlyB = await Sandbox.list({ ...opts(), query: { metadata: { name: "b" } } }).nextItems();
     expect(onlyB.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
   });
@@ -194,6 +195,36 @@ describe.skipIf(!IN_TESTHOST)("SDK journey against real microVMs", () => {
     expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("running");
     expect((await c.commands.run("echo back")).stdout).toBe("back\n");
   }, 60_000);
+
+  function endOf(id: string): { endReason: string | null; endDetail: string | null } | undefined {
+    const rows = JSON.parse(run([...onebox(), "sandbox", "ls", "--all", "--json", "--data-dir", dataDir])) as {
+      id: string; endReason: string | null; endDetail: string | null;
+    }[];
+    return rows.find((r) => r.id === id);
+  }
+
+  async function waitEnded(x: Sandbox, ms = 60_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (Date.now() < end && !endOf(x.sandboxId)?.endReason) await Bun.sleep(500);
+  }
+
+  test("a guest kernel panic ends the sandbox with reason panic", async () => {
+    await c.commands.run("echo c > /proc/sysrq-trigger", { user: "root", background: true }).catch(() => undefined);
+    await waitEnded(c);
+    expect(endOf(c.sandboxId)?.endReason).toBe("panic");
+    expect(await c.isRunning()).toBe(false);
+    await expect(Sandbox.getInfo(c.sandboxId, opts())).rejects.toBeInstanceOf(SandboxNotFoundError);
+  }, 90_000);
+
+  test("a VM process killed from outside ends the sandbox with reason vmm-crash", async () => {
+    const { pid } = JSON.parse(readFileSync(join(runRoot, "vms", e.sandboxId, "vmm.json"), "utf8")) as { pid: number };
+    process.kill(pid, "SIGKILL");
+    await waitEnded(e);
+    const end = endOf(e.sandboxId);
+    expect(["vmm-crash", "oom"]).toContain(end?.endReason ?? "");
+    expect(end?.endDetail ?? "").toContain("SIGKILL");
+    expect(await e.isRunning()).toBe(false);
+  }, 90_000);
 
   test("kill: true, then not running, not found, and a second kill is false", async () => {
     // An open command stream is cut when the sandbox is killed (spec §3.1): wait() fails, never hangs.
