@@ -12,7 +12,8 @@ struct virtio_mmio_dev *virtio_dev_alloc(const struct virtio_env *env, uint32_t 
   pthread_mutex_init(&dev->lock, NULL);
   dev->env = *env;
   dev->device_id = device_id;
-  dev->device_features = features | (1ull << VIRTIO_F_VERSION_1);
+  /* Every device offers EVENT_IDX (§2.7.10): fewer exits and interrupts; the queue code does both modes. */
+  dev->device_features = features | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX);
   dev->num_queues = num_queues;
   dev->queue_num_max = queue_num_max;
   for (uint16_t i = 0; i < num_queues; i++) virtq_reset(&dev->queues[i], queue_num_max);
@@ -140,7 +141,8 @@ static void reg_write(struct virtio_mmio_dev *dev, uint64_t off, uint32_t v) {
     if (v == 0) {
       q->ready = false;
     } else if (!q->ready) {
-      const char *why = virtq_activate(q, dev->env.mem, dev->queue_num_max);
+      const char *why = virtq_activate(q, dev->env.mem, dev->queue_num_max,
+                                       dev->driver_features & (1ull << VIRTIO_F_EVENT_IDX));
       if (why) virtio_dev_fail(dev, why);
     }
     break;

@@ -9,7 +9,7 @@ void virtq_reset(struct virtq *q, uint16_t num_max) {
 
 static bool is_pow2(uint32_t v) { return v && !(v & (v - 1)); }
 
-const char *virtq_activate(struct virtq *q, const struct guest_mem *m, uint16_t num_max) {
+const char *virtq_activate(struct virtq *q, const struct guest_mem *m, uint16_t num_max, bool event_idx) {
   /* §2.7: "Queue Size value is always a power of 2"; §4.2.2: QueueNum <= QueueNumMax. */
   if (!is_pow2(q->num) || q->num > num_max) return "queue size is not a power of two <= QueueNumMax";
   if (q->desc_gpa % VIRTQ_DESC_ALIGN || q->avail_gpa % VIRTQ_AVAIL_ALIGN || q->used_gpa % VIRTQ_USED_ALIGN)
@@ -24,16 +24,31 @@ const char *virtq_activate(struct virtq *q, const struct guest_mem *m, uint16_t 
   q->last_avail = 0;
   q->used_idx = 0;
   q->owe_irq = false;
+  q->event_idx = event_idx;
+  q->signalled_valid = false;
   q->ready = true;
   return NULL;
 }
 
 static uint16_t load_le16_acquire(const uint8_t *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE); }
 
+/* §2.7.10: with EVENT_IDX the driver notifies only once the available index passes avail_event. */
+static void set_avail_event(struct virtq *q, uint16_t v) {
+  __atomic_store_n((uint16_t *)(q->used + VIRTQ_USED_RING_OFF + 8u * q->num), v, __ATOMIC_RELEASE);
+}
+
 int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c, const char **why) {
   if (!q->ready) return 0;
   uint16_t avail_idx = load_le16_acquire(q->avail + VIRTQ_AVAIL_IDX_OFF);
   uint16_t pending = (uint16_t)(avail_idx - q->last_avail);
+  if (pending == 0 && q->event_idx) {
+    /* Ring drained: ask for a notification on the next buffer, then look again, since the driver may
+     * have added one before it could see the new avail_event (§2.7.10, like vring_need_event users). */
+    set_avail_event(q, q->last_avail);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    avail_idx = load_le16_acquire(q->avail + VIRTQ_AVAIL_IDX_OFF);
+    pending = (uint16_t)(avail_idx - q->last_avail);
+  }
   if (pending == 0) return 0;
   /* §2.7.13.3: the driver cannot have more than the queue size outstanding. */
   if (pending > q->num) {
@@ -100,8 +115,18 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len) {
 bool virtq_take_irq(struct virtq *q) {
   if (!q->owe_irq) return false;
   q->owe_irq = false;
-  /* Order the used index store before reading the driver's suppression flag (§2.7.10). */
+  /* Order the used index store before reading the driver's suppression fields (§2.7.10). */
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (q->event_idx) {
+    /* §2.7.10: interrupt only if used_event lies in [old, new) of what was pushed since the last one. */
+    uint16_t used_event = __atomic_load_n((uint16_t *)(q->avail + VIRTQ_AVAIL_RING_OFF + 2u * q->num),
+                                          __ATOMIC_ACQUIRE);
+    uint16_t old = q->signalled_used, now = q->used_idx;
+    bool valid = q->signalled_valid;
+    q->signalled_used = now;
+    q->signalled_valid = true;
+    return !valid || (uint16_t)(now - used_event - 1) < (uint16_t)(now - old);
+  }
   uint16_t flags;
   memcpy(&flags, q->avail + VIRTQ_AVAIL_FLAGS_OFF, sizeof flags);
   return !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);

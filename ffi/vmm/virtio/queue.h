@@ -20,6 +20,9 @@ struct virtq {
   uint16_t last_avail; /* next available ring slot the device consumes */
   uint16_t used_idx;   /* shadow of used->idx */
   bool owe_irq;        /* used elements pushed since the last notification */
+  bool event_idx;      /* VIRTIO_F_EVENT_IDX negotiated: used_event / avail_event steer notifications */
+  uint16_t signalled_used; /* used_idx when the driver was last considered for an interrupt */
+  bool signalled_valid;    /* false until the first interrupt decision after activation */
 };
 
 /* One popped chain: readable (driver->device) buffers first, then writable ones (§2.7.4.2). */
@@ -34,7 +37,7 @@ struct virtq_chain {
 /* Back to the state after reset (§4.2.3.1: QueueReady 0, QueueNum = max). */
 void virtq_reset(struct virtq *q, uint16_t num_max);
 /* Validates num and the three ring areas for QueueReady=1. Returns NULL, or why they are invalid. */
-const char *virtq_activate(struct virtq *q, const struct guest_mem *m, uint16_t num_max);
+const char *virtq_activate(struct virtq *q, const struct guest_mem *m, uint16_t num_max, bool event_idx);
 /* 1 = chain popped into c, 0 = ring empty, -1 = malformed ring (*why says how; the caller must stop
  * using the queue until reset). */
 int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c, const char **why);

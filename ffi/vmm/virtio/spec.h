@@ -48,7 +48,7 @@
 #define VIRTIO_CONFIG_S_NEEDS_RESET 64u
 #define VIRTIO_CONFIG_S_FAILED      128u
 
-/* §6 Reserved feature bits. Indirect descriptors and EVENT_IDX are not offered. */
+/* §6 Reserved feature bits. Indirect descriptors are not offered; EVENT_IDX is. */
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX     29
 #define VIRTIO_F_VERSION_1     32

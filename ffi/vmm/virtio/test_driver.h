@@ -20,6 +20,7 @@ struct fake_queue {
   uint16_t num;
   uint64_t desc, avail, used;
   uint16_t avail_idx, used_seen;
+  uint16_t kick_old; /* avail_idx at the last kick decision (EVENT_IDX) */
   uint8_t busy[VIRTQ_MAX_SIZE]; /* descriptor in use */
 };
 
@@ -28,6 +29,7 @@ struct fake_driver {
   struct guest_mem mem;
   struct virtio_env env;
   uint64_t bump; /* next free guest address for fd_alloc */
+  bool event_idx; /* negotiated VIRTIO_F_EVENT_IDX */
   struct fake_queue q[VIRTIO_MAX_QUEUES];
 };
 
@@ -111,6 +113,7 @@ static inline uint32_t fd_init(struct fake_driver *d, uint64_t features, uint16_
   fd_wr(d, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
   uint32_t st = fd_rd(d, VIRTIO_MMIO_STATUS);
   if (!(st & VIRTIO_CONFIG_S_FEATURES_OK)) return st;
+  d->event_idx = features & (1ull << VIRTIO_F_EVENT_IDX);
   for (uint16_t i = 0; i < d->dev->num_queues; i++)
     if (fd_queue(d, i, num) != 1) return 0;
   fd_wr(d, VIRTIO_MMIO_STATUS, st | VIRTIO_CONFIG_S_DRIVER_OK);
@@ -157,6 +160,31 @@ static inline int fd_add(struct fake_driver *d, uint16_t qi, const struct fd_buf
 }
 
 static inline void fd_kick(struct fake_driver *d, uint16_t qi) { fd_wr(d, VIRTIO_MMIO_QUEUE_NOTIFY, qi); }
+
+/* Kicks the way Linux's virtqueue_kick_prepare does: with EVENT_IDX only if the device's avail_event lies
+ * in what was added since the last decision (§2.7.10 vring_need_event). Returns whether it kicked. */
+static inline bool fd_kick_needed(struct fake_driver *d, uint16_t qi) {
+  struct fake_queue *q = &d->q[qi];
+  if (!d->event_idx) {
+    fd_kick(d, qi);
+    return true;
+  }
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* avail idx store before the avail_event load */
+  uint16_t ev = __atomic_load_n((uint16_t *)fd_ptr(d, q->used + VIRTQ_USED_RING_OFF + 8ull * q->num), __ATOMIC_ACQUIRE);
+  uint16_t old = q->kick_old, now = q->avail_idx;
+  q->kick_old = now;
+  if ((uint16_t)(now - ev - 1) < (uint16_t)(now - old)) {
+    fd_kick(d, qi);
+    return true;
+  }
+  return false;
+}
+
+/* With EVENT_IDX: ask for an interrupt once the used index passes `idx` (the driver's used_event). */
+static inline void fd_set_used_event(struct fake_driver *d, uint16_t qi, uint16_t idx) {
+  __atomic_store_n((uint16_t *)fd_ptr(d, d->q[qi].avail + VIRTQ_AVAIL_RING_OFF + 2ull * d->q[qi].num), idx,
+                   __ATOMIC_RELEASE);
+}
 
 /* Takes the next used element, frees its descriptors; returns false if there is none. */
 static inline bool fd_used(struct fake_driver *d, uint16_t qi, uint32_t *id, uint32_t *len) {

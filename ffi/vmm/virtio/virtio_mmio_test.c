@@ -4,6 +4,7 @@
 
 #define MEM_SIZE (4u << 20)
 #define V1 (1ull << VIRTIO_F_VERSION_1)
+#define EVENT_IDX (1ull << VIRTIO_F_EVENT_IDX)
 #define QN 16
 
 static int failed_count;
@@ -44,7 +45,7 @@ static void test_registers_and_features(void) {
   CHECK(fd_rd(&d, VIRTIO_MMIO_MAGIC_VALUE) == VIRTIO_MMIO_MAGIC);
   CHECK(fd_rd(&d, VIRTIO_MMIO_VERSION) == 2);
   CHECK(fd_rd(&d, VIRTIO_MMIO_DEVICE_ID) == VIRTIO_ID_ENTROPY);
-  CHECK(fd_device_features(&d) == V1); /* no indirect, no event idx */
+  CHECK(fd_device_features(&d) == (V1 | EVENT_IDX)); /* no indirect descriptors */
   uint8_t b[2] = {0xff, 0xff};
   virtio_mmio_read(d.dev, VIRTIO_MMIO_MAGIC_VALUE, b, 2); /* registers need 32-bit accesses */
   CHECK(b[0] == 0 && b[1] == 0);
@@ -146,10 +147,58 @@ static void test_bad_queue_layouts(void) {
   fd_teardown(&d);
 }
 
+/* One rng request; returns the number of interrupts it raised. */
+static uint64_t rng_once(struct fake_driver *d) {
+  uint64_t a = fd_alloc(d, 64, 8);
+  struct fd_buf b = {a, 64, true};
+  fd_irqs(d);
+  CHECK(fd_add(d, 0, &b, 1) >= 0);
+  fd_kick(d, 0);
+  uint32_t id, len;
+  CHECK(fd_used(d, 0, &id, &len) && len == 64);
+  return fd_irqs(d);
+}
+
+/* §2.7.10 notification suppression, both ways. */
+static void test_notification_suppression(void) {
+  struct fake_driver d;
+  rng_new(&d);
+  /* Without EVENT_IDX: VIRTQ_AVAIL_F_NO_INTERRUPT silences used-buffer interrupts. */
+  CHECK(fd_init(&d, V1, QN) & VIRTIO_CONFIG_S_FEATURES_OK);
+  CHECK(rng_once(&d) == 1);
+  *(uint16_t *)fd_ptr(&d, d.q[0].avail + VIRTQ_AVAIL_FLAGS_OFF) = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  CHECK(rng_once(&d) == 0);
+  /* With EVENT_IDX: the flag is ignored; used_event decides, avail_event follows what was consumed. */
+  CHECK(fd_init(&d, V1 | EVENT_IDX, QN) & VIRTIO_CONFIG_S_FEATURES_OK);
+  *(uint16_t *)fd_ptr(&d, d.q[0].avail + VIRTQ_AVAIL_FLAGS_OFF) = VIRTQ_AVAIL_F_NO_INTERRUPT;
+  CHECK(rng_once(&d) == 1); /* the first one always interrupts */
+  uint16_t *avail_event = fd_ptr(&d, d.q[0].used + VIRTQ_USED_RING_OFF + 8ull * QN);
+  CHECK(*avail_event == 1);
+  fd_set_used_event(&d, 0, 5); /* interrupt when used idx passes 5: not for entries 2..5 */
+  CHECK(rng_once(&d) == 0);
+  CHECK(*avail_event == 2);
+  CHECK(rng_once(&d) == 0 && rng_once(&d) == 0 && rng_once(&d) == 0);
+  CHECK(rng_once(&d) == 1); /* used idx 5 -> 6 crosses used_event */
+  fd_set_used_event(&d, 0, d.q[0].used_seen);
+  CHECK(rng_once(&d) == 1);
+  /* The driver kicks only when needed, and the device still sees every buffer. */
+  for (int i = 0; i < 3; i++) {
+    uint64_t a = fd_alloc(&d, 16, 8);
+    struct fd_buf b = {a, 16, true};
+    CHECK(fd_add(&d, 0, &b, 1) >= 0);
+    d.q[0].kick_old = d.q[0].avail_idx - 1;
+    CHECK(fd_kick_needed(&d, 0)); /* avail_event == the index just added */
+    uint32_t id, len;
+    CHECK(fd_used(&d, 0, &id, &len) && len == 16);
+  }
+  fd_teardown(&d);
+}
+
 int main(void) {
   test_registers_and_features();
   for (int k = 0; k < N_BREAKAGE; k++) test_malformed((enum breakage)k);
   test_bad_queue_layouts();
+  test_notification_suppression();
   if (failed_count) return 1;
   printf("virtio_mmio_test: ok\n");
   return 0;
