@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Runs tests/e2e inside the test host (real Linux guests under onebox's VMM).
+# Runs the e2e files listed in tests/e2e/suite.txt inside the test host (real Linux guests under
+# onebox's VMM). `scripts/test-e2e.sh FILE...` runs the named files instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d tests/e2e ] || [ -z "$(ls tests/e2e/*.test.ts 2>/dev/null)" ]; then
-  echo "no e2e tests yet"; exit 0
+if [ $# -gt 0 ]; then
+  files=("$@")
+else
+  mapfile -t files < <(grep -v -e '^#' -e '^[[:space:]]*$' tests/e2e/suite.txt | sed 's|^|tests/e2e/|')
 fi
-exec scripts/testhost run 'bun test --timeout 600000 tests/e2e'
+[ ${#files[@]} -gt 0 ] || { echo "no e2e tests listed in tests/e2e/suite.txt"; exit 0; }
+for f in "${files[@]}"; do [ -f "$f" ] || { echo "e2e file missing: $f" >&2; exit 1; }; done
+exec scripts/testhost run "bun test --timeout 600000 ${files[*]}"
