@@ -8,7 +8,7 @@ import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.1] [--data-dir /var/lib/onebox]
        [--domain localhost:PORT] [--pvm-kernel PATH] [--run-root /run/onebox]
        [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]
-       [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates]
+       [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates] [--boot-timeout-ms 60000]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh.`;
 
@@ -31,6 +31,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     auth: !bool(a, "no-auth"),
     sourceDir: str(a, "source-dir") ?? process.env.ONEBOX_SOURCE_DIR,
     buildDefaultTemplates: !bool(a, "no-default-templates"),
+    bootTimeoutMs: int(a, "boot-timeout-ms"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {
