@@ -157,7 +157,16 @@ export class SandboxManager {
       live?.streams.abort(streamsClosed(id));
       if (live) {
         await live.handle.stop().catch((e) => log.warn("stop failed", { id, error: String(e) }));
-        await Promise.race([live.handle.exited, Bun.sleep(10_000)]);
+        const gone = await Promise.race([live.handle.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
+        if (!gone) {
+          // A vmm that ignores `stop` must not outlive its sandbox (its files are removed next).
+          log.warn("VM process ignored stop; killing it", { id, pid: live.handle.pid });
+          try {
+            process.kill(live.handle.pid, "SIGKILL");
+          } catch {
+            // already gone
+          }
+        }
       }
       this.finish(id, reason, reason === "timeout" ? "the sandbox reached its end time" : "killed through the API");
     });
