@@ -1,6 +1,7 @@
 // Control loop on the main thread: serves the line protocol on the control socket, watches for the VM's end,
 // then stops the vCPUs, writes the exit record, pushes `event exit` and returns the process exit status.
 #include "control.h"
+#include "snapshot/snapshot.h"
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -96,7 +97,17 @@ static void control_request(struct control *c, char *line) {
   } else if (!strcmp(line, "stats")) {
     control_stats(c);
   } else if (!strncmp(line, "snapshot ", 9) || !strcmp(line, "snapshot")) {
-    control_send(c, "err not implemented yet");
+    char err[512] = "";
+    const char *dir = line[8] ? line + 9 : "";
+    if (!*dir) {
+      control_send(c, "err snapshot needs a directory");
+    } else if (!vcpus_paused(vm)) {
+      control_send(c, "err pause the VM first");
+    } else if (snapshot_save(c->m, dir, err, sizeof err) < 0) {
+      control_send(c, "err %s", err);
+    } else {
+      control_send(c, "ok");
+    }
   } else if (sscanf(line, "forward %u%c", &port, &extra) == 1) {
     char path[4200], err[256] = "";
     if (!c->m->vsock) {

@@ -4,6 +4,8 @@
 #include <string.h>
 #include "layout.h"
 #include "loader.h"
+#include "snapshot/format.h"
+#include "snapshot/snapshot.h"
 #include "vcpu.h"
 #include "x86_boot.h"
 
@@ -61,12 +63,7 @@ static int machine_add_devices(struct machine *m, const struct vmm_args *a, char
   return 0;
 }
 
-int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
-  memset(m, 0, sizeof *m);
-  for (int i = 0; i < MACHINE_MAX_VIRTIO; i++) m->virtio_irq[i].eventfd = -1;
-  if (vm_create(&m->vm, (uint64_t)a->mem_mib << 20, (int)a->vcpus, err, errlen) < 0) return -1;
-  if (vcpus_create(&m->vm, err, errlen) < 0) return -1;
-
+int machine_add_legacy(struct machine *m, int console_fd, char *err, size_t errlen) {
   serial_init(&m->serial, &m->vm, console_fd);
   if (vm_irq_line_init(&m->vm, SERIAL_COM1_IRQ, &m->serial.irq, err, errlen) < 0) return -1;
   if (bus_register(&m->vm.pio, (struct bus_device){.base = SERIAL_COM1_BASE, .size = SERIAL_PORTS,
@@ -76,6 +73,18 @@ int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, c
     snprintf(err, errlen, "cannot register legacy devices");
     return -1;
   }
+  return 0;
+}
+
+int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+  memset(m, 0, sizeof *m);
+  for (int i = 0; i < MACHINE_MAX_VIRTIO; i++) m->virtio_irq[i].eventfd = -1;
+  snap_host_kind(); /* looked up now: `snapshot DIR` runs under seccomp */
+  if (a->restore) return snapshot_restore(m, a, console_fd, err, errlen);
+  if (vm_create(&m->vm, (uint64_t)a->mem_mib << 20, (int)a->vcpus, err, errlen) < 0) return -1;
+  if (vcpus_create(&m->vm, err, errlen) < 0) return -1;
+
+  if (machine_add_legacy(m, console_fd, err, errlen) < 0) return -1;
   if (machine_add_devices(m, a, err, errlen) < 0) return -1;
 
   struct acpi_virtio_dev adevs[MACHINE_MAX_VIRTIO];

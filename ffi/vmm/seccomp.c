@@ -43,7 +43,8 @@
   X(getpid) X(gettid) X(tgkill) X(rt_sigprocmask) X(rt_sigreturn) X(restart_syscall) /* kicks, threads */ \
   X(munmap) X(madvise) X(brk) X(mremap)        /* malloc */                 \
   X(rseq) X(set_robust_list)                   /* run by a thread that starts just after the filter */ \
-  X(exit) X(exit_group)
+  X(exit) X(exit_group)                                                     \
+  X(openat) X(mkdir) X(mkdirat) X(ftruncate)   /* `snapshot DIR`: the directory is only known at run time */
 
 int seccomp_install(char *err, size_t errlen) {
   struct sock_filter filter[] = {
@@ -56,12 +57,27 @@ int seccomp_install(char *err, size_t errlen) {
 #define X(name) ALLOW(name),
       PLAIN_SYSCALLS(X)
 #undef X
-      /* ioctl: KVM_RUN only (vCPU threads). */
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 4),
+      /* ioctl: KVM_RUN (vCPU threads) and the read-only KVM_GET_* that `snapshot DIR` needs. */
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 19),
       LD(ARG_LO(1)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_RUN, 0, 1),
-      RET(SECCOMP_RET_ALLOW),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_RUN, 16, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_REGS, 15, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_SREGS, 14, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_XSAVE, 13, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_XCRS, 12, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_LAPIC, 11, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_MP_STATE, 10, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_VCPU_EVENTS, 9, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_DEBUGREGS, 8, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_MSR_INDEX_LIST, 7, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_MSRS, 6, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_IRQCHIP, 5, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_PIT2, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_CLOCK, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_CPUID2, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, KVM_GET_TSC_KHZ, 1, 0),
       RET(SECCOMP_RET_KILL_PROCESS),
+      RET(SECCOMP_RET_ALLOW),
       /* mmap/mprotect: never executable (malloc arenas need them). */
       LD(NR_OFF),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 1, 0),

@@ -16,6 +16,10 @@ static int fail(char *err, size_t errlen, const char *what) {
 }
 
 int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t errlen) {
+  return vm_create_mem(vm, mem_bytes, nvcpus, -1, err, errlen);
+}
+
+int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, char *err, size_t errlen) {
   memset(vm, 0, sizeof *vm);
   vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
   for (int i = 0; i < VM_MAX_VCPUS; i++) vm->vcpus[i].fd = -1;
@@ -45,7 +49,10 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t e
   struct kvm_pit_config pit = {.flags = 0};
   if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) return fail(err, errlen, "KVM_CREATE_PIT2");
 
-  void *host = mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  /* A snapshot's memory file is mapped MAP_PRIVATE: clones share its unwritten pages in the page cache. */
+  void *host = mem_fd >= 0 ? mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mem_fd, 0)
+                           : mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                                  -1, 0);
   if (host == MAP_FAILED) return fail(err, errlen, "mmap guest memory");
   vm->mem.host = host;
   vm->mem.size = mem_bytes;

@@ -70,6 +70,8 @@ struct vm {
 
 /* Opens /dev/kvm, creates the VM with memory, in-kernel irqchip and PIT. Returns 0 or -1 with err set. */
 int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t errlen);
+/* Like vm_create, with RAM mapped MAP_PRIVATE from mem_fd (a snapshot's memory file) instead of anonymous. */
+int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, char *err, size_t errlen);
 /* Wires line to KVM_IRQFD for gsi (eventfd created here). */
 int vm_irq_line_init(struct vm *vm, uint32_t gsi, struct irq_line *line, char *err, size_t errlen);
 /* Frees everything vm_create made (safe on a partially created vm). */

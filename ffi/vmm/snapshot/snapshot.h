@@ -1,0 +1,8 @@
+// Snapshot a paused machine to DIR (state + memory) and build a machine from one (docs/snapshot.md).
+#pragma once
+#include "machine.h"
+
+/* Writes DIR/state and DIR/memory. The vCPUs must be paused. Returns 0 or -1 with err. */
+int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen);
+/* Builds m from a->restore instead of booting: memory mapped MAP_PRIVATE from DIR/memory. Returns 0 or -1. */
+int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen);
