@@ -19,9 +19,13 @@ if (process.env.ONEBOX_TESTHOST !== "1") {
   // Outside: run this same script inside the test host, passing its output and status through.
   const p = Bun.spawn([join(REPO, "scripts/testhost"), "run", `bun scripts/bench-boot.ts --runs ${RUNS}`], {
     cwd: REPO,
-    stdio: ["ignore", "inherit", "inherit"],
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  process.exit(await p.exited);
+  // Held back until the test host is gone, so the result stays the last line even with 2>&1.
+  const out = await new Response(p.stdout).text();
+  const code = await p.exited;
+  process.stdout.write(out);
+  process.exit(code);
 }
 
 // Loaded only inside the test host; it pulls in src/vmm (tests/ is outside the typecheck's scope).
