@@ -52,7 +52,11 @@ for t in debootstrap mkfs.ext4 chroot sha256sum flock; do
   command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
 done
 
+# pkgs: installed by debootstrap --include (its resolver copes with these short lists);
+# apt_pkgs: from packages files, installed afterwards with apt-get in the chroot, because
+# debootstrap's resolver fails on larger sets (measured: python3-zmq for the interpreter).
 pkgs=("${MINIMAL_PKGS[@]}")
+apt_pkgs=()
 case "$VARIANT" in
   minimal) ;;
   base) pkgs+=("${BASE_PKGS[@]}") ;;
@@ -72,7 +76,7 @@ for pf in "${PKGFILES[@]}"; do
   while read -r p _; do
     [ -z "$p" ] || [ "${p:0:1}" = "#" ] && continue
     [[ "$p" =~ ^[a-z0-9][a-z0-9+.-]+$ ]] || die "bad package name '$p' in $pf"
-    pkgs+=("$p")
+    apt_pkgs+=("$p")
   done <"$pf"
 done
 for e in "${EXTRAS[@]}"; do
@@ -81,6 +85,9 @@ for e in "${EXTRAS[@]}"; do
   [ -e "$src" ] || die "--extra source $src does not exist"
 done
 mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | LC_ALL=C sort -u)
+if ((${#apt_pkgs[@]})); then
+  mapfile -t apt_pkgs < <(printf '%s\n' "${apt_pkgs[@]}" | LC_ALL=C sort -u | LC_ALL=C comm -23 - <(printf '%s\n' "${pkgs[@]}"))
+fi
 
 [ -n "$BUN" ] || BUN=$(readlink -f "$(command -v bun)") || die "bun not on PATH; pass --bun PATH"
 [ -x "$BUN" ] || die "bun runtime $BUN is not an executable"
@@ -88,14 +95,23 @@ mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | LC_ALL=C sort -u)
 
 CACHE=${ONEBOX_ROOTFS_CACHE:-/var/cache/onebox/rootfs}
 mkdir -p "$CACHE"
-key=$(printf '%s\n' "v$RECIPE_VERSION" "$SUITE" "$MIRROR" "${pkgs[@]}" | sha256sum | cut -c1-16)
+key=$( { printf '%s\n' "v$RECIPE_VERSION" "$SUITE" "$MIRROR" "${pkgs[@]}"
+         ((${#apt_pkgs[@]} == 0)) || printf 'apt:%s\n' "${apt_pkgs[@]}"; } | sha256sum | cut -c1-16)
 TREE="$CACHE/debootstrap-$VARIANT-$key"
 
 stage="" outtmp=""
 cleanup() {
   [ -n "$stage" ] && rm -rf "$stage"
   [ -n "$outtmp" ] && rm -rf "$outtmp"
-  [ -n "${TREE_TMP:-}" ] && rm -rf "$TREE_TMP"
+  if [ -n "${TREE_TMP:-}" ]; then
+    # Never rm -rf through a mount: unmount the chroot's /proc first, refuse if still mounted.
+    mountpoint -q "$TREE_TMP/proc" && umount -l "$TREE_TMP/proc"
+    if findmnt -rn -o TARGET | grep -qF "$TREE_TMP/"; then
+      echo "mkrootfs: warning: $TREE_TMP still has mounts; not removing it" >&2
+    else
+      rm -rf "$TREE_TMP"
+    fi
+  fi
   return 0
 }
 trap cleanup EXIT
@@ -106,11 +122,26 @@ exec 9>"$CACHE/.lock"
 flock 9
 if [ ! -f "$TREE/.done" ]; then
   step "debootstrap $SUITE minbase + ${#pkgs[@]} packages into the cache (first run for this key)"
+  : >"$CACHE/debootstrap-$key.log"
   rm -rf "$TREE"
   TREE_TMP=$(mktemp -d "$CACHE/.debootstrap.XXXXXX")
+  chmod 0755 "$TREE_TMP" # mktemp's 0700 would become the chroot's /, closed to non-root users
   include=$(IFS=,; echo "${pkgs[*]}")
-  debootstrap --variant=minbase --include="$include" "$SUITE" "$TREE_TMP" "$MIRROR" >"$CACHE/debootstrap-$key.log" 2>&1 \
+  debootstrap --variant=minbase --include="$include" "$SUITE" "$TREE_TMP" "$MIRROR" >>"$CACHE/debootstrap-$key.log" 2>&1 \
     || die "debootstrap failed; see $CACHE/debootstrap-$key.log"
+  if ((${#apt_pkgs[@]})); then
+    step "apt-get install ${#apt_pkgs[@]} more packages in the chroot"
+    # No daemons may start inside the chroot (policy-rc.d), and postinst scripts want /proc.
+    printf '#!/bin/sh\nexit 101\n' >"$TREE_TMP/usr/sbin/policy-rc.d"
+    chmod 0755 "$TREE_TMP/usr/sbin/policy-rc.d"
+    mount -t proc proc "$TREE_TMP/proc"
+    { chroot "$TREE_TMP" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      chroot "$TREE_TMP" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_pkgs[@]}" &&
+      chroot "$TREE_TMP" apt-get clean; } >>"$CACHE/debootstrap-$key.log" 2>&1 \
+      || die "apt-get install in the chroot failed; see $CACHE/debootstrap-$key.log"
+    umount "$TREE_TMP/proc"
+    rm -f "$TREE_TMP/usr/sbin/policy-rc.d"
+  fi
   rm -rf "$TREE_TMP"/var/cache/apt/archives/*.deb "$TREE_TMP"/var/lib/apt/lists/* "$TREE_TMP"/var/log/*.log
   touch "$TREE_TMP/.done"
   mv "$TREE_TMP" "$TREE"
@@ -126,6 +157,7 @@ mkdir -p "$outparent"
 stage=$(mktemp -d "$outparent/.rootfs-stage.XXXXXX")
 step "copying the tree"
 cp -a "$TREE/." "$stage/"
+chmod 0755 "$stage" # trees cached by older versions of this script have a 0700 root
 rm -f "$stage/.done"
 
 step "configuring: user, agent, Bun, hostname"
@@ -192,7 +224,7 @@ truncate -s "$LAYER_SIZE" "$outtmp/layer.ext4"
 mkfs.ext4 -q -F -L onebox-layer -m 0 -E lazy_itable_init=0,lazy_journal_init=1 "$outtmp/layer.ext4" \
   || die "mkfs.ext4 of layer.ext4 failed"
 cat >"$outtmp/manifest.json" <<JSON
-{"variant":"$VARIANT","suite":"$SUITE","packages":[$(printf '"%s",' "${pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
+{"variant":"$VARIANT","suite":"$SUITE","packages":[$(printf '"%s",' "${pkgs[@]}" "${apt_pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
 JSON
 rm -rf "$stage"
 stage=""
