@@ -104,11 +104,6 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     snprintf(err, errlen, "give exactly one of --kernel, --restore, --test-guest");
     return -1;
   }
-  /* docs/snapshot.md: memory and vCPU count come from the snapshot; virtio devices are not snapshotted yet. */
-  if (a->restore && (a->ndisks || a->rng || a->vsock)) {
-    snprintf(err, errlen, "--restore does not take --disk/--rng/--vsock yet (virtio device state is not snapshotted)");
-    return -1;
-  }
   if ((a->vsock == NULL) != (a->cid == 0)) {
     snprintf(err, errlen, "--vsock and --cid go together");
     return -1;

@@ -36,7 +36,7 @@ static int machine_next_env(struct machine *m, struct virtio_env *env, char *err
   return 0;
 }
 
-static int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen) {
+int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen) {
   struct virtio_env env;
   struct virtio_mmio_dev *dev;
   for (int i = 0; i < a->ndisks; i++) {

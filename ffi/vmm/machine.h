@@ -28,5 +28,7 @@ struct machine {
 int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen);
 /* COM1 (with its IRQ line), i8042, CMOS and the power-off port. Returns 0 or -1 with err. */
 int machine_add_legacy(struct machine *m, int console_fd, char *err, size_t errlen);
+/* The virtio devices of the command line, in order: --disk..., --rng, --vsock (+ forwards). */
+int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen);
 /* Starts the event loop and the vCPU threads. */
 int machine_start(struct machine *m, char *err, size_t errlen);

@@ -84,6 +84,24 @@ async function refusal(dir: string, mutate: (state: Buffer, copy: string) => Buf
 }
 
 describe.skipIf(!haveKvm)("snapshot and restore (test guest)", () => {
+  test("virtio devices are part of the snapshot: restore needs the same --disk/--rng/--vsock", async () => {
+    const s = spec({ rng: true });
+    const vm = await VmProcess.spawn(s);
+    await waitFor(() => counts(read(s.consolePath)).length >= 5);
+    await vm.pause();
+    const dir = join(tmp(), "snap");
+    await vm.snapshot(dir);
+    await vm.stop();
+    const bad = spec({ testGuest: undefined, restoreFrom: dir });
+    await expect(VmProcess.spawn(bad)).rejects.toThrow(/exited during start: error/);
+    expect(JSON.parse(read(bad.exitFile)).detail).toContain("the snapshot has 1 virtio devices, this command line 0");
+    const good = spec({ testGuest: undefined, restoreFrom: dir, rng: true });
+    const clone = await VmProcess.spawn(good);
+    await waitFor(() => counts(read(good.consolePath)).length >= 5);
+    await clone.stop();
+    expect(JSON.parse(read(good.exitFile)).reason).toBe("stopped");
+  });
+
   let snap: { dir: string; last: number; console: string };
 
   test("snapshot of a paused VM; two clones continue from the same count", async () => {

@@ -11,6 +11,7 @@
 #include "snapshot/devices.h"
 #include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"
+#include "virtio/persist.h"
 #include "vcpu.h"
 
 #define PAGE 4096u
@@ -79,10 +80,6 @@ static int vm_state_save(struct vm *vm, struct snap_writer *w, char *err, size_t
 }
 
 int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) {
-  if (m->nvirtio > 0) {
-    snprintf(err, errlen, "snapshots of VMs with virtio devices are not implemented yet");
-    return -1;
-  }
   if (mkdir(dir, 0755) < 0 && errno != EEXIST) return fail(err, errlen, "mkdir", dir);
   struct snap_writer w;
   snap_writer_init(&w, (uint32_t)m->vm.nvcpus, m->vm.mem.size, snap_host_kind());
@@ -99,14 +96,27 @@ int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) 
   snap_writer_add(&w, SNAP_SEC_SERIAL, 0, &ss, sizeof ss);
   snap_writer_add(&w, SNAP_SEC_I8042, 0, &ks, sizeof ks);
   snap_writer_add(&w, SNAP_SEC_CMOS, 0, &cs, sizeof cs);
+  struct snap_machine_state ms = {.nvirtio = (uint32_t)m->nvirtio};
+  snap_writer_add(&w, SNAP_SEC_MACHINE, 0, &ms, sizeof ms);
+  /* Device locks stay held until RAM is written: the event loop (vsock host side) must not touch the rings
+   * or guest buffers while their state and the memory image are taken. */
+  for (int i = 0; i < m->nvirtio; i++) {
+    struct virtio_dev_state vs;
+    pthread_mutex_lock(&m->virtio[i]->lock);
+    virtio_dev_save(m->virtio[i], &vs);
+    snap_writer_add(&w, SNAP_SEC_VIRTIO, (uint16_t)i, &vs, sizeof vs);
+  }
   size_t len;
   const uint8_t *img = snap_writer_finish(&w, &len);
   if (!img) {
+    for (int i = 0; i < m->nvirtio; i++) pthread_mutex_unlock(&m->virtio[i]->lock);
     snprintf(err, errlen, "snapshot state exceeds its caps or memory ran out");
     goto out;
   }
   /* Memory first, state last: a directory with a state file is complete. */
-  if (memory_write(&m->vm.mem, dir, err, errlen) < 0) goto out;
+  int mrc = memory_write(&m->vm.mem, dir, err, errlen);
+  for (int i = 0; i < m->nvirtio; i++) pthread_mutex_unlock(&m->virtio[i]->lock);
+  if (mrc < 0) goto out;
   char tmp[4200], path[4200];
   snprintf(tmp, sizeof tmp, "%s/state.tmp", dir);
   snprintf(path, sizeof path, "%s/state", dir);
@@ -134,116 +144,3 @@ out:
   return rc;
 }
 
-static uint8_t *read_capped(const char *path, size_t cap, size_t *len, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    fail(err, errlen, "open", path);
-    return NULL;
-  }
-  struct stat st;
-  uint8_t *buf = NULL;
-  if (fstat(fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > cap) {
-    snprintf(err, errlen, "%s: size %lld is over the cap of %zu bytes", path, (long long)st.st_size, cap);
-    goto out;
-  }
-  buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-  size_t done = 0;
-  while (buf && done < (size_t)st.st_size) {
-    ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-    if (n <= 0) break;
-    done += (size_t)n;
-  }
-  if (!buf || done != (size_t)st.st_size) {
-    fail(err, errlen, "read", path);
-    free(buf);
-    buf = NULL;
-  }
-  *len = done;
-out:
-  close(fd);
-  return buf;
-}
-
-static int vm_state_restore(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen) {
-  for (uint16_t chip = IRQCHIP_PIC_MASTER; chip <= IRQCHIP_IOAPIC; chip++) {
-    const struct kvm_irqchip *ic = snap_reader_find(r, SNAP_SEC_VM_IRQCHIP, chip, sizeof *ic, NULL);
-    if (!ic || ic->chip_id != chip) {
-      snprintf(err, errlen, "snapshot lacks irqchip %u", chip);
-      return -1;
-    }
-    if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, ic) < 0) return fail(err, errlen, "KVM_SET_IRQCHIP", NULL);
-  }
-  const struct kvm_pit_state2 *pit = snap_reader_find(r, SNAP_SEC_VM_PIT2, 0, sizeof *pit, NULL);
-  if (!pit) {
-    snprintf(err, errlen, "snapshot lacks the PIT state");
-    return -1;
-  }
-  if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0) return fail(err, errlen, "KVM_SET_PIT2", NULL);
-  return 0;
-}
-
-/* kvmclock continues from the snapshot's value: the guest sees no jump; wall time is fixed by clone hygiene. */
-static int clock_restore(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen) {
-  const struct kvm_clock_data *saved = snap_reader_find(r, SNAP_SEC_VM_CLOCK, 0, sizeof *saved, NULL);
-  if (!saved) {
-    snprintf(err, errlen, "snapshot lacks the kvm clock");
-    return -1;
-  }
-  struct kvm_clock_data clock = {.clock = saved->clock};
-  if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) return fail(err, errlen, "KVM_SET_CLOCK", NULL);
-  return 0;
-}
-
-#define DEV_STATE(kind, type, var)                                    \
-  const type *var = snap_reader_find(&r, kind, 0, sizeof(type), NULL); \
-  if (!var) {                                                         \
-    snprintf(err, errlen, "snapshot lacks %s", #kind);                \
-    goto out;                                                         \
-  }
-
-int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/state", a->restore);
-  size_t len;
-  uint8_t *buf = read_capped(path, SNAP_MAX_FILE, &len, err, errlen);
-  if (!buf) return -1;
-  struct snap_reader r;
-  int rc = -1, mem_fd = -1;
-  if (snap_reader_open(&r, buf, len, snap_host_kind(), err, errlen) < 0) goto out;
-  if (r.hdr.nvcpus < 1 || r.hdr.nvcpus > VM_MAX_VCPUS || r.hdr.mem_bytes < (16ull << 20) ||
-      r.hdr.mem_bytes > ((uint64_t)VM_MAX_MEM_MIB << 20) || r.hdr.mem_bytes % PAGE) {
-    snprintf(err, errlen, "snapshot has %u vCPUs and %llu bytes of memory: out of range", r.hdr.nvcpus,
-             (unsigned long long)r.hdr.mem_bytes);
-    goto out;
-  }
-  snprintf(path, sizeof path, "%s/memory", a->restore);
-  mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  if (mem_fd < 0 || fstat(mem_fd, &st) < 0) {
-    fail(err, errlen, "open", path);
-    goto out;
-  }
-  if ((uint64_t)st.st_size != r.hdr.mem_bytes) {
-    snprintf(err, errlen, "%s is %lld bytes, the snapshot says %llu", path, (long long)st.st_size,
-             (unsigned long long)r.hdr.mem_bytes);
-    goto out;
-  }
-  if (vm_create_mem(&m->vm, r.hdr.mem_bytes, (int)r.hdr.nvcpus, mem_fd, err, errlen) < 0) goto out;
-  if (vcpus_create(&m->vm, err, errlen) < 0) goto out;
-  if (machine_add_legacy(m, console_fd, err, errlen) < 0) goto out;
-  if (vm_state_restore(&m->vm, &r, err, errlen) < 0) goto out;
-  for (int i = 0; i < m->vm.nvcpus; i++)
-    if (vcpu_state_restore(&m->vm.vcpus[i], &r, err, errlen) < 0) goto out;
-  if (clock_restore(&m->vm, &r, err, errlen) < 0) goto out;
-  DEV_STATE(SNAP_SEC_SERIAL, struct serial_state, ss);
-  DEV_STATE(SNAP_SEC_I8042, struct i8042_state, ks);
-  DEV_STATE(SNAP_SEC_CMOS, struct cmos_state, cs);
-  serial_restore(&m->serial, ss);
-  i8042_restore(&m->kbd, ks);
-  cmos_restore(&m->cmos, cs);
-  rc = 0;
-out:
-  if (mem_fd >= 0) close(mem_fd); /* the mapping keeps the file */
-  snap_reader_free(&r);
-  return rc;
-}

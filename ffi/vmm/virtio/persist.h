@@ -1,0 +1,32 @@
+// virtio-mmio transport + split-queue state as plain data, for snapshots: save() -> state, restore(state).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include "device.h"
+
+struct virtio_queue_state {
+  uint64_t desc_gpa, avail_gpa, used_gpa;
+  uint16_t num, last_avail, used_idx, signalled_used;
+  uint8_t ready, event_idx, owe_irq, signalled_valid;
+  uint32_t reserved;
+};
+
+struct virtio_dev_state {
+  uint32_t device_id, num_queues;
+  uint64_t device_features, driver_features;
+  uint32_t status, device_features_sel, driver_features_sel, queue_sel;
+  uint32_t interrupt_status, config_generation;
+  struct virtio_queue_state queues[VIRTIO_MAX_QUEUES];
+};
+
+/* Both with dev->lock held by the caller. Device back-ends keep no in-flight chains between locked sections,
+ * so the transport and queue indices are the whole guest-visible state of blk, rng and vsock. */
+void virtio_dev_save(const struct virtio_mmio_dev *dev, struct virtio_dev_state *out);
+/* Checks st against the device as created from this command line (same device, same offers) and re-validates
+ * every ready ring against guest memory. Returns 0, or -1 with err. */
+int virtio_dev_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *st, char *err, size_t errlen);
+
+/* vsock after restore: live connections were not saved, so tell the guest (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on
+ * the event queue, virtio v1.2 §5.10.6.7); the guest also re-reads guest_cid then. Takes the lock. Returns 0 or
+ * -1 if the driver posted no event buffer. */
+int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev);

@@ -1,0 +1,22 @@
+// virtio-vsock after a snapshot restore: the guest is told its connections are gone (TRANSPORT_RESET event).
+#include <string.h>
+#include "../persist.h"
+#include "vsock.h"
+
+/* struct virtio_vsock_event (§5.10.6.7): one le32 id. */
+#define VIRTIO_VSOCK_EVENT_TRANSPORT_RESET 0
+
+int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev) {
+  pthread_mutex_lock(&dev->lock);
+  int rc = -1;
+  struct virtq_chain *c = &((struct vsock *)dev->impl)->rx_chain; /* scratch chain, free between locked calls */
+  if (virtio_dev_running(dev) && virtio_dev_pop(dev, VSOCK_QUEUE_EVENT, c) == 1) {
+    uint32_t id = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET;
+    size_t n = virtq_chain_write(c, 0, &id, sizeof id);
+    virtio_dev_push(dev, VSOCK_QUEUE_EVENT, c->head, (uint32_t)n);
+    virtio_dev_signal(dev, VSOCK_QUEUE_EVENT);
+    rc = n == sizeof id ? 0 : -1;
+  }
+  pthread_mutex_unlock(&dev->lock);
+  return rc;
+}
