@@ -1,0 +1,80 @@
+// e2e: a Linux guest (echo test mode) is snapshotted while its vsock echo server listens; two clones restored from
+// that snapshot each answer new vsock echo connections.
+import { afterAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Socket } from "node:net";
+import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
+import { VmProcess, dialVsock, type VmSpec } from "../../src/vmm/index.ts";
+import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, scratchRoot, type TestVm } from "./lib/harness.ts";
+
+const BYTES = 64 * 1024;
+
+function echo(sock: Socket, data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    sock.on("data", (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= data.length) {
+        sock.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    sock.on("error", reject);
+    sock.on("close", () => {
+      if (got < data.length) reject(new Error(`closed after ${got} of ${data.length} bytes`));
+    });
+    sock.write(data);
+  });
+}
+
+let source: TestVm | undefined;
+const clones: VmProcess[] = [];
+afterAll(async () => {
+  for (const c of clones) await c.stop().catch(() => undefined);
+  await source?.dispose();
+});
+
+describe.skipIf(!IN_TESTHOST)("snapshot and restore (Linux)", () => {
+  test("two clones of a paused echo guest answer new vsock connections", async () => {
+    source = await bootToMarker({ test: "echo", memMib: 256 });
+    const first = await dialWhenListening(source.vsockPath, ONEBOX_TEST_ECHO_PORT);
+    const probe = randomBytes(BYTES);
+    expect((await echo(first, probe)).equals(probe)).toBe(true);
+    await source.vm.pause();
+    const snapDir = join(scratchRoot(), "snap");
+    await source.vm.snapshot(snapDir);
+    await source.vm.stop();
+
+    for (let i = 0; i < 2; i++) {
+      const runDir = join(scratchRoot(), `clone${i}`);
+      mkdirSync(runDir, { recursive: true });
+      // Same devices as the source (rng + vsock), its own run dir and CID; memory and vCPUs come from the snapshot.
+      const spec: VmSpec = {
+        ...source.spec,
+        id: `${source.spec.id}-clone${i}`,
+        runDir,
+        consolePath: join(runDir, "console.log"),
+        exitFile: join(runDir, "exit.json"),
+        restoreFrom: snapDir,
+        vsock: { cid: 100 + i, forwardPorts: [] },
+      };
+      const vm = await VmProcess.spawn(spec);
+      clones.push(vm);
+      const sock = await dialWhenListening(join(runDir, "vsock.sock"), ONEBOX_TEST_ECHO_PORT, 60_000);
+      const data = randomBytes(BYTES);
+      const back = await echo(sock, data);
+      expect(back.subarray(0, BYTES).equals(data)).toBe(true);
+      // A second connection on the same clone: the guest's vsock transport works after the reset event.
+      const again = await dialVsock(join(runDir, "vsock.sock"), ONEBOX_TEST_ECHO_PORT);
+      expect((await echo(again, data)).subarray(0, BYTES).equals(data)).toBe(true);
+      expect((await vm.ping()).state).toBe("running");
+    }
+    for (const c of clones) await c.stop();
+    for (const c of clones) expect((await c.exited).reason).toBe("stopped");
+    rmSync(snapDir, { recursive: true, force: true });
+  }, BOOT_TIMEOUT_MS * 4);
+});
