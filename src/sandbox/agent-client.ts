@@ -32,7 +32,7 @@ export class AgentClient {
   }
 
   /** Polls GET /health (204) until it answers or the deadline passes (spec §3.4). */
-  waitHealthy(deadlineMs: number, isDead: () => boolean): Promise<void> {
+  waitHealthy(deadlineMs: number, isDead: () => string | null): Promise<void> {
     return waitHealthy(this.socket, "guest agent", deadlineMs, isDead);
   }
 
@@ -68,10 +68,11 @@ export class AgentClient {
 
 /** Polls GET /health on a guest port's forward socket until it answers 2xx (agent: 204; the
  *  code interpreter: 200 "OK"), the VM dies, or the deadline passes. */
-export async function waitHealthy(socket: string, what: string, deadlineMs: number, isDead: () => boolean): Promise<void> {
+export async function waitHealthy(socket: string, what: string, deadlineMs: number, isDead: () => string | null): Promise<void> {
   let lastErr = "no answer";
   while (Date.now() < deadlineMs) {
-    if (isDead()) throw unavailable("the sandbox VM exited while booting; its console is in the daemon's log");
+    const death = isDead();
+    if (death) throw unavailable(`the sandbox VM exited while booting (${death}); its console is in the daemon's log`);
     try {
       const res = await fetch("http://sandbox/health", { unix: socket, signal: AbortSignal.timeout(1000) });
       await res.body?.cancel();

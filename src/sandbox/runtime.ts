@@ -101,8 +101,8 @@ export async function bootSandbox(config: Config, driver: VmDriver, req: BootReq
       await handle.stop().catch(() => undefined);
       await Promise.race([handle.exited, Bun.sleep(5000)]);
     });
-    let dead = false;
-    void handle.exited.then(() => (dead = true));
+    let dead: string | null = null;
+    void handle.exited.then((x) => (dead = `${x.reason}: ${x.detail}${x.signal !== undefined ? ` (${x.signal})` : ""}`));
 
     const agent = new AgentClient(p.runDir);
     await agent.waitHealthy(Date.now() + config.bootTimeoutMs, () => dead);
