@@ -73,8 +73,11 @@ static void control_stats(struct control *c) {
   text[n] = 0;
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  control_send(c, "ok rss_kib=%ld pss_kib=%ld cpu_ns=%llu", smaps_field(text, "\nRss:"), smaps_field(text, "\nPss:"),
-               (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec);
+  uint64_t first = atomic_load(&c->m->vm.first_exit_ns);
+  /* start_us: from main() to the first guest exit (boot or restore), 0 until there was one. */
+  control_send(c, "ok rss_kib=%ld pss_kib=%ld cpu_ns=%llu start_us=%llu", smaps_field(text, "\nRss:"),
+               smaps_field(text, "\nPss:"), (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec,
+               (unsigned long long)(first ? (first - c->m->vm.start_ns) / 1000 : 0));
 }
 
 static void control_request(struct control *c, char *line) {

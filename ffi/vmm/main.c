@@ -34,6 +34,7 @@ static int setup_failed(const struct vmm_args *a, const char *err) {
 }
 
 int main(int argc, char **argv) {
+  uint64_t start_ns = vm_now_ns();
   struct vmm_args args;
   char err[512] = "";
   if (args_parse(&args, argc, argv, err, sizeof err) < 0) {
@@ -73,6 +74,7 @@ int main(int argc, char **argv) {
     }
   }
   if (machine_build(&machine, &args, console_fd, err, sizeof err) < 0) return setup_failed(&args, err);
+  machine.vm.start_ns = start_ns;
   if (control_listen(&control, args.ctl, err, sizeof err) < 0) return setup_failed(&args, err);
   control.smaps_fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
   if (machine_start(&machine, err, sizeof err) < 0) return setup_failed(&args, err);

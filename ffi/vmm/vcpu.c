@@ -219,6 +219,10 @@ static void *vcpu_thread(void *arg) {
       vm_request_exit(vm, VM_EXIT_ERROR, "KVM_RUN on vcpu %d: %s", c->index, strerror(errno));
       continue;
     }
+    /* First guest exit of the VM: the end of "restore/boot to running" in `stats` (bench:restore). */
+    uint64_t none = 0;
+    if (!atomic_load_explicit(&vm->first_exit_ns, memory_order_relaxed))
+      atomic_compare_exchange_strong(&vm->first_exit_ns, &none, vm_now_ns());
     vcpu_handle_exit(c);
   }
   return NULL;

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fail(char *err, size_t errlen, const char *what) {
@@ -107,6 +108,12 @@ void vm_request_exit(struct vm *vm, enum vm_exit_reason reason, const char *fmt,
   uint64_t one = 1;
   if (write(vm->exit_efd, &one, sizeof one) < 0) { /* counter overflow only: already signalled */
   }
+}
+
+uint64_t vm_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 const char *vm_exit_reason_name(enum vm_exit_reason reason) {

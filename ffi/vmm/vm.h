@@ -66,7 +66,13 @@ struct vm {
   int exit_efd;
   _Atomic bool reset_requested; /* i8042 reset pulse seen: the following triple fault/shutdown is a reboot */
   _Atomic bool panic_seen;      /* "Kernel panic - not syncing" seen on the console */
+
+  /* CLOCK_MONOTONIC ns: process start (main) and the first KVM_RUN return of any vCPU. */
+  uint64_t start_ns;
+  _Atomic uint64_t first_exit_ns;
 };
+
+uint64_t vm_now_ns(void);
 
 /* Opens /dev/kvm, creates the VM with memory, in-kernel irqchip and PIT. Returns 0 or -1 with err set. */
 int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t errlen);

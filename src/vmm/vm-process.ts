@@ -188,7 +188,12 @@ export class VmProcess {
 
   async stats(): Promise<VmStats> {
     const r = await this.request("stats");
-    return { rssKib: Number(r.rss_kib), pssKib: Number(r.pss_kib), cpuNs: Number(r.cpu_ns) };
+    return {
+      rssKib: Number(r.rss_kib),
+      pssKib: Number(r.pss_kib),
+      cpuNs: Number(r.cpu_ns),
+      startUs: Number(r.start_us ?? 0),
+    };
   }
 
   /** Starts a forward socket for guest TCP port; returns its path. */

@@ -23,6 +23,8 @@ export interface VmStats {
   rssKib: number;
   pssKib: number;
   cpuNs: number;
+  /** µs from the vmm's main() to the VM's first guest exit (cold boot or restore); 0 before it. */
+  startUs: number;
 }
 
 /** Exit record reasons (docs/architecture.md "Exit record") plus `vmm-crash` for a process gone without one. */
