@@ -32,7 +32,7 @@ test("the default kernel comes from kernels/debian-cloud with its kernel.json an
   writeFileSync(join(k, "kernel.json"), JSON.stringify({ version: "6.1.0-test" }));
   writeFileSync(join(k, "initramfs.cpio.gz"), "x");
   const saved = { k: process.env.ONEBOX_KERNEL, p: process.env.ONEBOX_PVM_KERNEL };
-  delete process.env.ONEBOX_KERNEL;
+  process.env.ONEBOX_KERNEL = ""; // empty counts as unset
   delete process.env.ONEBOX_PVM_KERNEL;
   try {
     expect(resolveGuestKernel({ dataDir: data })).toEqual({
@@ -41,6 +41,7 @@ test("the default kernel comes from kernels/debian-cloud with its kernel.json an
     expect(resolveGuestKernel({ dataDir: data, kernel: join(dir, "vmlinux") })).toMatchObject({ source: "flag", format: "elf", version: null });
   } finally {
     if (saved.k !== undefined) process.env.ONEBOX_KERNEL = saved.k;
+    else delete process.env.ONEBOX_KERNEL;
     if (saved.p !== undefined) process.env.ONEBOX_PVM_KERNEL = saved.p;
   }
 });

@@ -45,10 +45,12 @@ export function defaultKernelDir(dataDir: string): string {
 
 export function resolveGuestKernel(opts: { kernel?: string; initrd?: string; dataDir: string }): GuestKernel {
   // ONEBOX_PVM_KERNEL is what `onebox serve` reads (src/cli/serve.ts); ONEBOX_KERNEL is the general name.
-  const env = process.env.ONEBOX_KERNEL ?? process.env.ONEBOX_PVM_KERNEL;
-  const source: GuestKernel["source"] = opts.kernel ? "flag" : env ? "env" : "default";
+  // An empty variable counts as unset (`ONEBOX_KERNEL= onebox doctor`).
+  const env = process.env.ONEBOX_KERNEL || process.env.ONEBOX_PVM_KERNEL || undefined;
+  const flag = opts.kernel || undefined;
+  const source: GuestKernel["source"] = flag ? "flag" : env ? "env" : "default";
   const dir = defaultKernelDir(opts.dataDir);
-  const path = opts.kernel ?? env ?? join(dir, "vmlinuz");
+  const path = flag ?? env ?? join(dir, "vmlinuz");
   let version: string | null = null;
   if (source === "default") {
     try {
@@ -58,7 +60,7 @@ export function resolveGuestKernel(opts: { kernel?: string; initrd?: string; dat
       // No kernel.json: not provisioned by scripts/fetch-kernel.sh; the format check still runs.
     }
   }
-  const given = opts.initrd ?? process.env.ONEBOX_INITRD;
+  const given = opts.initrd || process.env.ONEBOX_INITRD || undefined;
   const initrd = given ?? INITRD_NAMES.map((n) => join(dir, n)).find((p) => existsSync(p)) ?? null;
   return { path, source, format: kernelFormat(path), version, initrd };
 }
