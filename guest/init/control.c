@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,6 +35,7 @@ int control_parse(const char *line, size_t len, struct control_msg *out, char *e
   }
   if (!strcmp(op, "ping")) { out->op = CONTROL_PING; return 0; }
   if (!strcmp(op, "poweroff")) { out->op = CONTROL_POWEROFF; return 0; }
+  if (!strcmp(op, "status")) { out->op = CONTROL_STATUS; return 0; }
   if (strcmp(op, "hygiene") != 0) { snprintf(err, errcap, "unknown op"); return -1; }
   out->op = CONTROL_HYGIENE;
 
@@ -102,7 +104,7 @@ static int write_id(const char *id, char *err, size_t errcap) {
 }
 
 int control_apply(const struct control_msg *m, char *err, size_t errcap) {
-  if (m->op == CONTROL_PING) return 0;
+  if (m->op == CONTROL_PING || m->op == CONTROL_STATUS) return 0;
   if (m->op == CONTROL_POWEROFF) {
     /* PID 1 owns the shutdown sequence (stop services, sync, power-off port). */
     if (kill(1, SIGTERM) < 0) { snprintf(err, errcap, "signal init: %s", strerror(errno)); return -1; }
@@ -140,6 +142,31 @@ static int reply(int fd, int ok, const char *err) {
   return sock_write_all(fd, out, (size_t)n);
 }
 
+/* status: what a clone is now (its id, fresh CRNG output, wall clock), so the host can check that clone hygiene
+ * took effect: two clones of one snapshot must differ in id and random bytes. */
+static int reply_status(int fd) {
+  char id[80] = "";
+  int f = open(SANDBOX_ID_FILE, O_RDONLY | O_CLOEXEC);
+  if (f >= 0) {
+    ssize_t n = read(f, id, sizeof id - 1);
+    id[n > 0 ? n : 0] = '\0';
+    close(f);
+  }
+  size_t k = 0;
+  while (id[k] && cmdline_valid_id(id, k + 1)) k++; /* up to the newline; only id characters go into JSON */
+  id[k] = '\0';
+  uint8_t rnd[16];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) return reply(fd, 0, "getrandom failed");
+  char hex[33];
+  for (size_t i = 0; i < sizeof rnd; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char out[256];
+  int n = snprintf(out, sizeof out, "{\"ok\":true,\"id\":\"%s\",\"random\":\"%s\",\"time_ns\":%lld}\n", id, hex,
+                   (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+  return sock_write_all(fd, out, (size_t)n);
+}
+
 static void *control_conn(void *arg) {
   int fd = (int)(intptr_t)arg;
   char *line = malloc(CONTROL_LINE_MAX + 2);
@@ -153,7 +180,9 @@ static void *control_conn(void *arg) {
       int ok = control_parse(line, (size_t)n, msg, err, sizeof err) == 0 && control_apply(msg, err, sizeof err) == 0;
       if (!ok) log_info("control: %s", err);
       else if (msg->op == CONTROL_HYGIENE) log_info("control: hygiene applied%s%s", msg->id[0] ? " id=" : "", msg->id);
-      if (reply(fd, ok, err) < 0) break;
+      if (ok && msg->op == CONTROL_STATUS) {
+        if (reply_status(fd) < 0) break;
+      } else if (reply(fd, ok, err) < 0) break;
     }
   }
   free(line);

@@ -7,7 +7,7 @@
 #define CONTROL_LINE_MAX 4096
 #define CONTROL_ENTROPY_MAX 512
 
-enum control_op { CONTROL_PING, CONTROL_HYGIENE, CONTROL_POWEROFF };
+enum control_op { CONTROL_PING, CONTROL_HYGIENE, CONTROL_POWEROFF, CONTROL_STATUS };
 
 struct control_msg {
   enum control_op op;

@@ -6,7 +6,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket } from "node:net";
 import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
-import { VmProcess, dialVsock, type VmSpec } from "../../src/vmm/index.ts";
+import { VmProcess, dialVsock, guestStatus, sendHygiene, type VmSpec } from "../../src/vmm/index.ts";
 import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, scratchRoot, type TestVm } from "./lib/harness.ts";
 
 const BYTES = 64 * 1024;
@@ -73,6 +73,18 @@ describe.skipIf(!IN_TESTHOST)("snapshot and restore (Linux)", () => {
       expect((await echo(again, data)).subarray(0, BYTES).equals(data)).toBe(true);
       expect((await vm.ping()).state).toBe("running");
     }
+    // Clone hygiene: each clone gets the host clock, fresh entropy and its own id; before it, both clones would
+    // continue the snapshot's CRNG state. Read back through the control channel's status op.
+    const statuses = [];
+    for (let i = 0; i < 2; i++) {
+      const vsock = join(scratchRoot(), `clone${i}`, "vsock.sock");
+      await sendHygiene(vsock, { id: `clone-${i}`, hostname: `clone${i}` });
+      statuses.push(await guestStatus(vsock));
+    }
+    expect(statuses.map((s) => s.id)).toEqual(["clone-0", "clone-1"]);
+    expect(statuses[0]?.random).toMatch(/^[0-9a-f]{32}$/);
+    expect(statuses[0]?.random).not.toBe(statuses[1]?.random);
+    for (const s of statuses) expect(Math.abs(s.time_ns / 1e6 - Date.now())).toBeLessThan(60_000);
     for (const c of clones) await c.stop();
     for (const c of clones) expect((await c.exited).reason).toBe("stopped");
     rmSync(snapDir, { recursive: true, force: true });

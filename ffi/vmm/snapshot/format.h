@@ -18,7 +18,7 @@ enum snap_section_kind {
   SNAP_SEC_VCPU_LAPIC, SNAP_SEC_VCPU_MP_STATE, SNAP_SEC_VCPU_EVENTS, SNAP_SEC_VCPU_DEBUGREGS,
   SNAP_SEC_VM_IRQCHIP = 32, SNAP_SEC_VM_PIT2, SNAP_SEC_VM_CLOCK,
   SNAP_SEC_SERIAL = 64, SNAP_SEC_I8042, SNAP_SEC_CMOS,
-  SNAP_SEC_MACHINE = 96, SNAP_SEC_VIRTIO,
+  SNAP_SEC_MACHINE = 96, SNAP_SEC_VIRTIO, SNAP_SEC_VSOCK,
 };
 
 struct snap_header {
@@ -34,6 +34,7 @@ struct snap_header {
 
 /* What the machine was built with, checked against the restoring command line. */
 struct snap_machine_state { uint32_t nvirtio, reserved; };
+struct snap_vsock_state { uint32_t next_host_port, reserved; };
 
 struct snap_section_hdr {
   uint16_t kind;

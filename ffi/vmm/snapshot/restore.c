@@ -142,6 +142,14 @@ int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd
     }
     if (virtio_dev_restore(m->virtio[i], vs, err, errlen) < 0) goto out;
   }
+  if (m->vsock) {
+    const struct snap_vsock_state *vss = snap_reader_find(&r, SNAP_SEC_VSOCK, 0, sizeof *vss, NULL);
+    if (!vss) {
+      snprintf(err, errlen, "snapshot lacks the vsock state");
+      goto out;
+    }
+    virtio_vsock_restore_next_port(m->vsock, vss->next_host_port);
+  }
   /* Live vsock connections were not saved: the guest must drop its side of them. */
   if (m->vsock && virtio_vsock_transport_reset(m->vsock) < 0)
     fprintf(stderr, "onebox-vmm: vsock: no event buffer for TRANSPORT_RESET (driver not ready at snapshot time)\n");

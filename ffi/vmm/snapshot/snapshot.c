@@ -106,6 +106,10 @@ int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) 
     virtio_dev_save(m->virtio[i], &vs);
     snap_writer_add(&w, SNAP_SEC_VIRTIO, (uint16_t)i, &vs, sizeof vs);
   }
+  if (m->vsock) {
+    struct snap_vsock_state vss = {.next_host_port = virtio_vsock_save_next_port(m->vsock)};
+    snap_writer_add(&w, SNAP_SEC_VSOCK, 0, &vss, sizeof vss);
+  }
   size_t len;
   const uint8_t *img = snap_writer_finish(&w, &len);
   if (!img) {

@@ -98,6 +98,18 @@ static void test_vsock_transport_reset(struct evloop *loop) {
   pthread_mutex_lock(&fresh->lock);
   CHECK(virtio_dev_restore(fresh, &st, err, sizeof err) == 0);
   pthread_mutex_unlock(&fresh->lock);
+  pthread_mutex_lock(&d.dev->lock);
+  uint32_t port = virtio_vsock_save_next_port(d.dev);
+  pthread_mutex_unlock(&d.dev->lock);
+  CHECK(port == 1u << 30); /* VSOCK_HOST_PORT_FIRST: nothing connected yet */
+  virtio_vsock_restore_next_port(fresh, port + 7);
+  pthread_mutex_lock(&fresh->lock);
+  CHECK(virtio_vsock_save_next_port(fresh) == port + 7);
+  pthread_mutex_unlock(&fresh->lock);
+  virtio_vsock_restore_next_port(fresh, 5); /* out of the host-port range: back to its start */
+  pthread_mutex_lock(&fresh->lock);
+  CHECK(virtio_vsock_save_next_port(fresh) == port);
+  pthread_mutex_unlock(&fresh->lock);
   virtio_mmio_destroy(d.dev);
   d.dev = fresh;
   fd_irqs(&d);

@@ -20,3 +20,13 @@ int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev) {
   pthread_mutex_unlock(&dev->lock);
   return rc;
 }
+
+/* Caller holds dev->lock (snapshot_save holds every device lock while it saves). */
+uint32_t virtio_vsock_save_next_port(struct virtio_mmio_dev *dev) { return ((struct vsock *)dev->impl)->next_host_port; }
+
+void virtio_vsock_restore_next_port(struct virtio_mmio_dev *dev, uint32_t port) {
+  pthread_mutex_lock(&dev->lock);
+  /* Same range as conn.c allocates from: [VSOCK_HOST_PORT_FIRST, 2^32). */
+  ((struct vsock *)dev->impl)->next_host_port = port >= VSOCK_HOST_PORT_FIRST ? port : VSOCK_HOST_PORT_FIRST;
+  pthread_mutex_unlock(&dev->lock);
+}
