@@ -1,0 +1,155 @@
+// bun run bench:restore — restore latency and memory per clone on this host's /dev/kvm with a tiny test guest
+// (ffi/tests/guests/tick.S), against the floor measured in the same run (ffi/tests/bench/floor.c).
+// Last line: one JSON object (docs/snapshot.md "Measured").
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { VmProcess } from "../src/vmm/vm-process.ts";
+import type { VmSpec } from "../src/vmm/vm-spec.ts";
+
+const REPO = join(import.meta.dir, "..");
+const BIN = join(REPO, "ffi/build/onebox-vmm");
+const GUEST = join(REPO, "ffi/build/guests/tick.bin");
+const SERIAL_RUNS = Number(process.env.BENCH_SERIAL ?? 40);
+const CONCURRENT = Number(process.env.BENCH_CONCURRENT ?? 50);
+const IDLE_CLONES = Number(process.env.BENCH_CLONES ?? 100);
+const MEM_MIB = 64;
+
+const root = mkdtempSync(join(tmpdir(), "bench-restore-"));
+process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? Number.NaN;
+}
+const ms = (us: number) => Math.round(us) / 1000;
+
+let n = 0;
+function spec(extra: Partial<VmSpec>): VmSpec {
+  const runDir = join(root, `vm${n++}`);
+  mkdirSync(runDir, { recursive: true });
+  return {
+    id: `bench${n}`,
+    runDir,
+    consolePath: join(runDir, "console.log"),
+    exitFile: join(runDir, "exit.json"),
+    memMib: MEM_MIB,
+    vcpus: 1,
+    kernel: "",
+    cmdline: "",
+    disks: [],
+    rng: false,
+    ...extra,
+  };
+}
+
+async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(2);
+  }
+}
+
+/** Restores one clone; resolves with it once its vCPU made its first exit (start_us > 0). */
+async function restoreOne(snap: string): Promise<{ vm: VmProcess; startUs: number; wallUs: number }> {
+  const t0 = performance.now();
+  const vm = await VmProcess.spawn(spec({ restoreFrom: snap }), { binary: BIN });
+  let startUs = 0;
+  await until(async () => (startUs = (await vm.stats()).startUs) > 0);
+  return { vm, startUs, wallUs: (performance.now() - t0) * 1000 };
+}
+
+function floor(n: number, irqchip: boolean): number[] {
+  const bin = join(root, "floor");
+  const cc = Bun.spawnSync(["gcc", "-O2", "-o", bin, join(REPO, "ffi/tests/bench/floor.c")]);
+  if (cc.exitCode !== 0) throw new Error(cc.stderr.toString());
+  const r = Bun.spawnSync([bin, String(n), ...(irqchip ? ["irqchip"] : [])]);
+  if (r.exitCode !== 0) throw new Error(`floor: ${r.stderr.toString()}`);
+  return r.stdout.toString().trim().split("\n").map(Number);
+}
+
+function memAvailableKib(): number {
+  return Number(/MemAvailable:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? Number.NaN);
+}
+function statusKib(pid: number, field: string): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? Number.NaN);
+}
+
+// The snapshot: the tick guest, paused after it printed "ready".
+const src = spec({ testGuest: GUEST });
+const vm0 = await VmProcess.spawn(src, { binary: BIN });
+await until(async () => readFileSync(src.consolePath, "utf8").includes("ready"));
+await vm0.pause();
+const snap = join(root, "snap");
+await vm0.snapshot(snap);
+const cold = (await vm0.stats()).startUs;
+await vm0.stop();
+
+// Serial restores (concurrency 1).
+const serial: number[] = [];
+const serialWall: number[] = [];
+for (let i = 0; i < SERIAL_RUNS; i++) {
+  const r = await restoreOne(snap);
+  serial.push(r.startUs);
+  serialWall.push(r.wallUs);
+  await r.vm.stop();
+}
+
+// CONCURRENT restores at once.
+const conc = await Promise.all(Array.from({ length: CONCURRENT }, () => restoreOne(snap)));
+await Promise.all(conc.map((r) => r.vm.stop()));
+
+// Floor in the same run: bare create + memslot + vCPU + regs + first exit, without and with the in-kernel irqchip.
+const floorUs = floor(SERIAL_RUNS, false);
+const floorIrqUs = floor(Math.min(SERIAL_RUNS, 20), true);
+
+// Memory: IDLE_CLONES clones restored and paused (idle: vCPUs parked), then PSS and page tables per clone.
+const memBefore = memAvailableKib();
+const idle: VmProcess[] = [];
+let pss = 0;
+let pte = 0;
+let memDelta: number | null = null;
+try {
+  for (let i = 0; i < IDLE_CLONES; i++) {
+    const r = await restoreOne(snap);
+    await r.vm.pause();
+    idle.push(r.vm);
+  }
+  await Bun.sleep(200);
+  for (const vm of idle) {
+    pss += (await vm.stats()).pssKib;
+    const exited = await Promise.race([vm.exited.then((e) => e), Bun.sleep(0).then(() => null)]);
+    if (exited) throw new Error(`clone ${vm.pid} exited: ${exited.reason} ${exited.detail}`);
+    pte += statusKib(vm.pid, "VmPTE");
+  }
+  memDelta = (memBefore - memAvailableKib()) / IDLE_CLONES;
+} finally {
+  await Promise.all(idle.map((vm) => vm.stop()));
+}
+
+const floorP50 = pct(floorUs, 50);
+const result = {
+  restore_p50_ms: ms(pct(serial, 50)),
+  restore_p99_ms: ms(pct(serial, 99)),
+  restore_c50_p99_ms: ms(pct(conc.map((r) => r.startUs), 99)),
+  restore_c50_p50_ms: ms(pct(conc.map((r) => r.startUs), 50)),
+  spawn_to_first_exit_p50_ms: ms(pct(serialWall, 50)),
+  floor_p50_ms: ms(floorP50),
+  floor_irqchip_p50_ms: ms(pct(floorIrqUs, 50)),
+  ratio_to_floor: Math.round((pct(serial, 50) / floorP50) * 10) / 10,
+  clone_overhead_kib: Math.round(pss / idle.length + pte / idle.length),
+  clone_pss_kib: Math.round(pss / idle.length),
+  clone_pte_kib: Math.round(pte / idle.length),
+  clone_host_mem_kib: memDelta === null ? null : Math.round(memDelta),
+  cold_start_ms: ms(cold),
+  clones: idle.length,
+  mem_mib: MEM_MIB,
+  host: existsSync("/sys/module/kvm_pvm") ? "pvm" : "hardware", // as the vmm stamps snapshots
+  split_irqchip_restore_ms: null, // the machine model uses a full in-kernel irqchip; see floor_irqchip_p50_ms
+};
+console.log(`restore (main() to first guest exit), serial: p50 ${result.restore_p50_ms} ms, p99 ${result.restore_p99_ms} ms`);
+console.log(`restore at concurrency ${CONCURRENT}: p50 ${result.restore_c50_p50_ms} ms, p99 ${result.restore_c50_p99_ms} ms`);
+console.log(`floor: ${result.floor_p50_ms} ms p50 (with KVM_CREATE_IRQCHIP: ${result.floor_irqchip_p50_ms} ms)`);
+console.log(`per idle clone (${idle.length}): PSS ${result.clone_pss_kib} KiB + page tables ${result.clone_pte_kib} KiB; host MemAvailable drop ${result.clone_host_mem_kib} KiB`);
+console.log(JSON.stringify(result));
