@@ -1,6 +1,6 @@
 // The restore floor on this host (DESIGN.md §2): create VM + memslot + one vCPU + set regs + run to the first exit,
 // nothing else. Prints one latency per line in µs. Built and run by scripts/bench-restore.ts.
-// Usage: floor N [irqchip]   (irqchip: also KVM_CREATE_IRQCHIP, to price the in-kernel irqchip alone)
+// Usage: floor N [irqchip|split]   (irqchip: also KVM_CREATE_IRQCHIP; split: KVM_CAP_SPLIT_IRQCHIP, userspace IOAPIC)
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -63,6 +63,7 @@ static void setup_long_mode(int vcpu, uint8_t *mem) {
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 100;
   int irqchip = argc > 2 && !strcmp(argv[2], "irqchip");
+  int split = argc > 2 && !strcmp(argv[2], "split");
   int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm < 0) die("/dev/kvm");
   int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
@@ -71,6 +72,9 @@ int main(int argc, char **argv) {
     int vm = ioctl(kvm, KVM_CREATE_VM, 0);
     if (vm < 0) die("KVM_CREATE_VM");
     if (irqchip && ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
+    /* 24 IOAPIC routes reserved for the userspace IOAPIC, as QEMU/Firecracker-style split setups do. */
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
+    if (split && ioctl(vm, KVM_ENABLE_CAP, &cap) < 0) die("KVM_CAP_SPLIT_IRQCHIP");
     uint8_t *mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED) die("mmap");
     static const uint8_t code[] = {0xe6, 0x80, 0xf4}; /* out %al, $0x80; hlt */
