@@ -81,6 +81,10 @@ static int vm_state_save(struct vm *vm, struct snap_writer *w, char *err, size_t
 
 int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) {
   if (mkdir(dir, 0755) < 0 && errno != EEXIST) return fail(err, errlen, "mkdir", dir);
+  /* An older state file must not pair with the new memory file if this snapshot fails half-way. */
+  char old_state[4200];
+  snprintf(old_state, sizeof old_state, "%s/state", dir);
+  if (unlink(old_state) < 0 && errno != ENOENT) return fail(err, errlen, "unlink", old_state);
   struct snap_writer w;
   snap_writer_init(&w, (uint32_t)m->vm.nvcpus, m->vm.mem.size, snap_host_kind());
   int rc = -1;
