@@ -21,6 +21,7 @@ export async function runCli(argv: string[]): Promise<number> {
     case "version":
       console.log(`onebox ${pkg.version}`);
       return 0;
+    case "doctor": return (await import("./doctor.ts")).runDoctor(argv.slice(1));
     case "serve":
       return guard(() => import("./serve.ts").then((m) => m.serveCommand(rest)));
     case "sandbox":
