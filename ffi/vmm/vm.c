@@ -45,11 +45,6 @@ int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, cha
   uint64_t identity = VM_TSS_ADDR + 3 * 4096;
   ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
 
-  if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) return fail(err, errlen, "KVM_CREATE_IRQCHIP");
-  /* flags 0: KVM also emulates port 0x61 (PIT channel 2 gate/output), which Linux uses to calibrate the TSC. */
-  struct kvm_pit_config pit = {.flags = 0};
-  if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) return fail(err, errlen, "KVM_CREATE_PIT2");
-
   /* A snapshot's memory file is mapped MAP_PRIVATE: clones share its unwritten pages in the page cache. */
   void *host = mem_fd >= 0 ? mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mem_fd, 0)
                            : mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -61,6 +56,13 @@ int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, cha
       .slot = 0, .guest_phys_addr = 0, .memory_size = mem_bytes, .userspace_addr = (uint64_t)(uintptr_t)host};
   if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0)
     return fail(err, errlen, "KVM_SET_USER_MEMORY_REGION");
+
+  /* The irqchip comes after the memslot: on this host a memslot change after KVM_CREATE_IRQCHIP costs ~7 ms (an
+   * SRCU grace period), before it ~0.1 ms (measured with ffi/tests/bench/floor.c, docs/snapshot.md). */
+  if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) return fail(err, errlen, "KVM_CREATE_IRQCHIP");
+  /* flags 0: KVM also emulates port 0x61 (PIT channel 2 gate/output), which Linux uses to calibrate the TSC. */
+  struct kvm_pit_config pit = {.flags = 0};
+  if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) return fail(err, errlen, "KVM_CREATE_PIT2");
 
   vm->loop = evloop_create();
   if (!vm->loop) return fail(err, errlen, "evloop_create");

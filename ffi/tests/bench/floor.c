@@ -1,6 +1,8 @@
 // The restore floor on this host (DESIGN.md §2): create VM + memslot + one vCPU + set regs + run to the first exit,
 // nothing else. Prints one latency per line in µs. Built and run by scripts/bench-restore.ts.
-// Usage: floor N [irqchip|split]   (irqchip: also KVM_CREATE_IRQCHIP; split: KVM_CAP_SPLIT_IRQCHIP, userspace IOAPIC)
+// Usage: floor N [irqchip|irqchip-first|split]
+//   irqchip: KVM_CREATE_IRQCHIP after the memslot (as onebox-vmm does); irqchip-first: before it (a memslot change
+//   after the irqchip waits for an SRCU grace period, ~7 ms here); split: KVM_CAP_SPLIT_IRQCHIP (userspace IOAPIC).
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -63,6 +65,7 @@ static void setup_long_mode(int vcpu, uint8_t *mem) {
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 100;
   int irqchip = argc > 2 && !strcmp(argv[2], "irqchip");
+  int irqchip_first = argc > 2 && !strcmp(argv[2], "irqchip-first");
   int split = argc > 2 && !strcmp(argv[2], "split");
   int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (kvm < 0) die("/dev/kvm");
@@ -71,7 +74,7 @@ int main(int argc, char **argv) {
     uint64_t t0 = now_us();
     int vm = ioctl(kvm, KVM_CREATE_VM, 0);
     if (vm < 0) die("KVM_CREATE_VM");
-    if (irqchip && ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
+    if (irqchip_first && ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
     /* 24 IOAPIC routes reserved for the userspace IOAPIC, as QEMU/Firecracker-style split setups do. */
     struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {24}};
     if (split && ioctl(vm, KVM_ENABLE_CAP, &cap) < 0) die("KVM_CAP_SPLIT_IRQCHIP");
@@ -81,6 +84,7 @@ int main(int argc, char **argv) {
     memcpy(mem + 0x1000, code, sizeof code);
     struct kvm_userspace_memory_region region = {.slot = 0, .memory_size = MEM, .userspace_addr = (uint64_t)mem};
     if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0) die("KVM_SET_USER_MEMORY_REGION");
+    if (irqchip && ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) die("KVM_CREATE_IRQCHIP");
     int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
     if (vcpu < 0) die("KVM_CREATE_VCPU");
     struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
