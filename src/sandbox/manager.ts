@@ -13,8 +13,8 @@ import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type En
 import { OpLocks } from "./op-lock.ts";
 import { bootSandbox, removeSandboxFiles, sandboxPaths, templateProblem } from "./runtime.ts";
 import { DeadlineTimers } from "./timers.ts";
-import { forwardSocketPath, type VmDriverResult, type VmHandle, type VmStats } from "./vm-driver.ts";
-import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
+import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
+import { LiveVms, type Live } from "./live-vms.ts";
 import type { AgentMetrics } from "./agent-client.ts";
 
 export interface CreateInput {
@@ -28,28 +28,13 @@ export interface CreateInput {
   autoResume: boolean;
 }
 
-interface Live {
-  handle: VmHandle;
-  runDir: string;
-  /** Aborted when the sandbox ends: cuts its open data-plane streams (spec §3.1 disconnects). */
-  streams: AbortController;
-  /** Forward sockets opened at run time, by guest port. */
-  ports: Map<number, string>;
-}
-
 export interface Route {
   runDir: string;
   signal: AbortSignal;
 }
 
-/** Abort reason for a sandbox's open data-plane streams. Bun logs stream errors of the responses it
- *  is sending, so the reason is what shows in the daemon's log. */
-function streamsClosed(id: string): Error {
-  return new Error(`sandbox ${id} stopped or paused: its open data-plane streams were closed`);
-}
-
 export class SandboxManager {
-  private live = new Map<string, Live>();
+  private live = new LiveVms();
   private locks = new OpLocks();
   private timers = new DeadlineTimers((id) => void this.expire(id));
   /** The reason we stopped a VM for, so its exit is not reported as a crash. */
@@ -154,7 +139,7 @@ export class SandboxManager {
       this.setState(id, row.state as SandboxState, "stopping");
       this.stopReasons.set(id, reason);
       const live = this.live.get(id);
-      live?.streams.abort(streamsClosed(id));
+      this.live.cutStreams(id, false);
       if (live) {
         await live.handle.stop().catch((e) => log.warn("stop failed", { id, error: String(e) }));
         const gone = await Promise.race([live.handle.exited.then(() => true), Bun.sleep(10_000).then(() => false)]);
@@ -214,8 +199,7 @@ export class SandboxManager {
         this.setState(id, "pausing", "running");
         throw unavailable(`pausing sandbox ${id} failed (${String(e)}); it is still running, retry`);
       }
-      live.streams.abort(streamsClosed(id));
-      live.streams = new AbortController();
+      this.live.cutStreams(id, true);
       this.timers.clear(id);
       this.setState(id, "pausing", "paused");
     });
@@ -275,24 +259,15 @@ export class SandboxManager {
     return this.route(id);
   }
 
-  /** The forward socket for guest TCP `port`: envd and the interpreter are forwarded at spawn,
-   *  other ports on first use through the vmm's `forward PORT` (docs/architecture.md). */
-  async portSocket(id: string, runDir: string, port: number): Promise<string> {
-    if (port === ENVD_PORT || port === CODE_INTERPRETER_PORT) return forwardSocketPath(runDir, port);
-    const live = this.live.get(id);
-    if (!live) throw unavailable(`sandbox ${id} is not running`);
-    let path = live.ports.get(port);
-    if (!path) {
-      path = await live.handle.forward(port);
-      live.ports.set(port, path);
-    }
-    return path;
+  /** The forward socket for guest TCP `port` of a running sandbox (see LiveVms.portSocket). */
+  portSocket(id: string, runDir: string, port: number): Promise<string> {
+    return this.live.portSocket(id, runDir, port);
   }
 
   /** Running sandboxes with their envd tokens, for routing signed /files URLs (spec §2.4 item 1). */
   runningTokens(): { id: string; token: string }[] {
     const out: { id: string; token: string }[] = [];
-    for (const id of this.live.keys()) {
+    for (const id of this.live.ids()) {
       const row = this.state.sandboxes.get(id);
       if (row?.state === "running" && row.envdAccessToken) out.push({ id, token: row.envdAccessToken });
     }
@@ -366,7 +341,7 @@ export class SandboxManager {
   }
 
   private adoptLive(id: string, handle: VmHandle, runDir: string): void {
-    this.live.set(id, { handle, runDir, streams: new AbortController(), ports: new Map() });
+    this.live.add(id, handle, runDir);
     void handle.exited.then(async (exit) => {
       const stopped = this.stopReasons.get(id);
       if (stopped || this.detached) return; // kill() records its own reason
@@ -380,9 +355,7 @@ export class SandboxManager {
   private finish(id: string, reason: EndReason, detail: string): void {
     const row = this.state.sandboxes.get(id);
     this.timers.clear(id);
-    const live = this.live.get(id);
-    live?.streams.abort(streamsClosed(id));
-    this.live.delete(id);
+    this.live.remove(id);
     this.stopReasons.delete(id);
     if (!row || row.state === "ended") return;
     this.state.sandboxes.update(id, { state: "ended", endedAt: Date.now(), endReason: reason, endDetail: detail, vmPid: null });
