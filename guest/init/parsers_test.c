@@ -166,6 +166,9 @@ static void test_service_conf(void) {
   char many[1024] = "exec=/a";
   for (int i = 0; i < 40; i++) strcat(many, " x");
   CHECK(service_conf_parse(many, strlen(many), &c, err, sizeof err) < 0);
+  static char big[SVC_TEXT_MAX]; /* a file that filled the read buffer may have been cut short */
+  memset(big, '#', sizeof big);
+  CHECK(service_conf_parse(big, sizeof big, &c, err, sizeof err) < 0 && strstr(err, "too large"));
 }
 
 static void test_user_db(void) {

@@ -122,7 +122,7 @@ static void service_start(struct service *s, uint64_t now) {
   } else {
     char text[SVC_TEXT_MAX], err[128];
     size_t len = 0;
-    if (read_file(s->conf_path, text, sizeof text - 1, &len) < 0) {
+    if (read_file(s->conf_path, text, sizeof text, &len) < 0) {
       if (!s->missing_logged) log_errno("services: %s: read %s", s->name, s->conf_path);
       s->missing_logged = true;
       s->restart_at_ms = now + MISSING_RETRY_MS;
