@@ -1,5 +1,6 @@
 // Tests the forwarder end to end on the host: a Unix socket stands in for vsock, real TCP
-// targets on 127.0.0.1 (echo, half-close, refused), many concurrent connections.
+// targets on 127.0.0.1 (echo, half-close, refused), many concurrent connections; and the
+// control channel's connection loop and replies.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "forwarder.h"
 #include "sockets.h"
 #include "test-modes.h"
@@ -130,6 +132,47 @@ static void *roundtrip(void *arg) {
   return NULL;
 }
 
+static void *control_thread(void *arg) {
+  control_run((int)(intptr_t)arg);
+  return NULL;
+}
+
+/* The control channel's connection loop and replies, with requests that change nothing on this
+ * host (ping, errors, a hygiene message without fields). */
+static void test_control_channel(void) {
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/onebox-ctl-test-%d.sock", (int)getpid());
+  unlink(path);
+  int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  memcpy(a.sun_path, path, sizeof a.sun_path);
+  if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 16) < 0) { failures++; return; }
+  pthread_t t;
+  pthread_create(&t, NULL, control_thread, (void *)(intptr_t)l);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { failures++; return; }
+  sock_set_rcvtimeo(fd, 5000);
+  const char *req = "{\"op\":\"ping\"}\n{\"op\":\"bogus\"}\nnot json\n\n{\"op\":\"hygiene\"}\n";
+  sock_write_all(fd, req, strlen(req));
+  shutdown(fd, SHUT_WR);
+  char buf[512];
+  long n = read_all(fd, buf, sizeof buf - 1);
+  buf[n > 0 ? n : 0] = '\0';
+  CHECK(!strcmp(buf, "{\"ok\":true}\n{\"ok\":false,\"error\":\"unknown op\"}\n"
+                     "{\"ok\":false,\"error\":\"not a JSON object\"}\n{\"ok\":true}\n"));
+  close(fd);
+  /* an overlong line ends the connection without a reply */
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  connect(fd, (struct sockaddr *)&a, sizeof a);
+  sock_set_rcvtimeo(fd, 5000);
+  static char huge[CONTROL_LINE_MAX + 100];
+  memset(huge, 'x', sizeof huge);
+  sock_write_all(fd, huge, sizeof huge);
+  CHECK(read_all(fd, buf, sizeof buf) <= 0); /* EOF, or a reset for the unread rest */
+  close(fd);
+  unlink(path);
+}
+
 static void *forwarder_thread(void *arg) {
   forwarder_run((int)(intptr_t)arg, fwd_dial_tcp_loopback);
   return NULL;
@@ -202,6 +245,8 @@ int main(void) {
   shutdown(fd, SHUT_WR);
   CHECK(sock_read_line(fd, reply, sizeof reply) == -1 || !strncmp(reply, "ERR", 3));
   close(fd);
+
+  test_control_channel();
 
   /* 5. every connection was torn down: no leaked threads or fds */
   for (int i = 0; i < 200 && forwarder_active() != 0; i++) usleep(10000);
