@@ -42,11 +42,14 @@ describe.skipIf(!IN_TESTHOST)("vsock", () => {
     const results = await Promise.all(
       Array.from({ length: STREAMS }, async (_, i) => {
         const data = randomBytes(BYTES);
-        const sock = await dialVsock(vm.vsockPath, ONEBOX_TEST_ECHO_PORT);
+        // Generous handshake timeout: 100 CONNECTs queue behind 100 MiB of traffic in nested TCG.
+        const sock = await dialVsock(vm.vsockPath, ONEBOX_TEST_ECHO_PORT, 60_000);
         const back = await echo(sock, data, i);
         return { i, want: sha256Hex(data), got: sha256Hex(back.subarray(0, BYTES)), extra: back.length - BYTES };
       }),
-    );
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}\nguest console tail:\n${vm.console().slice(-1500)}`);
+    });
     for (const r of results) {
       expect({ stream: r.i, sha256: r.got, extra: r.extra }).toEqual({ stream: r.i, sha256: r.want, extra: 0 });
     }
