@@ -11,7 +11,7 @@ const bin = (name: string) => join(dir, "build", name);
 beforeAll(() => {
   const r = Bun.spawnSync(["make", "-s", "-C", dir, "all", "tests"]);
   if (r.exitCode !== 0) throw new Error(`make failed: ${r.stderr.toString()}`);
-});
+}, 120000); // a build from clean takes ~10 s on a busy 2-core machine
 
 test("parsers_test passes", () => {
   const r = Bun.spawnSync([bin("tests/parsers_test")]);
