@@ -1,0 +1,145 @@
+// Data-plane benchmark inside the test host: one real microVM through `onebox serve` and the e2b SDK; commands.run and file round trips.
+//
+// usage: bun run bench:exec [--runs N]   (re-runs itself inside scripts/testhost unless ONEBOX_TESTHOST=1)
+// Last line on stdout: JSON of measured p50/p99 in ms (timings inside the test host are emulated: TCG).
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { note, oneboxCmd, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
+
+const { values } = parseArgs({ options: { runs: { type: "string", default: "30" }, inside: { type: "boolean", default: false } } });
+const RUNS = Number(values.runs);
+if (!Number.isInteger(RUNS) || RUNS < 2) throw new Error(`--runs must be an integer >= 2, got '${values.runs}'`);
+
+if (process.env.ONEBOX_TESTHOST !== "1") {
+  // Outside: sandboxes cannot boot on a PVM host, so run this same script inside the test host.
+  const p = Bun.spawn([join(REPO, "scripts/testhost"), "run", "--timeout", "2400", `bun scripts/bench-exec.ts --inside --runs ${RUNS}`], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  // Held back until the test host is gone, so the JSON stays the last line even with 2>&1.
+  const out = await new Response(p.stdout).text();
+  const code = await p.exited;
+  process.stdout.write(out);
+  process.exit(code);
+}
+
+const { Sandbox } = await import("e2b");
+const BOOT_MS = 600_000;
+const root = `/tmp/obx-bench-exec-${process.pid}`;
+const dataDir = join(root, "data");
+const runRoot = join(root, "run");
+
+function run(cmd: string[]): void {
+  const r = Bun.spawnSync(cmd, { cwd: REPO, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (${r.exitCode}):\n${r.stdout}${r.stderr}`);
+}
+
+/** Same provisioning as tests/e2e/api-journey.test.ts: prebuilt image dir if present, else mkrootfs; test kernel + initramfs. */
+function registerTemplate(): void {
+  let dir = process.env.ONEBOX_E2E_TEMPLATE_DIR;
+  const cached = join(REPO, ".cache", "api-e2e-template");
+  if (!dir && existsSync(join(cached, "rootfs.ext4"))) dir = cached;
+  if (!dir) {
+    dir = join(root, "image");
+    run(["bash", "scripts/mkrootfs.sh", "--out", dir, "--variant", "minimal"]);
+  }
+  const initrd = join(root, "initramfs.cpio.gz");
+  run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
+  run([...oneboxCmd(), "template", "add", "--name", "base", "--from", dir, "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "",
+    "--initrd", initrd, "--memory-mib", "512", "--data-dir", dataDir]);
+}
+
+/** Last resort: SIGKILL the VMs this daemon started, by their recorded pid, so nothing outlives the bench. */
+function killLeftoverVms(): void {
+  const vms = join(runRoot, "vms");
+  if (!existsSync(vms)) return;
+  for (const id of readdirSync(vms)) {
+    try {
+      process.kill((JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number }).pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+let daemon: Daemon | null = null;
+let sbx: InstanceType<typeof Sandbox> | null = null;
+let failed = false;
+try {
+  mkdirSync(root, { recursive: true });
+  registerTemplate();
+  daemon = await startDaemon({ dataDir, runRoot, extra: ["--boot-timeout-ms", String(BOOT_MS)] });
+  const opts = { apiKey: daemon.key, apiUrl: daemon.url, sandboxUrl: daemon.url, requestTimeoutMs: BOOT_MS };
+  let t0 = performance.now();
+  sbx = await Sandbox.create("base", { ...opts, timeoutMs: 1_800_000 });
+  const createMs = performance.now() - t0;
+  note(`created ${sbx.sandboxId} in ${createMs.toFixed(0)} ms (emulated boot)`);
+  const s = sbx;
+
+  // Warm-up: first connections and the agent's first process spawn are not what we measure.
+  for (let i = 0; i < 3; i++) await s.commands.run("echo hi");
+
+  const check = async (): Promise<void> => {
+    const r = await s.commands.run("echo hi");
+    if (r.stdout !== "hi\n") throw new Error(`echo hi gave ${JSON.stringify(r.stdout)}`);
+  };
+  const seq = await timed(RUNS, 1, check);
+  note(`commands.run('echo hi') sequential x${RUNS}: p50 ${pct(seq, 50)} p99 ${pct(seq, 99)} ms`);
+  const par = await timed(Math.max(RUNS, 40), 20, check);
+  note(`commands.run('echo hi') 20 in parallel x${par.length}: p50 ${pct(par, 50)} p99 ${pct(par, 99)} ms`);
+
+  // Files: a 4 KiB file read and a 4 MiB write, each through the data plane with its own content.
+  const small = "x".repeat(4096);
+  await s.files.write("/home/user/bench-4k.txt", small);
+  const READS = Math.max(10, Math.floor(RUNS / 2));
+  const rd = await timed(READS, 1, async () => {
+    const got = await s.files.read("/home/user/bench-4k.txt");
+    if (got.length !== 4096) throw new Error(`4 KiB read returned ${got.length} bytes`);
+  });
+  note(`files.read 4 KiB x${READS}: p50 ${pct(rd, 50)} p99 ${pct(rd, 99)} ms`);
+  const big = new Uint8Array(4 * 1024 * 1024).map((_, i) => i & 0xff);
+  const WRITES = 8;
+  const wr = await timed(WRITES, 1, async (i) => {
+    await s.files.write(`/home/user/bench-4m-${i}.bin`, big.buffer as ArrayBuffer);
+  });
+  const sz = (await s.commands.run("stat -c %s /home/user/bench-4m-0.bin")).stdout.trim();
+  if (sz !== String(big.length)) throw new Error(`4 MiB write left ${sz} bytes`);
+  note(`files.write 4 MiB x${WRITES}: p50 ${pct(wr, 50)} p99 ${pct(wr, 99)} ms`);
+
+  // Inside the guest: the cost of spawning `bash -c 'echo hi'` there, timed by the guest's own clock.
+  // This is the process-spawn part of a command, without the agent's HTTP/Connect handling or the host path.
+  const script = `for i in $(seq ${RUNS}); do s=$(date +%s%N); bash -c 'echo hi' >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done`;
+  const guest = (await s.commands.run(script)).stdout.trim().split("\n").map((us) => Number(us) / 1000);
+  if (guest.some((x) => !Number.isFinite(x))) throw new Error("guest timing script printed a non-number");
+  note(`in-guest bash -c 'echo hi' x${RUNS}: p50 ${pct(guest, 50)} p99 ${pct(guest, 99)} ms`);
+
+  await s.kill();
+  sbx = null;
+  t0 = performance.now();
+  console.log(
+    JSON.stringify({
+      emulated: true,
+      create_ms: r2(createMs),
+      cmd_p50_ms: pct(seq, 50),
+      cmd_p99_ms: pct(seq, 99),
+      cmd_c20_p50_ms: pct(par, 50),
+      cmd_c20_p99_ms: pct(par, 99),
+      read_4k_p50_ms: pct(rd, 50),
+      write_4m_p50_ms: pct(wr, 50),
+      guest_bash_echo_p50_ms: pct(guest, 50),
+      guest_bash_echo_p99_ms: pct(guest, 99),
+      runs: RUNS,
+    }),
+  );
+} catch (e) {
+  failed = true;
+  console.error("bench:exec failed:", e);
+} finally {
+  if (sbx) await Promise.race([sbx.kill().catch(() => undefined), Bun.sleep(30_000)]);
+  if (daemon) await daemon.stop().catch(() => undefined);
+  killLeftoverVms();
+  rmSync(root, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
