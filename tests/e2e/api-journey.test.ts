@@ -266,4 +266,24 @@ describe.skipIf(!IN_TESTHOST)("SDK journey against real microVMs", () => {
     // Nothing of the ended sandboxes is left in the run dir.
     expect(existsSync(join(runRoot, "vms", a.sandboxId))).toBe(false);
   }, 30_000);
+
+  test("autoPause at the deadline, then autoResume by the next data-plane request", async () => {
+    const f = await Sandbox.create("base", {
+      ...opts(),
+      metadata: { journey: "1", name: "f" },
+      timeoutMs: 5_000,
+      lifecycle: { onTimeout: "pause", autoResume: true },
+    });
+    let state = "";
+    for (let i = 0; i < 60 && state !== "paused"; i++) {
+      state = (await Sandbox.getInfo(f.sandboxId, opts())).state;
+      if (state !== "paused") await Bun.sleep(500);
+    }
+    expect(state).toBe("paused");
+    expect(endOf(f.sandboxId)?.endReason ?? null).toBeNull();
+    // Traffic resumes it (spec §1.3 autoResume); the command then runs.
+    expect((await f.commands.run("echo auto")).stdout).toBe("auto\n");
+    expect((await Sandbox.getInfo(f.sandboxId, opts())).state).toBe("running");
+    expect(await Sandbox.kill(f.sandboxId, opts())).toBe(true);
+  }, BOOT_MS + 60_000);
 });
