@@ -16,4 +16,5 @@ test("each exit record reason maps to a sandbox end reason", () => {
   expect(crash.reason).toBe("vmm-crash");
   expect(crash.detail).toContain("SIGKILL");
   expect(endReasonOf({ reason: "vmm-crash", signal: 9 }, true).reason).toBe("oom");
+  expect(endReasonOf({ reason: "vmm-crash", signal: 2 }, false).detail).toContain("exit status 2");
 });

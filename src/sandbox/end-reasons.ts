@@ -3,7 +3,9 @@ import type { EndReason } from "./lifecycle.ts";
 import type { VmExit } from "./vm-driver.ts";
 
 export function endReasonOf(exit: VmExit, oomKilled: boolean): { reason: EndReason; detail: string } {
-  const detail = [exit.detail, exit.signal !== undefined ? `signal ${exit.signal}` : ""].filter(Boolean).join("; ");
+  // src/vmm puts the signal's name there, or the exit status when the process exited by itself.
+  const how = exit.signal === undefined ? "" : typeof exit.signal === "number" ? `exit status ${exit.signal}` : `signal ${exit.signal}`;
+  const detail = [exit.detail, how].filter(Boolean).join("; ");
   switch (exit.reason) {
     case "poweroff":
       return { reason: "poweroff", detail: detail || "the guest powered off" };
