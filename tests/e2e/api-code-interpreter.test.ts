@@ -25,6 +25,9 @@ function imageDir(): string | null {
 }
 
 let d: TestDaemon;
+if (IN_TESTHOST && !imageDir()) {
+  console.warn("api-code-interpreter: skipped: no image; build .cache/api-e2e-ci-template on the outer host (see imageDir())");
+}
 
 describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", () => {
   beforeAll(async () => {
