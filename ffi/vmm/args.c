@@ -24,7 +24,7 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     const char *opt = argv[i];
     static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
                                              "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
-                                             "--vcpus", "--cid", "--forward", "--disk"};
+                                             "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid"};
     bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp");
     bool known = flag;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
@@ -71,6 +71,14 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
         return -1;
       }
       a->cid = n;
+    } else if (!strcmp(opt, "--uid") || !strcmp(opt, "--gid")) {
+      /* 0 is refused: the point of the option is to leave root; 2^32-1 is (uid_t)-1, "unchanged" to setresuid */
+      if (parse_u64(val, 1, UINT32_MAX - 1, &n) < 0) {
+        snprintf(err, errlen, "%s must be 1..%u", opt, UINT32_MAX - 1);
+        return -1;
+      }
+      if (opt[2] == 'u') a->uid = (uint32_t)n;
+      else a->gid = (uint32_t)n;
     } else if (!strcmp(opt, "--forward")) {
       if (a->nforwards >= ARGS_MAX_FORWARDS || parse_u64(val, 1, 65535, &n) < 0) {
         snprintf(err, errlen, "--forward takes a TCP port 1..65535, at most %d times", ARGS_MAX_FORWARDS);
@@ -106,6 +114,10 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
   }
   if ((a->vsock == NULL) != (a->cid == 0)) {
     snprintf(err, errlen, "--vsock and --cid go together");
+    return -1;
+  }
+  if ((a->uid == 0) != (a->gid == 0)) {
+    snprintf(err, errlen, "--uid and --gid go together");
     return -1;
   }
   if (a->nforwards && !a->vsock) {

@@ -9,6 +9,7 @@
 #include "args.h"
 #include "control.h"
 #include "exit_record.h"
+#include "jail.h"
 #include "machine.h"
 #include "seccomp.h"
 
@@ -77,6 +78,9 @@ int main(int argc, char **argv) {
   machine.vm.start_ns = start_ns;
   if (control_listen(&control, args.ctl, err, sizeof err) < 0) return setup_failed(&args, err);
   control.smaps_fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+  /* Everything that needs root is open, bound or mapped by now; no thread exists yet, so the new ids and the
+   * empty capability sets apply to every thread started below. */
+  if (args.uid && jail_drop_privileges(args.uid, args.gid, err, sizeof err) < 0) return setup_failed(&args, err);
   if (machine_start(&machine, err, sizeof err) < 0) return setup_failed(&args, err);
   if (!args.no_seccomp && seccomp_install(err, sizeof err) < 0) {
     /* vCPUs already run: end them through the normal exit path so the record is written. */

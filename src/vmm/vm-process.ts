@@ -4,6 +4,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "nod
 import { join } from "node:path";
 import { nativePath } from "../sys/natives.ts";
 import { ControlClient } from "./control-client.ts";
+import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
 import { readExitRecord } from "./exit-record.ts";
 import { ctlPath, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
 
@@ -15,6 +16,8 @@ interface VmState {
   pid: number;
   exitFile: string;
   consolePath: string;
+  /** The vmm's own uid/gid (docs/vmm.md "Isolation"); absent when it runs as root (ONEBOX_VMM_NO_JAIL=1). */
+  jail?: JailIds;
 }
 
 function pidAlive(pid: number): boolean {
@@ -37,10 +40,13 @@ export class VmProcess {
     readonly pid: number,
     readonly runDir: string,
     private readonly exitFile: string,
+    /** The uid/gid the vmm runs as, or null when it stays root. */
+    readonly jail: JailIds | null,
     waitGone: () => Promise<string | number | undefined>,
   ) {
     this.exited = (async () => {
       const signal = await waitGone();
+      if (jail) releaseJailIds(jail);
       this.ctl?.close();
       const record = await readExitRecord(exitFile);
       const exit: VmExit = record ?? {
@@ -59,22 +65,32 @@ export class VmProcess {
   static async spawn(spec: VmSpec, opts: { binary?: string } = {}): Promise<VmProcess> {
     const binary = opts.binary ?? (await nativePath("onebox-vmm"));
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
+    // The vmm drops root after setup; it still renames its exit record and binds forward sockets in runDir.
+    const jail = jailEnabled() ? allocateJailIds() : null;
+    const args = vmmArgs(spec);
+    if (jail) {
+      prepareJailDir(spec.runDir, jail);
+      args.push("--uid", String(jail.uid), "--gid", String(jail.gid));
+    }
     const out = openSync(join(spec.runDir, RUN_FILES.stdout), "a");
     const err = openSync(join(spec.runDir, RUN_FILES.stderr), "a");
     let child: Bun.Subprocess;
     try {
       // detached: setsid(), so a daemon restart (or its process group being signalled) leaves the VM running.
-      child = Bun.spawn([binary, ...vmmArgs(spec)], { detached: true, stdin: "ignore", stdout: out, stderr: err });
+      child = Bun.spawn([binary, ...args], { detached: true, stdin: "ignore", stdout: out, stderr: err });
+    } catch (e) {
+      if (jail) releaseJailIds(jail);
+      throw e;
     } finally {
       closeSync(out);
       closeSync(err);
     }
     child.unref();
-    const vm = new VmProcess(child.pid, spec.runDir, spec.exitFile, async () => {
+    const vm = new VmProcess(child.pid, spec.runDir, spec.exitFile, jail, async () => {
       await child.exited;
       return child.signalCode ?? child.exitCode ?? undefined;
     });
-    const state: VmState = { pid: child.pid, exitFile: spec.exitFile, consolePath: spec.consolePath };
+    const state: VmState = { pid: child.pid, exitFile: spec.exitFile, consolePath: spec.consolePath, ...(jail ? { jail } : {}) };
     writeFileSync(join(spec.runDir, RUN_FILES.state), `${JSON.stringify(state)}\n`);
     const deadline = Date.now() + SPAWN_READY_TIMEOUT_MS;
     for (;;) {
@@ -108,7 +124,9 @@ export class VmProcess {
     }
     if (!Number.isInteger(state.pid) || !pidAlive(state.pid)) return null;
     // Not our child: we learn of its end from the control socket closing, then wait for the pid to go.
-    const vm: VmProcess = new VmProcess(state.pid, runDir, state.exitFile, async () => {
+    const jail = state.jail && Number.isInteger(state.jail.uid) ? state.jail : null;
+    if (jail) reserveJailIds(jail);
+    const vm: VmProcess = new VmProcess(state.pid, runDir, state.exitFile, jail, async () => {
       await null; // runs from the constructor: let `vm` be assigned first
       for (;;) {
         if (vm.ctl && !vm.ctl.closed) await vm.ctl.waitClosed();
@@ -121,9 +139,11 @@ export class VmProcess {
       const pong = await vm.connect();
       if (Number(pong.pid) !== state.pid) {
         vm.ctl?.close();
+        if (jail) releaseJailIds(jail);
         return null;
       }
     } catch {
+      if (jail) releaseJailIds(jail);
       return null;
     }
     return vm;
@@ -182,7 +202,9 @@ export class VmProcess {
     }
   }
 
+  /** Writes a snapshot into dir; a jailed vmm can only write where its uid may, so dir is made its own first. */
   async snapshot(dir: string): Promise<void> {
+    if (this.jail) prepareJailDir(dir, this.jail);
     await this.request(`snapshot ${dir}`, 120_000);
   }
 
