@@ -4,6 +4,9 @@ import { createConnection, type Socket } from "node:net";
 
 export class VmmControlError extends Error {}
 
+/** The message of the error every pending request gets when the connection closes. */
+export const CLOSED = "control socket closed";
+
 interface Pending {
   line: string;
   resolve: (fields: Record<string, string>) => void;
@@ -24,7 +27,7 @@ export class ControlClient {
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => this.onData(chunk));
     socket.on("error", (err) => this.onClose(err));
-    socket.on("close", () => this.onClose(new VmmControlError("control socket closed")));
+    socket.on("close", () => this.onClose(new VmmControlError(CLOSED)));
   }
 
   /** Connects to the control socket at path; rejects if nothing listens there. */

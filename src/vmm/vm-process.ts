@@ -3,7 +3,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { nativePath } from "../sys/natives.ts";
-import { ControlClient } from "./control-client.ts";
+import { CLOSED, ControlClient, VmmControlError } from "./control-client.ts";
 import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
 import { readExitRecord } from "./exit-record.ts";
 import { ctlPath, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
@@ -167,7 +167,16 @@ export class VmProcess {
     if (this.exitedValue) throw new Error(`the VM has exited (${this.exitedValue.reason})`);
     if (!this.ctl || this.ctl.closed) await this.connect();
     if (!this.ctl) throw new Error("no control connection");
-    return this.ctl.request(line, timeoutMs);
+    try {
+      return await this.ctl.request(line, timeoutMs);
+    } catch (e) {
+      // The vmm serves one client at a time and drops the old one when another connects (an adopting
+      // daemon, an operator's tool). It answers each line before it accepts a new client, so a close
+      // with no reply means our line was never handled: reconnect and send it once more.
+      if (!(e instanceof VmmControlError) || e.message !== CLOSED || this.exitedValue || !pidAlive(this.pid)) throw e;
+      await this.connect();
+      return this.ctl.request(line, timeoutMs);
+    }
   }
 
   async ping(): Promise<{ pid: number; state: string }> {
