@@ -1,36 +1,9 @@
 // The one seam between the sandbox runtime and src/vmm: the VmProcess API of docs/architecture.md.
 import type { Socket } from "node:net";
-import { readExitRecord, VmProcess } from "../vmm/index.ts";
+import { readExitRecord, VmProcess, type VmExit, type VmSpec, type VmStats } from "../vmm/index.ts";
 
-export interface VmSpec {
-  id: string;
-  runDir: string;
-  consolePath: string;
-  exitFile: string;
-  memMib: number;
-  vcpus: number;
-  kernel: string;
-  initrd?: string;
-  cmdline: string;
-  restoreFrom?: string;
-  disks: { path: string; readOnly: boolean }[];
-  rng: boolean;
-  vsock?: { cid: number; forwardPorts: number[] };
-}
-
-export interface VmStats {
-  rssKib: number;
-  pssKib: number;
-  cpuNs: number;
-}
-
-export interface VmExit {
-  /** poweroff | reboot | panic | internal-error | stopped | error | vmm-crash */
-  reason: string;
-  detail?: string;
-  consoleTail?: string;
-  signal?: string | number;
-}
+// The VM's description, statistics and end come from src/vmm itself: one definition of each.
+export type { VmExit, VmSpec, VmStats } from "../vmm/index.ts";
 
 export interface VmHandle {
   readonly pid: number;
@@ -54,9 +27,7 @@ export interface VmDriver {
 export type VmDriverResult = { ok: true; driver: VmDriver } | { ok: false; problem: string };
 
 /** Path of the forward socket the vmm listens on for guest TCP `port` (docs/architecture.md). */
-export function forwardSocketPath(runDir: string, port: number): string {
-  return `${runDir}/vsock.sock.tcp-${port}`;
-}
+export { forwardPath as forwardSocketPath } from "../vmm/index.ts";
 
 /** The VMM driver: src/vmm's VmProcess (spawns the embedded onebox-vmm, one process per VM). */
 export async function loadVmDriver(): Promise<VmDriverResult> {
