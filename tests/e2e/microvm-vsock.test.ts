@@ -1,34 +1,12 @@
 // e2e: 100 concurrent host->guest vsock streams (hybrid vsock, CONNECT 5000) each echo 1 MiB intact.
 import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import type { Socket } from "node:net";
 import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
 import { dialVsock } from "../../src/vmm/index.ts";
-import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, sha256Hex, type TestVm } from "./lib/harness.ts";
+import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, echoOver, sha256Hex, type TestVm } from "./lib/harness.ts";
 
 const STREAMS = 100;
 const BYTES = 1 << 20;
-
-/** Sends `data` and collects exactly as many bytes back; rejects if the stream ends early. */
-function echo(sock: Socket, data: Buffer, i: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    sock.on("data", (c: Buffer) => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= data.length) {
-        sock.end();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    sock.on("error", reject);
-    sock.on("close", () => {
-      if (got < data.length) reject(new Error(`stream ${i}: closed after ${got} of ${data.length} bytes`));
-    });
-    sock.write(data);
-  });
-}
 
 let t: TestVm | undefined;
 afterAll(async () => t?.dispose());
@@ -44,7 +22,7 @@ describe.skipIf(!IN_TESTHOST)("vsock", () => {
         const data = randomBytes(BYTES);
         // Generous handshake timeout: 100 CONNECTs queue behind 100 MiB of traffic in nested TCG.
         const sock = await dialVsock(vm.vsockPath, ONEBOX_TEST_ECHO_PORT, 60_000);
-        const back = await echo(sock, data, i);
+        const back = await echoOver(sock, data, `stream ${i}`);
         return { i, want: sha256Hex(data), got: sha256Hex(back.subarray(0, BYTES)), extra: back.length - BYTES };
       }),
     ).catch((e: Error) => {

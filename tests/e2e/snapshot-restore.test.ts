@@ -4,32 +4,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { Socket } from "node:net";
 import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
 import { VmProcess, dialVsock, guestStatus, sendHygiene, type VmSpec } from "../../src/vmm/index.ts";
-import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, scratchRoot, type TestVm } from "./lib/harness.ts";
+import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, echoOver, scratchRoot, type TestVm } from "./lib/harness.ts";
 
 const BYTES = 64 * 1024;
-
-function echo(sock: Socket, data: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    sock.on("data", (c: Buffer) => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= data.length) {
-        sock.end();
-        resolve(Buffer.concat(chunks));
-      }
-    });
-    sock.on("error", reject);
-    sock.on("close", () => {
-      if (got < data.length) reject(new Error(`closed after ${got} of ${data.length} bytes`));
-    });
-    sock.write(data);
-  });
-}
 
 let source: TestVm | undefined;
 const clones: VmProcess[] = [];
@@ -43,7 +22,7 @@ describe.skipIf(!IN_TESTHOST)("snapshot and restore (Linux)", () => {
     source = await bootToMarker({ test: "echo", memMib: 256 });
     const first = await dialWhenListening(source.vsockPath, ONEBOX_TEST_ECHO_PORT);
     const probe = randomBytes(BYTES);
-    expect((await echo(first, probe)).equals(probe)).toBe(true);
+    expect((await echoOver(first, probe)).equals(probe)).toBe(true);
     await source.vm.pause();
     const snapDir = join(scratchRoot(), "snap");
     await source.vm.snapshot(snapDir);
@@ -66,11 +45,11 @@ describe.skipIf(!IN_TESTHOST)("snapshot and restore (Linux)", () => {
       clones.push(vm);
       const sock = await dialWhenListening(join(runDir, "vsock.sock"), ONEBOX_TEST_ECHO_PORT, 60_000);
       const data = randomBytes(BYTES);
-      const back = await echo(sock, data);
+      const back = await echoOver(sock, data);
       expect(back.subarray(0, BYTES).equals(data)).toBe(true);
       // A second connection on the same clone: the guest's vsock transport works after the reset event.
       const again = await dialVsock(join(runDir, "vsock.sock"), ONEBOX_TEST_ECHO_PORT);
-      expect((await echo(again, data)).subarray(0, BYTES).equals(data)).toBe(true);
+      expect((await echoOver(again, data)).subarray(0, BYTES).equals(data)).toBe(true);
       expect((await vm.ping()).state).toBe("running");
     }
     // Clone hygiene: each clone gets the host clock, fresh entropy and its own id; before it, both clones would

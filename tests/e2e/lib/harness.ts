@@ -168,3 +168,25 @@ export async function dialWhenListening(vsockPath: string, port: number, timeout
     }
   }
 }
+
+/** Sends `data` over an echo connection and collects exactly as many bytes back; rejects if the stream
+ *  ends early. `label` names the stream in that error. */
+export function echoOver(sock: Socket, data: Buffer, label = "stream"): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    sock.on("data", (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= data.length) {
+        sock.end();
+        resolve(Buffer.concat(chunks));
+      }
+    });
+    sock.on("error", reject);
+    sock.on("close", () => {
+      if (got < data.length) reject(new Error(`${label}: closed after ${got} of ${data.length} bytes`));
+    });
+    sock.write(data);
+  });
+}
