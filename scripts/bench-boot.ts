@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ONEBOX_MARKER_BOOTED } from "../guest/protocol.ts";
+import { rerunInTesthost } from "./bench-lib.ts";
 
 const REPO = join(import.meta.dir, "..");
 
@@ -17,15 +18,7 @@ const TIMEOUT_MS = 300_000;
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
   // Outside: run this same script inside the test host, passing its output and status through.
-  const p = Bun.spawn([join(REPO, "scripts/testhost"), "run", `bun scripts/bench-boot.ts --runs ${RUNS}`], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  // Held back until the test host is gone, so the result stays the last line even with 2>&1.
-  const out = await new Response(p.stdout).text();
-  const code = await p.exited;
-  process.stdout.write(out);
-  process.exit(code);
+  await rerunInTesthost(`bun scripts/bench-boot.ts --runs ${RUNS}`);
 }
 
 // Loaded only inside the test host; it pulls in src/vmm (tests/ is outside the typecheck's scope).

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { note, oneboxCmd, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
+import { note, oneboxCmd, rerunInTesthost, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" }, inside: { type: "boolean", default: false } } });
 const RUNS = Number(values.runs);
@@ -13,15 +13,7 @@ if (!Number.isInteger(RUNS) || RUNS < 2) throw new Error(`--runs must be an inte
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
   // Outside: sandboxes cannot boot on a PVM host, so run this same script inside the test host.
-  const p = Bun.spawn([join(REPO, "scripts/testhost"), "run", "--timeout", "2400", `bun scripts/bench-exec.ts --inside --runs ${RUNS}`], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  // Held back until the test host is gone, so the JSON stays the last line even with 2>&1.
-  const out = await new Response(p.stdout).text();
-  const code = await p.exited;
-  process.stdout.write(out);
-  process.exit(code);
+  await rerunInTesthost(`bun scripts/bench-exec.ts --inside --runs ${RUNS}`, ["--timeout", "2400"]);
 }
 
 const { Sandbox } = await import("e2b");

@@ -1,4 +1,4 @@
-// Shared helpers for bench-api.ts and bench-exec.ts: percentiles, timing, and a real `onebox serve` subprocess.
+// Shared helpers for the benchmark scripts: percentiles, timing, re-running inside the test host, and a real `onebox serve` subprocess.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
@@ -26,6 +26,19 @@ export async function timed(n: number, conc: number, fn: (i: number) => Promise<
   };
   await Promise.all(Array.from({ length: Math.min(conc, n) }, worker));
   return out;
+}
+
+/** Runs `cmd` inside the test host (scripts/testhost run), then prints its stdout and exits with its status.
+ *  The output is held back until the test host is gone, so a benchmark's JSON stays the last line even with 2>&1. */
+export async function rerunInTesthost(cmd: string, testhostArgs: string[] = []): Promise<never> {
+  const p = Bun.spawn([join(REPO, "scripts/testhost"), "run", ...testhostArgs, cmd], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const out = await new Response(p.stdout).text();
+  const code = await p.exited;
+  process.stdout.write(out);
+  process.exit(code);
 }
 
 /** The built binary if present (what users run), else the sources through bun. */
