@@ -19,16 +19,28 @@
 set -euo pipefail
 
 # Bump when the cached tree's recipe changes (it is part of the cache key).
-RECIPE_VERSION=1
+# 2: no docs/man/locales; build-only dependencies replaced by an empty stub package.
+RECIPE_VERSION=2
 SUITE=bookworm
 MINIMAL_PKGS=(bash coreutils procps ca-certificates)
 BASE_PKGS=(python3 python3-pip python3-venv git curl wget sudo iproute2 iputils-ping less vim-tiny
            unzip xz-utils jq file)
 
+# Packages Debian declares as hard dependencies but that nothing in a sandbox needs at run time,
+# satisfied by one empty package (onebox-image-stubs) so apt never installs them:
+#   python3-pythran: a build-time compiler scipy's Debian package depends on; it pulls g++, boost
+#                    and python3-dev (~600 MiB); scipy's compiled modules never import it;
+#   gdb:             pulled by debugpy (ipykernel's debugger) for attach-by-pid only;
+#   python3-tk:      Tk for matplotlib's TkAgg window backend (needs X); images render with Agg.
+# A user can still `apt-get install` the real ones (a Provides does not block them).
+STUB_PROVIDES="python3-pythran (= 0.11.0+ds-7), gdb (= 13.1-3), python3-tk (= 3.11.2-3)"
+
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 T0=$SECONDS
 die() { echo "mkrootfs: error: $*" >&2; exit 1; }
 step() { echo "mkrootfs: [+$((SECONDS - T0))s] $*" >&2; }
+# Machine-readable step starts for `onebox template build`'s progress display (src/templates/build-default.ts).
+phase() { echo "mkrootfs: phase $*" >&2; }
 
 OUT="" VARIANT="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G EXTRAS=() PKGFILES=()
 MIRROR=${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -95,7 +107,7 @@ fi
 
 CACHE=${ONEBOX_ROOTFS_CACHE:-/var/cache/onebox/rootfs}
 mkdir -p "$CACHE"
-key=$( { printf '%s\n' "v$RECIPE_VERSION" "$SUITE" "$MIRROR" "${pkgs[@]}"
+key=$( { printf '%s\n' "v$RECIPE_VERSION" "$SUITE" "$MIRROR" "$STUB_PROVIDES" "${pkgs[@]}"
          ((${#apt_pkgs[@]} == 0)) || printf 'apt:%s\n' "${apt_pkgs[@]}"; } | sha256sum | cut -c1-16)
 TREE="$CACHE/debootstrap-$VARIANT-$key"
 
@@ -115,12 +127,53 @@ cleanup() {
   return 0
 }
 trap cleanup EXIT
+
+# The empty package named in STUB_PROVIDES, written to ROOT/tmp for `dpkg -i` in the chroot.
+write_stub_deb() {
+  local d="$1/tmp/onebox-image-stubs"
+  mkdir -p "$d/DEBIAN"
+  cat >"$d/DEBIAN/control" <<CONTROL
+Package: onebox-image-stubs
+Version: $RECIPE_VERSION
+Architecture: all
+Maintainer: onebox <onebox@localhost>
+Provides: $STUB_PROVIDES
+Description: satisfies build-only dependencies of sandbox images (scripts/mkrootfs.sh)
+CONTROL
+  dpkg-deb --root-owner-group -b "$d" "$1/tmp/onebox-image-stubs.deb" >/dev/null
+  rm -rf "$d"
+}
+
+# Drops what a sandbox never reads: documentation (keeping the copyright files), man and info
+# pages, translations (C.UTF-8 is the guests' locale), apt caches and logs; and tells dpkg to skip
+# them for packages users install later (the usual slim-image dpkg excludes).
+trim_tree() {
+  local r=$1
+  mkdir -p "$r/etc/dpkg/dpkg.cfg.d"
+  cat >"$r/etc/dpkg/dpkg.cfg.d/01-onebox-slim" <<'CFG'
+# written by onebox (scripts/mkrootfs.sh): sandboxes carry no docs, man pages or translations
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/lintian/*
+CFG
+  find "$r/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
+  find "$r/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+  rm -rf "$r"/usr/share/man/* "$r"/usr/share/info/* "$r"/usr/share/lintian/*
+  find "$r/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} + 2>/dev/null || true
+  rm -rf "$r"/var/cache/apt/*.bin "$r"/var/cache/apt/archives/*.deb "$r"/var/lib/apt/lists/* \
+         "$r"/var/cache/debconf/*-old "$r"/var/log/*.log "$r"/var/log/apt/* 2>/dev/null || true
+}
 trap 'exit 130' INT TERM
 
 # 1. The debootstrap tree, shared by runs with the same key; one builder at a time.
 exec 9>"$CACHE/.lock"
 flock 9
 if [ ! -f "$TREE/.done" ]; then
+  phase debootstrap
   step "debootstrap $SUITE minbase + ${#pkgs[@]} packages into the cache (first run for this key)"
   : >"$CACHE/debootstrap-$key.log"
   rm -rf "$TREE"
@@ -129,24 +182,31 @@ if [ ! -f "$TREE/.done" ]; then
   include=$(IFS=,; echo "${pkgs[*]}")
   debootstrap --variant=minbase --include="$include" "$SUITE" "$TREE_TMP" "$MIRROR" >>"$CACHE/debootstrap-$key.log" 2>&1 \
     || die "debootstrap failed; see $CACHE/debootstrap-$key.log"
+  phase packages
   if ((${#apt_pkgs[@]})); then
     step "apt-get install ${#apt_pkgs[@]} more packages in the chroot"
     # No daemons may start inside the chroot (policy-rc.d), and postinst scripts want /proc.
     printf '#!/bin/sh\nexit 101\n' >"$TREE_TMP/usr/sbin/policy-rc.d"
     chmod 0755 "$TREE_TMP/usr/sbin/policy-rc.d"
     mount -t proc proc "$TREE_TMP/proc"
-    { chroot "$TREE_TMP" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    write_stub_deb "$TREE_TMP"
+    { chroot "$TREE_TMP" dpkg -i /tmp/onebox-image-stubs.deb &&
+      chroot "$TREE_TMP" env DEBIAN_FRONTEND=noninteractive apt-get update -q &&
       chroot "$TREE_TMP" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_pkgs[@]}" &&
       chroot "$TREE_TMP" apt-get clean; } >>"$CACHE/debootstrap-$key.log" 2>&1 \
       || die "apt-get install in the chroot failed; see $CACHE/debootstrap-$key.log"
     umount "$TREE_TMP/proc"
     rm -f "$TREE_TMP/usr/sbin/policy-rc.d"
   fi
-  rm -rf "$TREE_TMP"/var/cache/apt/archives/*.deb "$TREE_TMP"/var/lib/apt/lists/* "$TREE_TMP"/var/log/*.log
+  rm -f "$TREE_TMP/tmp/onebox-image-stubs.deb"
+  step "trimming docs, man pages, locales and caches"
+  trim_tree "$TREE_TMP"
   touch "$TREE_TMP/.done"
   mv "$TREE_TMP" "$TREE"
   TREE_TMP=""
 else
+  phase debootstrap cached
+  phase packages cached
   step "using cached debootstrap tree $TREE"
 fi
 flock -u 9
@@ -155,6 +215,7 @@ flock -u 9
 outparent=$(dirname "$OUT")
 mkdir -p "$outparent"
 stage=$(mktemp -d "$outparent/.rootfs-stage.XXXXXX")
+phase image
 step "copying the tree"
 cp -a "$TREE/." "$stage/"
 chmod 0755 "$stage" # trees cached by older versions of this script have a 0700 root

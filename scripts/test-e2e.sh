@@ -15,4 +15,9 @@ for f in "${files[@]}"; do [ -f "$f" ] || { echo "e2e file missing: $f" >&2; exi
 if printf '%s\n' "${files[@]}" | grep -q 'api-journey'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-template --variant minimal >&2
 fi
+# The code interpreter's image likewise (debootstrap + the Python data stack; minutes on first use,
+# then seconds from the cache). Built only when its test runs.
+if printf '%s\n' "${files[@]}" | grep -q 'api-code-interpreter'; then
+  bash scripts/mkrootfs.sh --out .cache/api-e2e-ci-template --variant code-interpreter >&2
+fi
 exec scripts/testhost run "bun test --timeout 600000 ${files[*]}"

@@ -1,7 +1,9 @@
 // `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
 import { openState } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
-import { buildDefaultTemplate, DEFAULT_TEMPLATES } from "../templates/build-default.ts";
+import { buildDefaultTemplate, buildLogPath, DEFAULT_TEMPLATES } from "../templates/build-default.ts";
+import { BuildError, BuildInterrupted } from "../templates/build-steps.ts";
+import { cliProgress } from "../templates/progress.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
 import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
@@ -11,7 +13,10 @@ const USAGE = `usage: onebox template ls [--json]
                            [--ready-port PORT]  (a guest port whose /health must answer before create returns)
        onebox template rm ID|NAME
        onebox template build [base|code-interpreter-v1 ...] [--source-dir DIR]
-           builds default templates with the checkout's scripts/mkrootfs.sh (root, network for debootstrap)
+           builds default templates with the checkout's scripts/mkrootfs.sh (root, network for debootstrap):
+           steps kernel, initramfs, debootstrap, packages, image, register; a log file per build;
+           cached (a registered template is kept; the debootstrap tree is reused); Ctrl-C removes
+           the partial output, rerun to continue
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
@@ -71,16 +76,39 @@ export async function templateCommand(argv: string[]): Promise<number> {
           console.error(`onebox template build: unknown default template(s) ${unknown.join(", ")}; known: ${DEFAULT_TEMPLATES.map((t) => t.name).join(", ")}`);
           return 2;
         }
-        for (const t of list) {
-          if (state.templates.resolve(t.name)) {
-            console.log(`template '${t.name}' exists; remove it first to rebuild (onebox template rm ${t.name})`);
-            continue;
+        // Ctrl-C: stop the running step, remove its partial output, leave the caches for a rerun.
+        const abort = new AbortController();
+        const onSigint = () => abort.abort();
+        process.on("SIGINT", onSigint);
+        process.on("SIGTERM", onSigint);
+        try {
+          for (const t of list) {
+            if (state.templates.resolve(t.name)) {
+              console.log(`template '${t.name}' exists (cached); remove it first to rebuild (onebox template rm ${t.name})`);
+              continue;
+            }
+            const logFile = buildLogPath(dataDir, t.name);
+            console.log(`building '${t.name}' (log: ${logFile})`);
+            try {
+              const row = await buildDefaultTemplate(state, dataDir, sourceDir, t, { reporter: cliProgress(t.name), signal: abort.signal, logFile });
+              console.log(`registered template ${row.id} as '${t.name}'`);
+            } catch (e) {
+              if (e instanceof BuildInterrupted) {
+                console.error(e.message);
+                return 130;
+              }
+              if (e instanceof BuildError) {
+                console.error(`${e.message}\nlast lines of the log:\n${e.logTail.map((l) => "  " + l).join("\n")}`);
+                return 1;
+              }
+              throw e;
+            }
           }
-          console.log(`building '${t.name}' (log: ${dataDir}/templates/build-${t.name}.log)`);
-          const row = await buildDefaultTemplate(state, dataDir, sourceDir, t);
-          console.log(`registered template ${row.id} as '${t.name}'`);
+          return 0;
+        } finally {
+          process.off("SIGINT", onSigint);
+          process.off("SIGTERM", onSigint);
         }
-        return 0;
       }
       case "rm":
       case "remove": {

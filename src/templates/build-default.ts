@@ -1,12 +1,14 @@
 // Builds the default templates (base, code-interpreter-v1) from the source tree's image scripts
 // (scripts/mkrootfs.sh, scripts/mkinitramfs.sh) and registers them; used by `onebox serve` on first
 // start (install.sh sets ONEBOX_SOURCE_DIR) and by `onebox template build`.
-import { existsSync, mkdirSync, openSync, closeSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { defaultKernelDir, resolveGuestKernel } from "../sys/guest-kernel.ts";
 import type { State, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { log } from "../util/log.ts";
+import { BuildError, StepRun } from "./build-steps.ts";
+import { LogProgress, type ProgressReporter } from "./progress.ts";
 import { registerTemplate } from "./register.ts";
 
 export interface DefaultTemplate {
@@ -26,52 +28,84 @@ export const DEFAULT_TEMPLATES: readonly DefaultTemplate[] = [
   { name: "code-interpreter-v1", variant: "code-interpreter", cpuCount: 2, memoryMb: 1024, diskSizeMb: 2048, readyPort: 49999 },
 ];
 
-async function run(cmd: string[], logFile: string, cwd: string): Promise<void> {
-  const fd = openSync(logFile, "a");
-  try {
-    const p = Bun.spawn(["nice", ...cmd], { cwd, stdout: fd, stderr: fd, stdin: "ignore" });
-    const code = await p.exited;
-    if (code !== 0) throw new Error(`${cmd.slice(0, 2).join(" ")} failed with status ${code}: see ${logFile}`);
-  } finally {
-    closeSync(fd);
-  }
+/** The steps of a default template build, in order (the progress display counts them). */
+export const BUILD_STEPS = ["kernel", "initramfs", "debootstrap", "packages", "image", "register"] as const;
+
+/** scripts/mkrootfs.sh announces its steps as `mkrootfs: phase NAME [cached]`. */
+function mkrootfsMarker(line: string): { step: string; cached: boolean } | null {
+  const m = /^mkrootfs: phase (\w+)( cached)?$/.exec(line);
+  return m ? { step: m[1]!, cached: !!m[2] } : null;
+}
+function mkrootfsDetail(line: string): string | null {
+  const m = /^mkrootfs: \[\+\d+s\] (.*)$/.exec(line);
+  return m ? m[1]! : null;
 }
 
-/** Builds one default template and registers it under its name. */
-export async function buildDefaultTemplate(state: State, dataDir: string, sourceDir: string, t: DefaultTemplate): Promise<TemplateRow> {
-  const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
-  const mkinitramfs = join(sourceDir, "scripts", "mkinitramfs.sh");
-  for (const s of [mkrootfs, mkinitramfs]) {
-    if (!existsSync(s)) throw new Error(`${s} not found: point ONEBOX_SOURCE_DIR (or --source-dir) at a onebox checkout`);
-  }
-  const kernel = resolveGuestKernel({ dataDir });
-  if (kernel.format === "missing" || kernel.format === "unknown") {
-    throw new Error(`no guest kernel at ${kernel.path}: run scripts/fetch-kernel.sh ${defaultKernelDir(dataDir)}`);
-  }
-  const logDir = join(dataDir, "templates");
-  mkdirSync(logDir, { recursive: true });
-  const logFile = join(logDir, `build-${t.name}.log`);
-  let initrd = kernel.initrd;
-  if (!initrd) {
-    initrd = join(defaultKernelDir(dataDir), "initramfs.cpio.gz");
-    await run(["bash", mkinitramfs, "--modules", join(defaultKernelDir(dataDir), "modules"), "--out", initrd], logFile, sourceDir);
-  }
-  const out = join(logDir, `.build-${t.name}`);
-  try {
-    await run(["bash", mkrootfs, "--out", out, "--variant", t.variant], logFile, sourceDir);
-    return await registerTemplate(state, dataDir, {
-      name: t.name,
-      from: out,
-      kernel: kernel.path,
-      initrd,
-      cpuCount: t.cpuCount,
-      memoryMb: t.memoryMb,
-      diskSizeMb: t.diskSizeMb,
-      readyPort: t.readyPort,
+export function buildLogPath(dataDir: string, name: string): string {
+  return join(dataDir, "templates", "logs", `build-${name}-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
+}
+
+export interface BuildOptions {
+  reporter?: ProgressReporter;
+  signal?: AbortSignal;
+  /** Defaults to buildLogPath(dataDir, name). */
+  logFile?: string;
+}
+
+/** Builds one default template and registers it under its name. Each step is cached where its
+ *  output can be (kernel, initramfs, the debootstrap tree); a failure or interrupt removes the
+ *  partial image and throws BuildError / BuildInterrupted naming the step. */
+export async function buildDefaultTemplate(state: State, dataDir: string, sourceDir: string, t: DefaultTemplate, o: BuildOptions = {}): Promise<TemplateRow> {
+  const logFile = o.logFile ?? buildLogPath(dataDir, t.name);
+  mkdirSync(dirname(logFile), { recursive: true });
+  const run = new StepRun({ template: t.name, steps: BUILD_STEPS, logFile, reporter: o.reporter ?? new LogProgress(t.name), signal: o.signal });
+  return run.run(async () => {
+    const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
+    const mkinitramfs = join(sourceDir, "scripts", "mkinitramfs.sh");
+    const kernel = await run.step("kernel", () => {
+      for (const s of [mkrootfs, mkinitramfs]) {
+        if (!existsSync(s)) throw new Error(`${s} not found: point ONEBOX_SOURCE_DIR (or --source-dir) at a onebox checkout`);
+      }
+      const k = resolveGuestKernel({ dataDir });
+      if (k.format === "missing" || k.format === "unknown") {
+        throw new Error(`no guest kernel at ${k.path}: run scripts/fetch-kernel.sh ${defaultKernelDir(dataDir)}`);
+      }
+      run.log(`kernel ${k.path} (${k.format}, ${k.source})`);
+      return k;
     });
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
+    let initrd = kernel.initrd;
+    if (initrd) {
+      run.begin("initramfs", true);
+    } else {
+      run.begin("initramfs");
+      initrd = join(defaultKernelDir(dataDir), "initramfs.cpio.gz");
+      // mkinitramfs.sh writes its output atomically: an interrupt leaves no half-written file.
+      await run.spawn(["nice", "bash", mkinitramfs, "--modules", join(defaultKernelDir(dataDir), "modules"), "--out", initrd], { cwd: sourceDir });
+    }
+    const out = join(dataDir, "templates", `.build-${t.name}`);
+    run.onFailure("partial image", () => rmSync(out, { recursive: true, force: true }));
+    try {
+      run.begin("debootstrap");
+      // mkrootfs.sh moves on to packages and image itself, saying so; it cleans up after itself on
+      // SIGTERM (its trap), and the cached tree is only ever renamed into place when complete.
+      await run.spawn(["nice", "bash", mkrootfs, "--out", out, "--variant", t.variant], { cwd: sourceDir, marker: mkrootfsMarker, detail: mkrootfsDetail });
+      return await run.step("register", () =>
+        registerTemplate(state, dataDir, {
+          name: t.name,
+          from: out,
+          kernel: kernel.path,
+          initrd: initrd!,
+          cpuCount: t.cpuCount,
+          memoryMb: t.memoryMb,
+          diskSizeMb: t.diskSizeMb,
+          readyPort: t.readyPort,
+        }),
+      );
+    } finally {
+      // The registered template has its own copy; the build output is never kept.
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 }
 
 export type BuildStatus = { state: "building"; since: number } | { state: "failed"; message: string };
@@ -101,13 +135,16 @@ export class DefaultTemplateBuilder {
         this.status.set(t.name, { state: "building", since: Date.now() });
         log.info("building default template", { name: t.name, variant: t.variant });
         try {
-          const row = await buildDefaultTemplate(this.state, this.dataDir, this.sourceDir, t);
+          const logFile = buildLogPath(this.dataDir, t.name);
+          log.info("template build log", { name: t.name, log: logFile });
+          const row = await buildDefaultTemplate(this.state, this.dataDir, this.sourceDir, t, { logFile });
           this.status.delete(t.name);
           log.info("default template ready", { name: t.name, id: row.id });
         } catch (e) {
           const message = e instanceof Error ? e.message : String(e);
           this.status.set(t.name, { state: "failed", message });
-          log.warn("default template build failed", { name: t.name, error: message });
+          const tail = e instanceof BuildError ? e.logTail : [];
+          log.warn("default template build failed", { name: t.name, error: message, logTail: tail });
         }
       }
     })();

@@ -1,9 +1,11 @@
-// The code interpreter through onebox's data plane against a real microVM: @e2b/code-interpreter's
-// create (template code-interpreter-v1, ready port 49999), runCode, contexts, kill. Test host only.
+// The code interpreter through onebox's data plane against real microVMs, with the official
+// @e2b/code-interpreter SDK: create (template code-interpreter-v1, ready port 49999), state across
+// runCode, print, tracebacks, matplotlib PNG, pandas HTML/data, contexts, envs, a cell interrupted
+// by its timeout, and 10 sandboxes at once (issue 6). Test host only (scripts/test-e2e.sh).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Sandbox } from "@e2b/code-interpreter";
+import { Sandbox, TimeoutError } from "@e2b/code-interpreter";
 import { startTestDaemon, type TestDaemon } from "../../src/api/test-support.ts";
 import { registerTemplate } from "../../src/templates/register.ts";
 
@@ -53,21 +55,93 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", 
     rmSync(root, { recursive: true, force: true });
   });
 
-  test("create waits for the interpreter; runCode, state across cells, contexts; kill", async () => {
-    const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: BOOT_MS };
-    const sbx = await Sandbox.create({ ...opts, timeoutMs: 600_000 });
+  const opts = () => ({ apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: BOOT_MS });
+  // Cells run under emulation (TCG): the first import of pandas or matplotlib takes tens of seconds.
+  const CELL = { timeoutMs: 240_000 };
+  let sbx: Sandbox;
+
+  test("create waits for the interpreter; state across runCode; print; a traceback", async () => {
+    sbx = await Sandbox.create({ ...opts(), timeoutMs: 1_800_000, envs: { ONEBOX_GLOBAL: "from-create" } });
+    const first = await sbx.runCode("x = 40 + 2\nx", CELL);
+    expect(first.error).toBeUndefined();
+    expect(first.text).toBe("42");
+    const out = await sbx.runCode("print('hi from', x)", CELL);
+    expect(out.logs.stdout.join("")).toBe("hi from 42\n");
+    const bad = await sbx.runCode("def f():\n    return 1 / 0\nf()", CELL);
+    expect(bad.error?.name).toBe("ZeroDivisionError");
+    expect(bad.error?.value).toBe("division by zero");
+    expect(bad.error?.traceback).toContain("return 1 / 0");
+    expect((await sbx.runCode("x + 1", CELL)).text).toBe("43"); // an error does not lose state
+  }, BOOT_MS + 600_000);
+
+  test("a matplotlib chart arrives as one PNG", async () => {
+    const ex = await sbx.runCode('import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [4, 5, 1])\nplt.title("demo")\nplt.show()', CELL);
+    expect(ex.error).toBeUndefined();
+    const pngs = ex.results.filter((r) => r.png);
+    expect(pngs).toHaveLength(1);
+    const png = Buffer.from(pngs[0]!.png!, "base64");
+    expect([...png.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    expect((pngs[0]!.chart as unknown as { title: string }).title).toBe("demo");
+  }, 600_000);
+
+  test("a pandas DataFrame arrives as HTML and as data; scipy imports", async () => {
+    const ex = await sbx.runCode('import pandas as pd\npd.DataFrame({"a": [1, 2], "b": ["x", "y"]})', CELL);
+    expect(ex.error).toBeUndefined();
+    const r = ex.results[0]!;
+    expect(r.html).toContain("<table");
+    expect(r.data).toEqual({ a: [1, 2], b: ["x", "y"] });
+    // The image stubs scipy's build-only dependency (scripts/mkrootfs.sh): its compiled modules must load.
+    const sp = await sbx.runCode("from scipy import optimize, stats, linalg\nround(float(optimize.brentq(lambda v: v * v - 2, 0, 2)), 6)", CELL);
+    expect(sp.error).toBeUndefined();
+    expect(sp.text).toBe("1.414214");
+  }, 600_000);
+
+  test("contexts: create, isolation between two, restart, remove", async () => {
+    const a = await sbx.createCodeContext({ language: "python" });
+    const b = await sbx.createCodeContext({ language: "python" });
+    await sbx.runCode("secret = 'a'", { ...CELL, context: a });
+    expect((await sbx.runCode("'secret' in globals()", { ...CELL, context: b })).text).toBe("False");
+    expect((await sbx.runCode("secret", { ...CELL, context: a })).text).toBe("'a'");
+    expect((await sbx.runCode("'x' in globals()", { ...CELL, context: a })).text).toBe("False"); // not the default context
+    const ids = (await sbx.listCodeContexts()).map((c) => c.id);
+    expect(ids).toEqual(expect.arrayContaining([a.id, b.id]));
+    await sbx.restartCodeContext(a);
+    const after = await sbx.runCode("'secret' in globals()", { ...CELL, context: a });
+    expect(after.text).toBe("False");
+    await sbx.removeCodeContext(a);
+    await sbx.removeCodeContext(b);
+    expect((await sbx.listCodeContexts()).map((c) => c.id)).not.toContain(a.id);
+    expect((await sbx.runCode("x", CELL)).text).toBe("42"); // the default context kept its state
+  }, 600_000);
+
+  test("envs: the sandbox's from create, per call for one call only", async () => {
+    const read = 'import os\n(os.environ.get("ONEBOX_GLOBAL", "unset"), os.environ.get("ONEBOX_CALL", "unset"))';
+    expect((await sbx.runCode(read, { ...CELL, envs: { ONEBOX_CALL: "per-call" } })).text).toBe("('from-create', 'per-call')");
+    expect((await sbx.runCode(read, CELL)).text).toBe("('from-create', 'unset')");
+  }, 600_000);
+
+  test("a long cell is interrupted by its timeout and the context stays usable", async () => {
+    await sbx.runCode("finished = False", CELL);
+    await expect(sbx.runCode("import time\ntime.sleep(600)\nfinished = True", { timeoutMs: 5_000 })).rejects.toBeInstanceOf(TimeoutError);
+    // The disconnect interrupts the kernel (spec §4.2): the next cell runs, with the state kept.
+    const t0 = Date.now();
+    const after = await sbx.runCode("finished, x", CELL);
+    expect(after.text).toBe("(False, 42)");
+    expect(Date.now() - t0).toBeLessThan(120_000); // not after the 600 s sleep
+    expect(await Sandbox.kill(sbx.sandboxId, opts())).toBe(true);
+  }, 600_000);
+
+  test("10 sandboxes run code at once", async () => {
+    const boxes = await Promise.all(Array.from({ length: 10 }, () => Sandbox.create({ ...opts(), timeoutMs: 1_800_000 })));
     try {
-      const first = await sbx.runCode("x = 40 + 2\nx", { timeoutMs: 120_000 });
-      expect(first.error).toBeUndefined();
-      expect(first.text).toBe("42");
-      const out = await sbx.runCode("print('hi from', x)", { timeoutMs: 60_000 });
-      expect(out.logs.stdout.join("")).toBe("hi from 42\n");
-      const ctx = await sbx.createCodeContext({ language: "python" });
-      expect((await sbx.runCode("'x' in globals()", { context: ctx, timeoutMs: 120_000 })).text).toBe("False");
-      expect((await sbx.listCodeContexts()).some((c) => c.id === ctx.id)).toBe(true);
+      expect(new Set(boxes.map((b) => b.sandboxId)).size).toBe(10);
+      // A different cell per sandbox: each answer must come from its own kernel.
+      const n = (i: number) => (i + 1) * 1000;
+      const texts = await Promise.all(boxes.map((b, i) => b.runCode(`sum(range(${n(i)}))`, CELL).then((e) => e.text)));
+      expect(texts).toEqual(boxes.map((_, i) => String((n(i) * (n(i) - 1)) / 2)));
     } finally {
-      expect(await Sandbox.kill(sbx.sandboxId, opts)).toBe(true);
+      await Promise.all(boxes.map((b) => Sandbox.kill(b.sandboxId, opts())));
     }
     expect(d.state.sandboxes.live().length).toBe(0);
-  }, 900_000);
+  }, 2 * BOOT_MS + 900_000);
 });

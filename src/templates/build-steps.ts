@@ -1,0 +1,180 @@
+// The step runner of template builds: named steps reported as they run, a log file that gets every
+// line of output, undo steps for partial output, failures that name their step and show the log's
+// last lines, and an interrupt (AbortSignal) that stops the running process and undoes the rest.
+import { appendFileSync, readFileSync } from "node:fs";
+import { CleanupStack, type Undo } from "../util/cleanup-stack.ts";
+import type { ProgressReporter, StepOutcome } from "./progress.ts";
+
+/** How many lines of the log a failure shows. */
+export const LOG_TAIL_LINES = 15;
+
+export class BuildError extends Error {
+  constructor(
+    readonly template: string,
+    readonly step: string,
+    readonly reason: string,
+    readonly logFile: string,
+    readonly logTail: string[],
+  ) {
+    super(`building '${template}' failed at step '${step}': ${reason} (log: ${logFile})`);
+  }
+}
+
+export class BuildInterrupted extends Error {
+  constructor(
+    readonly template: string,
+    readonly step: string,
+    readonly logFile: string,
+  ) {
+    super(`building '${template}' was interrupted at step '${step}'; its partial output was removed, rerun to continue (finished steps are cached)`);
+  }
+}
+
+export interface StepRunOptions {
+  template: string;
+  /** Every step of this build, in order: the progress display counts them. */
+  steps: readonly string[];
+  logFile: string;
+  reporter: ProgressReporter;
+  signal?: AbortSignal;
+}
+
+export interface SpawnOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** A line of output that starts a step: returns its name (and whether it was cached), else null. */
+  marker?: (line: string) => { step: string; cached: boolean } | null;
+  /** A line worth showing next to the spinner. */
+  detail?: (line: string) => string | null;
+}
+
+export function logTail(file: string, n = LOG_TAIL_LINES): string[] {
+  try {
+    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-n);
+  } catch {
+    return [];
+  }
+}
+
+export class StepRun {
+  private readonly undo = new CleanupStack();
+  private current: { step: string; since: number } | null = null;
+  private readonly t0 = performance.now();
+
+  constructor(private readonly o: StepRunOptions) {}
+
+  /** The step running now ("" before the first). */
+  get currentStep(): string {
+    return this.current?.step ?? "";
+  }
+
+  log(line: string): void {
+    appendFileSync(this.o.logFile, line.endsWith("\n") ? line : line + "\n");
+  }
+
+  /** Registers how to remove something this build made; runs only if the build fails or is interrupted. */
+  onFailure(name: string, undo: Undo): void {
+    this.undo.push(name, undo);
+  }
+
+  private end(outcome: StepOutcome): void {
+    if (!this.current) return;
+    this.o.reporter.end(this.current.step, outcome, performance.now() - this.current.since);
+    this.current = null;
+  }
+
+  /** Starts `step`, ending the previous one as done (or marks it cached: done at once). */
+  begin(step: string, cached = false): void {
+    const index = this.o.steps.indexOf(step);
+    if (index < 0) throw new Error(`unknown build step '${step}' (steps: ${this.o.steps.join(", ")})`);
+    this.end("done");
+    if (this.o.signal?.aborted) throw new Error("interrupted");
+    this.current = { step, since: performance.now() };
+    this.log(`== ${new Date().toISOString()} step ${step}${cached ? " (cached)" : ""}`);
+    this.o.reporter.begin(step, index + 1, this.o.steps.length);
+    if (cached) this.end("cached");
+  }
+
+  /** Runs fn as `step`. */
+  async step<T>(step: string, fn: () => Promise<T> | T): Promise<T> {
+    this.begin(step);
+    return await fn();
+  }
+
+  /** Runs a command in its own process group, its output into the log; an interrupt stops the
+   *  whole group (SIGTERM, then SIGKILL after 10 s) so that a script's own cleanup can run. */
+  async spawn(cmd: string[], opts: SpawnOptions = {}): Promise<void> {
+    if (this.o.signal?.aborted) throw new Error("interrupted");
+    this.log(`$ ${cmd.join(" ")}`);
+    // setsid: the child leads its own group (kill(-pid) reaches its children, e.g. debootstrap),
+    // and a terminal's Ctrl-C reaches only us, so the interrupt goes through the abort path below.
+    const p = Bun.spawn(["setsid", ...cmd], { cwd: opts.cwd, env: opts.env ? { ...process.env, ...opts.env } : undefined, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const stop = () => {
+      try {
+        process.kill(-p.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      setTimeout(() => {
+        try {
+          process.kill(-p.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }, 10_000).unref();
+    };
+    this.o.signal?.addEventListener("abort", stop, { once: true });
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      const dec = new TextDecoder();
+      let rest = "";
+      const onLine = (line: string) => {
+        this.log(line);
+        const m = opts.marker?.(line);
+        if (m && !this.o.signal?.aborted && this.o.steps.includes(m.step)) this.begin(m.step, m.cached);
+        const d = opts.detail?.(line);
+        if (d) this.o.reporter.detail(d);
+      };
+      for await (const chunk of stream) {
+        rest += dec.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = rest.indexOf("\n")) >= 0) {
+          onLine(rest.slice(0, nl));
+          rest = rest.slice(nl + 1);
+        }
+      }
+      if (rest) onLine(rest);
+    };
+    try {
+      const [code] = await Promise.all([p.exited, pump(p.stdout), pump(p.stderr)]);
+      if (this.o.signal?.aborted) throw new Error("interrupted");
+      if (code !== 0) throw new Error(`${cmd.slice(0, 2).join(" ")} exited with status ${code}`);
+    } finally {
+      this.o.signal?.removeEventListener("abort", stop);
+    }
+  }
+
+  /** Runs a whole build: on success the undo steps are dropped; on failure or interrupt they run
+   *  (newest first) and the error says which step it was and shows the log's last lines. */
+  async run<T>(body: (r: StepRun) => Promise<T>): Promise<T> {
+    this.log(`== ${new Date().toISOString()} building ${this.o.template} (steps: ${this.o.steps.join(", ")})`);
+    try {
+      const result = await body(this);
+      this.end("done");
+      this.undo.release();
+      this.o.reporter.finish(true, performance.now() - this.t0);
+      this.log(`== ${new Date().toISOString()} built ${this.o.template}`);
+      return result;
+    } catch (e) {
+      const step = this.currentStep || this.o.steps[0] || "";
+      const interrupted = this.o.signal?.aborted === true;
+      this.end(interrupted ? "interrupted" : "failed");
+      const reason = e instanceof Error ? e.message : String(e);
+      this.log(`== ${new Date().toISOString()} ${interrupted ? "interrupted" : `failed at ${step}: ${reason}`}`);
+      const tail = logTail(this.o.logFile);
+      for (const err of await this.undo.unwind()) this.log(`cleanup: ${err.message}`);
+      this.o.reporter.finish(false, performance.now() - this.t0);
+      if (interrupted) throw new BuildInterrupted(this.o.template, step, this.o.logFile);
+      throw new BuildError(this.o.template, step, reason, this.o.logFile, tail);
+    }
+  }
+}
