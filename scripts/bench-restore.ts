@@ -1,11 +1,13 @@
 // bun run bench:restore — restore latency and memory per clone on this host's /dev/kvm with a tiny test guest
 // (ffi/tests/guests/tick.S), against the floor measured in the same run (ffi/tests/bench/floor.c).
-// Last line: one JSON object (docs/snapshot.md "Measured").
+// Then part b, a Linux guest in the test host (scripts/bench-restore-linux.ts; --no-linux skips it).
+// Last line: one JSON object (docs/snapshot.md "Measured", docs/benchmarks.md).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "../src/vmm/vm-process.ts";
 import type { VmSpec } from "../src/vmm/vm-spec.ts";
+import { runLinuxPart } from "./bench-restore-linux.ts";
 
 const REPO = join(import.meta.dir, "..");
 const BIN = join(REPO, "ffi/build/onebox-vmm");
@@ -162,4 +164,6 @@ console.log(
   `floor: ${result.floor_p50_ms} ms p50 (in-kernel irqchip after the memslot: ${result.floor_irqchip_p50_ms} ms, before it: ${result.floor_irqchip_before_memslot_p50_ms} ms, split irqchip: ${result.floor_split_irqchip_p50_ms} ms)`,
 );
 console.log(`per idle clone (${idle.length}): PSS ${result.clone_pss_kib} KiB + page tables ${result.clone_pte_kib} KiB; host MemAvailable drop ${result.clone_host_mem_kib} KiB`);
-console.log(JSON.stringify(result));
+// Part b: a Linux guest in the test host (scripts/bench-restore-linux.ts); --no-linux skips it. Its fields join the line.
+const linux = process.argv.includes("--no-linux") ? {} : await runLinuxPart();
+console.log(JSON.stringify({ ...result, ...linux }));

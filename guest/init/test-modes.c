@@ -1,5 +1,6 @@
 // The onebox.test= programs the e2e tests boot: echo, blk, boot, panic.
 #include "test-modes.h"
+#include "test-mode-dirty.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,7 +96,7 @@ int test_blk(const char *dev, uint64_t seed, unsigned long bytes, char out[65]) 
 }
 
 /* Echo on vsock (the vsock device test) and on TCP 127.0.0.1 (reached through the forwarder),
- * both on ONEBOX_TEST_ECHO_PORT; runs in a child of PID 1, on threads. */
+ * both on ONEBOX_TEST_ECHO_PORT, plus the state service (test-mode-dirty.h); runs in a child of PID 1, on threads. */
 void test_echo_main(void) {
   int v = sock_listen_vsock(ONEBOX_TEST_ECHO_PORT);
   if (v < 0) log_errno("echo: listen on vsock port %d", ONEBOX_TEST_ECHO_PORT);
@@ -111,6 +112,7 @@ void test_echo_main(void) {
   }
   if (v < 0 && t < 0) _exit(1);
   log_info("echo: listening on vsock port %d and tcp 127.0.0.1:%d", ONEBOX_TEST_ECHO_PORT, ONEBOX_TEST_ECHO_PORT);
+  if (v >= 0 && test_state_start() < 0) log_info("echo: no state service (vsock port %d)", ONEBOX_TEST_STATE_PORT);
   if (t >= 0 && v >= 0 && sock_spawn(echo_accept_thread, (void *)(intptr_t)t) < 0) _exit(1);
   test_echo_serve(v >= 0 ? v : t);
   _exit(1);
