@@ -99,14 +99,17 @@ static void control_request(struct control *c, char *line) {
     control_send(c, "ok");
   } else if (!strcmp(line, "stats")) {
     control_stats(c);
-  } else if (!strncmp(line, "snapshot ", 9) || !strcmp(line, "snapshot")) {
+  } else if (!strncmp(line, "snapshot", 8) && (line[8] == ' ' || !line[8] || !strncmp(line + 8, "-diff", 5))) {
+    /* snapshot DIR: everything; snapshot-diff DIR: only what changed since restore (docs/snapshot.md) */
     char err[512] = "";
-    const char *dir = line[8] ? line + 9 : "";
+    bool diff = !strncmp(line + 8, "-diff", 5);
+    const char *rest = line + (diff ? 13 : 8);
+    const char *dir = *rest == ' ' ? rest + 1 : "";
     if (!*dir) {
       control_send(c, "err snapshot needs a directory");
     } else if (!vcpus_paused(vm)) {
       control_send(c, "err pause the VM first");
-    } else if (snapshot_save(c->m, dir, err, sizeof err) < 0) {
+    } else if ((diff ? snapshot_save_diff : snapshot_save)(c->m, dir, err, sizeof err) < 0) {
       control_send(c, "err %s", err);
     } else {
       control_send(c, "ok");
@@ -128,7 +131,7 @@ static void control_request(struct control *c, char *line) {
       }
     }
   } else {
-    control_send(c, "err unknown request (ping, pause, resume, stop, stats, snapshot DIR, forward PORT)");
+    control_send(c, "err unknown request (ping, pause, resume, stop, stats, snapshot DIR, snapshot-diff DIR, forward PORT)");
   }
 }
 

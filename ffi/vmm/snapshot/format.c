@@ -66,6 +66,10 @@ void snap_writer_add(struct snap_writer *w, uint16_t kind, uint16_t index, const
   w->nsections++;
 }
 
+void snap_writer_mark_diff(struct snap_writer *w) {
+  if (!w->failed) ((struct snap_header *)w->buf)->version = SNAP_VERSION_DIFF;
+}
+
 const uint8_t *snap_writer_finish(struct snap_writer *w, size_t *len) {
   if (w->failed) return NULL;
   struct snap_header *h = (struct snap_header *)w->buf;
@@ -95,8 +99,9 @@ int snap_reader_open(struct snap_reader *r, uint8_t *buf, size_t len, uint32_t e
     snprintf(err, errlen, "snapshot state has a bad magic (not an onebox snapshot)");
     return -1;
   }
-  if (r->hdr.version != SNAP_VERSION) {
-    snprintf(err, errlen, "snapshot version %u, this vmm reads version %u", r->hdr.version, SNAP_VERSION);
+  if (r->hdr.version != SNAP_VERSION && r->hdr.version != SNAP_VERSION_DIFF) {
+    snprintf(err, errlen, "snapshot version %u, this vmm reads versions %u (full) and %u (diff)", r->hdr.version,
+             SNAP_VERSION, SNAP_VERSION_DIFF);
     return -1;
   }
   uint32_t want = r->hdr.crc32c;

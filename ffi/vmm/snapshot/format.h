@@ -5,7 +5,8 @@
 #include <stdint.h>
 
 #define SNAP_MAGIC "OBXSNAP\0"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 1      /* a full snapshot */
+#define SNAP_VERSION_DIFF 2 /* a diff snapshot (snapshot/diff.h): needs its base; older vmms refuse it by version */
 #define SNAP_MAX_FILE (4u << 20)    /* a state file is a few hundred KiB at most */
 #define SNAP_MAX_SECTION (1u << 20)
 #define SNAP_MAX_SECTIONS 256
@@ -19,6 +20,7 @@ enum snap_section_kind {
   SNAP_SEC_VM_IRQCHIP = 32, SNAP_SEC_VM_PIT2, SNAP_SEC_VM_CLOCK,
   SNAP_SEC_SERIAL = 64, SNAP_SEC_I8042, SNAP_SEC_CMOS,
   SNAP_SEC_MACHINE = 96, SNAP_SEC_VIRTIO, SNAP_SEC_VSOCK,
+  SNAP_SEC_DIFF_BASE = 128, SNAP_SEC_DIFF_RUNS, /* diff snapshots only (snapshot/diff.h) */
 };
 
 struct snap_header {
@@ -64,11 +66,13 @@ const char *snap_host_kind_name(uint32_t kind);
 
 void snap_writer_init(struct snap_writer *w, uint32_t nvcpus, uint64_t mem_bytes, uint32_t host_kind);
 void snap_writer_add(struct snap_writer *w, uint16_t kind, uint16_t index, const void *data, size_t len);
+/* Marks the image a diff snapshot (version SNAP_VERSION_DIFF). */
+void snap_writer_mark_diff(struct snap_writer *w);
 /* Seals the header (section count, checksum). Returns the image or NULL if any add failed. */
 const uint8_t *snap_writer_finish(struct snap_writer *w, size_t *len);
 void snap_writer_free(struct snap_writer *w);
 
-/* Takes ownership of buf (malloc'd). Checks magic, version, host kind, caps and checksum. Returns 0 or -1 with err. */
+/* Takes ownership of buf (malloc'd). Checks magic, version (full or diff: r->hdr.version tells which), host kind, caps and checksum. Returns 0 or -1 with err. */
 int snap_reader_open(struct snap_reader *r, uint8_t *buf, size_t len, uint32_t expect_host_kind, char *err, size_t errlen);
 /* The section's payload, or NULL. If want_len is nonzero the length must match exactly. */
 const void *snap_reader_find(const struct snap_reader *r, uint16_t kind, uint16_t index, size_t want_len, size_t *len);

@@ -1,6 +1,7 @@
-// Restore: validate DIR/state, map DIR/memory copy-on-write, rebuild the machine and set its state in KVM's order.
+// Restore: validate DIR/state, map DIR/memory (or a diff over its base) copy-on-write, rebuild the machine and set its state in KVM's order.
 #include "snapshot/snapshot.h"
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "snapshot/devices.h"
+#include "snapshot/diff.h"
 #include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"
 #include "vcpu.h"
@@ -83,6 +85,69 @@ static int clock_restore(struct vm *vm, const struct snap_reader *r, char *err, 
   return 0;
 }
 
+/* Opens path read-only and checks that it is exactly mem_bytes long. Returns the fd or -1. */
+static int open_memory(const char *path, uint64_t mem_bytes, struct stat *st, char *err, size_t errlen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, st) < 0) {
+    fail(err, errlen, "open", path);
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  if ((uint64_t)st->st_size != mem_bytes) {
+    snprintf(err, errlen, "%s is %lld bytes, the snapshot says %llu", path, (long long)st->st_size,
+             (unsigned long long)mem_bytes);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Guest RAM: DIR/memory mapped MAP_PRIVATE (a full snapshot), or BASE/memory with DIR/memory's pages mapped over it (a
+ * diff, docs/snapshot.md "Diff snapshots"); creates the VM and its memslot. Then remembers the base, so that this VM
+ * can later write a diff of its own. */
+static int memory_map(struct machine *m, const char *dir, const struct snap_reader *r, char *err, size_t errlen) {
+  char path[4200], real[PATH_MAX];
+  struct stat st, dst;
+  struct snap_diff_base base;
+  const struct snap_diff_run *runs = NULL;
+  size_t nruns = 0, runs_len = 0;
+  bool diff = r->hdr.version == SNAP_VERSION_DIFF;
+  if (diff) {
+    const struct snap_diff_base *b = snap_reader_find(r, SNAP_SEC_DIFF_BASE, 0, sizeof base, NULL);
+    runs = snap_reader_find(r, SNAP_SEC_DIFF_RUNS, 0, 0, &runs_len);
+    if (!b || !runs || runs_len % sizeof *runs || b->path_len < 2 || b->path_len > sizeof b->path ||
+        b->path[b->path_len - 1] || b->path[0] != '/') {
+      snprintf(err, errlen, "diff snapshot lacks a valid base or page list");
+      return -1;
+    }
+    base = *b;
+    nruns = runs_len / sizeof *runs;
+    if (snap_diff_runs_check(runs, nruns, r->hdr.mem_bytes / PAGE, err, errlen) < 0) return -1;
+  }
+  snprintf(path, sizeof path, "%s/memory", diff ? base.path : dir);
+  int fd = open_memory(path, r->hdr.mem_bytes, &st, err, errlen);
+  if (fd < 0) return -1;
+  if (diff && snap_diff_base_check(&base, &st, err, errlen) < 0) goto bad;
+  if (!diff && (!realpath(dir, real) || snap_diff_base_set(&base, real, &st) < 0)) {
+    snprintf(err, errlen, "%s: cannot resolve to an absolute path under %zu bytes", dir, sizeof base.path);
+    goto bad;
+  }
+  if (vm_create_mem(&m->vm, r->hdr.mem_bytes, (int)r->hdr.nvcpus, fd, err, errlen) < 0) goto bad;
+  close(fd); /* the mapping keeps the file */
+  if (diff) {
+    snprintf(path, sizeof path, "%s/memory", dir);
+    int dfd = open_memory(path, r->hdr.mem_bytes, &dst, err, errlen);
+    if (dfd < 0) return -1;
+    int rc = snap_diff_overlay(&m->vm.mem, dfd, runs, nruns, err, errlen);
+    close(dfd);
+    if (rc < 0) return -1;
+  }
+  return snap_diff_track(&base, runs, nruns, r->hdr.mem_bytes, err, errlen);
+bad:
+  close(fd);
+  return -1;
+}
+
 #define DEV_STATE(kind, type, var)                                    \
   const type *var = snap_reader_find(&r, kind, 0, sizeof(type), NULL); \
   if (!var) {                                                         \
@@ -97,7 +162,7 @@ int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd
   uint8_t *buf = read_capped(path, SNAP_MAX_FILE, &len, err, errlen);
   if (!buf) return -1;
   struct snap_reader r;
-  int rc = -1, mem_fd = -1;
+  int rc = -1;
   if (snap_reader_open(&r, buf, len, snap_host_kind(), err, errlen) < 0) goto out;
   if (r.hdr.nvcpus < 1 || r.hdr.nvcpus > VM_MAX_VCPUS || r.hdr.mem_bytes < (16ull << 20) ||
       r.hdr.mem_bytes > ((uint64_t)VM_MAX_MEM_MIB << 20) || r.hdr.mem_bytes % PAGE) {
@@ -105,19 +170,7 @@ int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd
              (unsigned long long)r.hdr.mem_bytes);
     goto out;
   }
-  snprintf(path, sizeof path, "%s/memory", a->restore);
-  mem_fd = open(path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  if (mem_fd < 0 || fstat(mem_fd, &st) < 0) {
-    fail(err, errlen, "open", path);
-    goto out;
-  }
-  if ((uint64_t)st.st_size != r.hdr.mem_bytes) {
-    snprintf(err, errlen, "%s is %lld bytes, the snapshot says %llu", path, (long long)st.st_size,
-             (unsigned long long)r.hdr.mem_bytes);
-    goto out;
-  }
-  if (vm_create_mem(&m->vm, r.hdr.mem_bytes, (int)r.hdr.nvcpus, mem_fd, err, errlen) < 0) goto out;
+  if (memory_map(m, a->restore, &r, err, errlen) < 0) goto out;
   if (vcpus_create(&m->vm, err, errlen) < 0) goto out;
   if (machine_add_legacy(m, console_fd, err, errlen) < 0) goto out;
   if (machine_add_devices(m, a, err, errlen) < 0) goto out;
@@ -158,7 +211,6 @@ int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd
   cmos_restore(&m->cmos, cs);
   rc = 0;
 out:
-  if (mem_fd >= 0) close(mem_fd); /* the mapping keeps the file */
   snap_reader_free(&r);
   return rc;
 }

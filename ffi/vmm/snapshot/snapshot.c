@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "snapshot/devices.h"
+#include "snapshot/diff.h"
 #include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"
 #include "virtio/persist.h"
@@ -32,8 +33,14 @@ static bool page_is_zero(const uint8_t *p) {
   return true;
 }
 
-/* Writes RAM as it is; zero pages stay holes (the file is ftruncated to full size first). */
-static int memory_write(const struct guest_mem *mem, const char *dir, char *err, size_t errlen) {
+static bool page_wanted(const uint64_t *pages, uint64_t off) {
+  uint64_t p = off / PAGE;
+  return !pages || (pages[p / 64] >> (p % 64) & 1);
+}
+
+/* Writes RAM as it is, or only the pages set in `pages` (a diff); zero pages stay holes (the file is ftruncated to
+ * full size first, so a page is always at its own guest-physical offset). */
+static int memory_write(const struct guest_mem *mem, const uint64_t *pages, const char *dir, char *err, size_t errlen) {
   char tmp[4200], path[4200];
   snprintf(tmp, sizeof tmp, "%s/memory.tmp", dir);
   snprintf(path, sizeof path, "%s/memory", dir);
@@ -41,12 +48,13 @@ static int memory_write(const struct guest_mem *mem, const char *dir, char *err,
   if (fd < 0) return fail(err, errlen, "open", tmp);
   if (ftruncate(fd, (off_t)mem->size) < 0) goto bad;
   for (uint64_t off = 0; off < mem->size;) {
-    if (page_is_zero(mem->host + off)) {
+    if (!page_wanted(pages, off) || page_is_zero(mem->host + off)) {
       off += PAGE;
       continue;
     }
     uint64_t end = off + PAGE;
-    while (end < mem->size && end - off < (64u << 20) && !page_is_zero(mem->host + end)) end += PAGE;
+    while (end < mem->size && end - off < (64u << 20) && page_wanted(pages, end) && !page_is_zero(mem->host + end))
+      end += PAGE;
     for (uint64_t p = off; p < end;) {
       ssize_t n = pwrite(fd, mem->host + p, end - p, (off_t)p);
       if (n <= 0) goto bad;
@@ -79,7 +87,62 @@ static int vm_state_save(struct vm *vm, struct snap_writer *w, char *err, size_t
   return 0;
 }
 
+/* The pages a diff must hold, as a bitmap and as runs (for the state file). Returns the number of runs, 0 when the
+ * diff would be too fragmented (the caller then writes a full snapshot), or -1 with err. */
+static long diff_pages(const struct guest_mem *mem, uint64_t **bitmap, struct snap_diff_run **runs, char *err,
+                       size_t errlen) {
+  uint64_t npages = mem->size / PAGE;
+  *bitmap = calloc((npages + 63) / 64, sizeof **bitmap);
+  *runs = calloc(SNAP_DIFF_MAX_RUNS, sizeof **runs);
+  if (!*bitmap || !*runs) {
+    snprintf(err, errlen, "out of memory for the diff page list");
+    return -1;
+  }
+  if (snap_diff_dirty_pages(mem, *bitmap, err, errlen) < 0) return -1;
+  size_t n = snap_diff_runs_from_bitmap(*bitmap, npages, *runs);
+  if (n > SNAP_DIFF_MAX_RUNS) return 0;
+  if (n == 0) { /* nothing changed: one page keeps the format simple (a diff always has runs) */
+    (*bitmap)[0] |= 1;
+    (*runs)[0] = (struct snap_diff_run){.first_page = 0, .npages = 1};
+    n = 1;
+  }
+  return (long)n;
+}
+
+static int save(struct machine *m, const char *dir, const uint64_t *pages, const struct snap_diff_run *runs, long nruns,
+                char *err, size_t errlen);
+
 int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) {
+  return save(m, dir, NULL, NULL, 0, err, errlen);
+}
+
+int snapshot_save_diff(struct machine *m, const char *dir, char *err, size_t errlen) {
+  const struct snap_diff_base *base = snap_diff_tracked_base();
+  char mem_path[4200];
+  struct stat st;
+  /* Writing a diff into its own base would replace the file the diff lies over. (No realpath: seccomp forbids
+   * readlink; the memory file's identity says the same.) */
+  snprintf(mem_path, sizeof mem_path, "%s/memory", dir);
+  if (base && stat(mem_path, &st) == 0 && st.st_dev == base->dev && st.st_ino == base->ino) {
+    snprintf(err, errlen, "%s is this VM's base snapshot: write the diff to another directory", dir);
+    return -1;
+  }
+  uint64_t *pages = NULL;
+  struct snap_diff_run *runs = NULL;
+  long nruns = diff_pages(&m->vm.mem, &pages, &runs, err, errlen);
+  if (nruns == 0) {
+    fprintf(stderr, "onebox-vmm: snapshot-diff: more than %u page runs, writing a full snapshot\n", SNAP_DIFF_MAX_RUNS);
+    free(pages);
+    pages = NULL;
+  }
+  int rc = nruns < 0 ? -1 : save(m, dir, pages, runs, nruns, err, errlen);
+  free(pages);
+  free(runs);
+  return rc;
+}
+
+static int save(struct machine *m, const char *dir, const uint64_t *pages, const struct snap_diff_run *runs, long nruns,
+                char *err, size_t errlen) {
   if (mkdir(dir, 0755) < 0 && errno != EEXIST) return fail(err, errlen, "mkdir", dir);
   /* An older state file must not pair with the new memory file if this snapshot fails half-way. */
   char old_state[4200];
@@ -102,6 +165,11 @@ int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) 
   snap_writer_add(&w, SNAP_SEC_CMOS, 0, &cs, sizeof cs);
   struct snap_machine_state ms = {.nvirtio = (uint32_t)m->nvirtio};
   snap_writer_add(&w, SNAP_SEC_MACHINE, 0, &ms, sizeof ms);
+  if (pages) {
+    snap_writer_mark_diff(&w);
+    snap_writer_add(&w, SNAP_SEC_DIFF_BASE, 0, snap_diff_tracked_base(), sizeof(struct snap_diff_base));
+    snap_writer_add(&w, SNAP_SEC_DIFF_RUNS, 0, runs, (size_t)nruns * sizeof *runs);
+  }
   /* Device locks stay held until RAM is written: the event loop (vsock host side) must not touch the rings
    * or guest buffers while their state and the memory image are taken. */
   for (int i = 0; i < m->nvirtio; i++) {
@@ -122,7 +190,7 @@ int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen) 
     goto out;
   }
   /* Memory first, state last: a directory with a state file is complete. */
-  int mrc = memory_write(&m->vm.mem, dir, err, errlen);
+  int mrc = memory_write(&m->vm.mem, pages, dir, err, errlen);
   for (int i = 0; i < m->nvirtio; i++) pthread_mutex_unlock(&m->virtio[i]->lock);
   if (mrc < 0) goto out;
   char tmp[4200], path[4200];

@@ -6,6 +6,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 #include "snapshot/devices.h"
+#include "snapshot/diff.h"
 #include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"
 #include "vcpu.h"
@@ -150,8 +151,76 @@ static void test_vcpu(void) {
   vm_destroy(&b);
 }
 
+/* Diff snapshots: version 2 is read, run lists are bounded and checked, bitmaps become runs, base identity. */
+static void test_diff_format(void) {
+  struct snap_writer w;
+  snap_writer_init(&w, 1, 32u << 20, SNAP_HOST_PVM);
+  snap_writer_mark_diff(&w);
+  struct snap_diff_run runs[3] = {{0, 1}, {5, 2}, {8191, 1}};
+  snap_writer_add(&w, SNAP_SEC_DIFF_RUNS, 0, runs, sizeof runs);
+  size_t len;
+  const uint8_t *img = snap_writer_finish(&w, &len);
+  char err[256];
+  struct snap_reader r;
+  CHECK(snap_reader_open(&r, dup_image(img, len), len, SNAP_HOST_PVM, err, sizeof err) == 0);
+  CHECK(r.hdr.version == SNAP_VERSION_DIFF);
+  size_t rl;
+  const struct snap_diff_run *got = snap_reader_find(&r, SNAP_SEC_DIFF_RUNS, 0, 0, &rl);
+  CHECK(got && rl == sizeof runs && snap_diff_runs_check(got, 3, 8192, err, sizeof err) == 0);
+  snap_reader_free(&r);
+  snap_writer_free(&w);
+  /* an unknown version is refused by number */
+  snap_writer_init(&w, 1, 32u << 20, SNAP_HOST_PVM);
+  img = snap_writer_finish(&w, &len);
+  uint8_t *b = dup_image(img, len);
+  ((struct snap_header *)b)->version = 3;
+  ((struct snap_header *)b)->crc32c = 0;
+  ((struct snap_header *)b)->crc32c = snap_crc32c(0, b, len);
+  CHECK(snap_reader_open(&r, b, len, SNAP_HOST_PVM, err, sizeof err) < 0 && strstr(err, "version 3"));
+  snap_reader_free(&r);
+  snap_writer_free(&w);
+  /* run lists: outside memory, overlapping, out of order, empty runs, none, too many */
+  CHECK(snap_diff_runs_check(runs, 3, 8191, err, sizeof err) < 0 && strstr(err, "outside memory"));
+  struct snap_diff_run overlap[2] = {{0, 4}, {3, 1}}, backwards[2] = {{9, 1}, {2, 1}}, empty[1] = {{4, 0}};
+  CHECK(snap_diff_runs_check(overlap, 2, 100, err, sizeof err) < 0);
+  CHECK(snap_diff_runs_check(backwards, 2, 100, err, sizeof err) < 0);
+  CHECK(snap_diff_runs_check(empty, 1, 100, err, sizeof err) < 0);
+  CHECK(snap_diff_runs_check(runs, 0, 100, err, sizeof err) < 0);
+  CHECK(snap_diff_runs_check(runs, SNAP_DIFF_MAX_RUNS + 1, 1u << 30, err, sizeof err) < 0);
+  struct snap_diff_run big[1] = {{0xffffffffu, 0xffffffffu}}; /* first + npages overflows 32 bits */
+  CHECK(snap_diff_runs_check(big, 1, 1u << 20, err, sizeof err) < 0);
+  /* bitmap -> runs: pages 0-2, 64, 127-128 */
+  uint64_t bm[4] = {0};
+  uint64_t set[] = {0, 1, 2, 64, 127, 128};
+  for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) bm[set[i] / 64] |= 1ull << (set[i] % 64);
+  struct snap_diff_run out[8];
+  CHECK(snap_diff_runs_from_bitmap(bm, 256, out) == 3);
+  CHECK(out[0].first_page == 0 && out[0].npages == 3 && out[1].first_page == 64 && out[1].npages == 1);
+  CHECK(out[2].first_page == 127 && out[2].npages == 2);
+  /* alternate pages: more runs than the cap -> the caller writes a full snapshot */
+  uint64_t npages = 2ull * (SNAP_DIFF_MAX_RUNS + 1);
+  uint64_t *alt = calloc(npages / 64 + 1, sizeof *alt);
+  for (uint64_t p = 0; p < npages; p += 2) alt[p / 64] |= 1ull << (p % 64);
+  struct snap_diff_run *many = calloc(SNAP_DIFF_MAX_RUNS, sizeof *many);
+  CHECK(snap_diff_runs_from_bitmap(alt, npages, many) == SNAP_DIFF_MAX_RUNS + 1);
+  free(alt);
+  free(many);
+  /* base identity: a relative path is refused; the same stat matches, another mtime or inode does not */
+  struct stat st = {.st_dev = 1, .st_ino = 2, .st_size = 32 << 20};
+  struct snap_diff_base base;
+  CHECK(snap_diff_base_set(&base, "relative/dir", &st) < 0);
+  CHECK(snap_diff_base_set(&base, "/snap/base", &st) == 0 && !strcmp(base.path, "/snap/base"));
+  CHECK(snap_diff_base_check(&base, &st, err, sizeof err) == 0);
+  st.st_mtim.tv_nsec = 1;
+  CHECK(snap_diff_base_check(&base, &st, err, sizeof err) < 0 && strstr(err, "changed since this diff"));
+  st.st_mtim.tv_nsec = 0;
+  st.st_ino = 3;
+  CHECK(snap_diff_base_check(&base, &st, err, sizeof err) < 0);
+}
+
 int main(void) {
   test_format();
+  test_diff_format();
   test_devices();
   test_vcpu();
   printf("snapshot_test: ok\n");
