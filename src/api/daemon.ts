@@ -33,7 +33,8 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   const manager = new SandboxManager(state, config, drv);
   const recovered = await manager.recover();
   if (recovered.adopted || recovered.ended) log.info("recovered sandboxes", recovered);
-  const admission = new Admission(config, () => manager.usage());
+  // One aggregate query per create (sandboxes_live_claims), not a read of every live row.
+  const admission = new Admission(config, () => state.sandboxes.claims());
   let templateBuilds: DefaultTemplateBuilder | undefined;
   if (config.sourceDir && config.buildDefaultTemplates) {
     templateBuilds = new DefaultTemplateBuilder(state, config.dataDir, config.sourceDir);

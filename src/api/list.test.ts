@@ -121,3 +121,92 @@ test("GET /sandboxes/{id}: detail for live rows, 404 for ended ones", async () =
   expect(body.envdAccessToken).toBe("tok");
   expect((await d.api("/sandboxes/sb101")).status).toBe(404);
 });
+
+test("a token past the end gives an empty page and no X-Next-Token", async () => {
+  // The last row in desc order is sb000; a cursor on it, or older than any row, has nothing after it.
+  const past = Buffer.from(JSON.stringify([T0, "sb000"])).toString("base64url");
+  expect(await list(`?state=running&nextToken=${past}`)).toEqual({ items: [], next: null });
+  const older = Buffer.from(JSON.stringify([T0 - 1, "zzz"])).toString("base64url");
+  expect(await list(`?nextToken=${older}`)).toEqual({ items: [], next: null });
+  // An exact last page (limit = what is left) ends without a token, too.
+  const { items, next } = await list(`?state=running&limit=5&nextToken=${Buffer.from(JSON.stringify([T0 + 5000, "sb005"])).toString("base64url")}`);
+  expect(items.map((x) => x.sandboxID)).toEqual(["sb004", "sb003", "sb002", "sb001", "sb000"]);
+  expect(next).toBeNull();
+});
+
+test("a malformed nextToken, limit or state is a 400 in the E2B shape", async () => {
+  const b64 = (s: string) => Buffer.from(s).toString("base64url");
+  for (const q of [
+    "nextToken=garbage!",
+    `nextToken=${b64("[1,2]")}`,
+    `nextToken=${b64('["x","sb001"]')}`,
+    `nextToken=${b64("[1.5,\"sb001\"]")}`,
+    `nextToken=${b64('{"a":1}')}`,
+    "limit=0",
+    "limit=101",
+    "limit=ten",
+    "state=stopped",
+    "order=sideways",
+    "startedAfter=yesterday",
+    "metadata=" + encodeURIComponent(Array.from({ length: 65 }, (_, i) => `k${i}=v`).join("&")),
+    "metadata=" + encodeURIComponent("novalue"),
+  ]) {
+    const res = await d.api("/v2/sandboxes?" + q);
+    expect({ q, status: res.status }).toEqual({ q, status: 400 });
+    const body = (await res.json()) as { code: number; message: string };
+    expect(body.code).toBe(400);
+    expect(body.message.length).toBeGreaterThan(10);
+  }
+});
+
+test("metadata filter with several keys: all must match", async () => {
+  // As the SDK encodes it (see the double-encoding test above).
+  const q = (pairs: [string, string][]) =>
+    "?metadata=" + encodeURIComponent(new URLSearchParams(pairs.map(([k, v]): [string, string] => [encodeURIComponent(k), encodeURIComponent(v)])).toString());
+  expect((await list(q([["group", "b"], ["idx", "15"], ["key with space", "v&=x"]]))).items.map((x) => x.sandboxID)).toEqual(["sb015"]);
+  expect((await list(q([["group", "b"], ["idx", "15"], ["key with space", "other"]]))).items).toEqual([]);
+  const b = await list(q([["group", "b"], ["key with space", "v&=x"]]) + "&state=running&limit=4");
+  expect(b.items.map((x) => x.sandboxID)).toEqual(["sb024", "sb023", "sb022", "sb021"]);
+  expect(b.next).not.toBeNull();
+  // The filter holds across pages.
+  const rest = await list(q([["group", "b"], ["key with space", "v&=x"]]) + `&state=running&limit=100&nextToken=${b.next}`);
+  expect(rest.items.map((x) => x.sandboxID)).toEqual(["sb020", "sb019", "sb018", "sb017", "sb016", "sb015", "sb014", "sb013", "sb012", "sb011", "sb010"]);
+  expect(rest.next).toBeNull();
+});
+
+test("paging while sandboxes are added and removed: survivors seen once, none skipped", async () => {
+  // Own rows (metadata walk=1) so the other tests' rows do not matter.
+  const W = T0 + 1_000_000;
+  const mk = (i: number, startedAt: number): NewSandboxRow => ({
+    ...row(200 + i),
+    id: `walk${String(i).padStart(2, "0")}`,
+    metadata: JSON.stringify({ walk: "1" }),
+    startedAt,
+  });
+  for (let i = 0; i < 20; i++) d.state.sandboxes.insert(mk(i, W + i * 1000));
+  const q = "?metadata=" + encodeURIComponent("walk=1") + "&limit=6";
+  const seen: string[] = [];
+  let page = await list(q);
+  seen.push(...page.items.map((x) => x.sandboxID));
+  // Between pages: a newer sandbox starts (lands before the cursor: not part of this walk), an
+  // unseen one ends, an already seen one ends, and one starts with the same startedAt as an unseen row.
+  d.state.sandboxes.insert(mk(50, W + 100_000));
+  d.state.sandboxes.update("walk05", { state: "ended", endedAt: Date.now() });
+  d.state.sandboxes.update("walk18", { state: "ended", endedAt: Date.now() });
+  d.state.sandboxes.insert(mk(51, W + 3000));
+  let pages = 1;
+  while (page.next && pages < 10) {
+    page = await list(q + `&nextToken=${page.next}`);
+    seen.push(...page.items.map((x) => x.sandboxID));
+    pages++;
+  }
+  const expected = ["walk19", "walk18", "walk17", "walk16", "walk15", "walk14"] // first page, before the changes
+    .concat(["walk13", "walk12", "walk11", "walk10", "walk09", "walk08", "walk07", "walk06", "walk04", "walk51", "walk03", "walk02", "walk01", "walk00"]);
+  expect(seen).toEqual(expected);
+  expect(new Set(seen).size).toBe(seen.length);
+  expect(pages).toBe(4);
+  // A fresh walk reflects the new state.
+  const fresh = await list(q.replace("limit=6", "limit=100"));
+  expect(fresh.items.map((x) => x.sandboxID)).toContain("walk50");
+  expect(fresh.items.map((x) => x.sandboxID)).not.toContain("walk05");
+});

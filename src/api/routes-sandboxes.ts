@@ -1,6 +1,6 @@
 // Sandbox resource routes: create (v1, v2), get, delete, list (v1, v2) — spec §1.3.
 import { Hono } from "hono";
-import { filterAndPage, parseMetadataFilter } from "../sandbox/list-query.ts";
+import { listPage, parseMetadataFilter } from "../sandbox/list-query.ts";
 import type { CreateInput } from "../sandbox/manager.ts";
 import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
@@ -75,7 +75,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       const t = d.state.templates.resolve(q.template);
       templateIds = t ? [t.id] : [q.template];
     }
-    const { items, nextToken } = filterAndPage(d.state.sandboxes.inStates(states, q.order), {
+    const { items, nextToken } = listPage(d.state.sandboxes, {
       metadata: parseMetadataFilter(q.metadata),
       states,
       limit: q.limit,
@@ -85,7 +85,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       templateIds,
     });
     if (nextToken) c.header("X-Next-Token", nextToken);
-    c.header("X-Total-Running", String(d.state.sandboxes.inStates(["running"]).length));
+    c.header("X-Total-Running", String(d.state.sandboxes.countLiveInState("running")));
     return c.json(items.map(listedSandboxJson));
   });
 
@@ -93,12 +93,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   app.get("/sandboxes", (c) => {
     const metadata = parseMetadataFilter(c.req.query("metadata"));
     const states = ["starting", "running", "resuming", "stopping"];
-    const { items } = filterAndPage(d.state.sandboxes.inStates(states), {
-      metadata,
-      states,
-      limit: Number.MAX_SAFE_INTEGER,
-      order: "desc",
-    });
+    const { items } = listPage(d.state.sandboxes, { metadata, states, order: "desc" });
     return c.json(items.map(listedSandboxJson));
   });
 

@@ -32,7 +32,7 @@ export function templateRoutes(d: ApiDeps): Hono {
     const id = c.req.param("id");
     const t = d.state.templates.resolve(id);
     if (!t) return e2bError(404, `template '${id}' not found`);
-    const users = d.state.sandboxes.live().filter((r) => r.templateId === t.id).length;
+    const users = d.state.sandboxes.countLiveOfTemplate(t.id);
     if (users > 0) return e2bError(409, `template '${id}' is used by ${users} live sandbox(es): kill them first`);
     removeTemplate(d.state, t.id);
     return c.body(null, 204);

@@ -1,14 +1,15 @@
-// Filtering and cursor paging of sandbox rows for GET /v2/sandboxes (spec §1.3 query parameters).
-import type { SandboxRow } from "../store/index.ts";
+// GET /v2/sandboxes and the v1 list (spec §1.3 query parameters): the metadata filter's parsing,
+// the opaque X-Next-Token cursor, and one page from SQLite (filters and keyset paging run in SQL).
+import type { SandboxRow, SandboxStore } from "../store/index.ts";
 import { badRequest } from "../util/errors.ts";
-import { parseJsonObject } from "./json-fields.ts";
 
 export interface ListQuery {
   /** All pairs must match (infra's parseFilters). */
   metadata: [string, string][];
   /** Row states to include (already mapped from the API's running/paused). */
   states: string[];
-  limit: number;
+  /** Page size; no limit and no next token when absent (v1 list). */
+  limit?: number;
   nextToken?: string;
   order: "asc" | "desc";
   startedAfterMs?: number;
@@ -23,16 +24,14 @@ export function encodeCursor(row: Pick<SandboxRow, "startedAt" | "id">): string 
 export function decodeCursor(token: string): [number, string] {
   try {
     const v: unknown = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (Array.isArray(v) && v.length === 2 && typeof v[0] === "number" && typeof v[1] === "string") return [v[0], v[1]];
+    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === "string") return [v[0] as number, v[1]];
   } catch {
     // fall through to the error below
   }
   throw badRequest("nextToken is not a token this server issued: pass the X-Next-Token of the previous page");
 }
 
-function cmp(a: [number, string], b: [number, string]): number {
-  return a[0] !== b[0] ? a[0] - b[0] : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
-}
+export const MAX_METADATA_PAIRS = 64;
 
 /** Parses the SDK's metadata parameter (spec §1.3): value already decoded once by the framework,
  *  decode again, split on & and =, decode each part. */
@@ -55,25 +54,27 @@ export function parseMetadataFilter(raw: string | undefined): [string, string][]
       throw badRequest(`metadata filter '${part}' is not valid URL encoding`);
     }
   }
+  // Each pair is two SQL parameters; a bound keeps a hostile query string a 400, not a SQLite error.
+  if (pairs.length > MAX_METADATA_PAIRS) throw badRequest(`metadata filter has ${pairs.length} pairs; at most ${MAX_METADATA_PAIRS} are allowed`);
   return pairs;
 }
 
-export function filterAndPage(rows: SandboxRow[], q: ListQuery): { items: SandboxRow[]; nextToken: string | null } {
-  const sign = q.order === "asc" ? 1 : -1;
-  const cursor = q.nextToken ? decodeCursor(q.nextToken) : null;
-  const matched = rows
-    .filter((r) => q.states.includes(r.state))
-    .filter((r) => q.startedAfterMs === undefined || r.startedAt > q.startedAfterMs)
-    .filter((r) => !q.templateIds || q.templateIds.includes(r.templateId))
-    .filter((r) => {
-      if (q.metadata.length === 0) return true;
-      const md = parseJsonObject(r.metadata);
-      return q.metadata.every(([k, v]) => md[k] === v);
-    })
-    .sort((a, b) => sign * cmp([a.startedAt, a.id], [b.startedAt, b.id]))
-    .filter((r) => !cursor || sign * cmp([r.startedAt, r.id], cursor) > 0);
-  const items = matched.slice(0, q.limit);
-  const last = items[items.length - 1];
-  const nextToken = matched.length > q.limit && last ? encodeCursor(last) : null;
-  return { items, nextToken };
+/** One page: asks SQLite for limit + 1 rows after the cursor; the extra row only says whether a
+ *  next page exists (X-Next-Token is absent on the last page, which ends the SDK's iteration).
+ *  Keyset paging: rows added or removed between pages never shift the others, so a walk sees
+ *  every row that stayed live exactly once. */
+export function listPage(store: SandboxStore, q: ListQuery): { items: SandboxRow[]; nextToken: string | null } {
+  const after = q.nextToken ? decodeCursor(q.nextToken) : undefined;
+  const rows = store.page({
+    states: q.states,
+    metadata: q.metadata,
+    templateIds: q.templateIds,
+    startedAfterMs: q.startedAfterMs,
+    after,
+    order: q.order,
+    limit: q.limit === undefined ? undefined : q.limit + 1,
+  });
+  if (q.limit === undefined || rows.length <= q.limit) return { items: rows, nextToken: null };
+  const items = rows.slice(0, q.limit);
+  return { items, nextToken: encodeCursor(items[items.length - 1]!) };
 }

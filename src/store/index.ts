@@ -21,3 +21,5 @@ export function openState(dataDir: string | null): State {
 }
 
 export type { SandboxRow, TemplateRow, NewTemplateRow, ApiKeyRow, EventRow, NewSandboxRow } from "./schema.ts";
+export type { Claims, PageQuery } from "./sandbox-list.ts";
+export type { SandboxStore } from "./sandbox-store.ts";

@@ -79,4 +79,20 @@ CREATE INDEX events_sandbox ON events(sandbox_id, at);
     // code interpreter): cold boots have no template snapshot taken after a ready command.
     sql: "ALTER TABLE templates ADD COLUMN ready_port INTEGER;",
   },
+  {
+    id: 3,
+    name: "live sandbox indexes",
+    // GET /v2/sandboxes pages by keyset over (started_at, id) and admission sums the claims of live
+    // sandboxes (src/store/sandbox-list.ts). Partial indexes keep both proportional to the live
+    // rows: ended rows stay forever and never enter them. The (state, started_at) index goes: with
+    // it the planner picks state=? and sorts every match, which is what made a page O(table).
+    // ended_at is a column of sandboxes_live_claims (always NULL there) only so that the index
+    // covers the claims query: SQLite 3.54 still reads the table row to check a partial index's
+    // WHERE column otherwise (src/store/sandbox-list.test.ts checks both plans).
+    sql: `
+DROP INDEX sandboxes_state_started;
+CREATE INDEX sandboxes_live_started ON sandboxes(started_at, id) WHERE ended_at IS NULL;
+CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, ended_at) WHERE ended_at IS NULL;
+`,
+  },
 ];

@@ -1,6 +1,7 @@
 // Queries on the sandboxes and events tables (the only place that writes them).
 import { and, asc, count, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "./db.ts";
+import { countLiveInState, countLiveOfTemplate, liveClaims, selectPage, type Claims, type PageQuery } from "./sandbox-list.ts";
 import { events, sandboxes, type EventRow, type NewSandboxRow, type SandboxRow } from "./schema.ts";
 
 export class SandboxStore {
@@ -34,6 +35,24 @@ export class SandboxStore {
     const by = order === "asc" ? [asc(sandboxes.startedAt), asc(sandboxes.id)] : [desc(sandboxes.startedAt), desc(sandboxes.id)];
     const q = this.db.select().from(sandboxes);
     return (states ? q.where(inArray(sandboxes.state, states)) : q).orderBy(...by).all();
+  }
+
+  /** One keyset page of live rows (GET /v2/sandboxes and the v1 list); see sandbox-list.ts. */
+  page(q: PageQuery): SandboxRow[] {
+    return selectPage(this.db, q);
+  }
+
+  /** What live sandboxes claim in total (admission control), as one aggregate query. */
+  claims(): Claims {
+    return liveClaims(this.db);
+  }
+
+  countLiveInState(state: string): number {
+    return countLiveInState(this.db, state);
+  }
+
+  countLiveOfTemplate(templateId: string): number {
+    return countLiveOfTemplate(this.db, templateId);
   }
 
   count(): number {
