@@ -171,7 +171,7 @@ trap 'exit 130' INT TERM
 
 # 1. The debootstrap tree, shared by runs with the same key; one builder at a time.
 exec 9>"$CACHE/.lock"
-flock 9
+flock -n 9 || { step "waiting for another mkrootfs.sh run to release $CACHE/.lock"; flock 9; }
 if [ ! -f "$TREE/.done" ]; then
   phase debootstrap
   step "debootstrap $SUITE minbase + ${#pkgs[@]} packages into the cache (first run for this key)"

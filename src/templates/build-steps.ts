@@ -130,7 +130,11 @@ export class StepRun {
       const onLine = (line: string) => {
         this.log(line);
         const m = opts.marker?.(line);
-        if (m && !this.o.signal?.aborted && this.o.steps.includes(m.step)) this.begin(m.step, m.cached);
+        if (m && !this.o.signal?.aborted && this.o.steps.includes(m.step)) {
+          // The caller may have started this step already (before the script said so): keep one entry.
+          if (m.step !== this.current?.step) this.begin(m.step, m.cached);
+          else if (m.cached) this.end("cached");
+        }
         const d = opts.detail?.(line);
         if (d) this.o.reporter.detail(d);
       };
