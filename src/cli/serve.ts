@@ -10,7 +10,8 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]
        [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates] [--boot-timeout-ms 60000]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
-in the background with its scripts/mkrootfs.sh.`;
+in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
+in DATA/templates/logs (docs/templates.md).`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ["no-auth", "no-default-templates", "help"]);
