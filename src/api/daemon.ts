@@ -38,8 +38,11 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   let templateBuilds: DefaultTemplateBuilder | undefined;
   if (config.sourceDir && config.buildDefaultTemplates) {
     templateBuilds = new DefaultTemplateBuilder(state, config.dataDir, config.sourceDir);
-    void templateBuilds.start();
   }
+  // Snapshot every template that has none yet, and the default ones once built, so creates restore.
+  const warm = () => manager.warmTemplates().catch((e) => log.warn("template snapshots", { error: String(e) }));
+  void warm();
+  if (templateBuilds) void templateBuilds.start().then(warm);
   const api = createApi({ config, state, manager, admission, templateBuilds });
   const server = startServer(config, api, new DataPlane(manager));
   // With --port 0 the bound port is known only now; routes read config at request time.
@@ -56,7 +59,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     async close() {
       if (closed) return;
       closed = true;
-      manager.detachAll();
+      await manager.detachAll();
       await server.stop(true);
       state.close();
     },

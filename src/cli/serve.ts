@@ -9,12 +9,13 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--domain localhost:PORT] [--pvm-kernel PATH] [--run-root /run/onebox]
        [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]
        [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates] [--boot-timeout-ms 60000]
+       [--no-template-snapshots (or ONEBOX_TEMPLATE_SNAPSHOTS=0): cold-boot every create]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["no-auth", "no-default-templates", "help"]);
+  const a = parseArgs(argv, ["no-auth", "no-default-templates", "no-template-snapshots", "help"]);
   if (bool(a, "help")) {
     console.log(SERVE_USAGE);
     return 0;
@@ -33,6 +34,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     sourceDir: str(a, "source-dir") ?? process.env.ONEBOX_SOURCE_DIR,
     buildDefaultTemplates: !bool(a, "no-default-templates"),
     bootTimeoutMs: int(a, "boot-timeout-ms"),
+    templateSnapshots: !bool(a, "no-template-snapshots") && process.env.ONEBOX_TEMPLATE_SNAPSHOTS !== "0",
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {

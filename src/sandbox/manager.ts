@@ -11,7 +11,8 @@ import { hostProblem } from "./host-check.ts";
 import { parseJsonObject } from "./json-fields.ts";
 import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type EndReason, type SandboxState } from "./lifecycle.ts";
 import { OpLocks } from "./op-lock.ts";
-import { bootSandbox, removeSandboxFiles, sandboxPaths, templateProblem } from "./runtime.ts";
+import { isParked, parkSandbox, removeSandboxFiles, resumeSandbox, sandboxPaths, templateProblem } from "./runtime.ts";
+import { SandboxStarter } from "./starter.ts";
 import { DeadlineTimers } from "./timers.ts";
 import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
 import { LiveVms, type Live } from "./live-vms.ts";
@@ -43,12 +44,23 @@ export class SandboxManager {
   private detached = false;
   /** Creates in flight: a kill of a starting sandbox waits for its boot instead of failing with 409. */
   private creating = new Map<string, Promise<void>>();
+  /** Sandboxes whose VM is being stopped because it was paused to disk: its exit is not an end. */
+  private parking = new Set<string>();
+  private readonly starter: SandboxStarter | null;
 
   constructor(
     private readonly state: State,
     private readonly config: Config,
     private readonly driver: VmDriverResult,
-  ) {}
+  ) {
+    this.starter = driver.ok ? new SandboxStarter(config, driver.driver) : null;
+  }
+
+  /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
+  warmTemplates(): Promise<void> {
+    const ready = this.state.templates.list().filter((t) => this.createProblem(t) === null);
+    return this.starter?.warm(ready) ?? Promise.resolve();
+  }
 
   resolveTemplate(idOrAlias: string): TemplateRow {
     const t = this.state.templates.resolve(idOrAlias);
@@ -69,8 +81,8 @@ export class SandboxManager {
   async create(input: CreateInput): Promise<SandboxRow> {
     const t = this.resolveTemplate(input.templateID);
     const problem = this.createProblem(t);
-    if (problem || !this.driver.ok) throw unavailable(`cannot start a sandbox: ${problem ?? "no VMM"}`);
-    const driver = this.driver.driver;
+    const starter = this.starter;
+    if (problem || !starter) throw unavailable(`cannot start a sandbox: ${problem ?? "no VMM"}`);
     const id = newSandboxId();
     const now = Date.now();
     // v2 is always secure; v1 only when asked (spec §1.3). Without a token the agent checks none.
@@ -96,12 +108,13 @@ export class SandboxManager {
     });
     this.state.sandboxes.addEvent(id, "create", `template ${t.id}`);
     const boot = this.locks.with(id, "create", () =>
-      bootSandbox(this.config, driver, { id, template: t, envVars: input.envVars, accessToken: token ?? undefined }),
+      starter.start({ id, template: t, envVars: input.envVars, accessToken: token ?? undefined }),
     );
     this.creating.set(id, boot.then(() => undefined, () => undefined));
     try {
       const booted = await boot;
       this.adoptLive(id, booted.handle, booted.runDir);
+      this.state.sandboxes.addEvent(id, booted.mode);
       this.setState(id, "starting", "running", { runDir: booted.runDir, sandboxDir: booted.sandboxDir, vmPid: booted.handle.pid });
       this.armTimer(this.mustGet(id));
       this.creating.delete(id);
@@ -185,7 +198,8 @@ export class SandboxManager {
     return { row: updated, resumed };
   }
 
-  /** Pause stops the vCPUs and keeps the VM process (memory stays resident until snapshots land). */
+  /** Pause to disk (spec §1.3 pause): the vCPUs stop, the VM is snapshotted into the sandbox's dir and
+   *  its process ends, so a paused sandbox holds no memory and survives a host reboot's daemon restart. */
   async pause(id: string): Promise<void> {
     const row = this.getVisible(id);
     if (row.state === "paused") throw conflict(`sandbox ${id} is already paused`);
@@ -201,7 +215,19 @@ export class SandboxManager {
       }
       this.live.cutStreams(id, true);
       this.timers.clear(id);
-      this.setState(id, "pausing", "paused");
+      this.parking.add(id);
+      try {
+        await parkSandbox(this.config, id, live.handle);
+      } catch (e) {
+        this.parking.delete(id);
+        await live.handle.resume().catch(() => undefined);
+        this.setState(id, "pausing", "running");
+        this.armTimer(this.mustGet(id));
+        throw unavailable(`pausing sandbox ${id} failed while saving it (${String(e)}); it is still running, retry`);
+      }
+      this.live.remove(id);
+      this.parking.delete(id);
+      this.setState(id, "pausing", "paused", { vmPid: null });
     });
   }
 
@@ -209,27 +235,37 @@ export class SandboxManager {
     const row = this.getVisible(id);
     if (row.state !== "paused") throw conflict(`sandbox ${id} is ${row.state}, not paused`);
     await this.locks.with(id, "resume", async () => {
-      const live = this.liveOrUnavailable(id);
       this.setState(id, "paused", "resuming");
       try {
-        await live.handle.resume();
+        await this.wake(row);
       } catch (e) {
         this.setState(id, "resuming", "paused");
-        throw unavailable(`resuming sandbox ${id} failed (${String(e)}); retry`);
+        throw unavailable(`resuming sandbox ${id} failed (${e instanceof Error ? e.message : String(e)}); it is still paused, retry`);
       }
-      // Resumes re-run /init so the guest clock is fixed after the pause (spec §3.4).
-      const agent = new AgentClient(live.runDir);
-      await agent
-        .init(
-          { envVars: parseJsonObject(row.envVars), accessToken: row.envdAccessToken ?? undefined, defaultUser: "user", defaultWorkdir: "/home/user" },
-          row.envdAccessToken ?? undefined,
-        )
-        .catch((e) => log.warn("re-init after resume failed", { id, error: String(e) }));
       const endAt = timeoutSec ? Date.now() + timeoutSec * 1000 : Math.max(row.endAt, Date.now() + 300_000);
-      this.setState(id, "resuming", "running", { endAt });
+      this.setState(id, "resuming", "running", { endAt, vmPid: this.live.get(id)?.handle.pid ?? null });
       this.armTimer(this.mustGet(id));
     });
     return this.mustGet(id);
+  }
+
+  /** Restores a paused sandbox from its snapshot; a VM paused in memory by an older daemon just continues. */
+  private async wake(row: SandboxRow): Promise<void> {
+    const init = { envVars: parseJsonObject(row.envVars), accessToken: row.envdAccessToken ?? undefined };
+    const live = this.live.get(row.id);
+    if (live) {
+      await live.handle.resume();
+      // Re-run /init so the guest clock is fixed after the pause (spec §3.4).
+      await new AgentClient(live.runDir)
+        .init({ ...init, defaultUser: "user", defaultWorkdir: "/home/user" }, init.accessToken)
+        .catch((e) => log.warn("re-init after resume failed", { id: row.id, error: String(e) }));
+      return;
+    }
+    if (!this.driver.ok) throw new Error(this.driver.problem);
+    const template = this.state.templates.resolve(row.templateId);
+    if (!template) throw new Error(`its template ${row.templateId} was removed`);
+    const booted = await resumeSandbox(this.config, this.driver.driver, { id: row.id, template, ...init });
+    this.adoptLive(row.id, booted.handle, booted.runDir);
   }
 
   async metrics(id: string): Promise<{ vm: VmStats; guest: AgentMetrics }> {
@@ -253,9 +289,16 @@ export class SandboxManager {
   async routeOrResume(id: string): Promise<Route | null> {
     const direct = this.route(id);
     if (direct) return direct;
-    const row = this.state.sandboxes.get(id);
-    if (row?.state !== "paused" || !row.autoResume || !this.live.has(id)) return null;
-    await this.resume(id).catch((e) => log.warn("auto-resume failed", { id, error: String(e) }));
+    if (!this.state.sandboxes.get(id)?.autoResume) return null;
+    // Traffic that arrives while an auto-pause is being written waits for it, then resumes; requests
+    // that arrive together share one resume.
+    await this.locks.settled(id);
+    if (this.state.sandboxes.get(id)?.state === "paused") {
+      await this.resume(id).catch(async (e) => {
+        log.warn("auto-resume failed", { id, error: String(e) });
+        await this.locks.settled(id);
+      });
+    }
     return this.route(id);
   }
 
@@ -278,7 +321,8 @@ export class SandboxManager {
   usage(): { cpus: number; memoryMib: number; count: number } {
     let cpus = 0;
     let memoryMib = 0;
-    const rows = this.state.sandboxes.live();
+    // A paused sandbox is on disk and holds no host CPU or memory.
+    const rows = this.state.sandboxes.live().filter((r) => r.state !== "paused" || this.live.has(r.id));
     for (const r of rows) {
       cpus += r.cpuCount;
       memoryMib += r.memoryMb;
@@ -291,6 +335,10 @@ export class SandboxManager {
     let adopted = 0;
     let ended = 0;
     for (const row of this.state.sandboxes.live()) {
+      if (row.state === "paused" && isParked(this.config, row.id)) {
+        adopted++; // paused to disk: nothing runs; resume restores it
+        continue;
+      }
       const handle = this.driver.ok && row.runDir ? await this.driver.driver.adopt(row.runDir).catch(() => null) : null;
       if (handle && row.runDir && (row.state === "running" || row.state === "paused")) {
         this.adoptLive(row.id, handle, row.runDir);
@@ -319,9 +367,11 @@ export class SandboxManager {
   }
 
   /** Stops timers without touching VMs: they live on and are re-adopted by the next daemon. */
-  detachAll(): void {
+  async detachAll(): Promise<void> {
     this.detached = true;
     this.timers.clearAll();
+    // Template snapshot VMs are not sandboxes: none may outlive the daemon.
+    await this.starter?.snapshots?.stopBuilds();
   }
 
   private async expire(id: string): Promise<void> {
@@ -344,7 +394,8 @@ export class SandboxManager {
     this.live.add(id, handle, runDir);
     void handle.exited.then(async (exit) => {
       const stopped = this.stopReasons.get(id);
-      if (stopped || this.detached) return; // kill() records its own reason
+      // kill() records its own reason; a VM stopped after a pause to disk has not ended its sandbox.
+      if (stopped || this.parking.has(id) || this.detached) return;
       const oom = exit.reason === "vmm-crash" ? await wasOomKilled(handle.pid) : false;
       const { reason, detail } = endReasonOf(exit, oom);
       if (!this.detached) this.finish(id, reason, detail);

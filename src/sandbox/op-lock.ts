@@ -3,6 +3,7 @@ import { conflict } from "../util/errors.ts";
 
 export class OpLocks {
   private held = new Map<string, string>();
+  private running = new Map<string, Promise<unknown>>();
 
   /** Runs `fn` holding the sandbox's lock; a concurrent operation fails at once (spec §1.3: 409
    *  while in transition) instead of queueing, so SDK calls never hang behind a slow boot. */
@@ -12,11 +13,19 @@ export class OpLocks {
       throw conflict(`sandbox ${id} is busy with '${current}'; retry '${op}' when it has finished`);
     }
     this.held.set(id, op);
+    const run = (async () => fn())();
+    this.running.set(id, run);
     try {
-      return await fn();
+      return await run;
     } finally {
       this.held.delete(id);
+      this.running.delete(id);
     }
+  }
+
+  /** Resolves once the operation in flight (if any) has finished, however it ended. */
+  async settled(id: string): Promise<void> {
+    await this.running.get(id)?.catch(() => undefined);
   }
 
   busy(id: string): string | undefined {

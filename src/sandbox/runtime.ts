@@ -1,16 +1,26 @@
-// Boots one sandbox's microVM: clone the layer, spawn the vmm, wait for the agent, /init it.
+// Starts one sandbox's microVM: clone the writable layer, then either restore the template's snapshot
+// (the normal path: hygiene, then /init) or cold-boot the kernel (no snapshot yet, or snapshots off).
 // Every step registers its undo; a failure unwinds them all (no leaked dirs, layers, processes).
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { unavailable } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { AgentClient, waitHealthy } from "./agent-client.ts";
 import { tailFile } from "../util/tail-file.ts";
-import { forwardSocketPath, type VmDriver, type VmHandle } from "./vm-driver.ts";
+import { sendHygiene, vsockPath } from "../vmm/index.ts";
+import { AgentClient, type AgentInit } from "./agent-client.ts";
+import { deathWatch, spawnVm, templateFiles, vmSpecFor, waitGuestReady, type VmPlace } from "./vm-config.ts";
+import type { VmDriver, VmHandle } from "./vm-driver.ts";
+
+export { templateFiles } from "./vm-config.ts";
+
+/** A ready snapshot to restore from: the VM state directory and the disk layer it was taken with. */
+export interface RestoreSource {
+  vmDir: string;
+  layer: string;
+}
 
 export interface BootRequest {
   id: string;
@@ -18,16 +28,17 @@ export interface BootRequest {
   envVars: Record<string, string>;
   /** Absent for v1 sandboxes created without `secure` (spec §1.3): envd then checks no token. */
   accessToken?: string;
+  /** Restore this snapshot instead of a cold boot. */
+  from?: RestoreSource;
 }
 
 export interface Booted {
   handle: VmHandle;
   runDir: string;
   sandboxDir: string;
+  /** How the VM came up. */
+  mode: "restore" | "cold-boot";
 }
-
-/** Guest CID: each VM has its own vmm and hybrid-vsock socket, so the CID is private to it. */
-const GUEST_CID = 3;
 
 export function sandboxPaths(config: Config, id: string) {
   const sandboxDir = join(config.dataDir, "sandboxes", id);
@@ -37,11 +48,9 @@ export function sandboxPaths(config: Config, id: string) {
     layer: join(sandboxDir, "layer.ext4"),
     console: join(sandboxDir, "console.log"),
     exitFile: join(sandboxDir, "exit.json"),
+    /** Where a paused sandbox's VM state goes (docs/snapshot.md); its layer stays next to it. */
+    pauseDir: join(sandboxDir, "paused"),
   };
-}
-
-export function templateFiles(t: TemplateRow) {
-  return { rootfs: join(t.dir, "rootfs.ext4"), layer: join(t.dir, "layer.ext4") };
 }
 
 /** What is missing for this template to boot, or null. */
@@ -56,80 +65,128 @@ export function templateProblem(t: TemplateRow, config: Config): string | null {
   return null;
 }
 
+/** Copies a disk layer: reflink where the filesystem allows (XFS, btrfs), a sparse copy elsewhere (ext4). */
+export function cloneLayer(from: string, to: string, dataDir: string): void {
+  const cp = Bun.spawnSync(["cp", "--reflink=auto", "--sparse=always", from, to], { stderr: "pipe" });
+  if (cp.exitCode !== 0) {
+    throw unavailable(`could not clone the disk layer ${from}: ${cp.stderr.toString().trim()}; check free disk space in ${dataDir}`);
+  }
+}
+
+/** Raised when the vmm refused to restore a snapshot (corrupt, another host kind, another vmm): the
+ *  caller may drop that snapshot and cold-boot instead. */
+export class RestoreRefused extends Error {}
+
+interface GuestStart {
+  place: VmPlace;
+  init: AgentInit;
+  /** The token the agent already holds (a resumed sandbox's); a fresh guest holds none. */
+  tokenHeader?: string;
+  undo: CleanupStack;
+}
+
+/** Spawns the VM at place (restore or cold boot), gives a restored guest its hygiene, waits until it is
+ *  ready and sends /init. Registers the VM's undo on s.undo. */
+async function startGuest(config: Config, driver: VmDriver, t: TemplateRow, s: GuestStart): Promise<VmHandle> {
+  const { place } = s;
+  const handle = await spawnVm(driver.spawn, vmSpecFor(config, t, place)).catch((e: unknown) => {
+    throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
+  });
+  s.undo.push("vm process", async () => {
+    await handle.stop().catch(() => undefined);
+    await Promise.race([handle.exited, Bun.sleep(5000)]);
+  });
+  const dead = deathWatch(handle);
+  if (place.restoreFrom) {
+    // Before anything else talks to it, the clone gets its own clock, entropy and identity (docs/snapshot.md).
+    await sendHygiene(vsockPath(place.runDir), { id: place.id, hostname: place.id, timeoutMs: config.bootTimeoutMs }).catch((e: unknown) => {
+      throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
+    });
+  }
+  await waitGuestReady(config, t, handle, place.runDir, dead);
+  // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
+  await new AgentClient(place.runDir).init(s.init, s.tokenHeader);
+  return handle;
+}
+
+function agentInit(req: BootRequest): AgentInit {
+  return { envVars: req.envVars, accessToken: req.accessToken, defaultUser: "user", defaultWorkdir: "/home/user" };
+}
+
+async function unwindLogged(id: string, undo: CleanupStack, console: string): Promise<void> {
+  // The sandbox dir (and its console) may go with the undo: keep the console's end in the log.
+  const tail = tailFile(console, 4096);
+  if (tail) log.warn("console of the failed start", { id, tail });
+  for (const err of await undo.unwind()) log.warn("cleanup after failed start", { id, error: err.message });
+}
+
+/** Creates a sandbox's VM: from the template's snapshot when req.from is set, else by a cold boot. */
 export async function bootSandbox(config: Config, driver: VmDriver, req: BootRequest): Promise<Booted> {
   const p = sandboxPaths(config, req.id);
-  const files = templateFiles(req.template);
   const undo = new CleanupStack();
   try {
     mkdirSync(p.sandboxDir, { recursive: true, mode: 0o700 });
     undo.push("sandbox dir", () => rmSync(p.sandboxDir, { recursive: true, force: true }));
-
-    // Reflink where the filesystem allows (XFS, btrfs): instant and shared; a plain copy elsewhere.
-    const cp = Bun.spawnSync(["cp", "--reflink=auto", "--sparse=always", files.layer, p.layer], { stderr: "pipe" });
-    if (cp.exitCode !== 0) {
-      throw unavailable(`could not clone the template layer: ${cp.stderr.toString().trim()}; check free disk space in ${config.dataDir}`);
-    }
-
+    // A restored guest's page cache matches the layer as it was at snapshot time, so it gets that copy.
+    cloneLayer(req.from?.layer ?? templateFiles(req.template).layer, p.layer, config.dataDir);
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
-
-    const cmdline = ["console=ttyS0 reboot=k panic=-1 quiet", `onebox.id=${req.id}`, req.template.cmdlineExtra]
-      .filter(Boolean)
-      .join(" ");
-    const handle = await driver
-      .spawn({
-      id: req.id,
-      runDir: p.runDir,
-      consolePath: p.console,
-      exitFile: p.exitFile,
-      memMib: req.template.memoryMb,
-      vcpus: req.template.cpuCount,
-      kernel: config.pvmKernel ?? req.template.kernel,
-      initrd: req.template.initrd ?? undefined,
-      cmdline,
-      disks: [
-        { path: files.rootfs, readOnly: true },
-        { path: p.layer, readOnly: false },
-      ],
-      rng: true,
-      vsock: { cid: GUEST_CID, forwardPorts: [ENVD_PORT, CODE_INTERPRETER_PORT] },
-      })
-      .catch((e: unknown) => {
-        throw unavailable(`the VM process did not start (${e instanceof Error ? e.message : String(e)}); run \`onebox doctor\``);
-      });
-    undo.push("vm process", async () => {
-      await handle.stop().catch(() => undefined);
-      await Promise.race([handle.exited, Bun.sleep(5000)]);
-    });
-    let dead: string | null = null;
-    void handle.exited.then((x) => (dead = `${x.reason}: ${x.detail}${x.signal !== undefined ? ` (${x.signal})` : ""}`));
-
-    const agent = new AgentClient(p.runDir);
-    await agent.waitHealthy(Date.now() + config.bootTimeoutMs, () => dead);
-    // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
-    await agent.init({ envVars: req.envVars, accessToken: req.accessToken, defaultUser: "user", defaultWorkdir: "/home/user" });
-    const ready = req.template.readyPort;
-    if (ready) {
-      const socket = ready === ENVD_PORT || ready === CODE_INTERPRETER_PORT ? forwardSocketPath(p.runDir, ready) : await handle.forward(ready);
-      await waitHealthy(socket, `template's service on port ${ready}`, Date.now() + config.bootTimeoutMs, () => dead);
-    }
-
+    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir };
+    const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), undo });
     undo.release();
-    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir };
+    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: req.from ? "restore" : "cold-boot" };
   } catch (e) {
-    // The sandbox dir (and its console) goes with the undo: keep the console's end in the log.
-    const tail = tailFile(p.console, 4096);
-    if (tail) log.warn("console of the failed boot", { id: req.id, tail });
-    const errors = await undo.unwind();
-    for (const err of errors) log.warn("cleanup after failed boot", { id: req.id, error: err.message });
+    await unwindLogged(req.id, undo, p.console);
     throw e;
   }
 }
 
-/** Removes what a sandbox left on disk once it has ended (its layer is not reusable). */
+/** Brings a paused sandbox back from its own snapshot (sandboxPaths().pauseDir) and layer. A failure
+ *  leaves both in place, so the sandbox stays paused and the resume can be retried. */
+export async function resumeSandbox(config: Config, driver: VmDriver, req: BootRequest): Promise<Booted> {
+  const p = sandboxPaths(config, req.id);
+  const undo = new CleanupStack();
+  try {
+    rmSync(p.runDir, { recursive: true, force: true });
+    mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
+    undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
+    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: p.pauseDir };
+    const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo });
+    undo.release();
+    // The running VM maps the memory file privately: unlinking keeps its pages, and the next pause
+    // writes a new file instead of truncating the one under the mapping.
+    rmSync(p.pauseDir, { recursive: true, force: true });
+    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: "restore" };
+  } catch (e) {
+    await unwindLogged(req.id, undo, p.console);
+    throw e;
+  }
+}
+
+/** Pause to disk: the (already paused) VM is snapshotted into pauseDir and its process ends, so a
+ *  paused sandbox holds no memory. On failure the VM is left paused and running, for the caller to resume. */
+export async function parkSandbox(config: Config, id: string, handle: VmHandle): Promise<void> {
+  const p = sandboxPaths(config, id);
+  rmSync(p.pauseDir, { recursive: true, force: true });
+  try {
+    await handle.snapshot(p.pauseDir);
+  } catch (e) {
+    rmSync(p.pauseDir, { recursive: true, force: true });
+    throw e;
+  }
+  await handle.stop();
+}
+
+/** Whether a paused sandbox has a complete snapshot to resume from (the vmm renames `state` in last). */
+export function isParked(config: Config, id: string): boolean {
+  return existsSync(join(sandboxPaths(config, id).pauseDir, "state"));
+}
+
+/** Removes what a sandbox left on disk once it has ended (its layer and paused state are not reusable). */
 export function removeSandboxFiles(config: Config, id: string): void {
   const p = sandboxPaths(config, id);
   rmSync(p.runDir, { recursive: true, force: true });
-  // Keep console.log and exit.json for `onebox sandbox logs`; drop the big layer.
+  // Keep console.log and exit.json for `onebox sandbox logs`; drop the big files.
   rmSync(p.layer, { force: true });
+  rmSync(p.pauseDir, { recursive: true, force: true });
 }

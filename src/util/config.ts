@@ -25,6 +25,9 @@ export const ConfigSchema = z.object({
   /** A onebox checkout whose scripts build the default templates on first start (install.sh sets it). */
   sourceDir: z.string().min(1).optional(),
   buildDefaultTemplates: z.boolean().default(true),
+  /** Create by restoring each template's ready snapshot (docs/snapshot.md); off = cold-boot every create
+   *  (ONEBOX_TEMPLATE_SNAPSHOTS=0: the baseline of bench:first-result, and for debugging). */
+  templateSnapshots: z.boolean().default(true),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

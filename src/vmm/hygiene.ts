@@ -72,15 +72,26 @@ export function hygieneLine(o: HygieneOptions): string {
   return `${body.slice(0, -1)},"time_ns":${timeNs}}\n`;
 }
 
-/** Sends clone hygiene to a restored guest; rejects with the guest's error if it refused. */
+/** Sends clone hygiene to a restored guest; rejects with the guest's error if it refused.
+ *  A connection made just after the restore can be reset when the guest handles the vsock
+ *  TRANSPORT_RESET event (docs/snapshot.md): then it dials again. The message is idempotent. */
 export async function sendHygiene(vsockPath: string, o: HygieneOptions = {}): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 10_000;
-  const sock = await dialControl(vsockPath, timeoutMs);
-  try {
-    const r = await exchange(sock, hygieneLine(o), timeoutMs);
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const sock = await dialControl(vsockPath, Math.max(1000, end - Date.now()));
+    let r: Record<string, unknown>;
+    try {
+      r = await exchange(sock, hygieneLine(o), Math.max(1000, end - Date.now()));
+    } catch (e) {
+      if (Date.now() > end || !(e instanceof Error) || !e.message.includes("closed before the reply")) throw e;
+      await Bun.sleep(20);
+      continue;
+    } finally {
+      sock.destroy();
+    }
     if (r.ok !== true) throw new Error(`guest refused clone hygiene: ${String(r.error ?? "no reason")}`);
-  } finally {
-    sock.destroy();
+    return;
   }
 }
 

@@ -133,6 +133,29 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
     for (const x of [a, b, c, e]) expect(await x.isRunning()).toBe(true);
   }, 2 * BOOT_MS);
 
+  function lifecycleOf(id: string): string {
+    return run([...onebox(), "sandbox", "logs", id, "--data-dir", dataDir])
+      .split("\n")
+      .filter((l) => l.includes(" lifecycle "))
+      .join("\n");
+  }
+
+  test("creates restore the template snapshot; each clone has its own identity, entropy and clock", async () => {
+    const probe = `printf '%s\\n' "$(cat /run/onebox/sandbox-id)" "$(hostname)" "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')" "$(date +%s)"`;
+    const seen = await Promise.all(
+      [a, b].map(async (x) => {
+        expect(lifecycleOf(x.sandboxId)).toContain("lifecycle restore");
+        const [id, host, rnd, clock] = (await x.commands.run(probe)).stdout.trim().split("\n");
+        expect(id).toBe(x.sandboxId);
+        expect(host).toBe(x.sandboxId);
+        expect(Math.abs(Number(clock) - Date.now() / 1000)).toBeLessThan(10);
+        return rnd!;
+      }),
+    );
+    expect(seen[0]).toMatch(/^[0-9a-f]{32}$/);
+    expect(seen[0]).not.toBe(seen[1]);
+  }, 60_000);
+
   test("list with metadata filter and paging (limit 1)", async () => {
     const ids: string[] = [];
     const pager = Sandbox.list({ ...opts(), limit: 1, query: { metadata: { journey: "1" } } });
@@ -189,16 +212,36 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
     expect(m[0]!.memTotal).toBeGreaterThan(0);
   });
 
-  test("pause: data plane 502, state paused, second pause false; connect resumes and commands work", async () => {
-    expect(await a.pause()).toBe(true);
-    expect(await a.isRunning()).toBe(false);
-    expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("paused");
-    expect(await Sandbox.pause(a.sandboxId, opts())).toBe(false);
-    const c = await Sandbox.connect(a.sandboxId, opts());
-    expect(await c.isRunning()).toBe(true);
-    expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("running");
-    expect((await c.commands.run("echo back")).stdout).toBe("back\n");
-  }, 60_000);
+  /** The pid the sandbox's vmm recorded, if that process is alive. */
+  function livePid(id: string): number | null {
+    try {
+      const { pid } = JSON.parse(readFileSync(join(runRoot, "vms", id, "vmm.json"), "utf8")) as { pid: number };
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      return null;
+    }
+  }
+
+  test("pause to disk and resume, twice: the VM process is gone while paused; files and processes survive", async () => {
+    await a.files.write("/home/user/kept.txt", "before pause");
+    await a.commands.run("nohup sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 & echo $! > /home/user/loop.pid", { background: false });
+    const loopPid = (await a.files.read("/home/user/loop.pid")).trim();
+    for (let round = 0; round < 2; round++) {
+      expect(await a.pause()).toBe(true);
+      expect(await a.isRunning()).toBe(false);
+      expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("paused");
+      expect(livePid(a.sandboxId)).toBeNull();
+      expect(await Sandbox.pause(a.sandboxId, opts())).toBe(false);
+      const c = await Sandbox.connect(a.sandboxId, opts());
+      expect(await c.isRunning()).toBe(true);
+      expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("running");
+      expect(await c.files.read("/home/user/kept.txt")).toBe("before pause");
+      expect((await c.commands.run(`kill -0 ${loopPid} && echo alive`)).stdout).toBe("alive\n");
+      const clock = Number((await c.commands.run("date +%s")).stdout.trim());
+      expect(Math.abs(clock - Date.now() / 1000)).toBeLessThan(10);
+    }
+  }, 240_000);
 
   function endOf(id: string): { endReason: string | null; endDetail: string | null } | undefined {
     const rows = JSON.parse(run([...onebox(), "sandbox", "ls", "--all", "--json", "--data-dir", dataDir])) as {
@@ -255,20 +298,22 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
     expect(r.stdout).toBe("again\n");
   }, 120_000);
 
-  test("timeout expiry ends the sandbox about 1 s after its deadline, reason timeout", async () => {
+  test("timeout expiry ends the sandbox soon after its deadline, reason timeout", async () => {
     await a.setTimeout(2_000);
     await Bun.sleep(4_000);
     expect(await a.isRunning()).toBe(false);
+    // Stopping the VM takes a moment (emulated, on a shared host): the row ends once it is gone.
+    await waitEnded(a, 30_000);
     await expect(Sandbox.getInfo(a.sandboxId, opts())).rejects.toBeInstanceOf(SandboxNotFoundError);
     const rows = JSON.parse(run([...onebox(), "sandbox", "ls", "--all", "--json", "--data-dir", dataDir])) as {
       id: string; endReason: string | null; endAt: number; endedAt: number | null;
     }[];
     const row = rows.find((r) => r.id === a.sandboxId)!;
     expect(row.endReason).toBe("timeout");
-    expect(row.endedAt! - row.endAt).toBeLessThan(2_000);
+    expect(row.endedAt! - row.endAt).toBeLessThan(15_000);
     // Nothing of the ended sandboxes is left in the run dir.
     expect(existsSync(join(runRoot, "vms", a.sandboxId))).toBe(false);
-  }, 30_000);
+  }, 60_000);
 
   test("autoPause at the deadline, then autoResume by the next data-plane request", async () => {
     const f = await Sandbox.create("base", {

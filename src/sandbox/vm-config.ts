@@ -1,0 +1,86 @@
+// What a template's microVM looks like (one place for cold boots, template snapshots and restores) and
+// how to tell that its guest is ready: the agent answers /health, then the template's own service.
+import { join } from "node:path";
+import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
+import type { TemplateRow } from "../store/index.ts";
+import type { Config } from "../util/config.ts";
+import { unavailable } from "../util/errors.ts";
+import { AgentClient, waitHealthy } from "./agent-client.ts";
+import { forwardSocketPath, type VmHandle, type VmSpec } from "./vm-driver.ts";
+
+/** Guest CID: each VM has its own vmm and hybrid-vsock socket, so the CID is private to it. */
+export const GUEST_CID = 3;
+
+/** Guest ports the vmm forwards from the start (the rest on first use through `forward PORT`). */
+export const FORWARDED_PORTS = [ENVD_PORT, CODE_INTERPRETER_PORT];
+
+export function templateFiles(t: TemplateRow) {
+  return { rootfs: join(t.dir, "rootfs.ext4"), layer: join(t.dir, "layer.ext4") };
+}
+
+export interface VmPlace {
+  /** Sandbox id, or the template VM's id while its snapshot is made. */
+  id: string;
+  runDir: string;
+  console: string;
+  exitFile: string;
+  /** This VM's own writable layer (a copy of the template's or of its snapshot's). */
+  layer: string;
+  /** Snapshot directory to restore instead of booting the kernel. */
+  restoreFrom?: string;
+}
+
+/** The VM spec for template t at place p. A restore must name the same devices in the same order as
+ *  the snapshotted VM (docs/snapshot.md), which holds because both come from this function. */
+export function vmSpecFor(config: Config, t: TemplateRow, p: VmPlace): VmSpec {
+  const cmdline = ["console=ttyS0 reboot=k panic=-1 quiet", `onebox.id=${p.id}`, `onebox.hostname=${p.id}`, t.cmdlineExtra]
+    .filter(Boolean)
+    .join(" ");
+  return {
+    id: p.id,
+    runDir: p.runDir,
+    consolePath: p.console,
+    exitFile: p.exitFile,
+    memMib: t.memoryMb,
+    vcpus: t.cpuCount,
+    kernel: config.pvmKernel ?? t.kernel,
+    initrd: t.initrd ?? undefined,
+    cmdline,
+    restoreFrom: p.restoreFrom,
+    disks: [
+      { path: templateFiles(t).rootfs, readOnly: true },
+      { path: p.layer, readOnly: false },
+    ],
+    rng: true,
+    vsock: { cid: GUEST_CID, forwardPorts: FORWARDED_PORTS },
+  };
+}
+
+/** Spawns the vmm, turning a setup failure into a 503 that points at `onebox doctor`. */
+export async function spawnVm(spawn: (spec: VmSpec) => Promise<VmHandle>, spec: VmSpec): Promise<VmHandle> {
+  return spawn(spec).catch((e: unknown) => {
+    throw unavailable(`the VM process did not start (${e instanceof Error ? e.message : String(e)}); run \`onebox doctor\``);
+  });
+}
+
+/** Why the VM ended, once it has (for boot loops that must stop waiting on a dead guest). */
+export function deathWatch(handle: VmHandle): () => string | null {
+  let dead: string | null = null;
+  void handle.exited.then((x) => (dead = `${x.reason}: ${x.detail}${x.signal !== undefined ? ` (${x.signal})` : ""}`));
+  return () => dead;
+}
+
+/** Waits until the agent answers /health, then the template's ready port (if it has one). */
+export async function waitGuestReady(
+  config: Config,
+  t: TemplateRow,
+  handle: VmHandle,
+  runDir: string,
+  dead: () => string | null,
+): Promise<void> {
+  await new AgentClient(runDir).waitHealthy(Date.now() + config.bootTimeoutMs, dead);
+  const ready = t.readyPort;
+  if (!ready) return;
+  const socket = FORWARDED_PORTS.includes(ready) ? forwardSocketPath(runDir, ready) : await handle.forward(ready);
+  await waitHealthy(socket, `template's service on port ${ready}`, Date.now() + config.bootTimeoutMs, dead);
+}

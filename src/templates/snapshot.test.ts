@@ -1,0 +1,81 @@
+// Template snapshot validity and build failures, on this host with the real vmm (the Linux path, a
+// snapshot restored by creates, runs in the test host: tests/e2e/api-journey.test.ts).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadVmDriver } from "../sandbox/vm-driver.ts";
+import type { TemplateRow } from "../store/index.ts";
+import { parseConfig, type Config } from "../util/config.ts";
+import { currentSnapshot, snapshotKey, snapshotPaths, TemplateSnapshots } from "./snapshot.ts";
+
+let root: string;
+let config: Config;
+let t: TemplateRow;
+
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), "onebox-tplsnap-"));
+  config = parseConfig({ dataDir: root, runRoot: join(root, "run"), bootTimeoutMs: 5000 });
+  const dir = join(root, "templates", "tpl1");
+  mkdirSync(dir, { recursive: true });
+  // Not a kernel: the vmm refuses it during setup, which is the build failure these tests need.
+  for (const f of ["rootfs.ext4", "layer.ext4", "vmlinuz"]) writeFileSync(join(dir, f), "not an image");
+  const now = Date.now();
+  t = {
+    id: "tpl1", aliases: '["t"]', dir, kernel: join(dir, "vmlinuz"), initrd: null, cpuCount: 1, memoryMb: 128,
+    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, createdAt: now, updatedAt: now,
+  };
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** Lays out a snapshot dir as a finished build would (the files' contents do not matter to validity). */
+async function fakeFinishedSnapshot(key: string): Promise<void> {
+  const p = snapshotPaths(t);
+  mkdirSync(p.vmDir, { recursive: true });
+  writeFileSync(join(p.vmDir, "state"), "x");
+  writeFileSync(p.layer, "x");
+  writeFileSync(p.meta, JSON.stringify({ key, createdAt: Date.now(), bootMs: 1, snapshotMs: 1 }));
+}
+
+test("a snapshot counts only when complete and made from the same kernel, image and shape", async () => {
+  expect(await currentSnapshot(config, t)).toBeNull();
+  const key = await snapshotKey(config, t);
+  expect(key).toMatch(/^[0-9a-f]{32}$/);
+  await fakeFinishedSnapshot(key);
+  expect(await currentSnapshot(config, t)).toEqual({ vmDir: snapshotPaths(t).vmDir, layer: snapshotPaths(t).layer });
+  // Another VM shape: a different key.
+  expect(await snapshotKey(config, { ...t, memoryMb: 256 })).not.toBe(key);
+  expect(await currentSnapshot(config, { ...t, memoryMb: 256 })).toBeNull();
+  // A replaced kernel (new mtime): stale.
+  utimesSync(t.kernel, new Date(), new Date(Date.now() + 5000));
+  expect(await snapshotKey(config, t)).not.toBe(key);
+  expect(await currentSnapshot(config, t)).toBeNull();
+  // A build that died before its rename: no state file, not complete.
+  rmSync(snapshotPaths(t).dir, { recursive: true, force: true });
+});
+
+test("a failed build leaves nothing behind and is not retried at once", async () => {
+  const drv = await loadVmDriver();
+  if (!drv.ok) throw new Error(drv.problem);
+  let spawns = 0;
+  const driver = { ...drv.driver, spawn: (s: Parameters<typeof drv.driver.spawn>[0]) => (spawns++, drv.driver.spawn(s)) };
+  const snaps = new TemplateSnapshots(config, driver);
+  const first = await snaps.ensure(t).then(
+    () => null,
+    (e: Error) => e,
+  );
+  expect(first?.message ?? "").toContain("the VM process did not start");
+  expect(spawns).toBe(1);
+  const p = snapshotPaths(t);
+  expect(existsSync(p.dir)).toBe(false);
+  expect(existsSync(p.tmp)).toBe(false);
+  const vms = join(config.runRoot, "vms");
+  expect(existsSync(vms) ? readdirSync(vms) : []).toEqual([]);
+  // Within the retry delay the same error comes back without another boot.
+  const second = await snaps.ensure(t).then(
+    () => null,
+    (e: Error) => e,
+  );
+  expect(second).toBe(first);
+  expect(spawns).toBe(1);
+});

@@ -1,0 +1,190 @@
+// A template's ready snapshot (docs/templates-snapshot section of docs/snapshot.md): the template's VM
+// is cold-booted once, left until its agent (and its ready port's service) answer, then paused and
+// snapshotted next to a copy of its disk layer. Every create restores it.
+//
+// A snapshot is only valid for what it was taken with: the vmm binary (state format), the kernel and
+// initramfs, the root image, the VM shape and the host kind. Those go into a key stored with it; a
+// snapshot whose key differs is rebuilt, never restored.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { cloneLayer, type RestoreSource } from "../sandbox/runtime.ts";
+import { deathWatch, spawnVm, templateFiles, vmSpecFor, waitGuestReady } from "../sandbox/vm-config.ts";
+import type { VmDriver, VmHandle } from "../sandbox/vm-driver.ts";
+import type { TemplateRow } from "../store/index.ts";
+import { nativePath } from "../sys/natives.ts";
+import { CleanupStack } from "../util/cleanup-stack.ts";
+import type { Config } from "../util/config.ts";
+import { log } from "../util/log.ts";
+import { tailFile } from "../util/tail-file.ts";
+
+const META = "meta.json";
+
+export interface SnapshotMeta {
+  key: string;
+  createdAt: number;
+  /** Cold boot to ready, then pause + snapshot: what every restore saves. */
+  bootMs: number;
+  snapshotMs: number;
+}
+
+export function snapshotPaths(t: TemplateRow) {
+  const dir = join(t.dir, "snapshot");
+  return { dir, tmp: `${dir}.tmp`, vmDir: join(dir, "vm"), layer: join(dir, "layer.ext4"), meta: join(dir, META) };
+}
+
+function fileId(path: string | null | undefined): string {
+  if (!path) return "-";
+  try {
+    const s = statSync(path);
+    return `${path}:${s.size}:${s.mtimeMs}:${s.ino}`;
+  } catch {
+    return `${path}:missing`;
+  }
+}
+
+/** What the snapshot depends on, hashed. The vmm's extracted path is content-addressed, so a new vmm
+ *  (possibly a new state format) changes the key. The host kind is the vmm's own check on restore. */
+export async function snapshotKey(config: Config, t: TemplateRow): Promise<string> {
+  const f = templateFiles(t);
+  const parts = [
+    await nativePath("onebox-vmm"),
+    fileId(config.pvmKernel ?? t.kernel),
+    fileId(t.initrd),
+    fileId(f.rootfs),
+    fileId(f.layer),
+    `${t.memoryMb}:${t.cpuCount}:${t.cmdlineExtra}:${t.readyPort ?? 0}`,
+  ];
+  return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 32);
+}
+
+export function readMeta(t: TemplateRow): SnapshotMeta | null {
+  try {
+    return JSON.parse(readFileSync(snapshotPaths(t).meta, "utf8")) as SnapshotMeta;
+  } catch {
+    return null;
+  }
+}
+
+/** The template's snapshot if it is complete and current; null otherwise. */
+export async function currentSnapshot(config: Config, t: TemplateRow): Promise<RestoreSource | null> {
+  const p = snapshotPaths(t);
+  const meta = readMeta(t);
+  if (!meta || !existsSync(join(p.vmDir, "state")) || !existsSync(p.layer)) return null;
+  if (meta.key !== (await snapshotKey(config, t))) return null;
+  return { vmDir: p.vmDir, layer: p.layer };
+}
+
+/** Boots t once, waits until it is ready, and snapshots it into t.dir/snapshot (built in snapshot.tmp
+ *  and renamed last, so an interrupted build leaves no snapshot that looks complete). */
+export async function buildTemplateSnapshot(
+  config: Config,
+  driver: VmDriver,
+  t: TemplateRow,
+  /** Holds the template VM while it runs, so a stopping daemon can end it (it would outlive it otherwise). */
+  active: Set<VmHandle> = new Set(),
+): Promise<RestoreSource> {
+  const p = snapshotPaths(t);
+  const id = `template-${t.id}`;
+  const runDir = join(config.runRoot, "vms", id);
+  const key = await snapshotKey(config, t);
+  rmSync(p.tmp, { recursive: true, force: true });
+  const undo = new CleanupStack();
+  const console = join(p.tmp, "console.log");
+  try {
+    mkdirSync(p.tmp, { recursive: true, mode: 0o700 });
+    undo.push("snapshot.tmp", () => rmSync(p.tmp, { recursive: true, force: true }));
+    const layer = join(p.tmp, "layer.ext4");
+    cloneLayer(templateFiles(t).layer, layer, config.dataDir);
+    // A VM left by a daemon that stopped mid-build would hold runDir's sockets: end it first.
+    await (await driver.adopt(runDir).catch(() => null))?.stop();
+    rmSync(runDir, { recursive: true, force: true });
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    undo.push("run dir", () => rmSync(runDir, { recursive: true, force: true }));
+
+    const t0 = performance.now();
+    const place = { id, runDir, console, exitFile: join(p.tmp, "exit.json"), layer };
+    const handle = await spawnVm(driver.spawn, vmSpecFor(config, t, place));
+    active.add(handle);
+    undo.push("vm process", async () => {
+      active.delete(handle);
+      await handle.stop().catch(() => undefined);
+      await Promise.race([handle.exited, Bun.sleep(5000)]);
+    });
+    // No /init: the token, env vars and clock belong to each clone, sent after its restore.
+    await waitGuestReady(config, t, handle, runDir, deathWatch(handle));
+    const bootMs = performance.now() - t0;
+
+    const t1 = performance.now();
+    await handle.pause();
+    // The layer copy above is what the guest has written through: after the pause, nothing more is.
+    await handle.snapshot(join(p.tmp, "vm"));
+    await handle.stop();
+    active.delete(handle);
+    const snapshotMs = performance.now() - t1;
+    const meta: SnapshotMeta = { key, createdAt: Date.now(), bootMs: Math.round(bootMs), snapshotMs: Math.round(snapshotMs) };
+    writeFileSync(join(p.tmp, META), `${JSON.stringify(meta)}\n`);
+    rmSync(p.dir, { recursive: true, force: true });
+    renameSync(p.tmp, p.dir);
+    rmSync(runDir, { recursive: true, force: true });
+    undo.release();
+    log.info("template snapshot ready", { template: t.id, bootMs: meta.bootMs, snapshotMs: meta.snapshotMs });
+    return { vmDir: p.vmDir, layer: p.layer };
+  } catch (e) {
+    const tail = tailFile(console, 4096);
+    if (tail) log.warn("console of the failed template snapshot", { template: t.id, tail });
+    for (const err of await undo.unwind()) log.warn("cleanup after failed template snapshot", { template: t.id, error: err.message });
+    throw e;
+  }
+}
+
+/** After a failed build, creates cold-boot for this long before a build is tried again (a template that
+ *  cannot be snapshotted must not make every create pay for a failed attempt first). */
+const RETRY_AFTER_FAILURE_MS = 10 * 60_000;
+
+/** One snapshot build per template at a time; creates that arrive meanwhile wait for it. */
+export class TemplateSnapshots {
+  private building = new Map<string, Promise<RestoreSource>>();
+  private failed = new Map<string, { at: number; error: Error }>();
+  private active = new Set<VmHandle>();
+
+  constructor(
+    private readonly config: Config,
+    private readonly driver: VmDriver,
+  ) {}
+
+  /** The current snapshot, building it first if there is none; rejects with the last build error
+   *  while a failed template is in its retry delay. */
+  async ensure(t: TemplateRow): Promise<RestoreSource> {
+    const ready = await currentSnapshot(this.config, t);
+    if (ready) return ready;
+    let build = this.building.get(t.id);
+    if (build) return build;
+    const failed = this.failed.get(t.id);
+    if (failed && Date.now() - failed.at < RETRY_AFTER_FAILURE_MS) throw failed.error;
+    log.info("making the template snapshot", { template: t.id });
+    build = buildTemplateSnapshot(this.config, this.driver, t, this.active);
+    this.building.set(t.id, build);
+    try {
+      const made = await build;
+      this.failed.delete(t.id);
+      return made;
+    } catch (e) {
+      this.failed.set(t.id, { at: Date.now(), error: e instanceof Error ? e : new Error(String(e)) });
+      throw e;
+    } finally {
+      this.building.delete(t.id);
+    }
+  }
+
+  /** Ends the template VMs of builds in flight (the daemon is stopping; the next start rebuilds). */
+  async stopBuilds(): Promise<void> {
+    await Promise.all([...this.active].map((h) => h.stop().catch(() => undefined)));
+  }
+
+  /** Drops a snapshot that failed to restore, so the next create rebuilds it. */
+  invalidate(t: TemplateRow): void {
+    if (this.building.has(t.id)) return;
+    rmSync(snapshotPaths(t).dir, { recursive: true, force: true });
+  }
+}
