@@ -1,6 +1,6 @@
 // Drives the agent's filesystem service and /files with the official e2b SDK (e2b-protocol.md §3.3, §3.4).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { writeFileSync, rmSync, existsSync, readdirSync } from "node:fs";
+import { writeFileSync, rmSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { FilesystemEventType, Sandbox, type FilesystemEvent } from "e2b";
 import { setXattr } from "./libc.ts";
 import { ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
@@ -59,6 +59,12 @@ test("relative paths and ~ resolve against the user's home", async () => {
   } finally {
     rmSync(`/home/user/${name}`, { force: true });
   }
+});
+
+test("pseudo-files that report size 0 are read to their end (/proc)", async () => {
+  const version = await sbx.files.read("/proc/version");
+  expect(version).toBe(readFileSync("/proc/version", "utf8"));
+  expect(version.length).toBeGreaterThan(0);
 });
 
 test("list depth, exists, makeDir, rename, remove", async () => {

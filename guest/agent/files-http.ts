@@ -126,8 +126,10 @@ export async function getFile(req: Request, url: URL, state: AgentState): Promis
       headers.set("content-length", String(range.end - range.start + 1));
       return new Response(file.slice(range.start, range.end + 1), { status: 206, headers });
     }
+    // Pseudo-files (/proc, /sys, cgroupfs) report size 0 yet have content: stream them to EOF.
+    if (st.size === 0) return new Response(file.stream(), { headers });
     headers.set("content-length", String(st.size));
-    return new Response(st.size === 0 ? null : file, { headers });
+    return new Response(file, { headers });
   } catch (e) {
     const he = e instanceof HttpError ? e : errnoStatus(e, url.searchParams.get("path") ?? "");
     return httpError(he.status, he.message);

@@ -4,6 +4,7 @@ import { constants as osConstants } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import type { Subprocess, Terminal } from "bun";
 import { ConnectError } from "./connect.ts";
+import { oomNote, UserCgroup } from "./user-cgroup.ts";
 import type { UserInfo } from "./users.ts";
 
 export type OutputKind = "stdout" | "stderr" | "pty";
@@ -64,6 +65,10 @@ export class ManagedProcess {
   lastOutputAt = Date.now();
   private stdinChain: Promise<void> = Promise.resolve();
   stdinOpen: boolean;
+  /** The agent sent it a signal (SendSignal, lifetime): its death is not the OOM killer's doing. */
+  signalledByAgent = false;
+  /** The user cgroup's oom_kill count when it started (user-cgroup.ts). */
+  oomKillsAtStart = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -88,6 +93,7 @@ export class ManagedProcess {
   /** Signals the process group (the command's children too), falling back to the pid. */
   signal(sig: number): void {
     if (this.endEvent) return;
+    this.signalledByAgent = true;
     try {
       process.kill(-this.pid, sig);
     } catch {
@@ -229,6 +235,11 @@ function signalCodeNumber(sig: string | number | null | undefined): number | nul
 export class ProcessManager {
   readonly processes = new Map<number, ManagedProcess>();
   private setprivPath = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+  private cgroup: UserCgroup;
+
+  constructor(cgroup = new UserCgroup()) {
+    this.cgroup = cgroup;
+  }
 
   list(): ManagedProcess[] {
     this.prune();
@@ -267,6 +278,7 @@ export class ProcessManager {
         ids = { uid: o.user.uid, gid: o.user.gid };
       }
     }
+    const oomKillsAtStart = this.cgroup.oomKills();
     let proc: Subprocess;
     let terminal: Terminal | undefined;
     let mp: ManagedProcess | undefined;
@@ -307,7 +319,10 @@ export class ProcessManager {
     } catch {
       // already gone, or no /proc
     }
+    // Root's commands too: the limits protect the agent, not files (docs/guest.md "Resource limits").
+    this.cgroup.join(proc.pid);
     mp = new ManagedProcess(proc.pid, o.config, o.tag, proc, terminal, !o.pty && o.stdin);
+    mp.oomKillsAtStart = oomKillsAtStart;
     this.processes.set(proc.pid, mp);
     mp.subscribers.add(first);
     first.started(proc.pid);
@@ -336,7 +351,12 @@ export class ProcessManager {
       while (!closed && Date.now() < until && Date.now() - mp.lastOutputAt < DRAIN_IDLE_MS) await Bun.sleep(20);
       await Bun.sleep(0);
     }
-    mp.finish(endFromExit(proc.signalCode ? null : code, signalCodeNumber(proc.signalCode)));
+    const end = endFromExit(proc.signalCode ? null : code, signalCodeNumber(proc.signalCode));
+    const sigkilled = end.status === "signal: killed" || end.exitCode === 137;
+    if (sigkilled && end.error && !mp.signalledByAgent && this.cgroup.oomKills() > mp.oomKillsAtStart) {
+      end.error = oomNote(end.error, this.cgroup.memoryMaxMiB());
+    }
+    mp.finish(end);
     this.prune();
   }
 

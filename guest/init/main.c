@@ -23,6 +23,7 @@
 #include "sockets.h"
 #include "system.h"
 #include "test-modes.h"
+#include "user-cgroup.h"
 
 #define READY_PROBE_MS 20
 
@@ -163,6 +164,7 @@ int main(void) {
   modules_free();
   if (mounts_overlay_root("/dev/vda", "/dev/vdb") < 0) fatal("cannot mount the overlay root");
   system_check_user();
+  user_cgroup_setup(); /* before the agent: every command it starts goes in there */
 
   services_add_fn("forwarder", forwarder_main);
   services_add_fn("control", control_main);

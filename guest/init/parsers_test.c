@@ -13,6 +13,7 @@
 #include "json-field.h"
 #include "service-conf.h"
 #include "sha256.h"
+#include "user-cgroup.h"
 #include "user-db.h"
 
 static int failures;
@@ -237,6 +238,25 @@ static void test_fuzz(void) {
   }
 }
 
+static void test_user_cgroup_limits(void) {
+  struct user_cgroup_limits l;
+  const char *m512 = "MemTotal:         492000 kB\nMemFree:  1 kB\n";
+  CHECK(user_cgroup_limits_for(m512, strlen(m512), &l) == 0);
+  CHECK(l.memory_max == 492000ull * 1024 - 128ull * 1024 * 1024); /* 128 MiB kept for agent + kernel */
+  CHECK(l.pids_max == 960);
+  const char *m8g = "MemFree: 5 kB\nMemTotal: 8388608 kB\n";
+  CHECK(user_cgroup_limits_for(m8g, strlen(m8g), &l) == 0);
+  CHECK(l.memory_max == 7ull * 1024 * 1024 * 1024); /* 1/8 kept */
+  CHECK(l.pids_max == 16384);
+  const char *tiny = "MemTotal: 131072 kB";
+  CHECK(user_cgroup_limits_for(tiny, strlen(tiny), &l) == 0);
+  CHECK(l.memory_max == 64ull * 1024 * 1024 && l.pids_max == 256);
+  const char *huge = "MemTotal: 1073741824 kB\n";
+  CHECK(user_cgroup_limits_for(huge, strlen(huge), &l) == 0 && l.pids_max == 32768);
+  const char *bad[] = {"", "MemFree: 1 kB\n", "MemTotal: kB\n", "MemTotal: 0 kB\n", "MemTotal:"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(user_cgroup_limits_for(bad[i], strlen(bad[i]), &l) < 0);
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "pattern-sha256")) {
     /* Used by init.test.ts to check that guest/protocol.ts computes the same pattern. */
@@ -263,6 +283,7 @@ int main(int argc, char **argv) {
   test_service_conf();
   test_user_db();
   test_control_parse();
+  test_user_cgroup_limits();
   test_fuzz();
   if (failures) {
     printf("parsers_test: %d failures\n", failures);
