@@ -1,12 +1,13 @@
 // bun run bench:restore — restore latency and memory per clone on this host's /dev/kvm with a tiny test guest
 // (ffi/tests/guests/tick.S), against the floor measured in the same run (ffi/tests/bench/floor.c).
+// Two restore paths: a pooled vmm (`--pool`, made ahead; `restore DIR` timed) and a fresh process (`--restore`).
 // Then part b, a Linux guest in the test host (scripts/bench-restore-linux.ts; --no-linux skips it).
 // Last line: one JSON object (docs/snapshot.md "Measured", docs/benchmarks.md).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "../src/vmm/vm-process.ts";
-import type { VmSpec } from "../src/vmm/vm-spec.ts";
+import type { RestoreTimings, VmSpec } from "../src/vmm/vm-spec.ts";
 import { runLinuxPart } from "./bench-restore-linux.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -62,6 +63,27 @@ async function restoreOne(snap: string): Promise<{ vm: VmProcess; startUs: numbe
   return { vm, startUs, wallUs: (performance.now() - t0) * 1000 };
 }
 
+interface Pooled {
+  vm: VmProcess;
+  startUs: number; // the vmm's view: `restore` received to first guest exit
+  enterUs: number; // `restore` received to the first KVM_RUN entry
+  roundTripUs: number; // the daemon's view: `restore DIR` sent to its `ok` read
+  t: RestoreTimings;
+}
+
+/** A pooled vmm made ahead (not timed). */
+const pool = (): Promise<VmProcess> => VmProcess.spawnPooled(spec({}), { binary: BIN });
+
+/** Restores snap into a pooled vmm; resolves once its vCPU made its first exit. */
+async function restorePooled(vm: VmProcess, snap: string): Promise<Pooled> {
+  const t0 = performance.now();
+  const t = await vm.restore(snap);
+  const roundTripUs = (performance.now() - t0) * 1000;
+  let stats = await vm.stats();
+  await until(async () => (stats = await vm.stats()).startUs > 0);
+  return { vm, startUs: stats.startUs, enterUs: stats.enterUs, roundTripUs, t };
+}
+
 function floor(n: number, mode: "" | "irqchip" | "irqchip-first" | "split"): number[] {
   const bin = join(root, "floor");
   const cc = Bun.spawnSync(["gcc", "-O2", "-o", bin, join(REPO, "ffi/tests/bench/floor.c")]);
@@ -88,7 +110,20 @@ await vm0.snapshot(snap);
 const cold = (await vm0.stats()).startUs;
 await vm0.stop();
 
-// Serial restores (concurrency 1).
+// Pooled, serial: one pooled vmm made, then timed from `restore DIR` on.
+const pooled: Pooled[] = [];
+for (let i = 0; i < SERIAL_RUNS; i++) {
+  const r = await restorePooled(await pool(), snap);
+  pooled.push(r);
+  await r.vm.stop();
+}
+
+// Pooled, CONCURRENT at once: all made first, then every `restore` sent together.
+const ready = await Promise.all(Array.from({ length: CONCURRENT }, pool));
+const pooledConc = await Promise.all(ready.map((vm) => restorePooled(vm, snap)));
+await Promise.all(pooledConc.map((r) => r.vm.stop()));
+
+// Fresh process per restore (`--restore DIR`), serial: main() to first exit, and spawn to first exit from TS.
 const serial: number[] = [];
 const serialWall: number[] = [];
 for (let i = 0; i < SERIAL_RUNS; i++) {
@@ -98,7 +133,7 @@ for (let i = 0; i < SERIAL_RUNS; i++) {
   await r.vm.stop();
 }
 
-// CONCURRENT restores at once.
+// Fresh processes, CONCURRENT at once.
 const conc = await Promise.all(Array.from({ length: CONCURRENT }, () => restoreOne(snap)));
 await Promise.all(conc.map((r) => r.vm.stop()));
 
@@ -116,7 +151,7 @@ let pte = 0;
 let memDelta: number | null = null;
 try {
   for (let i = 0; i < IDLE_CLONES; i++) {
-    const r = await restoreOne(snap);
+    const r = await restorePooled(await pool(), snap);
     await r.vm.pause();
     idle.push(r.vm);
   }
@@ -133,17 +168,43 @@ try {
 }
 
 const floorP50 = pct(floorUs, 50);
+const pooledUs = pooled.map((r) => r.startUs);
+const pooledConcUs = pooledConc.map((r) => r.startUs);
+// Median per stage of a serial pooled restore, in µs. thread_wake: threads started to the first KVM_RUN entry;
+// first_run: that KVM_RUN to its return (the guest's first exit).
+const stage = (f: (t: RestoreTimings) => number) => Math.round(pct(pooled.map((r) => f(r.t) / 1000), 50) * 10) / 10;
+const stagesUs = {
+  state_read: stage((t) => t.readNs),
+  validate: stage((t) => t.validateNs),
+  mmap: stage((t) => t.mmapNs),
+  memslot: 0, // made ahead by the pool (docs/snapshot.md "Restore order")
+  irqchip_pit: stage((t) => t.vmNs),
+  vcpu_state: stage((t) => t.vcpuNs),
+  devices: stage((t) => t.devicesNs),
+  threads: stage((t) => t.threadsNs),
+  thread_wake: Math.round(pct(pooled.map((r) => r.enterUs - r.t.totalNs / 1000), 50) * 10) / 10,
+  first_run: Math.round(pct(pooled.map((r) => r.startUs - r.enterUs), 50) * 10) / 10,
+};
 const result = {
-  restore_p50_ms: ms(pct(serial, 50)),
-  restore_p99_ms: ms(pct(serial, 99)),
-  restore_c50_p99_ms: ms(pct(conc.map((r) => r.startUs), 99)),
-  restore_c50_p50_ms: ms(pct(conc.map((r) => r.startUs), 50)),
+  restore_p50_ms: ms(pct(pooledUs, 50)),
+  restore_p99_ms: ms(pct(pooledUs, 99)),
+  restore_c50_p99_ms: ms(pct(pooledConcUs, 99)),
+  restore_c50_p50_ms: ms(pct(pooledConcUs, 50)),
+  restore_roundtrip_p50_ms: ms(pct(pooled.map((r) => r.roundTripUs), 50)),
+  restore_roundtrip_p99_ms: ms(pct(pooled.map((r) => r.roundTripUs), 99)),
+  restore_c50_roundtrip_p99_ms: ms(pct(pooledConc.map((r) => r.roundTripUs), 99)),
+  restore_stages_us: stagesUs,
+  spawn_restore_p50_ms: ms(pct(serial, 50)),
+  spawn_restore_p99_ms: ms(pct(serial, 99)),
+  spawn_restore_c50_p50_ms: ms(pct(conc.map((r) => r.startUs), 50)),
+  spawn_restore_c50_p99_ms: ms(pct(conc.map((r) => r.startUs), 99)),
   spawn_to_first_exit_p50_ms: ms(pct(serialWall, 50)),
   floor_p50_ms: ms(floorP50),
   floor_irqchip_p50_ms: ms(pct(floorIrqUs, 50)),
   floor_split_irqchip_p50_ms: ms(pct(floorSplitUs, 50)),
   floor_irqchip_before_memslot_p50_ms: ms(pct(floorIrqFirstUs, 50)),
-  ratio_to_floor: Math.round((pct(serial, 50) / floorP50) * 10) / 10,
+  ratio_to_floor: Math.round((pct(pooledUs, 50) / floorP50) * 10) / 10,
+  spawn_ratio_to_floor: Math.round((pct(serial, 50) / floorP50) * 10) / 10,
   clone_overhead_kib: Math.round(pss / idle.length + pte / idle.length),
   clone_pss_kib: Math.round(pss / idle.length),
   clone_pte_kib: Math.round(pte / idle.length),
@@ -156,10 +217,14 @@ const result = {
   // The machine model uses a full in-kernel irqchip; a split one is not implemented, so its restore is estimated
   // as restore p50 - (irqchip floor - split floor), not measured.
   split_irqchip_restore_ms: null as number | null,
+  // The pool makes the irqchip ahead: a split irqchip would not shorten a pooled restore at all.
   split_irqchip_restore_estimate_ms: ms(pct(serial, 50) - (pct(floorIrqUs, 50) - pct(floorSplitUs, 50))),
 };
-console.log(`restore (main() to first guest exit), serial: p50 ${result.restore_p50_ms} ms, p99 ${result.restore_p99_ms} ms`);
-console.log(`restore at concurrency ${CONCURRENT}: p50 ${result.restore_c50_p50_ms} ms, p99 ${result.restore_c50_p99_ms} ms`);
+console.log(`pooled restore (restore received to first guest exit), serial: p50 ${result.restore_p50_ms} ms, p99 ${result.restore_p99_ms} ms`);
+console.log(`pooled restore at concurrency ${CONCURRENT}: p50 ${result.restore_c50_p50_ms} ms, p99 ${result.restore_c50_p99_ms} ms`);
+console.log(`pooled restore control round trip (daemon's view, to the ok): p50 ${result.restore_roundtrip_p50_ms} ms, p99 ${result.restore_roundtrip_p99_ms} ms, at ${CONCURRENT}: p99 ${result.restore_c50_roundtrip_p99_ms} ms`);
+console.log(`pooled restore stages, p50 µs: ${Object.entries(stagesUs).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+console.log(`fresh-process restore (main() to first guest exit), serial: p50 ${result.spawn_restore_p50_ms} ms, p99 ${result.spawn_restore_p99_ms} ms; at ${CONCURRENT}: p50 ${result.spawn_restore_c50_p50_ms} ms, p99 ${result.spawn_restore_c50_p99_ms} ms`);
 console.log(
   `floor: ${result.floor_p50_ms} ms p50 (in-kernel irqchip after the memslot: ${result.floor_irqchip_p50_ms} ms, before it: ${result.floor_irqchip_before_memslot_p50_ms} ms, split irqchip: ${result.floor_split_irqchip_p50_ms} ms)`,
 );

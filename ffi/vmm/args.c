@@ -25,7 +25,7 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
                                              "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
                                              "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid"};
-    bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp");
+    bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp") || !strcmp(opt, "--pool");
     bool known = flag;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
     if (!known) {
@@ -52,6 +52,7 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     else if (!strcmp(opt, "--vsock")) a->vsock = val;
     else if (!strcmp(opt, "--rng")) a->rng = true;
     else if (!strcmp(opt, "--no-seccomp")) a->no_seccomp = true;
+    else if (!strcmp(opt, "--pool")) a->pool = true;
     else if (!strcmp(opt, "--mem-mib")) {
       if (parse_u64(val, 16, VM_MAX_MEM_MIB, &n) < 0) {
         snprintf(err, errlen, "--mem-mib must be 16..%d", VM_MAX_MEM_MIB);
@@ -107,9 +108,9 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     snprintf(err, errlen, "--ctl and --exit-file are required");
     return -1;
   }
-  int sources = !!a->kernel + !!a->restore + !!a->test_guest;
+  int sources = !!a->kernel + !!a->restore + !!a->test_guest + a->pool;
   if (sources != 1) {
-    snprintf(err, errlen, "give exactly one of --kernel, --restore, --test-guest");
+    snprintf(err, errlen, "give exactly one of --kernel, --restore, --test-guest, --pool");
     return -1;
   }
   if ((a->vsock == NULL) != (a->cid == 0)) {

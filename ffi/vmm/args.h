@@ -19,6 +19,7 @@ struct vmm_args {
   uint32_t forwards[ARGS_MAX_FORWARDS];
   int nforwards;
   bool no_seccomp;
+  bool pool; /* --pool: prepare a --vcpus x --mem-mib machine and wait for `restore DIR` (docs/snapshot.md) */
   uint32_t uid, gid; /* 0 = keep running as the caller (no --uid/--gid) */
   char disk_paths[ARGS_MAX_DISKS][4096];
 };

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "pool.h"
 #include "vcpu.h"
 
 #define CONTROL_LINE_MAX 4096
@@ -73,11 +74,37 @@ static void control_stats(struct control *c) {
   text[n] = 0;
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  uint64_t first = atomic_load(&c->m->vm.first_exit_ns);
-  /* start_us: from main() to the first guest exit (boot or restore), 0 until there was one. */
-  control_send(c, "ok rss_kib=%ld pss_kib=%ld cpu_ns=%llu start_us=%llu", smaps_field(text, "\nRss:"),
+  uint64_t first = atomic_load(&c->m->vm.first_exit_ns), enter = atomic_load(&c->m->vm.first_enter_ns);
+  /* start_us: from main() (pooled: the `restore` request) to the first guest exit, 0 until there was one;
+   * enter_us: to the first KVM_RUN entry, so start_us - enter_us is the guest's first run alone. */
+  control_send(c, "ok rss_kib=%ld pss_kib=%ld cpu_ns=%llu start_us=%llu enter_us=%llu", smaps_field(text, "\nRss:"),
                smaps_field(text, "\nPss:"), (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec,
-               (unsigned long long)(first ? (first - c->m->vm.start_ns) / 1000 : 0));
+               (unsigned long long)(first ? (first - c->m->vm.start_ns) / 1000 : 0),
+               (unsigned long long)(enter ? (enter - c->m->vm.start_ns) / 1000 : 0));
+}
+
+/* `restore DIR` (pooled vmm only). A refusal (bad or foreign snapshot, other shape) leaves it pooled for the next
+ * try; a failure after the VM was changed ends it with reason error. */
+static void control_restore(struct control *c, const char *dir) {
+  char err[512] = "";
+  struct pool_result r;
+  if (!c->pooled) {
+    control_send(c, "err restore needs a pooled vmm (started with --pool) that has not restored yet");
+  } else if (!*dir) {
+    control_send(c, "err restore needs a directory");
+  } else if (pool_restore(c->m, c->args, dir, &r, err, sizeof err) < 0) {
+    if (r.fatal) {
+      c->pooled = false;
+      vm_request_exit(&c->m->vm, VM_EXIT_ERROR, "restore %s: %s", dir, err);
+    }
+    control_send(c, "err %s", err);
+  } else {
+    c->pooled = false;
+    control_send(c, "ok read_ns=%llu validate_ns=%llu mmap_ns=%llu vm_ns=%llu vcpu_ns=%llu devices_ns=%llu threads_ns=%llu total_ns=%llu",
+                 (unsigned long long)r.t.read_ns, (unsigned long long)r.t.validate_ns, (unsigned long long)r.t.mmap_ns,
+                 (unsigned long long)r.t.vm_ns, (unsigned long long)r.t.vcpu_ns, (unsigned long long)r.t.devices_ns,
+                 (unsigned long long)r.threads_ns, (unsigned long long)r.total_ns);
+  }
 }
 
 static void control_request(struct control *c, char *line) {
@@ -85,7 +112,11 @@ static void control_request(struct control *c, char *line) {
   unsigned port;
   char extra;
   if (!strcmp(line, "ping")) {
-    control_send(c, "ok pid=%d state=%s", getpid(), vcpus_paused(vm) ? "paused" : "running");
+    control_send(c, "ok pid=%d state=%s", getpid(), c->pooled ? "pooled" : vcpus_paused(vm) ? "paused" : "running");
+  } else if (!strncmp(line, "restore ", 8) || !strcmp(line, "restore")) {
+    control_restore(c, line[7] ? line + 8 : "");
+  } else if (c->pooled && strcmp(line, "stop") && strcmp(line, "stats")) {
+    control_send(c, "err this vmm is pooled: send restore DIR first (or stop)");
   } else if (!strcmp(line, "pause")) {
     if (vcpus_pause(vm) < 0)
       control_send(c, "err vcpus did not stop within 2 s");
@@ -131,7 +162,7 @@ static void control_request(struct control *c, char *line) {
       }
     }
   } else {
-    control_send(c, "err unknown request (ping, pause, resume, stop, stats, snapshot DIR, snapshot-diff DIR, forward PORT)");
+    control_send(c, "err unknown request (ping, pause, resume, stop, stats, snapshot DIR, snapshot-diff DIR, forward PORT, restore DIR)");
   }
 }
 

@@ -81,10 +81,17 @@ int main(int argc, char **argv) {
   /* Everything that needs root is open, bound or mapped by now; no thread exists yet, so the new ids and the
    * empty capability sets apply to every thread started below. */
   if (args.uid && jail_drop_privileges(args.uid, args.gid, err, sizeof err) < 0) return setup_failed(&args, err);
-  if (machine_start(&machine, err, sizeof err) < 0) return setup_failed(&args, err);
-  if (!args.no_seccomp && seccomp_install(err, sizeof err) < 0) {
-    /* vCPUs already run: end them through the normal exit path so the record is written. */
-    vm_request_exit(&machine.vm, VM_EXIT_ERROR, "%s", err);
+  if (args.pool) {
+    /* Pooled: no thread yet; the wider pooled filter lets `restore DIR` set state and start threads, then the
+     * running filter is stacked on it (pool.c). */
+    control.pooled = true;
+    if (!args.no_seccomp && seccomp_install(SECCOMP_POOLED, err, sizeof err) < 0) return setup_failed(&args, err);
+  } else {
+    if (machine_start(&machine, err, sizeof err) < 0) return setup_failed(&args, err);
+    if (!args.no_seccomp && seccomp_install(SECCOMP_RUNNING, err, sizeof err) < 0) {
+      /* vCPUs already run: end them through the normal exit path so the record is written. */
+      vm_request_exit(&machine.vm, VM_EXIT_ERROR, "%s", err);
+    }
   }
 
   int status = control_run(&control);

@@ -79,6 +79,14 @@ int vcpus_create(struct vm *vm, char *err, size_t errlen) {
   }
   supported->nent = KVM_MAX_CPUID_ENTRIES;
   int rc = -1;
+  /* The kick handler is process-wide; set here, during setup, because a pooled vmm starts its vCPU threads under
+   * seccomp, which does not allow rt_sigaction. No SA_RESTART: KVM_RUN must return EINTR. */
+  struct sigaction sa = {.sa_handler = kick_handler};
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) {
+    fail(err, errlen, "sigaction");
+    goto out;
+  }
   if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, supported) < 0) {
     fail(err, errlen, "KVM_GET_SUPPORTED_CPUID");
     goto out;
@@ -214,13 +222,16 @@ static void *vcpu_thread(void *arg) {
       vcpu_park(c);
       continue;
     }
+    uint64_t none = 0;
+    if (!atomic_load_explicit(&vm->first_enter_ns, memory_order_relaxed))
+      atomic_compare_exchange_strong(&vm->first_enter_ns, &none, vm_now_ns());
     if (ioctl(c->fd, KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
       vm_request_exit(vm, VM_EXIT_ERROR, "KVM_RUN on vcpu %d: %s", c->index, strerror(errno));
       continue;
     }
     /* First guest exit of the VM: the end of "restore/boot to running" in `stats` (bench:restore). */
-    uint64_t none = 0;
+    none = 0;
     if (!atomic_load_explicit(&vm->first_exit_ns, memory_order_relaxed))
       atomic_compare_exchange_strong(&vm->first_exit_ns, &none, vm_now_ns());
     vcpu_handle_exit(c);
@@ -229,9 +240,6 @@ static void *vcpu_thread(void *arg) {
 }
 
 int vcpus_start(struct vm *vm, char *err, size_t errlen) {
-  struct sigaction sa = {.sa_handler = kick_handler}; /* no SA_RESTART: KVM_RUN must return EINTR */
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0) return fail(err, errlen, "sigaction");
   for (int i = 0; i < vm->nvcpus; i++) {
     struct vcpu *c = &vm->vcpus[i];
     pthread_attr_t attr;

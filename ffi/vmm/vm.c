@@ -17,10 +17,6 @@ static int fail(char *err, size_t errlen, const char *what) {
 }
 
 int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t errlen) {
-  return vm_create_mem(vm, mem_bytes, nvcpus, -1, err, errlen);
-}
-
-int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, char *err, size_t errlen) {
   memset(vm, 0, sizeof *vm);
   vm->kvm_fd = vm->vm_fd = vm->exit_efd = -1;
   for (int i = 0; i < VM_MAX_VCPUS; i++) vm->vcpus[i].fd = -1;
@@ -45,10 +41,9 @@ int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, cha
   uint64_t identity = VM_TSS_ADDR + 3 * 4096;
   ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity);
 
-  /* A snapshot's memory file is mapped MAP_PRIVATE: clones share its unwritten pages in the page cache. */
-  void *host = mem_fd >= 0 ? mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mem_fd, 0)
-                           : mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                                  -1, 0);
+  /* Anonymous RAM; a restore later maps the snapshot's memory file over this same range (vm_mem_map_file), so the
+   * memslot registered here stays valid and is never changed after the irqchip exists. */
+  void *host = mmap(NULL, mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (host == MAP_FAILED) return fail(err, errlen, "mmap guest memory");
   vm->mem.host = host;
   vm->mem.size = mem_bytes;
@@ -66,6 +61,15 @@ int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, cha
 
   vm->loop = evloop_create();
   if (!vm->loop) return fail(err, errlen, "evloop_create");
+  return 0;
+}
+
+int vm_mem_map_file(struct vm *vm, int fd, char *err, size_t errlen) {
+  /* MAP_FIXED replaces the untouched anonymous pages under the memslot; KVM looks guest pages up by host address at
+   * fault time (and its MMU notifier drops anything mapped from the old pages), so the slot needs no change.
+   * MAP_PRIVATE: clones share the file's unwritten pages in the page cache; a write copies one page. */
+  void *host = mmap(vm->mem.host, vm->mem.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE | MAP_FIXED, fd, 0);
+  if (host == MAP_FAILED) return fail(err, errlen, "mmap the snapshot memory");
   return 0;
 }
 

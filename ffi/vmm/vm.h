@@ -67,8 +67,10 @@ struct vm {
   _Atomic bool reset_requested; /* i8042 reset pulse seen: the following triple fault/shutdown is a reboot */
   _Atomic bool panic_seen;      /* "Kernel panic - not syncing" seen on the console */
 
-  /* CLOCK_MONOTONIC ns: process start (main) and the first KVM_RUN return of any vCPU. */
+  /* CLOCK_MONOTONIC ns: process start (main; a pooled vmm: the `restore` request), the first KVM_RUN entry and the
+   * first KVM_RUN return of any vCPU (bench:restore splits thread wake-up from the guest's first run with them). */
   uint64_t start_ns;
+  _Atomic uint64_t first_enter_ns;
   _Atomic uint64_t first_exit_ns;
 };
 
@@ -76,8 +78,8 @@ uint64_t vm_now_ns(void);
 
 /* Opens /dev/kvm, creates the VM with memory, in-kernel irqchip and PIT. Returns 0 or -1 with err set. */
 int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t errlen);
-/* Like vm_create, with RAM mapped MAP_PRIVATE from mem_fd (a snapshot's memory file) instead of anonymous. */
-int vm_create_mem(struct vm *vm, uint64_t mem_bytes, int nvcpus, int mem_fd, char *err, size_t errlen);
+/* Maps fd (a snapshot's memory file, vm->mem.size bytes) MAP_PRIVATE over guest RAM, in place: the memslot stays. */
+int vm_mem_map_file(struct vm *vm, int fd, char *err, size_t errlen);
 /* Wires line to KVM_IRQFD for gsi (eventfd created here). */
 int vm_irq_line_init(struct vm *vm, uint32_t gsi, struct irq_line *line, char *err, size_t errlen);
 /* Frees everything vm_create made (safe on a partially created vm). */

@@ -154,3 +154,73 @@ describe.skipIf(!haveKvm)("snapshot and restore (test guest)", () => {
     expect(detail).toMatch(/snapshot was taken on a (pvm|hardware) KVM host, this host is (pvm|hardware)/);
   });
 });
+
+describe.skipIf(!haveKvm)("pooled restore (test guest)", () => {
+  let snap: { dir: string; last: number; console: string };
+  const pooledSpec = (extra: Partial<VmSpec> = {}) => spec({ testGuest: undefined, ...extra });
+
+  test("a pooled vmm waits without a guest, then restore continues the exact count", async () => {
+    snap = await takeSnapshot();
+    const s = pooledSpec();
+    const vm = await VmProcess.spawnPooled(s);
+    expect((await vm.ping()).state).toBe("pooled");
+    expect((await vm.stats()).startUs).toBe(0);
+    await expect(vm.pause()).rejects.toThrow(/pooled: send restore DIR first/);
+    const t = await vm.restore(snap.dir);
+    expect(t.totalNs).toBeGreaterThan(0);
+    expect(t.totalNs).toBeGreaterThanOrEqual(t.readNs + t.validateNs + t.mmapNs + t.vmNs + t.vcpuNs + t.devicesNs);
+    await waitFor(() => counts(read(s.consolePath)).length >= 10);
+    expect((await vm.ping()).state).toBe("running");
+    expect((await vm.stats()).startUs).toBeGreaterThan(0);
+    await expect(vm.restore(snap.dir)).rejects.toThrow(/needs a pooled vmm/);
+    await vm.stop();
+    const seen = counts(snap.console + read(s.consolePath));
+    const after = seen.slice(seen.indexOf(snap.last));
+    expect(after.length).toBeGreaterThanOrEqual(10);
+    expect(after).toEqual(after.map((_, i) => snap.last + i));
+    expect(read(s.consolePath)).not.toContain("mismatch");
+    expect(JSON.parse(read(s.exitFile)).reason).toBe("stopped");
+  });
+
+  test("a corrupted, foreign or other-shape snapshot is refused and the vmm stays pooled", async () => {
+    const copy = (mutate: (state: Buffer) => Buffer) => {
+      const dir = join(tmp(), "snap");
+      Bun.spawnSync(["cp", "-r", "--reflink=auto", snap.dir, dir]);
+      writeFileSync(join(dir, "state"), mutate(readFileSync(join(dir, "state"))));
+      return dir;
+    };
+    const flipped = copy((b) => (b.writeUInt8(b.readUInt8(b.length - 100) ^ 0x40, b.length - 100), b));
+    const foreign = copy((b) => {
+      b.writeUInt32LE(b.readUInt32LE(12) === 1 ? 2 : 1, 12); // header: magic[8], version, host_kind
+      b.writeUInt32LE(0, 32);
+      b.writeUInt32LE(crc32c(b), 32);
+      return b;
+    });
+    const s = pooledSpec();
+    const vm = await VmProcess.spawnPooled(s);
+    await expect(vm.restore(flipped)).rejects.toThrow(/checksum mismatch/);
+    await expect(vm.restore(foreign)).rejects.toThrow(/taken on a (pvm|hardware) KVM host, this host is/);
+    await expect(vm.restore(join(tmp(), "missing"))).rejects.toThrow(/open .*missing\/state/);
+    expect((await vm.ping()).state).toBe("pooled");
+    await vm.restore(snap.dir); // still usable after the refusals
+    await waitFor(() => counts(read(s.consolePath)).length >= 3);
+    await vm.stop();
+    expect(JSON.parse(read(s.exitFile)).reason).toBe("stopped");
+
+    const other = await VmProcess.spawnPooled(pooledSpec({ memMib: 64 }));
+    await expect(other.restore(snap.dir)).rejects.toThrow(/32 MiB, this vmm was prepared for 1 vCPUs and 64 MiB/);
+    const rng = await VmProcess.spawnPooled(pooledSpec({ rng: true }));
+    await expect(rng.restore(snap.dir)).rejects.toThrow(/the snapshot has 0 virtio devices, this command line 1/);
+    await Promise.all([other.stop(), rng.stop()]);
+  });
+
+  test("a pooled vmm that is never used exits cleanly on stop", async () => {
+    const s = pooledSpec({ rng: true, vsock: { cid: 7, forwardPorts: [] } });
+    const vm = await VmProcess.spawnPooled(s);
+    await vm.stop();
+    const exit = await vm.exited;
+    expect(exit.reason).toBe("stopped");
+    expect(existsSync(join(s.runDir, "ctl.sock"))).toBe(false);
+    expect(existsSync(join(s.runDir, "vsock.sock"))).toBe(false);
+  });
+});

@@ -6,7 +6,7 @@ import { nativePath } from "../sys/natives.ts";
 import { CLOSED, ControlClient, VmmControlError } from "./control-client.ts";
 import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
 import { readExitRecord } from "./exit-record.ts";
-import { ctlPath, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
+import { ctlPath, type RestoreTimings, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
 
 const SPAWN_READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
@@ -114,6 +114,12 @@ export class VmProcess {
     throw new Error(`onebox-vmm exited during start: ${exit.reason}: ${exit.detail}`);
   }
 
+  /** Starts a pooled vmm: the machine for spec (memMib, vcpus, devices, sockets) is built and waits, without a
+   *  guest, for `restore(dir)`, which then does only what depends on the snapshot (docs/snapshot.md). */
+  static spawnPooled(spec: VmSpec, opts: { binary?: string } = {}): Promise<VmProcess> {
+    return VmProcess.spawn({ ...spec, pooled: true }, opts);
+  }
+
   /** Re-attaches to a vmm left running by an earlier daemon; null if none is alive in runDir. */
   static async adopt(runDir: string): Promise<VmProcess | null> {
     let state: VmState;
@@ -219,6 +225,23 @@ export class VmProcess {
     await this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${dir}`, 120_000);
   }
 
+  /** Restores the snapshot in dir into this pooled vmm and starts it. Rejects with the vmm's reason if the snapshot
+   *  is refused (corrupted, other host kind, other shape or devices: the vmm stays pooled) or the restore failed
+   *  after the VM was changed (the vmm then ends with reason `error`). */
+  async restore(dir: string): Promise<RestoreTimings> {
+    const r = await this.request(`restore ${dir}`);
+    return {
+      readNs: Number(r.read_ns),
+      validateNs: Number(r.validate_ns),
+      mmapNs: Number(r.mmap_ns),
+      vmNs: Number(r.vm_ns),
+      vcpuNs: Number(r.vcpu_ns),
+      devicesNs: Number(r.devices_ns),
+      threadsNs: Number(r.threads_ns),
+      totalNs: Number(r.total_ns),
+    };
+  }
+
   async stats(): Promise<VmStats> {
     const r = await this.request("stats");
     return {
@@ -226,6 +249,7 @@ export class VmProcess {
       pssKib: Number(r.pss_kib),
       cpuNs: Number(r.cpu_ns),
       startUs: Number(r.start_us ?? 0),
+      enterUs: Number(r.enter_us ?? 0),
     };
   }
 

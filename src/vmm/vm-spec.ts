@@ -12,6 +12,9 @@ export interface VmSpec {
   initrd?: string;
   cmdline: string; // cold boot
   restoreFrom?: string; // or restore (issue 3)
+  /** Or pooled: prepare a memMib x vcpus machine with these devices and wait for `VmProcess.restore(dir)`
+   *  (docs/snapshot.md "Pooled restore"); kernel/cmdline/restoreFrom/testGuest are ignored. */
+  pooled?: boolean;
   /** Tests only: a flat 64-bit binary run instead of a kernel (`--test-guest`); kernel/initrd/cmdline are ignored. */
   testGuest?: string;
   disks: { path: string; readOnly: boolean }[];
@@ -23,8 +26,23 @@ export interface VmStats {
   rssKib: number;
   pssKib: number;
   cpuNs: number;
-  /** µs from the vmm's main() to the VM's first guest exit (cold boot or restore); 0 before it. */
+  /** µs to the VM's first guest exit, from the vmm's main() (cold boot, --restore) or, for a pooled vmm, from the
+   *  `restore` request; 0 before it. */
   startUs: number;
+  /** µs from the same start to the first KVM_RUN entry (startUs - enterUs = the guest's first run); 0 before it. */
+  enterUs: number;
+}
+
+/** Where a pooled restore spent its time (the `restore` reply), in ns; the first guest exit is `stats().startUs`. */
+export interface RestoreTimings {
+  readNs: number; // open + read DIR/state
+  validateNs: number; // checksum, caps, host kind, shape, sections, DIR/memory size
+  mmapNs: number; // DIR/memory mapped MAP_PRIVATE over guest RAM
+  vmNs: number; // irqchip + PIT state
+  vcpuNs: number; // registers, FPU, MSRs, LAPIC, events of every vCPU
+  devicesNs: number; // kvm clock, COM1/i8042/CMOS, virtio transports, vsock
+  threadsNs: number; // event loop + vCPU threads started
+  totalNs: number; // request received to vCPUs started
 }
 
 /** Exit record reasons (docs/architecture.md "Exit record") plus `vmm-crash` for a process gone without one. */
@@ -64,7 +82,9 @@ export function forwardPath(runDir: string, port: number): string {
 export function vmmArgs(spec: VmSpec): string[] {
   const args = ["--ctl", ctlPath(spec.runDir), "--console", spec.consolePath, "--exit-file", spec.exitFile];
   args.push("--mem-mib", String(spec.memMib), "--vcpus", String(spec.vcpus));
-  if (spec.testGuest) {
+  if (spec.pooled) {
+    args.push("--pool");
+  } else if (spec.testGuest) {
     args.push("--test-guest", spec.testGuest);
   } else if (spec.restoreFrom) {
     args.push("--restore", spec.restoreFrom);

@@ -1,17 +1,16 @@
-// Restore: validate DIR/state, map DIR/memory (or a diff over its base) copy-on-write, rebuild the machine and set its state in KVM's order.
+// Restore: read and check DIR/state, build (or take a prepared) machine, map DIR/memory (or a diff over its base)
+// copy-on-write, set its state.
 #include "snapshot/snapshot.h"
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "snapshot/devices.h"
 #include "snapshot/diff.h"
-#include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"
 #include "vcpu.h"
 #include "virtio/persist.h"
@@ -55,34 +54,17 @@ out:
   return buf;
 }
 
-static int vm_state_restore(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen) {
-  for (uint16_t chip = IRQCHIP_PIC_MASTER; chip <= IRQCHIP_IOAPIC; chip++) {
-    const struct kvm_irqchip *ic = snap_reader_find(r, SNAP_SEC_VM_IRQCHIP, chip, sizeof *ic, NULL);
-    if (!ic || ic->chip_id != chip) {
-      snprintf(err, errlen, "snapshot lacks irqchip %u", chip);
-      return -1;
-    }
-    if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, ic) < 0) return fail(err, errlen, "KVM_SET_IRQCHIP", NULL);
-  }
-  const struct kvm_pit_state2 *pit = snap_reader_find(r, SNAP_SEC_VM_PIT2, 0, sizeof *pit, NULL);
-  if (!pit) {
-    snprintf(err, errlen, "snapshot lacks the PIT state");
-    return -1;
-  }
-  if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0) return fail(err, errlen, "KVM_SET_PIT2", NULL);
-  return 0;
+static uint64_t lap(uint64_t *since) {
+  uint64_t now = vm_now_ns(), d = now - *since;
+  *since = now;
+  return d;
 }
 
-/* kvmclock continues from the snapshot's value: the guest sees no jump; wall time is fixed by clone hygiene. */
-static int clock_restore(struct vm *vm, const struct snap_reader *r, char *err, size_t errlen) {
-  const struct kvm_clock_data *saved = snap_reader_find(r, SNAP_SEC_VM_CLOCK, 0, sizeof *saved, NULL);
-  if (!saved) {
-    snprintf(err, errlen, "snapshot lacks the kvm clock");
-    return -1;
-  }
-  struct kvm_clock_data clock = {.clock = saved->clock};
-  if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0) return fail(err, errlen, "KVM_SET_CLOCK", NULL);
-  return 0;
+void restore_plan_free(struct restore_plan *p) {
+  if (p->mem_fd >= 0) close(p->mem_fd);
+  if (p->diff_fd >= 0) close(p->diff_fd);
+  p->mem_fd = p->diff_fd = -1;
+  snap_reader_free(&p->reader);
 }
 
 /* Opens path read-only and checks that it is exactly mem_bytes long. Returns the fd or -1. */
@@ -102,115 +84,173 @@ static int open_memory(const char *path, uint64_t mem_bytes, struct stat *st, ch
   return fd;
 }
 
-/* Guest RAM: DIR/memory mapped MAP_PRIVATE (a full snapshot), or BASE/memory with DIR/memory's pages mapped over it (a
- * diff, docs/snapshot.md "Diff snapshots"); creates the VM and its memslot. Then remembers the base, so that this VM
- * can later write a diff of its own. */
-static int memory_map(struct machine *m, const char *dir, const struct snap_reader *r, char *err, size_t errlen) {
+/* Guest RAM files, opened and checked, not mapped yet: DIR/memory (a full snapshot), or BASE/memory and DIR/memory's
+ * page runs (a diff, docs/snapshot.md "Diff snapshots"). Also the base this VM will later write diffs against. */
+static int memory_open(const char *dir, struct restore_plan *p, char *err, size_t errlen) {
+  const struct snap_reader *r = &p->reader;
   char path[4200], real[PATH_MAX];
   struct stat st, dst;
-  struct snap_diff_base base;
-  const struct snap_diff_run *runs = NULL;
-  size_t nruns = 0, runs_len = 0;
   bool diff = r->hdr.version == SNAP_VERSION_DIFF;
   if (diff) {
-    const struct snap_diff_base *b = snap_reader_find(r, SNAP_SEC_DIFF_BASE, 0, sizeof base, NULL);
-    runs = snap_reader_find(r, SNAP_SEC_DIFF_RUNS, 0, 0, &runs_len);
-    if (!b || !runs || runs_len % sizeof *runs || b->path_len < 2 || b->path_len > sizeof b->path ||
+    const struct snap_diff_base *b = snap_reader_find(r, SNAP_SEC_DIFF_BASE, 0, sizeof *b, NULL);
+    size_t runs_len = 0;
+    p->runs = snap_reader_find(r, SNAP_SEC_DIFF_RUNS, 0, 0, &runs_len);
+    if (!b || !p->runs || runs_len % sizeof *p->runs || b->path_len < 2 || b->path_len > sizeof b->path ||
         b->path[b->path_len - 1] || b->path[0] != '/') {
       snprintf(err, errlen, "diff snapshot lacks a valid base or page list");
       return -1;
     }
-    base = *b;
-    nruns = runs_len / sizeof *runs;
-    if (snap_diff_runs_check(runs, nruns, r->hdr.mem_bytes / PAGE, err, errlen) < 0) return -1;
+    p->base = *b;
+    p->nruns = runs_len / sizeof *p->runs;
+    if (snap_diff_runs_check(p->runs, p->nruns, r->hdr.mem_bytes / PAGE, err, errlen) < 0) return -1;
   }
-  snprintf(path, sizeof path, "%s/memory", diff ? base.path : dir);
-  int fd = open_memory(path, r->hdr.mem_bytes, &st, err, errlen);
-  if (fd < 0) return -1;
-  if (diff && snap_diff_base_check(&base, &st, err, errlen) < 0) goto bad;
-  if (!diff && (!realpath(dir, real) || snap_diff_base_set(&base, real, &st) < 0)) {
-    snprintf(err, errlen, "%s: cannot resolve to an absolute path under %zu bytes", dir, sizeof base.path);
-    goto bad;
-  }
-  if (vm_create_mem(&m->vm, r->hdr.mem_bytes, (int)r->hdr.nvcpus, fd, err, errlen) < 0) goto bad;
-  close(fd); /* the mapping keeps the file */
+  snprintf(path, sizeof path, "%s/memory", diff ? p->base.path : dir);
+  if ((p->mem_fd = open_memory(path, r->hdr.mem_bytes, &st, err, errlen)) < 0) return -1;
   if (diff) {
+    if (snap_diff_base_check(&p->base, &st, err, errlen) < 0) return -1;
     snprintf(path, sizeof path, "%s/memory", dir);
-    int dfd = open_memory(path, r->hdr.mem_bytes, &dst, err, errlen);
-    if (dfd < 0) return -1;
-    int rc = snap_diff_overlay(&m->vm.mem, dfd, runs, nruns, err, errlen);
-    close(dfd);
-    if (rc < 0) return -1;
+    if ((p->diff_fd = open_memory(path, r->hdr.mem_bytes, &dst, err, errlen)) < 0) return -1;
+  } else if (!realpath(dir, real) || snap_diff_base_set(&p->base, real, &st) < 0) {
+    snprintf(err, errlen, "%s: cannot resolve to an absolute path under %zu bytes", dir, sizeof p->base.path);
+    return -1;
   }
-  return snap_diff_track(&base, runs, nruns, r->hdr.mem_bytes, err, errlen);
-bad:
-  close(fd);
-  return -1;
+  return 0;
 }
 
-#define DEV_STATE(kind, type, var)                                    \
-  const type *var = snap_reader_find(&r, kind, 0, sizeof(type), NULL); \
-  if (!var) {                                                         \
-    snprintf(err, errlen, "snapshot lacks %s", #kind);                \
-    goto out;                                                         \
-  }
-
-int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+int snapshot_restore_read(const char *dir, struct restore_plan *p, struct restore_timings *t, char *err,
+                          size_t errlen) {
+  memset(p, 0, sizeof *p);
+  p->mem_fd = p->diff_fd = -1;
+  uint64_t clock = vm_now_ns();
   char path[4200];
-  snprintf(path, sizeof path, "%s/state", a->restore);
+  snprintf(path, sizeof path, "%s/state", dir);
   size_t len;
   uint8_t *buf = read_capped(path, SNAP_MAX_FILE, &len, err, errlen);
   if (!buf) return -1;
-  struct snap_reader r;
-  int rc = -1;
-  if (snap_reader_open(&r, buf, len, snap_host_kind(), err, errlen) < 0) goto out;
-  if (r.hdr.nvcpus < 1 || r.hdr.nvcpus > VM_MAX_VCPUS || r.hdr.mem_bytes < (16ull << 20) ||
-      r.hdr.mem_bytes > ((uint64_t)VM_MAX_MEM_MIB << 20) || r.hdr.mem_bytes % PAGE) {
-    snprintf(err, errlen, "snapshot has %u vCPUs and %llu bytes of memory: out of range", r.hdr.nvcpus,
-             (unsigned long long)r.hdr.mem_bytes);
-    goto out;
+  t->read_ns += lap(&clock);
+  const struct snap_header *h = &p->reader.hdr;
+  if (snap_reader_open(&p->reader, buf, len, snap_host_kind(), err, errlen) < 0) goto fail;
+  if (h->nvcpus < 1 || h->nvcpus > VM_MAX_VCPUS || h->mem_bytes < (16ull << 20) ||
+      h->mem_bytes > ((uint64_t)VM_MAX_MEM_MIB << 20) || h->mem_bytes % PAGE) {
+    snprintf(err, errlen, "snapshot has %u vCPUs and %llu bytes of memory: out of range", h->nvcpus,
+             (unsigned long long)h->mem_bytes);
+    goto fail;
   }
-  if (memory_map(m, a->restore, &r, err, errlen) < 0) goto out;
-  if (vcpus_create(&m->vm, err, errlen) < 0) goto out;
-  if (machine_add_legacy(m, console_fd, err, errlen) < 0) goto out;
-  if (machine_add_devices(m, a, err, errlen) < 0) goto out;
-  if (vm_state_restore(&m->vm, &r, err, errlen) < 0) goto out;
-  for (int i = 0; i < m->vm.nvcpus; i++)
-    if (vcpu_state_restore(&m->vm.vcpus[i], &r, err, errlen) < 0) goto out;
-  if (clock_restore(&m->vm, &r, err, errlen) < 0) goto out;
-  DEV_STATE(SNAP_SEC_SERIAL, struct serial_state, ss);
-  DEV_STATE(SNAP_SEC_I8042, struct i8042_state, ks);
-  DEV_STATE(SNAP_SEC_CMOS, struct cmos_state, cs);
-  DEV_STATE(SNAP_SEC_MACHINE, struct snap_machine_state, ms);
+  if (memory_open(dir, p, err, errlen) < 0) goto fail;
+  t->validate_ns += lap(&clock);
+  return 0;
+fail:
+  restore_plan_free(p);
+  return -1;
+}
+
+#define FIND(field, kind, index, what)                                                    \
+  if (!(p->field = snap_reader_find(r, kind, index, sizeof *p->field, NULL))) {            \
+    snprintf(err, errlen, "snapshot lacks %s", what);                                     \
+    return -1;                                                                            \
+  }
+
+int snapshot_restore_check(const struct machine *m, struct restore_plan *p, struct restore_timings *t, char *err,
+                           size_t errlen) {
+  uint64_t clock = vm_now_ns();
+  const struct snap_reader *r = &p->reader;
+  if (r->hdr.nvcpus != (uint32_t)m->vm.nvcpus || r->hdr.mem_bytes != m->vm.mem.size) {
+    snprintf(err, errlen, "the snapshot is %u vCPUs and %llu MiB, this vmm was prepared for %d vCPUs and %llu MiB",
+             r->hdr.nvcpus, (unsigned long long)(r->hdr.mem_bytes >> 20), m->vm.nvcpus,
+             (unsigned long long)(m->vm.mem.size >> 20));
+    return -1;
+  }
+  for (uint16_t chip = IRQCHIP_PIC_MASTER; chip <= IRQCHIP_IOAPIC; chip++) {
+    FIND(irqchip[chip], SNAP_SEC_VM_IRQCHIP, chip, "an irqchip state");
+    if (p->irqchip[chip]->chip_id != chip) {
+      snprintf(err, errlen, "snapshot irqchip %u has id %u", chip, p->irqchip[chip]->chip_id);
+      return -1;
+    }
+  }
+  FIND(pit, SNAP_SEC_VM_PIT2, 0, "the PIT state");
+  FIND(clock, SNAP_SEC_VM_CLOCK, 0, "the kvm clock");
+  FIND(serial, SNAP_SEC_SERIAL, 0, "the COM1 state");
+  FIND(kbd, SNAP_SEC_I8042, 0, "the i8042 state");
+  FIND(cmos, SNAP_SEC_CMOS, 0, "the CMOS state");
+  const struct snap_machine_state *ms;
+  if (!(ms = snap_reader_find(r, SNAP_SEC_MACHINE, 0, sizeof *ms, NULL))) {
+    snprintf(err, errlen, "snapshot lacks the machine state");
+    return -1;
+  }
   if (ms->nvirtio != (uint32_t)m->nvirtio) {
     snprintf(err, errlen, "the snapshot has %u virtio devices, this command line %d (give the same --disk/--rng/--vsock)",
              ms->nvirtio, m->nvirtio);
-    goto out;
+    return -1;
   }
-  for (int i = 0; i < m->nvirtio; i++) {
-    const struct virtio_dev_state *vs = snap_reader_find(&r, SNAP_SEC_VIRTIO, (uint16_t)i, sizeof *vs, NULL);
-    if (!vs) {
-      snprintf(err, errlen, "snapshot lacks virtio device %d", i);
-      goto out;
-    }
-    if (virtio_dev_restore(m->virtio[i], vs, err, errlen) < 0) goto out;
-  }
+  for (int i = 0; i < m->nvirtio; i++) FIND(virtio[i], SNAP_SEC_VIRTIO, (uint16_t)i, "a virtio device state");
+  if (m->vsock) FIND(vsock, SNAP_SEC_VSOCK, 0, "the vsock state");
+  t->validate_ns += lap(&clock);
+  return 0;
+}
+
+static int vm_state_restore(struct vm *vm, const struct restore_plan *p, char *err, size_t errlen) {
+  for (int chip = IRQCHIP_PIC_MASTER; chip <= IRQCHIP_IOAPIC; chip++)
+    if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, p->irqchip[chip]) < 0) return fail(err, errlen, "KVM_SET_IRQCHIP", NULL);
+  if (ioctl(vm->vm_fd, KVM_SET_PIT2, p->pit) < 0) return fail(err, errlen, "KVM_SET_PIT2", NULL);
+  return 0;
+}
+
+static int devices_restore(struct machine *m, const struct restore_plan *p, char *err, size_t errlen) {
+  /* kvmclock continues from the snapshot's value: the guest sees no jump; wall time is fixed by clone hygiene. */
+  struct kvm_clock_data clock = {.clock = p->clock->clock};
+  if (ioctl(m->vm.vm_fd, KVM_SET_CLOCK, &clock) < 0) return fail(err, errlen, "KVM_SET_CLOCK", NULL);
+  for (int i = 0; i < m->nvirtio; i++)
+    if (virtio_dev_restore(m->virtio[i], p->virtio[i], err, errlen) < 0) return -1;
   if (m->vsock) {
-    const struct snap_vsock_state *vss = snap_reader_find(&r, SNAP_SEC_VSOCK, 0, sizeof *vss, NULL);
-    if (!vss) {
-      snprintf(err, errlen, "snapshot lacks the vsock state");
-      goto out;
-    }
-    virtio_vsock_restore_next_port(m->vsock, vss->next_host_port);
+    virtio_vsock_restore_next_port(m->vsock, p->vsock->next_host_port);
+    /* Live vsock connections were not saved: the guest must drop its side of them. */
+    if (virtio_vsock_transport_reset(m->vsock) < 0)
+      fprintf(stderr, "onebox-vmm: vsock: no event buffer for TRANSPORT_RESET (driver not ready at snapshot time)\n");
   }
-  /* Live vsock connections were not saved: the guest must drop its side of them. */
-  if (m->vsock && virtio_vsock_transport_reset(m->vsock) < 0)
-    fprintf(stderr, "onebox-vmm: vsock: no event buffer for TRANSPORT_RESET (driver not ready at snapshot time)\n");
-  serial_restore(&m->serial, ss);
-  i8042_restore(&m->kbd, ks);
-  cmos_restore(&m->cmos, cs);
+  serial_restore(&m->serial, p->serial);
+  i8042_restore(&m->kbd, p->kbd);
+  cmos_restore(&m->cmos, p->cmos);
+  return 0;
+}
+
+int snapshot_restore_apply(struct machine *m, struct restore_plan *p, struct restore_timings *t, char *err,
+                           size_t errlen) {
+  uint64_t clock = vm_now_ns();
+  int rc = -1;
+  if (vm_mem_map_file(&m->vm, p->mem_fd, err, errlen) < 0) goto out;
+  if (p->diff_fd >= 0 && snap_diff_overlay(&m->vm.mem, p->diff_fd, p->runs, p->nruns, err, errlen) < 0) goto out;
+  /* Remembers the base (and a parent diff's pages), so that this VM can later write a diff of its own. */
+  if (snap_diff_track(&p->base, p->runs, p->nruns, p->reader.hdr.mem_bytes, err, errlen) < 0) goto out;
+  t->mmap_ns += lap(&clock);
+  if (vm_state_restore(&m->vm, p, err, errlen) < 0) goto out;
+  t->vm_ns += lap(&clock);
+  for (int i = 0; i < m->vm.nvcpus; i++)
+    if (vcpu_state_restore(&m->vm.vcpus[i], &p->reader, err, errlen) < 0) goto out;
+  t->vcpu_ns += lap(&clock);
+  if (devices_restore(m, p, err, errlen) < 0) goto out;
+  t->devices_ns += lap(&clock);
   rc = 0;
 out:
-  snap_reader_free(&r);
+  restore_plan_free(p); /* the mapping keeps the memory file */
   return rc;
+}
+
+int snapshot_restore_prepare(struct machine *m, const struct vmm_args *a, uint32_t nvcpus, uint64_t mem_bytes,
+                             int console_fd, char *err, size_t errlen) {
+  if (vm_create(&m->vm, mem_bytes, (int)nvcpus, err, errlen) < 0) return -1;
+  if (vcpus_create(&m->vm, err, errlen) < 0) return -1;
+  if (machine_add_legacy(m, console_fd, err, errlen) < 0) return -1;
+  return machine_add_devices(m, a, err, errlen);
+}
+
+int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+  struct restore_plan p;
+  struct restore_timings t = {0};
+  if (snapshot_restore_read(a->restore, &p, &t, err, errlen) < 0) return -1;
+  if (snapshot_restore_prepare(m, a, p.reader.hdr.nvcpus, p.reader.hdr.mem_bytes, console_fd, err, errlen) < 0 ||
+      snapshot_restore_check(m, &p, &t, err, errlen) < 0) {
+    restore_plan_free(&p);
+    return -1;
+  }
+  return snapshot_restore_apply(m, &p, &t, err, errlen);
 }
