@@ -126,6 +126,29 @@ static uint64_t place(struct vm *vm, uint64_t gpa, uint8_t *t, size_t len) {
   return (gpa + len + 15) & ~15ULL;
 }
 
+/* Ends a device's resource template with Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {gsi} and the end
+ * tag, appends Name(_CRS, Buffer) with it to dev, and Device(dev) to scope. */
+static void dsdt_add_device(struct buf *scope, struct buf *dev, struct buf *res, uint32_t gsi) {
+  struct buf bufbody = {0};
+  b_u8(res, RES_EXTENDED_IRQ);
+  b_u16(res, RES_EXTENDED_IRQ_LEN);
+  b_u8(res, RES_IRQ_CONSUMER | RES_IRQ_EDGE);
+  b_u8(res, 1);
+  b_u32(res, gsi);
+  b_u8(res, RES_END_TAG);
+  b_u8(res, 0); /* checksum 0: "treated as if the checksum operation succeeded" (6.4.2.9) */
+  b_u8(&bufbody, AML_DWORD_PREFIX);
+  b_u32(&bufbody, (uint32_t)res->len);
+  b_bytes(&bufbody, res->data, res->len);
+  b_u8(dev, AML_NAME);
+  b_bytes(dev, "_CRS", 4);
+  b_u8(dev, AML_BUFFER);
+  b_pkg(dev, &bufbody);
+  b_u8(scope, AML_EXT_PREFIX);
+  b_u8(scope, AML_DEVICE);
+  b_pkg(scope, dev);
+}
+
 /* Scope(\_SB) { Device(Vnnn) { Name(_HID, "LNRO0005"), Name(_UID, n), Name(_CRS, ResourceTemplate() {
  *   Memory32Fixed(ReadWrite, base, size), Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {gsi} }) } } */
 /* Device(COM1) { Name(_HID, EISAID("PNP0501")), Name(_UID, 0), Name(_CRS, ResourceTemplate() {
@@ -133,7 +156,7 @@ static uint64_t place(struct vm *vm, uint64_t gpa, uint8_t *t, size_t len) {
  * A hardware-reduced ACPI platform has no legacy PIC, so Linux maps no ISA IRQs by default: without this
  * entry the 8250 driver cannot request IRQ 4, opening the console tty fails and PID 1 gets no stdout. */
 static void dsdt_com1(struct buf *scope) {
-  struct buf dev = {0}, res = {0}, bufbody = {0};
+  struct buf dev = {0}, res = {0};
   b_bytes(&dev, "COM1", 4);
   b_u8(&dev, AML_NAME);
   b_bytes(&dev, "_HID", 4);
@@ -148,23 +171,7 @@ static void dsdt_com1(struct buf *scope) {
   b_u16(&res, COM1_BASE);
   b_u8(&res, 1);
   b_u8(&res, COM1_PORTS);
-  b_u8(&res, RES_EXTENDED_IRQ);
-  b_u16(&res, RES_EXTENDED_IRQ_LEN);
-  b_u8(&res, RES_IRQ_CONSUMER | RES_IRQ_EDGE);
-  b_u8(&res, 1);
-  b_u32(&res, COM1_GSI);
-  b_u8(&res, RES_END_TAG);
-  b_u8(&res, 0);
-  b_u8(&bufbody, AML_DWORD_PREFIX);
-  b_u32(&bufbody, (uint32_t)res.len);
-  b_bytes(&bufbody, res.data, res.len);
-  b_u8(&dev, AML_NAME);
-  b_bytes(&dev, "_CRS", 4);
-  b_u8(&dev, AML_BUFFER);
-  b_pkg(&dev, &bufbody);
-  b_u8(scope, AML_EXT_PREFIX);
-  b_u8(scope, AML_DEVICE);
-  b_pkg(scope, &dev);
+  dsdt_add_device(scope, &dev, &res, COM1_GSI);
 }
 
 static void dsdt_body(struct buf *aml, const struct acpi_virtio_dev *devs, int ndevs) {
@@ -172,7 +179,7 @@ static void dsdt_body(struct buf *aml, const struct acpi_virtio_dev *devs, int n
   b_bytes(&scope, "_SB_", 4);
   dsdt_com1(&scope);
   for (int i = 0; i < ndevs; i++) {
-    struct buf dev = {0}, res = {0}, bufbody = {0};
+    struct buf dev = {0}, res = {0};
     char name[5];
     snprintf(name, sizeof name, "V%03d", i);
     b_bytes(&dev, name, 4);
@@ -189,23 +196,7 @@ static void dsdt_body(struct buf *aml, const struct acpi_virtio_dev *devs, int n
     b_u8(&res, RES_MEM_READ_WRITE);
     b_u32(&res, (uint32_t)devs[i].base);
     b_u32(&res, devs[i].size);
-    b_u8(&res, RES_EXTENDED_IRQ);
-    b_u16(&res, RES_EXTENDED_IRQ_LEN);
-    b_u8(&res, RES_IRQ_CONSUMER | RES_IRQ_EDGE);
-    b_u8(&res, 1);
-    b_u32(&res, devs[i].gsi);
-    b_u8(&res, RES_END_TAG);
-    b_u8(&res, 0); /* checksum 0: "treated as if the checksum operation succeeded" (6.4.2.9) */
-    b_u8(&bufbody, AML_DWORD_PREFIX);
-    b_u32(&bufbody, (uint32_t)res.len);
-    b_bytes(&bufbody, res.data, res.len);
-    b_u8(&dev, AML_NAME);
-    b_bytes(&dev, "_CRS", 4);
-    b_u8(&dev, AML_BUFFER);
-    b_pkg(&dev, &bufbody);
-    b_u8(&scope, AML_EXT_PREFIX);
-    b_u8(&scope, AML_DEVICE);
-    b_pkg(&scope, &dev);
+    dsdt_add_device(&scope, &dev, &res, devs[i].gsi);
   }
   b_u8(aml, AML_SCOPE);
   b_pkg(aml, &scope);

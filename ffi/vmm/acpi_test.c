@@ -4,14 +4,7 @@
 #include <string.h>
 #include "acpi.h"
 #include "layout.h"
-
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);   \
-      return 1;                                                         \
-    }                                                                   \
-  } while (0)
+#include "test_check.h"
 
 static uint8_t sum(const uint8_t *p, size_t n) {
   uint8_t s = 0;

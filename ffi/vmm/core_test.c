@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "evloop.h"
 #include "irq.h"
+#include "test_check.h"
 
 static uint64_t last_off;
 static uint32_t last_len;
@@ -26,14 +27,6 @@ static void on_ready(void *ctx, uint32_t events) {
   uint64_t v;
   if (read(*(int *)ctx, &v, sizeof v) == sizeof v) fired += (int)v;
 }
-
-#define CHECK(cond)                                               \
-  do {                                                            \
-    if (!(cond)) {                                                \
-      fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      return 1;                                                   \
-    }                                                             \
-  } while (0)
 
 int main(void) {
   struct bus bus = {0};
