@@ -107,6 +107,18 @@ try {
   if (guest.some((x) => !Number.isFinite(x))) throw new Error("guest timing script printed a non-number");
   note(`in-guest bash -c 'echo hi' x${RUNS}: p50 ${pct(guest, 50)} p99 ${pct(guest, 99)} ms`);
 
+  // Inside the guest: the agent's own handling of the same command and of the 4 KiB read, over loopback
+  // (guest/tools/agent-bench.js run by the guest's bun): no host, proxy or vsock in the path.
+  await s.files.write("/tmp/agent-bench.js", await Bun.file(join(REPO, "guest", "tools", "agent-bench.js")).text());
+  const token = (s as unknown as { envdAccessToken?: string }).envdAccessToken ?? "";
+  const inner = await s.commands.run("/opt/onebox/bin/bun /tmp/agent-bench.js", {
+    envs: { RUNS: String(RUNS), FILE: "/home/user/bench-4k.txt", TOKEN: token },
+    timeoutMs: 600_000,
+  });
+  const agentTimes = JSON.parse(inner.stdout) as { start: number[]; read: number[] };
+  note(`in-guest agent Start 'echo hi' x${RUNS}: p50 ${pct(agentTimes.start, 50)} p99 ${pct(agentTimes.start, 99)} ms; ` +
+    `GET /files 4 KiB p50 ${pct(agentTimes.read, 50)} ms`);
+
   await s.kill();
   sbx = null;
   t0 = performance.now();
@@ -122,6 +134,9 @@ try {
       write_4m_p50_ms: pct(wr, 50),
       guest_bash_echo_p50_ms: pct(guest, 50),
       guest_bash_echo_p99_ms: pct(guest, 99),
+      guest_agent_cmd_p50_ms: pct(agentTimes.start, 50),
+      guest_agent_cmd_p99_ms: pct(agentTimes.start, 99),
+      guest_agent_read_4k_p50_ms: pct(agentTimes.read, 50),
       runs: RUNS,
     }),
   );
