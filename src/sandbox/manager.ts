@@ -11,7 +11,7 @@ import { hostProblem } from "./host-check.ts";
 import { parseJsonObject } from "./json-fields.ts";
 import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type EndReason, type SandboxState } from "./lifecycle.ts";
 import { OpLocks } from "./op-lock.ts";
-import { isParked, parkSandbox, removeSandboxFiles, resumeSandbox, sandboxPaths, templateProblem } from "./runtime.ts";
+import { isParked, parkSandbox, removeSandboxFiles, resumeSandbox, sandboxPaths, snapshotsInUse, templateProblem } from "./runtime.ts";
 import { SandboxStarter } from "./starter.ts";
 import { DeadlineTimers } from "./timers.ts";
 import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
@@ -57,9 +57,14 @@ export class SandboxManager {
   }
 
   /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
-  warmTemplates(): Promise<void> {
-    const ready = this.state.templates.list().filter((t) => this.createProblem(t) === null);
-    return this.starter?.warm(ready) ?? Promise.resolve();
+  async warmTemplates(): Promise<void> {
+    const snaps = this.starter?.snapshots;
+    if (!snaps) return;
+    const templates = this.state.templates.list();
+    await this.starter?.warm(templates.filter((t) => this.createProblem(t) === null));
+    // Old snapshots go once no live sandbox was restored from them (their pause diffs lie over them).
+    const inUse = snapshotsInUse(this.config, this.state.sandboxes.live().map((r) => r.id));
+    for (const t of templates) await snaps.prune(t, inUse);
   }
 
   resolveTemplate(idOrAlias: string): TemplateRow {
@@ -217,7 +222,8 @@ export class SandboxManager {
       this.timers.clear(id);
       this.parking.add(id);
       try {
-        await parkSandbox(this.config, id, live.handle);
+        const { diff } = await parkSandbox(this.config, id, live.handle);
+        this.state.sandboxes.addEvent(id, "saved", diff ? "diff over the template snapshot" : "full memory");
       } catch (e) {
         this.parking.delete(id);
         await live.handle.resume().catch(() => undefined);

@@ -1,7 +1,7 @@
 // Starts one sandbox's microVM: clone the writable layer, then either restore the template's snapshot
 // (the normal path: hygiene, then /init) or cold-boot the kernel (no snapshot yet, or snapshots off).
 // Every step registers its undo; a failure unwinds them all (no leaked dirs, layers, processes).
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TemplateRow } from "../store/index.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
@@ -50,6 +50,8 @@ export function sandboxPaths(config: Config, id: string) {
     exitFile: join(sandboxDir, "exit.json"),
     /** Where a paused sandbox's VM state goes (docs/snapshot.md); its layer stays next to it. */
     pauseDir: join(sandboxDir, "paused"),
+    /** The template snapshot VM dir this sandbox was restored from: its pause diffs lie over it. */
+    baseFile: join(sandboxDir, "base"),
   };
 }
 
@@ -132,6 +134,7 @@ export async function bootSandbox(config: Config, driver: VmDriver, req: BootReq
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir };
+    if (req.from) writeFileSync(p.baseFile, req.from.vmDir);
     const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), undo });
     undo.release();
     return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: req.from ? "restore" : "cold-boot" };
@@ -165,16 +168,41 @@ export async function resumeSandbox(config: Config, driver: VmDriver, req: BootR
 
 /** Pause to disk: the (already paused) VM is snapshotted into pauseDir and its process ends, so a
  *  paused sandbox holds no memory. On failure the VM is left paused and running, for the caller to resume. */
-export async function parkSandbox(config: Config, id: string, handle: VmHandle): Promise<void> {
+export async function parkSandbox(config: Config, id: string, handle: VmHandle): Promise<{ diff: boolean }> {
   const p = sandboxPaths(config, id);
   rmSync(p.pauseDir, { recursive: true, force: true });
+  // A clone of a template snapshot writes only the pages it changed, over that snapshot; a cold-booted
+  // VM (or a diff the vmm cannot make) writes all of its memory.
+  let diff = existsSync(p.baseFile);
   try {
-    await handle.snapshot(p.pauseDir);
+    if (diff) {
+      await handle.snapshot(p.pauseDir, { diff: true }).catch((e: unknown) => {
+        log.warn("diff snapshot failed; writing a full one", { id, error: e instanceof Error ? e.message : String(e) });
+        diff = false;
+        rmSync(p.pauseDir, { recursive: true, force: true });
+      });
+    }
+    if (!diff) await handle.snapshot(p.pauseDir);
   } catch (e) {
     rmSync(p.pauseDir, { recursive: true, force: true });
     throw e;
   }
+  if (!diff) rmSync(p.baseFile, { force: true }); // its resumed VM no longer depends on the template snapshot
   await handle.stop();
+  return { diff };
+}
+
+/** The template snapshot VM dirs that live sandboxes depend on (see sandboxPaths().baseFile). */
+export function snapshotsInUse(config: Config, ids: string[]): Set<string> {
+  const used = new Set<string>();
+  for (const id of ids) {
+    try {
+      used.add(readFileSync(sandboxPaths(config, id).baseFile, "utf8"));
+    } catch {
+      // cold-booted, or paused with a full snapshot
+    }
+  }
+  return used;
 }
 
 /** Whether a paused sandbox has a complete snapshot to resume from (the vmm renames `state` in last). */

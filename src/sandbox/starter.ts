@@ -26,7 +26,7 @@ export class SandboxStarter {
       } catch (e) {
         if (!(e instanceof RestoreRefused)) throw e;
         log.warn("the template snapshot was refused; dropping it and cold-booting", { template: req.template.id, error: e.message });
-        this.snapshots?.invalidate(req.template);
+        await this.snapshots?.invalidate(req.template);
       }
     }
     return bootSandbox(this.config, this.driver, req);

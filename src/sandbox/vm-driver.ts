@@ -10,7 +10,8 @@ export interface VmHandle {
   pause(): Promise<void>;
   resume(): Promise<void>;
   stop(): Promise<void>;
-  snapshot(dir: string): Promise<void>;
+  /** diff: only what a restored VM changed, over the snapshot it came from (docs/snapshot.md "Diff snapshots"). */
+  snapshot(dir: string, opts?: { diff?: boolean }): Promise<void>;
   stats(): Promise<VmStats>;
   forward(port: number): Promise<string>;
   readonly exited: Promise<VmExit>;

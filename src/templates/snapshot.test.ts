@@ -30,7 +30,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 /** Lays out a snapshot dir as a finished build would (the files' contents do not matter to validity). */
 async function fakeFinishedSnapshot(key: string): Promise<void> {
-  const p = snapshotPaths(t);
+  const p = snapshotPaths(t, key);
   mkdirSync(p.vmDir, { recursive: true });
   writeFileSync(join(p.vmDir, "state"), "x");
   writeFileSync(p.layer, "x");
@@ -42,7 +42,7 @@ test("a snapshot counts only when complete and made from the same kernel, image 
   const key = await snapshotKey(config, t);
   expect(key).toMatch(/^[0-9a-f]{32}$/);
   await fakeFinishedSnapshot(key);
-  expect(await currentSnapshot(config, t)).toEqual({ vmDir: snapshotPaths(t).vmDir, layer: snapshotPaths(t).layer });
+  expect(await currentSnapshot(config, t)).toEqual({ vmDir: snapshotPaths(t, key).vmDir, layer: snapshotPaths(t, key).layer });
   // Another VM shape: a different key.
   expect(await snapshotKey(config, { ...t, memoryMb: 256 })).not.toBe(key);
   expect(await currentSnapshot(config, { ...t, memoryMb: 256 })).toBeNull();
@@ -50,8 +50,18 @@ test("a snapshot counts only when complete and made from the same kernel, image 
   utimesSync(t.kernel, new Date(), new Date(Date.now() + 5000));
   expect(await snapshotKey(config, t)).not.toBe(key);
   expect(await currentSnapshot(config, t)).toBeNull();
-  // A build that died before its rename: no state file, not complete.
-  rmSync(snapshotPaths(t).dir, { recursive: true, force: true });
+  rmSync(join(t.dir, "snapshots"), { recursive: true, force: true });
+});
+
+test("prune keeps the current snapshot and those live sandboxes came from; drops the rest and build leftovers", async () => {
+  const current = await snapshotKey(config, t);
+  for (const k of [current, "old-in-use", "old-unused"]) await fakeFinishedSnapshot(k);
+  mkdirSync(snapshotPaths(t, "interrupted").tmp, { recursive: true });
+  const drv = await loadVmDriver();
+  if (!drv.ok) throw new Error(drv.problem);
+  await new TemplateSnapshots(config, drv.driver).prune(t, new Set([snapshotPaths(t, "old-in-use").vmDir]));
+  expect(readdirSync(join(t.dir, "snapshots")).sort()).toEqual([current, "old-in-use"].sort());
+  rmSync(join(t.dir, "snapshots"), { recursive: true, force: true });
 });
 
 test("a failed build leaves nothing behind and is not retried at once", async () => {
@@ -66,7 +76,7 @@ test("a failed build leaves nothing behind and is not retried at once", async ()
   );
   expect(first?.message ?? "").toContain("the VM process did not start");
   expect(spawns).toBe(1);
-  const p = snapshotPaths(t);
+  const p = snapshotPaths(t, await snapshotKey(config, t));
   expect(existsSync(p.dir)).toBe(false);
   expect(existsSync(p.tmp)).toBe(false);
   const vms = join(config.runRoot, "vms");

@@ -6,7 +6,7 @@
 // initramfs, the root image, the VM shape and the host kind. Those go into a key stored with it; a
 // snapshot whose key differs is rebuilt, never restored.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cloneLayer, type RestoreSource } from "../sandbox/runtime.ts";
 import { deathWatch, spawnVm, templateFiles, vmSpecFor, waitGuestReady } from "../sandbox/vm-config.ts";
@@ -28,8 +28,10 @@ export interface SnapshotMeta {
   snapshotMs: number;
 }
 
-export function snapshotPaths(t: TemplateRow) {
-  const dir = join(t.dir, "snapshot");
+/** Snapshots live in t.dir/snapshots/<key>/: a rebuilt snapshot gets a new directory, so the old one
+ *  can stay while paused sandboxes' diffs still lie over its memory file (pruneSnapshots). */
+export function snapshotPaths(t: TemplateRow, key: string) {
+  const dir = join(t.dir, "snapshots", key);
   return { dir, tmp: `${dir}.tmp`, vmDir: join(dir, "vm"), layer: join(dir, "layer.ext4"), meta: join(dir, META) };
 }
 
@@ -58,9 +60,9 @@ export async function snapshotKey(config: Config, t: TemplateRow): Promise<strin
   return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 32);
 }
 
-export function readMeta(t: TemplateRow): SnapshotMeta | null {
+export function readMeta(t: TemplateRow, key: string): SnapshotMeta | null {
   try {
-    return JSON.parse(readFileSync(snapshotPaths(t).meta, "utf8")) as SnapshotMeta;
+    return JSON.parse(readFileSync(snapshotPaths(t, key).meta, "utf8")) as SnapshotMeta;
   } catch {
     return null;
   }
@@ -68,14 +70,14 @@ export function readMeta(t: TemplateRow): SnapshotMeta | null {
 
 /** The template's snapshot if it is complete and current; null otherwise. */
 export async function currentSnapshot(config: Config, t: TemplateRow): Promise<RestoreSource | null> {
-  const p = snapshotPaths(t);
-  const meta = readMeta(t);
-  if (!meta || !existsSync(join(p.vmDir, "state")) || !existsSync(p.layer)) return null;
-  if (meta.key !== (await snapshotKey(config, t))) return null;
+  const key = await snapshotKey(config, t);
+  const p = snapshotPaths(t, key);
+  const meta = readMeta(t, key);
+  if (meta?.key !== key || !existsSync(join(p.vmDir, "state")) || !existsSync(p.layer)) return null;
   return { vmDir: p.vmDir, layer: p.layer };
 }
 
-/** Boots t once, waits until it is ready, and snapshots it into t.dir/snapshot (built in snapshot.tmp
+/** Boots t once, waits until it is ready, and snapshots it into t.dir/snapshots/<key> (built in <key>.tmp
  *  and renamed last, so an interrupted build leaves no snapshot that looks complete). */
 export async function buildTemplateSnapshot(
   config: Config,
@@ -84,10 +86,10 @@ export async function buildTemplateSnapshot(
   /** Holds the template VM while it runs, so a stopping daemon can end it (it would outlive it otherwise). */
   active: Set<VmHandle> = new Set(),
 ): Promise<RestoreSource> {
-  const p = snapshotPaths(t);
   const id = `template-${t.id}`;
   const runDir = join(config.runRoot, "vms", id);
   const key = await snapshotKey(config, t);
+  const p = snapshotPaths(t, key);
   rmSync(p.tmp, { recursive: true, force: true });
   const undo = new CleanupStack();
   const console = join(p.tmp, "console.log");
@@ -182,9 +184,33 @@ export class TemplateSnapshots {
     await Promise.all([...this.active].map((h) => h.stop().catch(() => undefined)));
   }
 
-  /** Drops a snapshot that failed to restore, so the next create rebuilds it. */
-  invalidate(t: TemplateRow): void {
+  /** See pruneSnapshots; skipped while t's snapshot is being built (its .tmp dir is live). */
+  async prune(t: TemplateRow, inUse: Set<string>): Promise<void> {
     if (this.building.has(t.id)) return;
-    rmSync(snapshotPaths(t).dir, { recursive: true, force: true });
+    for (const dir of await pruneSnapshots(this.config, t, inUse)) log.info("removed an unused template snapshot", { template: t.id, dir });
   }
+
+  /** Drops a snapshot that failed to restore, so the next create rebuilds it. */
+  async invalidate(t: TemplateRow): Promise<void> {
+    if (this.building.has(t.id)) return;
+    rmSync(snapshotPaths(t, await snapshotKey(this.config, t)).dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes t's snapshots that are neither current nor in `inUse` (VM dirs that sandboxes were restored
+ *  from and whose pause diffs may lie over them), and leftovers of interrupted builds. Not while a
+ *  build of t runs (TemplateSnapshots.prune). */
+async function pruneSnapshots(config: Config, t: TemplateRow, inUse: Set<string>): Promise<string[]> {
+  const root = join(t.dir, "snapshots");
+  if (!existsSync(root)) return [];
+  const current = await snapshotKey(config, t);
+  const removed: string[] = [];
+  for (const name of readdirSync(root)) {
+    if (name === current) continue;
+    const dir = join(root, name);
+    if (!name.endsWith(".tmp") && inUse.has(join(dir, "vm"))) continue;
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }

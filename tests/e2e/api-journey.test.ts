@@ -241,6 +241,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
       const clock = Number((await c.commands.run("date +%s")).stdout.trim());
       expect(Math.abs(clock - Date.now() / 1000)).toBeLessThan(10);
     }
+    // A clone of the template snapshot is saved as a diff over it (docs/snapshot.md "Pause to disk").
+    expect(lifecycleOf(a.sandboxId).match(/saved: diff over the template snapshot/g)?.length).toBe(2);
   }, 240_000);
 
   function endOf(id: string): { endReason: string | null; endDetail: string | null } | undefined {
