@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
+KERNEL_READY_TIMEOUT_S = float(os.environ.get("ONEBOX_INTERPRETER_KERNEL_TIMEOUT", "300"))
 log = logging.getLogger("interpreter.contexts")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -159,7 +160,9 @@ class Contexts:
         kc = km.client()
         kc.start_channels()
         try:
-            await kc.wait_for_ready(timeout=60)
+            # Generous: on a loaded (or emulated) host a kernel's first start took over 60 s, and a
+            # server that gives up exits, is restarted by onebox-init and starts over, never ready.
+            await kc.wait_for_ready(timeout=KERNEL_READY_TIMEOUT_S)
         except Exception:
             kc.stop_channels()
             raise

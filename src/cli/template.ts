@@ -1,9 +1,13 @@
 // `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
-import { openState } from "../store/index.ts";
+import type { VmHandle } from "../sandbox/vm-driver.ts";
+import { loadVmDriver } from "../sandbox/vm-driver.ts";
+import { openState, type TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { buildDefaultTemplate, buildLogPath, DEFAULT_TEMPLATES } from "../templates/build-default.ts";
 import { BuildError, BuildInterrupted } from "../templates/build-steps.ts";
 import { cliProgress } from "../templates/progress.ts";
+import { buildTemplateSnapshot } from "../templates/snapshot.ts";
+import { parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
 import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
@@ -12,15 +16,16 @@ const USAGE = `usage: onebox template ls [--json]
                            [--cpus 1] [--memory-mib 512] [--disk-mib 1024] [--cmdline-extra STR]
                            [--ready-port PORT]  (a guest port whose /health must answer before create returns)
        onebox template rm ID|NAME
-       onebox template build [base|code-interpreter-v1 ...] [--source-dir DIR]
+       onebox template build [base|code-interpreter-v1 ...] [--source-dir DIR] [--no-snapshot]
+                             [--run-root /run/onebox] [--pvm-kernel PATH] [--boot-timeout-ms 60000]
            builds default templates with the checkout's scripts/mkrootfs.sh (root, network for debootstrap):
-           steps kernel, initramfs, debootstrap, packages, image, register; a log file per build;
+           steps kernel, initramfs, debootstrap, packages, image, register, snapshot; a log file per build;
            cached (a registered template is kept; the debootstrap tree is reused); Ctrl-C removes
            the partial output, rerun to continue
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["json", "help"]);
+  const a = parseArgs(argv, ["json", "help", "no-snapshot"]);
   const [sub, target] = a.positionals;
   if (!sub || bool(a, "help")) {
     console.log(USAGE);
@@ -76,9 +81,22 @@ export async function templateCommand(argv: string[]): Promise<number> {
           console.error(`onebox template build: unknown default template(s) ${unknown.join(", ")}; known: ${DEFAULT_TEMPLATES.map((t) => t.name).join(", ")}`);
           return 2;
         }
+        // The snapshot step boots each template once (a host that cannot boot the guest kernel,
+        // e.g. PVM without a PVM kernel, skips it with --no-snapshot: creates then cold-boot).
+        let snapshot: ((row: TemplateRow) => Promise<void>) | undefined;
+        const vms = new Set<VmHandle>();
+        if (!bool(a, "no-snapshot")) {
+          const drv = await loadVmDriver();
+          if (!drv.ok) throw new Error(`cannot boot templates to snapshot them: ${drv.problem}; pass --no-snapshot to skip`);
+          const config = parseConfig({ dataDir, runRoot: str(a, "run-root"), pvmKernel: str(a, "pvm-kernel") ?? process.env.ONEBOX_PVM_KERNEL, bootTimeoutMs: int(a, "boot-timeout-ms") });
+          snapshot = async (row) => void (await buildTemplateSnapshot(config, drv.driver, row, vms));
+        }
         // Ctrl-C: stop the running step, remove its partial output, leave the caches for a rerun.
         const abort = new AbortController();
-        const onSigint = () => abort.abort();
+        const onSigint = () => {
+          abort.abort();
+          for (const vm of vms) void vm.stop().catch(() => undefined); // a snapshot step's VM
+        };
         process.on("SIGINT", onSigint);
         process.on("SIGTERM", onSigint);
         try {
@@ -90,7 +108,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
             const logFile = buildLogPath(dataDir, t.name);
             console.log(`building '${t.name}' (log: ${logFile})`);
             try {
-              const row = await buildDefaultTemplate(state, dataDir, sourceDir, t, { reporter: cliProgress(t.name), signal: abort.signal, logFile });
+              const row = await buildDefaultTemplate(state, dataDir, sourceDir, t, { reporter: cliProgress(t.name), signal: abort.signal, logFile, snapshot });
               console.log(`registered template ${row.id} as '${t.name}'`);
             } catch (e) {
               if (e instanceof BuildInterrupted) {

@@ -9,7 +9,7 @@ import { aliasesOf } from "../store/template-store.ts";
 import { log } from "../util/log.ts";
 import { BuildError, StepRun } from "./build-steps.ts";
 import { LogProgress, type ProgressReporter } from "./progress.ts";
-import { registerTemplate } from "./register.ts";
+import { registerTemplate, removeTemplate } from "./register.ts";
 
 export interface DefaultTemplate {
   name: string;
@@ -46,6 +46,9 @@ export function buildLogPath(dataDir: string, name: string): string {
 }
 
 export interface BuildOptions {
+  /** The "snapshot" step: boot the registered template once and snapshot it ready (templates/snapshot.ts).
+   *  Without it the daemon makes the snapshot at the template's first create. */
+  snapshot?: (row: TemplateRow) => Promise<void>;
   reporter?: ProgressReporter;
   signal?: AbortSignal;
   /** Defaults to buildLogPath(dataDir, name). */
@@ -58,7 +61,8 @@ export interface BuildOptions {
 export async function buildDefaultTemplate(state: State, dataDir: string, sourceDir: string, t: DefaultTemplate, o: BuildOptions = {}): Promise<TemplateRow> {
   const logFile = o.logFile ?? buildLogPath(dataDir, t.name);
   mkdirSync(dirname(logFile), { recursive: true });
-  const run = new StepRun({ template: t.name, steps: BUILD_STEPS, logFile, reporter: o.reporter ?? new LogProgress(t.name), signal: o.signal });
+  const steps = o.snapshot ? [...BUILD_STEPS, "snapshot"] : BUILD_STEPS;
+  const run = new StepRun({ template: t.name, steps, logFile, reporter: o.reporter ?? new LogProgress(t.name), signal: o.signal });
   return run.run(async () => {
     const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
     const mkinitramfs = join(sourceDir, "scripts", "mkinitramfs.sh");
@@ -89,7 +93,7 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
       // mkrootfs.sh moves on to packages and image itself, saying so; it cleans up after itself on
       // SIGTERM (its trap), and the cached tree is only ever renamed into place when complete.
       await run.spawn(["nice", "bash", mkrootfs, "--out", out, "--variant", t.variant], { cwd: sourceDir, marker: mkrootfsMarker, detail: mkrootfsDetail });
-      return await run.step("register", () =>
+      const row = await run.step("register", () =>
         registerTemplate(state, dataDir, {
           name: t.name,
           from: out,
@@ -101,6 +105,12 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
           readyPort: t.readyPort,
         }),
       );
+      if (o.snapshot) {
+        // A template whose snapshot could not be made is not half-registered: the record goes too.
+        run.onFailure("registered template", () => void removeTemplate(state, row.id));
+        await run.step("snapshot", () => o.snapshot!(row));
+      }
+      return row;
     } finally {
       // The registered template has its own copy; the build output is never kept.
       rmSync(out, { recursive: true, force: true });
