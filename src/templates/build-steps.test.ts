@@ -115,7 +115,9 @@ sleep 60 & echo "$$ $!" > ${pidFile}; wait`;
       run.begin("c");
     })
     .catch((e) => e);
-  for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(20);
+  // Wait until the script is in its sleep and its marker line has reached the runner (a pipe).
+  const ready = () => run.currentStep === "b" && existsSync(pidFile) && readFileSync(pidFile, "utf8").trim().split(" ").length === 2;
+  for (let i = 0; i < 500 && !ready(); i++) await Bun.sleep(20);
   const [shell, sleeper] = readFileSync(pidFile, "utf8").trim().split(" ").map(Number);
   abort.abort();
   const err = await done;
