@@ -5,9 +5,24 @@
 #include <string.h>
 #include <unistd.h>
 
+/* SSE4.2's crc32 instruction computes exactly CRC32C, 8 bytes per instruction: checking a restore's state file
+ * took ~70 µs bit by bit (bench:restore "validate"). */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len) {
+  uint64_t c = crc;
+  for (; len >= 8; p += 8, len -= 8) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    c = __builtin_ia32_crc32di(c, v);
+  }
+  uint32_t c32 = (uint32_t)c;
+  while (len--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+
 /* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as in iSCSI / ext4 metadata. */
 uint32_t snap_crc32c(uint32_t crc, const void *data, size_t len) {
   const uint8_t *p = data;
+  if (__builtin_cpu_supports("sse4.2")) return ~crc32c_sse42(~crc, p, len);
   crc = ~crc;
   while (len--) {
     crc ^= *p++;
