@@ -19,6 +19,8 @@ const GUEST_CID = 3;
 
 export interface LinuxResult {
   linux_restore_ms: number;
+  /** The vmm's own part of a restore: main() to the first guest exit (stats start_us). */
+  linux_restore_vmm_ms: number;
   linux_coldboot_ms: number;
   coldboot_over_restore: number;
   pause_ms: number;
@@ -112,13 +114,14 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
       restoreFrom,
     };
   };
-  /** Spawn -> echo answered, in ms; returns the live VM too. */
-  const startTimed = async (restoreFrom?: string): Promise<{ vm: VmProcess; spec: VmSpec; ms: number }> => {
+  /** Spawn -> echo answered, in ms; returns the live VM too, and the vmm's own part (main() to first guest exit). */
+  const startTimed = async (restoreFrom?: string): Promise<{ vm: VmProcess; spec: VmSpec; ms: number; vmmMs: number }> => {
     const spec = specFor(restoreFrom);
     const t0 = performance.now();
     const vm = await VmProcess.spawn(spec);
     await untilEcho(vm, join(spec.runDir, "vsock.sock"));
-    return { vm, spec, ms: performance.now() - t0 };
+    const ms = performance.now() - t0;
+    return { vm, spec, ms, vmmMs: (await vm.stats()).startUs / 1000 };
   };
   const dispose = async (x: { vm: VmProcess; spec: VmSpec }): Promise<void> => {
     await x.vm.stop();
@@ -134,6 +137,7 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
 
   const cold: number[] = [];
   const restore: number[] = [];
+  const restoreVmm: number[] = [];
   for (let i = 0; i < runs; i++) {
     // Interleaved, so that drift in the emulated host's speed hits both alike.
     const c = await startTimed();
@@ -141,8 +145,9 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
     await dispose(c);
     const r = await startTimed(base);
     restore.push(r.ms);
+    restoreVmm.push(r.vmmMs);
     await dispose(r);
-    note(`bench-restore-linux: run ${i + 1}/${runs}: cold boot ${c.ms.toFixed(0)} ms, restore ${r.ms.toFixed(0)} ms`);
+    note(`bench-restore-linux: run ${i + 1}/${runs}: cold boot ${c.ms.toFixed(0)} ms, restore ${r.ms.toFixed(0)} ms (vmm part ${r.vmmMs.toFixed(0)} ms)`);
   }
 
   // Pause/resume: a clone of the base dirties dirtyMib, is paused into its own snapshot and freed, then resumed.
@@ -180,6 +185,7 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
   const c = median(cold);
   const result: LinuxResult = {
     linux_restore_ms: round(r),
+    linux_restore_vmm_ms: round(median(restoreVmm)),
     linux_coldboot_ms: round(c),
     coldboot_over_restore: round(c / r),
     pause_ms: round(median(pause)),
