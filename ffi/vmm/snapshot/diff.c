@@ -95,7 +95,7 @@ int snap_diff_overlay(const struct guest_mem *mem, int diff_fd, const struct sna
 static struct {
   bool on;
   struct snap_diff_base base;
-  int pagemap_fd;
+  int pagemap_fd, pagemap_errno;
   uint64_t *parent; /* bitmap: pages mapped from the parent diff (not private, yet not the base's) */
   uint64_t npages;
 } track = {.pagemap_fd = -1};
@@ -111,11 +111,10 @@ int snap_diff_track(const struct snap_diff_base *base, const struct snap_diff_ru
   for (size_t i = 0; i < n; i++)
     for (uint64_t p = runs[i].first_page; p < (uint64_t)runs[i].first_page + runs[i].npages; p++)
       track.parent[p / 64] |= 1ull << (p % 64);
+  /* Not fatal: a vmm that already dropped to a jail uid is not dumpable, and /proc/self/pagemap is then root's. The
+   * restore goes on; only a later snapshot-diff is refused (with this errno). */
   track.pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (track.pagemap_fd < 0) {
-    snprintf(err, errlen, "open /proc/self/pagemap: %s", strerror(errno));
-    return -1;
-  }
+  track.pagemap_errno = track.pagemap_fd < 0 ? errno : 0;
   track.base = *base;
   track.on = true;
   return 0;
@@ -128,6 +127,11 @@ const struct snap_diff_base *snap_diff_tracked_base(void) {
 int snap_diff_dirty_pages(const struct guest_mem *mem, uint64_t *bitmap, char *err, size_t errlen) {
   if (!track.on || mem->size / PAGE != track.npages) {
     snprintf(err, errlen, "this VM was not restored from a snapshot: take a full snapshot");
+    return -1;
+  }
+  if (track.pagemap_fd < 0) {
+    snprintf(err, errlen, "open /proc/self/pagemap at restore failed (%s): take a full snapshot",
+             strerror(track.pagemap_errno));
     return -1;
   }
   static uint64_t ent[4096];
