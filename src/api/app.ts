@@ -3,9 +3,10 @@ import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
 import { apiKeyAuth } from "./auth.ts";
 import { e2bError, onError } from "./errors.ts";
-import { sandboxOpRoutes } from "./routes-sandbox-ops.ts";
+import { sandboxesMetricsRoute, sandboxOpRoutes } from "./routes-sandbox-ops.ts";
 import { sandboxRoutes } from "./routes-sandboxes.ts";
 import { templateRoutes } from "./routes-templates.ts";
+import { unsupportedRoutes } from "./routes-unsupported.ts";
 
 export function createApi(d: ApiDeps): Hono {
   const app = new Hono();
@@ -14,8 +15,12 @@ export function createApi(d: ApiDeps): Hono {
   // Control-plane health: 200, no auth (data-plane /health is routed by header before this app).
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
+  // GET /sandboxes/metrics goes before GET /sandboxes/{id}, which would take "metrics" for an id:
+  // Hono tries handlers in the order they were added (routes-templates.ts orders /templates/tags so).
+  app.route("/", sandboxesMetricsRoute(d));
   app.route("/", sandboxRoutes(d));
   app.route("/", sandboxOpRoutes(d));
   app.route("/", templateRoutes(d));
+  app.route("/", unsupportedRoutes());
   return app;
 }

@@ -1,10 +1,13 @@
-// Operations on one sandbox: connect (v1, v2), timeout, refreshes, pause, resume, metrics, logs (spec §1.3).
+// Operations on one sandbox: connect (v1, v2), timeout, refreshes, pause, resume, metrics, logs (spec §1.3);
+// and the batch metrics route.
 import { Hono } from "hono";
 import { sandboxLogs } from "../sandbox/logs.ts";
 import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
 import { ConnectBody, MetricsQuery, PauseBody, RefreshBody, ResumeBody, TimeoutBody } from "./schemas.ts";
-import { sandboxJson } from "./serialize.ts";
+import { filterLogs, LogsQueryV1, LogsQueryV2, type LogFilter } from "./logs-query.ts";
+import { metricJson, sandboxJson } from "./serialize.ts";
+import { badRequest } from "../util/errors.ts";
 
 export function sandboxOpRoutes(d: ApiDeps): Hono {
   const app = new Hono();
@@ -49,41 +52,55 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     return c.json(sandboxJson(row, domain(d)), 201);
   });
 
-  // One current sample (no history is kept): vmm stats for the host view, the agent for the guest's.
+  // One current sample (no history is kept): the agent's view of the guest.
   app.get("/sandboxes/:id/metrics", async (c) => {
     parseQuery(c, MetricsQuery);
     const { guest } = await d.manager.metrics(c.req.param("id"));
-    const ts = guest.ts > 1e12 ? guest.ts : guest.ts * 1000;
-    return c.json([
-      {
-        timestamp: new Date(ts).toISOString(),
-        timestampUnix: Math.floor(ts / 1000),
-        cpuCount: guest.cpu_count,
-        cpuUsedPct: guest.cpu_used_pct,
-        memUsed: guest.mem_used,
-        memTotal: guest.mem_total,
-        memCache: guest.mem_cache ?? 0,
-        diskUsed: guest.disk_used,
-        diskTotal: guest.disk_total,
-      },
-    ]);
+    return c.json([metricJson(guest)]);
   });
 
-  const logs = (id: string) => {
+  // Logs: lifecycle events + the console tail, filtered as E2B's query parameters say.
+  const logs = (id: string, f: LogFilter) => {
     d.manager.getVisible(id);
-    return sandboxLogs(d.state, d.config, id);
+    return filterLogs(sandboxLogs(d.state, d.config, id, Number.MAX_SAFE_INTEGER), f);
   };
   app.get("/sandboxes/:id/logs", (c) => {
-    const lines = logs(c.req.param("id"));
+    const q = parseQuery(c, LogsQueryV1);
+    const lines = logs(c.req.param("id"), { cursor: q.start, direction: "forward", limit: q.limit });
     return c.json({
       logs: lines.map((l) => ({ timestamp: l.timestamp, line: l.message })),
       logEntries: lines.map((l) => ({ timestamp: l.timestamp, level: l.level, message: l.message, fields: { source: l.source } })),
     });
   });
   app.get("/v2/sandboxes/:id/logs", (c) => {
-    const lines = logs(c.req.param("id"));
+    const lines = logs(c.req.param("id"), parseQuery(c, LogsQueryV2));
     return c.json({ logs: lines.map((l) => ({ timestamp: l.timestamp, level: l.level, message: l.message, fields: { source: l.source } })) });
   });
 
+  return app;
+}
+
+const MAX_METRICS_IDS = 100;
+
+/** GET /sandboxes/metrics?sandbox_ids=a,b (openapi SandboxesWithMetrics): the current sample of each
+ *  listed sandbox that is running; unknown, ended, paused or unreachable ones are left out.
+ *  Mounted before GET /sandboxes/{id} (app.ts), which would otherwise take "metrics" as an id. */
+export function sandboxesMetricsRoute(d: ApiDeps): Hono {
+  const app = new Hono();
+  app.get("/sandboxes/metrics", async (c) => {
+    // Both forms: one comma-separated value (the spec's wording) and a repeated parameter.
+    const ids = [...new Set((c.req.queries("sandbox_ids") ?? []).flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean))];
+    if (ids.length === 0) throw badRequest("invalid query: sandbox_ids: give one or more sandbox IDs, comma-separated");
+    if (ids.length > MAX_METRICS_IDS) throw badRequest(`invalid query: sandbox_ids: at most ${MAX_METRICS_IDS} IDs per request`);
+    const samples = await Promise.all(
+      ids.map((id) =>
+        d.manager.metrics(id).then(
+          ({ guest }) => [id, metricJson(guest)] as const,
+          () => null,
+        ),
+      ),
+    );
+    return c.json({ sandboxes: Object.fromEntries(samples.filter((x) => x !== null)) });
+  });
   return app;
 }

@@ -1,15 +1,46 @@
-// Template routes: list, get, alias lookup (spec §1.4); builds are not served over the API yet.
+// Template routes: list (v1, v2), get, alias lookup, update, delete (spec §1.4); builds and tags
+// are not served over the API yet (501).
 import { Hono } from "hono";
+import { z } from "zod";
+import { parseBody, parseQuery } from "./body.ts";
 import type { ApiDeps } from "./deps.ts";
 import { e2bError } from "./errors.ts";
 import { templateJson } from "./serialize.ts";
+import { decodeCursor, encodeCursor } from "../sandbox/list-query.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { removeTemplate } from "../templates/register.ts";
 
 export function templateRoutes(d: ApiDeps): Hono {
   const app = new Hono();
 
+  // `teamID` is accepted and ignored: one host, one team.
   app.get("/templates", (c) => c.json(d.state.templates.list().map(templateJson)));
+
+  // v2 list: the same templates, oldest first, paged like GET /v2/sandboxes (opaque X-Next-Token).
+  // A host has a handful of templates, so the page is cut in JS from the full list.
+  app.get("/v2/templates", (c) => {
+    const q = parseQuery(c, TemplatesQueryV2);
+    const all = d.state.templates.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    let start = 0;
+    if (q.nextToken) {
+      const after = decodeCursor(q.nextToken);
+      start = all.findIndex((t) => t.createdAt > after[0] || (t.createdAt === after[0] && t.id > after[1]));
+      if (start < 0) start = all.length;
+    }
+    const page = all.slice(start, start + q.limit);
+    const last = page[page.length - 1];
+    // The same [time, id] token as the sandbox list, here (createdAt, id).
+    if (last && start + q.limit < all.length) c.header("X-Next-Token", encodeCursor({ startedAt: last.createdAt, id: last.id }));
+    return c.json(page.map(templateJson));
+  });
+
+  // Tags are not kept (one build per template): 501 rather than a 404 the SDK would read as
+  // "template not found". Registered before /templates/:id so "tags" is not taken for an id.
+  const noTags = (c: { req: { path: string } }) =>
+    e2bError(501, `template tags are not supported yet (${c.req.path}): a template has one build; register another image under a new name with \`onebox template add\``);
+  app.post("/templates/tags", noTags);
+  app.delete("/templates/tags", noTags);
+  app.get("/templates/:id/tags", noTags);
 
   // Template.exists(name): 200 {templateID, public} = exists, 404 = not (spec §1.4).
   app.get("/templates/aliases/:name", (c) => {
@@ -25,6 +56,19 @@ export function templateRoutes(d: ApiDeps): Hono {
     if (!t) return e2bError(404, `template '${id}' not found`);
     return c.json({ ...templateJson(t), builds: [{ buildID: t.id, status: "ready", createdAt: new Date(t.createdAt).toISOString(), updatedAt: new Date(t.updatedAt).toISOString(), cpuCount: t.cpuCount, memoryMB: t.memoryMb, diskSizeMB: t.diskSizeMb, envdVersion: t.envdVersion }] });
   });
+
+  // Only `public` can change (TemplateUpdateRequest). v1 answers 200 with no body, v2 {names}.
+  const update = (v2: boolean) =>
+    app.patch(v2 ? "/v2/templates/:id" : "/templates/:id", async (c) => {
+      const id = c.req.param("id");
+      const b = await parseBody(c, TemplateUpdate, d.config.maxBodyBytes);
+      const t = d.state.templates.resolve(id);
+      if (!t) return e2bError(404, `template '${id}' not found`);
+      if (b.public !== undefined) d.state.templates.setPublic(t.id, b.public);
+      return v2 ? c.json({ names: aliasesOf(t) }) : c.body(null, 200);
+    });
+  update(false);
+  update(true);
 
   // CLI `template delete` and the SDK's deleteSnapshot: 204, 404 (→ false). A template that live
   // sandboxes boot from is kept (409): their read-only base disk lives in its directory.
@@ -45,6 +89,16 @@ export function templateRoutes(d: ApiDeps): Hono {
   app.post("/v3/templates", noBuilds);
   app.post("/v2/templates/:id/builds/:bid", noBuilds);
   app.get("/templates/:id/files/:hash", noBuilds);
+  app.get("/templates/:id/builds/:bid/status", noBuilds);
+  app.get("/templates/:id/builds/:bid/logs", noBuilds);
 
   return app;
 }
+
+const TemplatesQueryV2 = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  nextToken: z.string().max(512).optional(),
+  teamID: z.string().optional(),
+});
+
+const TemplateUpdate = z.object({ public: z.boolean().optional() });

@@ -1,4 +1,5 @@
-// Row -> E2B JSON: Sandbox, SandboxDetail and ListedSandbox (spec §1.3), and templates (§1.4).
+// Row -> E2B JSON: Sandbox, SandboxDetail, ListedSandbox and SandboxMetric (spec §1.3), and templates (§1.4).
+import type { AgentMetrics } from "../sandbox/agent-client.ts";
 import { apiState, isState } from "../sandbox/lifecycle.ts";
 import { parseJsonObject } from "../sandbox/json-fields.ts";
 import type { SandboxRow, TemplateRow } from "../store/index.ts";
@@ -55,6 +56,22 @@ export function listedSandboxJson(r: SandboxRow) {
     state: state(r),
     metadata: parseJsonObject(r.metadata),
     volumeMounts: [],
+  };
+}
+
+/** The agent's /metrics sample as E2B's SandboxMetric (the agent reports seconds or ms). */
+export function metricJson(guest: AgentMetrics) {
+  const ts = guest.ts > 1e12 ? guest.ts : guest.ts * 1000;
+  return {
+    timestamp: new Date(ts).toISOString(),
+    timestampUnix: Math.floor(ts / 1000),
+    cpuCount: guest.cpu_count,
+    cpuUsedPct: guest.cpu_used_pct,
+    memUsed: guest.mem_used,
+    memTotal: guest.mem_total,
+    memCache: guest.mem_cache ?? 0,
+    diskUsed: guest.disk_used,
+    diskTotal: guest.disk_total,
   };
 }
 

@@ -24,6 +24,11 @@ export class TemplateStore {
     return this.byId(idOrAlias) ?? this.list().find((t) => aliasesOf(t).includes(idOrAlias));
   }
 
+  /** Sets the `public` flag (PATCH /templates/{id}); returns how many rows changed. */
+  setPublic(id: string, value: boolean): number {
+    return this.db.update(templates).set({ public: value, updatedAt: Date.now() }).where(eq(templates.id, id)).returning({ id: templates.id }).all().length;
+  }
+
   delete(id: string): number {
     return this.db.delete(templates).where(eq(templates.id, id)).returning({ id: templates.id }).all().length;
   }

@@ -1,0 +1,36 @@
+// E2B routes onebox does not serve yet: 501 naming what is missing and what to do instead.
+//
+// Without these, the catch-all 404 would reach the JS SDK as `{code: 404}`, which it reads as
+// "sandbox not found" (spec §1.2): a 501 becomes `SandboxError("501: <message>")`, which says the
+// truth. docs/api.md lists each one with its reason.
+import { Hono } from "hono";
+import { e2bError } from "./errors.ts";
+
+type Method = "get" | "post" | "put" | "delete";
+
+const UNSUPPORTED: [Method, string, string][] = [
+  ["post", "/sandboxes/:id/fork", "forking a sandbox is not supported yet: it needs memory snapshots of running sandboxes"],
+  ["post", "/sandboxes/:id/snapshots", "sandbox snapshots are not supported yet: use pause and connect to keep a sandbox's state"],
+  ["get", "/snapshots", "sandbox snapshots are not supported yet: use pause and connect to keep a sandbox's state"],
+  ["put", "/sandboxes/:id/network", "network rules are not supported yet: sandboxes have no network device, so there is no egress to configure"],
+  ["get", "/secrets", "secrets are not supported: pass values to the sandbox with envs on create"],
+  ["post", "/secrets", "secrets are not supported: pass values to the sandbox with envs on create"],
+  ["get", "/secrets/:id", "secrets are not supported: pass values to the sandbox with envs on create"],
+  ["post", "/secrets/:id", "secrets are not supported: pass values to the sandbox with envs on create"],
+  ["delete", "/secrets/:id", "secrets are not supported: pass values to the sandbox with envs on create"],
+  ["get", "/volumes", "volumes are not supported yet: move files with sandbox.files"],
+  ["post", "/volumes", "volumes are not supported yet: move files with sandbox.files"],
+  ["get", "/volumes/:id", "volumes are not supported yet: move files with sandbox.files"],
+  ["delete", "/volumes/:id", "volumes are not supported yet: move files with sandbox.files"],
+  ["get", "/teams", "teams are not served: a onebox host has one team; manage API keys with `onebox keys`"],
+  ["get", "/teams/:id/metrics", "team metrics are not served: see `onebox sandbox ls` and GET /sandboxes/{id}/metrics"],
+  ["get", "/teams/:id/metrics/max", "team metrics are not served: see `onebox sandbox ls` and GET /sandboxes/{id}/metrics"],
+];
+
+export function unsupportedRoutes(): Hono {
+  const app = new Hono();
+  for (const [method, path, why] of UNSUPPORTED) {
+    app[method](path, (c) => e2bError(501, `${c.req.method} ${c.req.path}: ${why} (docs/api.md)`));
+  }
+  return app;
+}
