@@ -95,4 +95,14 @@ CREATE INDEX sandboxes_live_started ON sandboxes(started_at, id) WHERE ended_at 
 CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, ended_at) WHERE ended_at IS NULL;
 `,
   },
+  {
+    id: 4,
+    name: "live claims index covers vm_pid",
+    // A sandbox paused to disk has no VM process (vm_pid NULL) and claims no CPU or memory
+    // (SandboxManager.pause); the claims query tells it apart by vm_pid, so the index carries it.
+    sql: `
+DROP INDEX sandboxes_live_claims;
+CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_pid, ended_at) WHERE ended_at IS NULL;
+`,
+  },
 ];

@@ -65,7 +65,11 @@ test("template and startedAfter filters", () => {
 });
 
 test("claims and counts cover live rows only", () => {
-  expect(st.sandboxes.claims()).toEqual({ cpus: 60, memoryMib: 3000, count: 30 });
+  // s0025..s0029 are paused with no VM process (paused to disk): they claim nothing.
+  expect(st.sandboxes.claims()).toEqual({ cpus: 50, memoryMib: 2500, count: 25 });
+  st.sandboxes.update("s0029", { vmPid: 4242 }); // paused in memory: its VM still holds memory
+  expect(st.sandboxes.claims()).toEqual({ cpus: 52, memoryMib: 2600, count: 26 });
+  st.sandboxes.update("s0029", { vmPid: null });
   expect(st.sandboxes.countLiveInState("paused")).toBe(5);
   expect(st.sandboxes.countLiveInState("ended")).toBe(0);
   expect(st.sandboxes.countLiveOfTemplate("t3")).toBe(10);

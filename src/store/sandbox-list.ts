@@ -4,7 +4,7 @@
 // their cost follows the number of live sandboxes and the page size, never the ended rows, which
 // stay in the table forever. SQLite uses a partial index only when the query repeats its WHERE term,
 // hence the literal `isNull(endedAt)` in every query here.
-import { and, asc, count, desc, eq, gt, isNull, sql, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, isNull, not, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./db.ts";
 import { sandboxes, type SandboxRow } from "./schema.ts";
 
@@ -61,8 +61,10 @@ export interface Claims {
   count: number;
 }
 
-/** vCPUs and MiB claimed by every live sandbox (starting ones included): one aggregate read of
- *  the covering index sandboxes_live_claims, no rows loaded into JS. */
+/** vCPUs and MiB claimed by live sandboxes (starting ones included): one aggregate read of the
+ *  covering index sandboxes_live_claims, no rows loaded into JS. A sandbox paused to disk (state
+ *  paused, no VM process: vm_pid NULL) holds no host CPU or memory and is left out; one paused in
+ *  memory (a VM process still there, e.g. paused by an older daemon) still counts. */
 export function liveClaims(db: Db): Claims {
   return claimsQuery(db).get() ?? { cpus: 0, memoryMib: 0, count: 0 };
 }
@@ -76,7 +78,7 @@ export function claimsQuery(db: Db) {
       count: count(),
     })
     .from(s)
-    .where(isNull(s.endedAt));
+    .where(and(isNull(s.endedAt), not(and(eq(s.state, "paused"), isNull(s.vmPid))!)));
 }
 
 /** Live rows in `state` (X-Total-Running). */
