@@ -7,7 +7,9 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, TimeoutError } from "@e2b/code-interpreter";
 import { startTestDaemon, type TestDaemon } from "../../src/api/test-support.ts";
+import { loadVmDriver } from "../../src/sandbox/vm-driver.ts";
 import { registerTemplate } from "../../src/templates/register.ts";
+import { buildTemplateSnapshot } from "../../src/templates/snapshot.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
@@ -38,8 +40,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", 
     const initrd = join(root, "initramfs.cpio.gz");
     run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
     // 10 creates in flight at once: the SDK does not retry a 429 from the create limit (default 4).
-    d = await startTestDaemon({ bootTimeoutMs: BOOT_MS, maxConcurrentCreates: 10 });
-    await registerTemplate(d.state, d.dataDir, {
+    d = await startTestDaemon({ bootTimeoutMs: BOOT_MS, maxConcurrentCreates: 12 });
+    const row = await registerTemplate(d.state, d.dataDir, {
       name: "code-interpreter-v1",
       from: imageDir()!,
       kernel: process.env.ONEBOX_TEST_KERNEL ?? "",
@@ -49,7 +51,15 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", 
       diskSizeMb: 2048,
       readyPort: 49999,
     });
-  }, 600_000);
+    // The template's ready snapshot, made here as `onebox template build`'s snapshot step does: the
+    // emulated cold boot to a ready interpreter takes minutes under load, longer than a silent HTTP
+    // request survives (a first create timed out at ~300 s); every create below restores it.
+    const drv = await loadVmDriver();
+    if (!drv.ok) throw new Error(drv.problem);
+    const t0 = performance.now();
+    await buildTemplateSnapshot(d.config, drv.driver, row);
+    console.log(`code-interpreter-v1 snapshot made in ${Math.round(performance.now() - t0)} ms (emulated cold boot to ready)`);
+  }, 1_500_000);
 
   afterAll(async () => {
     for (const row of d?.state.sandboxes.live() ?? []) await d.manager.kill(row.id).catch(() => undefined);
