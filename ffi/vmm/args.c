@@ -24,7 +24,7 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     const char *opt = argv[i];
     static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
                                              "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
-                                             "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid"};
+                                             "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid", "--cgroup"};
     bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp") || !strcmp(opt, "--pool");
     bool known = flag;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
@@ -86,6 +86,12 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
         return -1;
       }
       a->forwards[a->nforwards++] = (uint32_t)n;
+    } else if (!strcmp(opt, "--cgroup")) {
+      if (a->ncgroups >= ARGS_MAX_CGROUPS || strlen(val) >= 4000) {
+        snprintf(err, errlen, "--cgroup: at most %d directories with paths under 4000 bytes", ARGS_MAX_CGROUPS);
+        return -1;
+      }
+      a->cgroups[a->ncgroups++] = val;
     } else if (!strcmp(opt, "--disk")) {
       if (a->ndisks >= ARGS_MAX_DISKS || strlen(val) >= sizeof a->disk_paths[0]) {
         snprintf(err, errlen, "--disk: at most %d disks with paths under 4096 bytes", ARGS_MAX_DISKS);

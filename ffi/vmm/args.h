@@ -6,6 +6,7 @@
 
 #define ARGS_MAX_DISKS 8
 #define ARGS_MAX_FORWARDS 16
+#define ARGS_MAX_CGROUPS 8
 
 struct vmm_args {
   const char *ctl, *console, *exit_file;
@@ -21,6 +22,8 @@ struct vmm_args {
   bool no_seccomp;
   bool pool; /* --pool: prepare a --vcpus x --mem-mib machine and wait for `restore DIR` (docs/snapshot.md) */
   uint32_t uid, gid; /* 0 = keep running as the caller (no --uid/--gid) */
+  const char *cgroups[ARGS_MAX_CGROUPS]; /* --cgroup: directories whose cgroup.procs the vmm joins first */
+  int ncgroups;
   char disk_paths[ARGS_MAX_DISKS][4096];
 };
 

@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include "args.h"
+#include "cgroup.h"
 #include "control.h"
 #include "exit_record.h"
 #include "jail.h"
@@ -46,6 +47,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "onebox-vmm: %s\n", err);
     return EXIT_SETUP_FAILED;
   }
+
+  /* First, while root and before any allocation or thread: the VM's own cgroups (limits set by the daemon). */
+  if (cgroup_join(args.cgroups, args.ncgroups, err, sizeof err) < 0) return setup_failed(&args, err);
 
   /* SIGTERM/SIGINT end the VM like `stop`; blocked here so every thread created later inherits the mask. */
   sigset_t stop_signals;

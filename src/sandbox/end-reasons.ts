@@ -1,4 +1,5 @@
 // Maps how a VM process ended (its exit record, docs/architecture.md) to the sandbox's end reason.
+import { takeVmOom } from "../vmm/index.ts";
 import type { EndReason } from "./lifecycle.ts";
 import type { VmExit } from "./vm-driver.ts";
 
@@ -24,8 +25,12 @@ export function endReasonOf(exit: VmExit, oomKilled: boolean): { reason: EndReas
   }
 }
 
-/** Whether the kernel log says the OOM killer took `pid` (best effort: needs root to read dmesg). */
+/** Whether the OOM killer took the VM process `pid`: its own cgroup's oom_kill counter when it had one (exact:
+ *  nothing else runs there, read by src/vmm before the cgroup is removed), else the kernel log (best effort:
+ *  needs root to read dmesg, and the ring buffer may have moved on). */
 export async function wasOomKilled(pid: number): Promise<boolean> {
+  const fromCgroup = takeVmOom(pid);
+  if (fromCgroup !== undefined) return fromCgroup;
   try {
     const p = Bun.spawn(["dmesg"], { stdout: "pipe", stderr: "ignore" });
     const text = await new Response(p.stdout).text();

@@ -1,6 +1,6 @@
 // The vmm's per-VM identity on this host's /dev/kvm: its own uid/gid, no capabilities, one uid per live VM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JAIL_ID_BASE } from "./jail.ts";
@@ -12,7 +12,7 @@ const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "counter.bin")
 const dirs: string[] = [];
 const wasSet = process.env.ONEBOX_VMM_JAIL;
 beforeAll(() => {
-  process.env.ONEBOX_VMM_JAIL = "1"; // opt-in while the default is root (jail.ts)
+  delete process.env.ONEBOX_VMM_JAIL; // the default: jailed
 });
 afterAll(() => {
   if (wasSet === undefined) delete process.env.ONEBOX_VMM_JAIL;
@@ -20,7 +20,7 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function spec(): VmSpec {
+function spec(guest = "counter.bin"): VmSpec {
   const runDir = mkdtempSync(join(tmpdir(), "vmm-jail-"));
   dirs.push(runDir);
   return {
@@ -32,7 +32,7 @@ function spec(): VmSpec {
     vcpus: 2,
     kernel: "",
     cmdline: "",
-    testGuest: join(guests, "counter.bin"),
+    testGuest: join(guests, guest),
     disks: [],
     rng: false,
   };
@@ -72,6 +72,12 @@ describe.skipIf(!haveKvm || process.getuid?.() !== 0)("onebox-vmm runs as its VM
       expect(JSON.parse(readFileSync(join(a.runDir, "vmm.json"), "utf8")).jail).toEqual({ uid, gid: uid });
       // the guest keeps running after the drop (the counter guest prints forever)
       expect((await va.ping()).state).toBe("running");
+      // a snapshot is written by the VM's uid, then handed back to root: a later VM reusing the uid cannot touch it
+      const snapDir = join(a.runDir, "snap");
+      await va.pause();
+      await va.snapshot(snapDir);
+      for (const f of [snapDir, join(snapDir, "state"), join(snapDir, "memory")]) expect(statSync(f).uid).toBe(0);
+      await va.resume();
       // adopt learns the identity from vmm.json (it takes over the control connection, so it also stops the VM)
       const adopted = await VmProcess.adopt(a.runDir);
       expect(adopted?.jail?.uid).toBe(uid);
@@ -83,5 +89,38 @@ describe.skipIf(!haveKvm || process.getuid?.() !== 0)("onebox-vmm runs as its VM
     // the exit record is renamed into place by the unprivileged process
     expect((await va.exited).reason).toBe("stopped");
     expect(JSON.parse(readFileSync(a.exitFile, "utf8")).reason).toBe("stopped");
+  });
+
+  test("an exit file outside runDir (a root-only dir) still gets the record, also through adopt", async () => {
+    // The sandbox layer keeps exit.json in the sandbox's data dir, which the VM's uid cannot write: the jailed
+    // vmm's rename there failed and every sandbox end read as vmm-crash (seen in the api-journey e2e).
+    const s = spec("poweroff.bin");
+    const dataDir = mkdtempSync(join(tmpdir(), "vmm-jail-data-"));
+    dirs.push(dataDir);
+    chmodSync(dataDir, 0o700);
+    s.exitFile = join(dataDir, "exit.json");
+    const vm = await VmProcess.spawn(s);
+    expect(vm.jail).not.toBeNull();
+    expect((await vm.exited).reason).toBe("poweroff");
+    expect(JSON.parse(readFileSync(s.exitFile, "utf8")).reason).toBe("poweroff");
+    // A daemon that was down when the VM ended: adopt finds no process and puts the record where it is read.
+    rmSync(s.exitFile);
+    expect(await VmProcess.adopt(s.runDir)).toBeNull();
+    expect(JSON.parse(readFileSync(s.exitFile, "utf8")).reason).toBe("poweroff");
+  });
+
+  test("ONEBOX_VMM_JAIL=0 keeps the vmm root (debugging only)", async () => {
+    process.env.ONEBOX_VMM_JAIL = "0";
+    try {
+      const vm = await VmProcess.spawn(spec());
+      try {
+        expect(vm.jail).toBeNull();
+        expect(procStatus(vm.pid).uids).toEqual([0, 0, 0, 0]);
+      } finally {
+        await vm.stop();
+      }
+    } finally {
+      delete process.env.ONEBOX_VMM_JAIL;
+    }
   });
 });

@@ -1,6 +1,7 @@
 // Per-VM unprivileged identity (docs/vmm.md "Isolation"): a uid/gid no other live VM has, and the directories it may write.
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { readdir, readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
 
 /** uid = gid = JAIL_ID_BASE + slot; far above login and system ids, below the 2^32 - 1 "no id" value. */
 export const JAIL_ID_BASE = 200_000;
@@ -11,22 +12,23 @@ export interface JailIds {
   gid: number;
 }
 
-/** Opt-in for now (ONEBOX_VMM_JAIL=1, daemon running as root): the jailed snapshot/restore e2e in the test host
- *  did not finish in time to be checked (docs/vmm.md "Isolation"), so the default stays root until it passes. */
+/** On for a root daemon; ONEBOX_VMM_JAIL=0 keeps the vmm root, for debugging only (docs/vmm.md "Isolation"). */
 export function jailEnabled(): boolean {
-  return process.env.ONEBOX_VMM_JAIL === "1" && process.getuid?.() === 0;
+  return process.env.ONEBOX_VMM_JAIL !== "0" && process.getuid?.() === 0;
 }
 
 // Slots handed out by this daemon and not yet released; a slot is also taken while any process runs as its uid
-// (a VM adopted from an earlier daemon, or one still exiting), which the /proc scan sees.
+// (a VM of an earlier daemon not adopted yet, one still exiting, another daemon's), which a /proc scan sees.
 const reserved = new Set<number>();
+
+const UID_LINE = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m;
 
 function uidsInUse(): Set<number> {
   const used = new Set<number>();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${name}/status`, "utf8"));
+      const m = UID_LINE.exec(readFileSync(`/proc/${name}/status`, "utf8"));
       if (m) for (const v of m.slice(1)) used.add(Number(v));
     } catch {
       // the process ended while we looked
@@ -35,9 +37,42 @@ function uidsInUse(): Set<number> {
   return used;
 }
 
+async function uidsInUseAsync(): Promise<Set<number>> {
+  const used = new Set<number>();
+  const names = (await readdir("/proc")).filter((n) => /^\d+$/.test(n));
+  await Promise.all(
+    names.map(async (name) => {
+      const m = UID_LINE.exec(await readFile(`/proc/${name}/status`, "utf8").catch(() => ""));
+      if (m) for (const v of m.slice(1)) used.add(Number(v));
+    }),
+  );
+  return used;
+}
+
+// The scan costs ~75 us per process (10 ms for 130 processes on this loaded host): too much for every create.
+// The first allocation scans synchronously; each allocation then refreshes the cache in the background for the
+// next one. A cache a moment old misses only a VM that another daemon started in that moment, the same race a
+// fresh scan has until the vmm's setresuid.
+let usedCache: Set<number> | null = null;
+let refreshing = false;
+function refreshUsedSoon(): void {
+  if (refreshing) return;
+  refreshing = true;
+  void uidsInUseAsync()
+    .then((u) => {
+      usedCache = u;
+    })
+    .catch(() => undefined)
+    .finally(() => {
+      refreshing = false;
+    });
+}
+
 /** A uid/gid pair no live VM has; call releaseJailIds when the VM is gone. */
 export function allocateJailIds(): JailIds {
-  const used = uidsInUse();
+  usedCache ??= uidsInUse();
+  const used = usedCache;
+  refreshUsedSoon();
   for (let slot = 0; slot < JAIL_SLOTS; slot++) {
     const id = JAIL_ID_BASE + slot;
     if (reserved.has(id) || used.has(id)) continue;
@@ -67,4 +102,14 @@ export function prepareJailDir(dir: string, ids: JailIds): void {
     if ((st.mode & 0o001) === 0) chmodSync(p, (st.mode & 0o7777) | 0o001);
     if (p === dirname(p)) break;
   }
+}
+
+/** Gives dir and the files in it (flat: a snapshot directory) back to the daemon's uid/gid once the vmm is done
+ *  writing there. Uids are reused by later VMs: a snapshot left owned by one could be rewritten by whichever
+ *  VM gets that uid next, and every clone restored from it would run that VM's memory. */
+export function reclaimJailDir(dir: string): void {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  for (const name of readdirSync(dir)) chownSync(join(dir, name), uid, gid);
+  chownSync(dir, uid, gid);
 }

@@ -1,10 +1,22 @@
 // One running onebox-vmm process: spawn (detached, survives a daemon restart) or adopt it, control requests,
 // and `exited`, which resolves with the exit record, or `vmm-crash` when the process is gone without one.
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { nativePath } from "../sys/natives.ts";
+import {
+  adoptVmCgroup,
+  cgroupDirs,
+  createVmCgroup,
+  oomKills,
+  recordVmOom,
+  removeVmCgroup,
+  setMemoryLimit,
+  type VmCgroup,
+  vmLimits,
+} from "./cgroup.ts";
 import { CLOSED, ControlClient, VmmControlError } from "./control-client.ts";
-import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
+import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, reclaimJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
 import { readExitRecord } from "./exit-record.ts";
 import { ctlPath, type RestoreTimings, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
 
@@ -16,8 +28,42 @@ interface VmState {
   pid: number;
   exitFile: string;
   consolePath: string;
-  /** The vmm's own uid/gid (docs/vmm.md "Isolation"); absent when it runs as root (ONEBOX_VMM_NO_JAIL=1). */
+  /** The vmm's own uid/gid (docs/vmm.md "Isolation"); absent when it runs as root (ONEBOX_VMM_JAIL=0). */
   jail?: JailIds;
+  /** Its cgroup, removed when it ends; absent when it has none (ONEBOX_VMM_CGROUP=0, or no cgroup hierarchy). */
+  cgroup?: VmCgroup;
+}
+
+const MiB = 1024 * 1024;
+
+/** Where the vmm itself writes its exit record. It renames its tmp file into place after it dropped root, and as
+ *  its own uid it can create names only in its runDir; an exitFile elsewhere (the sandbox layer keeps it in the
+ *  sandbox's data dir) gets the record from the daemon, copied as root once the vmm is gone. */
+function vmmExitFile(runDir: string, exitFile: string): string {
+  return dirname(exitFile) === runDir ? exitFile : join(runDir, "vmm-exit.json");
+}
+
+/** Copies the vmm's record to exitFile (tmp + rename: readers never see half of it); no-op when they are one. */
+function publishExitRecord(runDir: string, exitFile: string): void {
+  const from = vmmExitFile(runDir, exitFile);
+  if (from === exitFile) return;
+  try {
+    const text = readFileSync(from);
+    writeFileSync(`${exitFile}.tmp`, text);
+    renameSync(`${exitFile}.tmp`, exitFile);
+  } catch {
+    // no record (killed from outside): readExitRecord reports the crash
+  }
+}
+
+/** Guest RAM for the cgroup limit: a restore takes its size from the snapshot's memory file, not the spec. */
+function guestMemMib(spec: VmSpec): number {
+  if (!spec.restoreFrom) return spec.memMib;
+  try {
+    return Math.max(spec.memMib, Math.ceil(statSync(join(spec.restoreFrom, "memory")).size / MiB));
+  } catch {
+    return spec.memMib; // the vmm reports the missing snapshot itself
+  }
 }
 
 function pidAlive(pid: number): boolean {
@@ -42,16 +88,28 @@ export class VmProcess {
     private readonly exitFile: string,
     /** The uid/gid the vmm runs as, or null when it stays root. */
     readonly jail: JailIds | null,
+    /** Its own cgroup (docs/vmm.md "Isolation"), or null when it has none. */
+    readonly cgroup: VmCgroup | null,
     waitGone: () => Promise<string | number | undefined>,
   ) {
     this.exited = (async () => {
       const signal = await waitGone();
       if (jail) releaseJailIds(jail);
       this.ctl?.close();
+      // Read the OOM count before the cgroup goes; end-reasons.ts asks for it by pid.
+      const oom = cgroup ? oomKills(cgroup) > 0 : false;
+      if (cgroup) {
+        recordVmOom(pid, oom);
+        await removeVmCgroup(cgroup);
+      }
+      publishExitRecord(runDir, exitFile);
       const record = await readExitRecord(exitFile);
+      const why = oom
+        ? `killed by the OOM killer: the VM reached its cgroup memory limit (${Math.round((cgroup?.memoryBytes ?? 0) / MiB)} MiB)`
+        : `ended without an exit record${signal !== undefined ? ` (${signal})` : ""}`;
       const exit: VmExit = record ?? {
         reason: "vmm-crash",
-        detail: `onebox-vmm (pid ${pid}) ended without an exit record${signal !== undefined ? ` (${signal})` : ""}; see ${join(runDir, RUN_FILES.stderr)}`,
+        detail: `onebox-vmm (pid ${pid}) ${why}; see ${join(runDir, RUN_FILES.stderr)}`,
         consoleTail: "",
         signal,
       };
@@ -60,37 +118,58 @@ export class VmProcess {
     })();
   }
 
-  /** Starts onebox-vmm for spec in its own session; resolves once it answers `ping` (or once the guest has already
+  /** Starts onebox-vmm for spec in its own session (opts.memoryLimitBytes overrides its cgroup's memory limit,
+   *  vmLimits by default); resolves once it answers `ping` (or once the guest has already
    *  ended, with `exited` resolved); rejects if the vmm could not set the VM up. */
-  static async spawn(spec: VmSpec, opts: { binary?: string } = {}): Promise<VmProcess> {
+  static async spawn(spec: VmSpec, opts: { binary?: string; memoryLimitBytes?: number } = {}): Promise<VmProcess> {
     const binary = opts.binary ?? (await nativePath("onebox-vmm"));
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     // The vmm drops root after setup; it still renames its exit record and binds forward sockets in runDir.
     const jail = jailEnabled() ? allocateJailIds() : null;
-    const args = vmmArgs(spec);
-    if (jail) {
-      prepareJailDir(spec.runDir, jail);
-      args.push("--uid", String(jail.uid), "--gid", String(jail.gid));
-    }
-    const out = openSync(join(spec.runDir, RUN_FILES.stdout), "a");
-    const err = openSync(join(spec.runDir, RUN_FILES.stderr), "a");
+    // A record of an earlier run of this sandbox must not be taken for this one's (the vmm clears only its own path).
+    rmSync(spec.exitFile, { force: true });
+    const args = vmmArgs({ ...spec, exitFile: vmmExitFile(spec.runDir, spec.exitFile) });
+    let cgroup: VmCgroup | null = null;
     let child: Bun.Subprocess;
     try {
-      // detached: setsid(), so a daemon restart (or its process group being signalled) leaves the VM running.
-      child = Bun.spawn([binary, ...args], { detached: true, stdin: "ignore", stdout: out, stderr: err });
+      if (jail) {
+        prepareJailDir(spec.runDir, jail);
+        args.push("--uid", String(jail.uid), "--gid", String(jail.gid));
+      }
+      // Its own cgroup, which the vmm joins first thing (--cgroup): every page and thread it makes is limited.
+      // A random suffix: spec ids need not be unique across daemons or tests.
+      cgroup = createVmCgroup(`${spec.id}-${randomBytes(4).toString("hex")}`, {
+        ...vmLimits(guestMemMib(spec), spec.vcpus),
+        ...(opts.memoryLimitBytes ? { memoryBytes: opts.memoryLimitBytes } : {}),
+      });
+      for (const dir of cgroup ? cgroupDirs(cgroup) : []) args.push("--cgroup", dir);
+      const out = openSync(join(spec.runDir, RUN_FILES.stdout), "a");
+      const err = openSync(join(spec.runDir, RUN_FILES.stderr), "a");
+      try {
+        // detached: setsid(), so a daemon restart (or its process group being signalled) leaves the VM running.
+        child = Bun.spawn([binary, ...args], { detached: true, stdin: "ignore", stdout: out, stderr: err });
+      } finally {
+        closeSync(out);
+        closeSync(err);
+      }
     } catch (e) {
+      // No process exists: undo here (once it does, `exited` releases the ids and removes the cgroup).
       if (jail) releaseJailIds(jail);
+      if (cgroup) await removeVmCgroup(cgroup);
       throw e;
-    } finally {
-      closeSync(out);
-      closeSync(err);
     }
     child.unref();
-    const vm = new VmProcess(child.pid, spec.runDir, spec.exitFile, jail, async () => {
+    const vm = new VmProcess(child.pid, spec.runDir, spec.exitFile, jail, cgroup, async () => {
       await child.exited;
       return child.signalCode ?? child.exitCode ?? undefined;
     });
-    const state: VmState = { pid: child.pid, exitFile: spec.exitFile, consolePath: spec.consolePath, ...(jail ? { jail } : {}) };
+    const state: VmState = {
+      pid: child.pid,
+      exitFile: spec.exitFile,
+      consolePath: spec.consolePath,
+      ...(jail ? { jail } : {}),
+      ...(cgroup ? { cgroup } : {}),
+    };
     writeFileSync(join(spec.runDir, RUN_FILES.state), `${JSON.stringify(state)}\n`);
     const deadline = Date.now() + SPAWN_READY_TIMEOUT_MS;
     for (;;) {
@@ -128,11 +207,16 @@ export class VmProcess {
     } catch {
       return null;
     }
-    if (!Number.isInteger(state.pid) || !pidAlive(state.pid)) return null;
+    if (!Number.isInteger(state.pid) || !pidAlive(state.pid)) {
+      // It ended while no daemon watched: the caller reads exitFile next, so put the vmm's record there.
+      if (typeof state.exitFile === "string") publishExitRecord(runDir, state.exitFile);
+      return null;
+    }
     // Not our child: we learn of its end from the control socket closing, then wait for the pid to go.
     const jail = state.jail && Number.isInteger(state.jail.uid) ? state.jail : null;
     if (jail) reserveJailIds(jail);
-    const vm: VmProcess = new VmProcess(state.pid, runDir, state.exitFile, jail, async () => {
+    const cgroup = adoptVmCgroup(state.cgroup);
+    const vm: VmProcess = new VmProcess(state.pid, runDir, state.exitFile, jail, cgroup, async () => {
       await null; // runs from the constructor: let `vm` be assigned first
       for (;;) {
         if (vm.ctl && !vm.ctl.closed) await vm.ctl.waitClosed();
@@ -222,7 +306,17 @@ export class VmProcess {
    *  docs/snapshot.md "Diff snapshots"); refused for a cold-booted VM. */
   async snapshot(dir: string, opts: { diff?: boolean } = {}): Promise<void> {
     if (this.jail) prepareJailDir(dir, this.jail);
-    await this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${dir}`, 120_000);
+    // The memory file is written through the page cache (or into tmpfs), charged to the VM's cgroup next to the
+    // guest's RAM: room for a second copy. Not lowered again: with the copy still charged (tmpfs cannot be
+    // reclaimed without swap) a v2 memory.max below usage OOM-kills the VM, and a snapshot is normally followed
+    // by stop anyway (template build, pause).
+    const cg = this.cgroup;
+    if (cg) setMemoryLimit(cg, 2 * cg.memoryBytes);
+    try {
+      await this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${dir}`, 120_000);
+    } finally {
+      if (this.jail) reclaimJailDir(dir);
+    }
   }
 
   /** Restores the snapshot in dir into this pooled vmm and starts it. Rejects with the vmm's reason if the snapshot
