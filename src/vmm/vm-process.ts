@@ -16,7 +16,16 @@ import {
   vmLimits,
 } from "./cgroup.ts";
 import { CLOSED, ControlClient, VmmControlError } from "./control-client.ts";
-import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, reclaimJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
+import {
+  allocateJailIds,
+  type JailIds,
+  jailEnabled,
+  makeSearchable,
+  prepareJailDir,
+  reclaimJailDir,
+  releaseJailIds,
+  reserveJailIds,
+} from "./jail.ts";
 import { readExitRecord } from "./exit-record.ts";
 import { ctlPath, type RestoreTimings, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
 
@@ -323,6 +332,8 @@ export class VmProcess {
    *  is refused (corrupted, other host kind, other shape or devices: the vmm stays pooled) or the restore failed
    *  after the VM was changed (the vmm then ends with reason `error`). */
   async restore(dir: string): Promise<RestoreTimings> {
+    // A pooled vmm already runs as its VM's uid: it opens the snapshot's files by path, so it needs o+x on the way.
+    if (this.jail) makeSearchable(dir);
     const r = await this.request(`restore ${dir}`);
     return {
       readNs: Number(r.read_ns),
