@@ -49,6 +49,8 @@ Environment=ONEBOX_SOURCE_DIR=$src
 Restart=on-failure
 # VMs live in their own processes and survive a daemon restart; only the daemon is restarted.
 KillMode=process
+# Each VM process runs in its own child cgroup (memory, pids, CPU limits: docs/vmm.md "Isolation").
+Delegate=yes
 LimitNOFILE=1048576
 
 [Install]

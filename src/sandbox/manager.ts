@@ -323,19 +323,6 @@ export class SandboxManager {
     return out;
   }
 
-  /** vCPUs and MiB claimed by sandboxes that are not ended (for admission control). */
-  usage(): { cpus: number; memoryMib: number; count: number } {
-    let cpus = 0;
-    let memoryMib = 0;
-    // A paused sandbox is on disk and holds no host CPU or memory.
-    const rows = this.state.sandboxes.live().filter((r) => r.state !== "paused" || this.live.has(r.id));
-    for (const r of rows) {
-      cpus += r.cpuCount;
-      memoryMib += r.memoryMb;
-    }
-    return { cpus, memoryMib, count: rows.length };
-  }
-
   /** After a daemon restart: re-adopt live VMs and their timers; record ends for the dead ones. */
   async recover(): Promise<{ adopted: number; ended: number }> {
     let adopted = 0;
