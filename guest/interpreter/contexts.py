@@ -98,6 +98,8 @@ class Context:
     # and the cell's stream ends with an error saying why (`ended`).
     kernel_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     generation: int = 0
+    # The sandbox id this kernel last reseeded its random generators under (clone_reseed.py).
+    seeded_for: Optional[str] = None
     ended: str = ""
     removed: bool = False
 

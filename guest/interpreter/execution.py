@@ -8,6 +8,7 @@ import shlex
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional, Protocol
 
+from clone_reseed import reseed_code, sandbox_identity
 from contexts import Context, Contexts
 from results import result_line
 
@@ -170,8 +171,14 @@ async def execute(contexts: Contexts, ctx: Context, code: str, env_vars: Dict[st
                 await out.send({"type": "stderr", "timestamp": datetime.now(timezone.utc).isoformat(),
                                 "text": "The kernel had died and was restarted; its state is lost.\n"})
             kc, generation = ctx.kc, ctx.generation
+            # A kernel that came out of a template snapshot shares its generators' state with every
+            # other clone until it reseeds from the (host-reseeded) guest CRNG.
+            # It rides on the env-var bookkeeping execute: one silent execute per cell, as before.
+            identity = sandbox_identity()
+            reseed = reseed_code(ctx.language) if ctx.seeded_for != identity else ""
+            ctx.seeded_for = identity
             # Sandbox-global vars, then this call's vars on top; the latter are undone afterwards.
-            await run_silent(kc, env_code(ctx.language, {**global_envs, **env_vars}, []))
+            await run_silent(kc, reseed + env_code(ctx.language, {**global_envs, **env_vars}, []))
             # stop_on_error=False: each runCode stands alone. With the default, ipykernel aborts
             # requests queued behind a failed cell, so the next call would get no output at all.
             msg_id = kc.execute(code, silent=False, store_history=True, allow_stdin=False, stop_on_error=False)

@@ -107,7 +107,11 @@ async function startGuest(config: Config, driver: VmDriver, t: TemplateRow, s: G
   }
   await waitGuestReady(config, t, handle, place.runDir, dead);
   // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
-  await new AgentClient(place.runDir).init(s.init, s.tokenHeader);
+  await new AgentClient(place.runDir).init(s.init, s.tokenHeader).catch((e: unknown) => {
+    // A VM that died meanwhile explains an /init that found no socket better than the socket error.
+    const death = dead();
+    throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
+  });
   return handle;
 }
 
