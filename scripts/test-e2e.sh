@@ -20,4 +20,7 @@ fi
 if printf '%s\n' "${files[@]}" | grep -q 'api-code-interpreter'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-ci-template --variant code-interpreter >&2
 fi
-exec scripts/testhost run "bun test --timeout 600000 ${files[*]}"
+# 12 GiB: the test host's /tmp is RAM (tmpfs) and holds every test's template copies, layers and
+# snapshots next to the guests' own memory; with 6 GiB a full suite ran into memory pressure
+# (suspected: a 100-stream vsock test hung right after the agent SDK file had run; not diagnosed).
+exec scripts/testhost run --mem "${ONEBOX_E2E_MEM:-12288}" "bun test --timeout 600000 ${files[*]}"
