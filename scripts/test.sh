@@ -5,12 +5,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0 failed=0 status=0
 
-# count_bun_results FILE: add bun test's "N pass" / "N fail" summary lines to the totals.
+# count_bun_results FILE: add every bun test "N pass" / "N fail" summary line in FILE to the totals
+# (the e2e suite runs one bun test per file).
 count_bun_results() {
   local p f
-  p=$(grep -E '^ *[0-9]+ pass$' "$1" | tail -1 | tr -dc 0-9)
-  f=$(grep -E '^ *[0-9]+ fail$' "$1" | tail -1 | tr -dc 0-9)
-  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  p=$(awk '/^ *[0-9]+ pass$/ {n += $1} END {print n + 0}' "$1")
+  f=$(awk '/^ *[0-9]+ fail$/ {n += $1} END {print n + 0}' "$1")
+  passed=$((passed + p)); failed=$((failed + f))
 }
 
 log=$(mktemp)
