@@ -2,10 +2,10 @@
 //
 // usage: bun run bench:exec [--runs N]   (re-runs itself inside scripts/testhost unless ONEBOX_TESTHOST=1)
 // Last line on stdout: JSON of measured p50/p99 in ms (timings inside the test host are emulated: TCG).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { note, oneboxCmd, rerunInTesthost, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
+import { killLeftoverVms, note, oneboxCmd, rerunInTesthost, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" }, inside: { type: "boolean", default: false } } });
 const RUNS = Number(values.runs);
@@ -40,19 +40,6 @@ function registerTemplate(): void {
   run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
   run([...oneboxCmd(), "template", "add", "--name", "base", "--from", dir, "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "",
     "--initrd", initrd, "--memory-mib", "512", "--data-dir", dataDir]);
-}
-
-/** Last resort: SIGKILL the VMs this daemon started, by their recorded pid, so nothing outlives the bench. */
-function killLeftoverVms(): void {
-  const vms = join(runRoot, "vms");
-  if (!existsSync(vms)) return;
-  for (const id of readdirSync(vms)) {
-    try {
-      process.kill((JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number }).pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
@@ -146,7 +133,7 @@ try {
 } finally {
   if (sbx) await Promise.race([sbx.kill().catch(() => undefined), Bun.sleep(30_000)]);
   if (daemon) await daemon.stop().catch(() => undefined);
-  killLeftoverVms();
+  killLeftoverVms(runRoot);
   rmSync(root, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

@@ -6,10 +6,10 @@
 // usage: bun run bench:first-result [--runs 5] [--concurrency 10]
 //   Outside the test host it builds (or finds in mkrootfs.sh's cache) the code-interpreter image,
 //   timing it, then re-runs itself inside scripts/testhost. Last line on stdout: JSON (ms; emulated).
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { note, oneboxCmd, pct, REPO, rerunInTesthost, startDaemon, type Daemon } from "./bench-lib.ts";
+import { killLeftoverVms, note, oneboxCmd, pct, REPO, rerunInTesthost, startDaemon, type Daemon } from "./bench-lib.ts";
 
 const { values } = parseArgs({
   options: {
@@ -69,18 +69,6 @@ function registerTemplate(dataDir: string, initrd: string): number {
   run([...oneboxCmd(), "template", "add", "--name", "code-interpreter-v1", "--from", IMAGE, "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "",
     "--initrd", initrd, "--cpus", "2", "--memory-mib", "1024", "--disk-mib", "2048", "--ready-port", "49999", "--data-dir", dataDir]);
   return performance.now() - t0;
-}
-
-function killLeftoverVms(runRoot: string): void {
-  const vms = join(runRoot, "vms");
-  if (!existsSync(vms)) return;
-  for (const id of readdirSync(vms)) {
-    try {
-      process.kill((JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number }).pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
 }
 
 interface Figures {

@@ -1,5 +1,5 @@
 // Shared helpers for the benchmark scripts: percentiles, timing, re-running inside the test host, and a real `onebox serve` subprocess.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 export const REPO = join(import.meta.dir, "..");
@@ -89,3 +89,17 @@ export async function startDaemon(o: { dataDir: string; runRoot: string; extra?:
 
 /** Logs a human line to stderr; stdout is reserved for the result table and last-line JSON. */
 export const note = (s: string): void => void process.stderr.write(s + "\n");
+
+/** Last resort: SIGKILL the VMs a bench daemon started under runRoot, by their recorded pid, so nothing
+ *  outlives the bench. */
+export function killLeftoverVms(runRoot: string): void {
+  const vms = join(runRoot, "vms");
+  if (!existsSync(vms)) return;
+  for (const id of readdirSync(vms)) {
+    try {
+      process.kill((JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number }).pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
