@@ -17,6 +17,7 @@
 
 #include "base64.h"
 #include "cmdline.h"
+#include "file-io.h"
 #include "json-field.h"
 #include "log.h"
 #include "sockets.h"
@@ -145,13 +146,8 @@ static int reply(int fd, int ok, const char *err) {
 /* status: what a clone is now (its id, fresh CRNG output, wall clock), so the host can check that clone hygiene
  * took effect: two clones of one snapshot must differ in id and random bytes. */
 static int reply_status(int fd) {
-  char id[80] = "";
-  int f = open(SANDBOX_ID_FILE, O_RDONLY | O_CLOEXEC);
-  if (f >= 0) {
-    ssize_t n = read(f, id, sizeof id - 1);
-    id[n > 0 ? n : 0] = '\0';
-    close(f);
-  }
+  char id[80];
+  file_read_text(SANDBOX_ID_FILE, id, sizeof id); /* "" when there is none yet */
   size_t k = 0;
   while (id[k] && cmdline_valid_id(id, k + 1)) k++; /* up to the newline; only id characters go into JSON */
   id[k] = '\0';

@@ -17,15 +17,7 @@
 #include "forwarder.h"
 #include "sockets.h"
 #include "test-modes.h"
-
-static int failures;
-#define CHECK(c)                                                   \
-  do {                                                             \
-    if (!(c)) {                                                    \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);          \
-      failures++;                                                  \
-    }                                                              \
-  } while (0)
+#include "test-check.h"
 
 static char unix_path[108];
 

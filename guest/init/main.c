@@ -13,6 +13,7 @@
 
 #include "cmdline.h"
 #include "control.h"
+#include "file-io.h"
 #include "forwarder.h"
 #include "log.h"
 #include "modules.h"
@@ -43,13 +44,8 @@ static void console_setup(void) {
 }
 
 static size_t read_cmdline(char *buf, size_t cap) {
-  int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, cap - 1);
-  close(fd);
-  if (n < 0) n = 0;
-  buf[n] = '\0';
-  return (size_t)n;
+  ssize_t n = file_read_text("/proc/cmdline", buf, cap);
+  return n < 0 ? 0 : (size_t)n;
 }
 
 static void forwarder_main(void) {

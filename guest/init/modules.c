@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "file-io.h"
 #include "log.h"
 
 #define LIST_MAX 4096
@@ -55,15 +56,10 @@ static int load_one(const char *file, const char *cmdline, unsigned long cmdline
 
 int modules_load_all(const char *cmdline, unsigned long cmdline_len) {
   char list[LIST_MAX + 1];
-  int fd = open(MODULES_LIST, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    log_errno("modules: open %s", MODULES_LIST);
+  if (file_read_text(MODULES_LIST, list, sizeof list) < 0) {
+    log_errno("modules: read %s", MODULES_LIST);
     return 1;
   }
-  ssize_t n = read(fd, list, LIST_MAX);
-  close(fd);
-  if (n < 0) return 1;
-  list[n] = '\0';
   int failures = 0;
   char *save = NULL;
   for (char *l = strtok_r(list, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -75,12 +71,7 @@ int modules_load_all(const char *cmdline, unsigned long cmdline_len) {
 
 void modules_free(void) {
   char list[LIST_MAX + 1], path[256];
-  int fd = open(MODULES_LIST, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = read(fd, list, LIST_MAX);
-  close(fd);
-  if (n < 0) return;
-  list[n] = '\0';
+  if (file_read_text(MODULES_LIST, list, sizeof list) < 0) return;
   char *save = NULL;
   for (char *l = strtok_r(list, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
     if (*l && *l != '#' && !strchr(l, '/') && snprintf(path, sizeof path, "%s/%s", MODULES_DIR, l) < (int)sizeof path)

@@ -15,15 +15,7 @@
 #include "sha256.h"
 #include "user-cgroup.h"
 #include "user-db.h"
-
-static int failures;
-#define CHECK(c)                                                           \
-  do {                                                                     \
-    if (!(c)) {                                                            \
-      fprintf(stdout, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);         \
-      failures++;                                                          \
-    }                                                                      \
-  } while (0)
+#include "test-check.h"
 
 static void test_cmdline(void) {
   struct cmdline c;

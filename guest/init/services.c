@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file-io.h"
 #include "log.h"
 #include "service-conf.h"
 #include "user-db.h"
@@ -70,22 +71,6 @@ void services_scan_dir(void) {
   closedir(d);
 }
 
-static int read_file(const char *path, char *buf, size_t cap, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t n = 0;
-  for (;;) {
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    n += (size_t)r;
-    if (n == cap) break;
-  }
-  close(fd);
-  *len = n;
-  return 0;
-}
-
 /* child_setup runs in the forked child before exec; only exits on failure. */
 static void child_exec(struct service_conf *c, const struct user_entry *u) {
   sigset_t none;
@@ -120,15 +105,16 @@ static void service_start(struct service *s, uint64_t now) {
       _exit(1);
     }
   } else {
-    char text[SVC_TEXT_MAX], err[128];
-    size_t len = 0;
-    if (read_file(s->conf_path, text, sizeof text, &len) < 0) {
+    /* One byte over the parser's limit, so a too-large conf is refused rather than cut short. */
+    char text[SVC_TEXT_MAX + 1], err[128];
+    ssize_t len = file_read_text(s->conf_path, text, sizeof text);
+    if (len < 0) {
       if (!s->missing_logged) log_errno("services: %s: read %s", s->name, s->conf_path);
       s->missing_logged = true;
       s->restart_at_ms = now + MISSING_RETRY_MS;
       return;
     }
-    if (service_conf_parse(text, len, &conf, err, sizeof err) < 0) {
+    if (service_conf_parse(text, (size_t)len, &conf, err, sizeof err) < 0) {
       if (!s->missing_logged) log_info("services: %s: %s: %s", s->name, s->conf_path, err);
       s->missing_logged = true;
       s->restart_at_ms = now + MISSING_RETRY_MS;
@@ -141,10 +127,9 @@ static void service_start(struct service *s, uint64_t now) {
       return;
     }
     if (conf.user && strcmp(conf.user, "root")) {
-      size_t plen = 0;
       static char passwd[65536];
-      if (read_file("/etc/passwd", passwd, sizeof passwd, &plen) < 0 ||
-          !user_db_find(passwd, plen, conf.user, &user)) {
+      ssize_t plen = file_read_text("/etc/passwd", passwd, sizeof passwd);
+      if (plen < 0 || !user_db_find(passwd, (size_t)plen, conf.user, &user)) {
         log_info("services: %s: user %s not found", s->name, conf.user);
         s->restart_at_ms = now + MISSING_RETRY_MS;
         return;

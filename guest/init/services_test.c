@@ -11,16 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file-io.h"
 #include "services.h"
-
-static int failures;
-#define CHECK(c)                                                   \
-  do {                                                             \
-    if (!(c)) {                                                    \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #c);          \
-      failures++;                                                  \
-    }                                                              \
-  } while (0)
+#include "test-check.h"
 
 static char dir[64];
 
@@ -32,16 +25,31 @@ static void write_file(const char *name, const char *text, mode_t mode) {
   close(fd);
 }
 
-static int count_lines(const char *name) {
-  char p[128], buf[4096];
+static ssize_t read_back(const char *name, char *buf, size_t cap) {
+  char p[128];
   snprintf(p, sizeof p, "%s/%s", dir, name);
-  int fd = open(p, O_RDONLY);
-  if (fd < 0) return 0;
-  ssize_t n = read(fd, buf, sizeof buf);
-  close(fd);
+  return file_read_text(p, buf, cap);
+}
+
+static int count_lines(const char *name) {
+  char buf[4096];
   int lines = 0;
-  for (ssize_t i = 0; i < n; i++) lines += buf[i] == '\n';
+  if (read_back(name, buf, sizeof buf) > 0)
+    for (const char *c = buf; *c; c++) lines += *c == '\n';
   return lines;
+}
+
+/* file-io: a file longer than the buffer is cut and terminated; a missing one reads as "" and -1. */
+static void test_file_io(void) {
+  char buf[8];
+  write_file("ten", "0123456789", 0644);
+  CHECK(read_back("ten", buf, sizeof buf) == 7 && !strcmp(buf, "0123456"));
+  CHECK(read_back("absent", buf, sizeof buf) == -1 && buf[0] == '\0');
+  char p[128];
+  snprintf(p, sizeof p, "%s/ten", dir);
+  CHECK(file_write_text(p, "ab") == 0 && read_back("ten", buf, sizeof buf) == 7 && !strcmp(buf, "ab23456"));
+  snprintf(p, sizeof p, "%s/absent", dir);
+  CHECK(file_write_text(p, "x") == -1); /* knobs are never created */
 }
 
 static void in_process(void) {
@@ -68,6 +76,7 @@ static void run_loop(int ms) {
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/onebox-svc-test-%d", (int)getpid());
   mkdir(dir, 0755);
+  test_file_io();
   char text[512];
   /* The crasher appends "$FOO $PWD" to runs and exits 3: restarts at ~0, 100, 300, 700 ms. */
   snprintf(text, sizeof text, "#!/bin/sh\necho \"$FOO $(pwd)\" >> %s/runs\necho out-$FOO\nexit 3\n", dir);
@@ -86,12 +95,8 @@ int main(void) {
   run_loop(1000);
   int runs = count_lines("runs");
   CHECK(runs >= 3 && runs <= 5); /* backoff: not 200 runs of a tight loop, not a single one */
-  char p[128], buf[256] = "";
-  snprintf(p, sizeof p, "%s/runs", dir);
-  int fd = open(p, O_RDONLY);
-  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-  if (fd >= 0) close(fd);
-  buf[n > 0 ? n : 0] = '\0';
+  char p[128], buf[256];
+  read_back("runs", buf, sizeof buf);
   CHECK(!strncmp(buf, "bar /tmp\n", 9));
   CHECK(count_lines("crash.log") == runs);
   CHECK(!services_running("missing"));

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file-io.h"
 #include "log.h"
 #include "user-db.h"
 
@@ -43,9 +44,7 @@ int system_lo_up(void) {
 
 void system_check_user(void) {
   static char buf[65536];
-  int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
-  if (fd >= 0) close(fd);
+  ssize_t n = file_read_text("/etc/passwd", buf, sizeof buf);
   struct user_entry u;
   if (n < 0 || !user_db_find(buf, (size_t)n, "user", &u)) {
     log_info("user 'user' missing from /etc/passwd: the image was not built by mkrootfs.sh");

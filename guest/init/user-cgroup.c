@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file-io.h"
 #include "log.h"
 
 #define MIB (1024ull * 1024)
@@ -39,21 +40,9 @@ int user_cgroup_limits_for(const char *meminfo, size_t len, struct user_cgroup_l
   return -1;
 }
 
-static int write_text(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = write(fd, text, strlen(text));
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
 void user_cgroup_setup(void) {
   static char meminfo[4096];
-  int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd < 0 ? -1 : read(fd, meminfo, sizeof meminfo);
-  if (fd >= 0) close(fd);
+  ssize_t n = file_read_text("/proc/meminfo", meminfo, sizeof meminfo);
   struct user_cgroup_limits lim;
   if (n <= 0 || user_cgroup_limits_for(meminfo, (size_t)n, &lim) < 0) {
     log_info("user cgroup: cannot read MemTotal; user commands run without limits");
@@ -62,7 +51,7 @@ void user_cgroup_setup(void) {
   /* One controller at a time: a kernel without one (e.g. no CFS group scheduling) keeps the others. */
   static const char *const controllers[] = {"+memory", "+pids", "+cpu"};
   for (size_t i = 0; i < sizeof controllers / sizeof controllers[0]; i++)
-    if (write_text(CGROUP_ROOT "/cgroup.subtree_control", controllers[i]) < 0)
+    if (file_write_text(CGROUP_ROOT "/cgroup.subtree_control", controllers[i]) < 0)
       log_errno("user cgroup: enable %s", controllers[i] + 1);
   if (mkdir(USER_CGROUP_DIR, 0755) < 0 && errno != EEXIST) {
     log_errno("user cgroup: mkdir " USER_CGROUP_DIR);
@@ -70,14 +59,14 @@ void user_cgroup_setup(void) {
   }
   char num[32];
   snprintf(num, sizeof num, "%llu", (unsigned long long)lim.memory_max);
-  if (write_text(USER_CGROUP_DIR "/memory.max", num) < 0) log_errno("user cgroup: memory.max %s", num);
+  if (file_write_text(USER_CGROUP_DIR "/memory.max", num) < 0) log_errno("user cgroup: memory.max %s", num);
   /* No swap in the guest; 0 makes that explicit should a template add some. */
-  write_text(USER_CGROUP_DIR "/memory.swap.max", "0");
+  file_write_text(USER_CGROUP_DIR "/memory.swap.max", "0");
   snprintf(num, sizeof num, "%llu", (unsigned long long)lim.pids_max);
-  if (write_text(USER_CGROUP_DIR "/pids.max", num) < 0) log_errno("user cgroup: pids.max %s", num);
+  if (file_write_text(USER_CGROUP_DIR "/pids.max", num) < 0) log_errno("user cgroup: pids.max %s", num);
   /* Half the default weight: under a CPU-bound command the agent (a root-cgroup task of weight
    * 100) still gets two thirds of a busy vCPU, so the sandbox keeps answering. */
-  write_text(USER_CGROUP_DIR "/cpu.weight", "50");
+  file_write_text(USER_CGROUP_DIR "/cpu.weight", "50");
   log_info("user cgroup: memory.max %llu MiB, pids.max %llu", (unsigned long long)(lim.memory_max / MIB),
            (unsigned long long)lim.pids_max);
 }
