@@ -35,6 +35,7 @@ static const int plain_syscalls[] = {
     __NR_fsync, __NR_fdatasync, /* virtio-blk flush */
     __NR_fstat, __NR_newfstatat, __NR_fcntl, __NR_close,
     __NR_epoll_wait, __NR_epoll_pwait, __NR_epoll_ctl, __NR_poll, __NR_ppoll, __NR_eventfd2,
+    __NR_timerfd_settime, /* vsock reset hold timer (created at setup), armed at restore */
     __NR_bind, __NR_listen, __NR_accept, __NR_accept4, __NR_shutdown, /* control + vsock forward sockets */
     __NR_sendto, __NR_recvfrom, __NR_sendmsg, __NR_recvmsg, __NR_getsockopt, __NR_setsockopt, __NR_getsockname,
     __NR_getpeername,

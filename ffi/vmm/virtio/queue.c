@@ -37,6 +37,14 @@ static void set_avail_event(struct virtq *q, uint16_t v) {
   __atomic_store_n((uint16_t *)(q->used + VIRTQ_USED_RING_OFF + 8u * q->num), v, __ATOMIC_RELEASE);
 }
 
+uint16_t virtq_avail_idx(const struct virtq *q) { return q->ready ? load_le16_acquire(q->avail + VIRTQ_AVAIL_IDX_OFF) : 0; }
+
+void virtq_notify_past(struct virtq *q, uint16_t idx) {
+  if (!q->ready || !q->event_idx) return;
+  set_avail_event(q, idx);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST); /* before the caller looks at the available index again */
+}
+
 int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c, const char **why) {
   if (!q->ready) return 0;
   uint16_t avail_idx = load_le16_acquire(q->avail + VIRTQ_AVAIL_IDX_OFF);

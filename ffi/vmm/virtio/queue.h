@@ -45,6 +45,11 @@ int virtq_pop(struct virtq *q, const struct guest_mem *m, struct virtq_chain *c,
 void virtq_unpop(struct virtq *q);
 /* Returns the chain with `len` bytes written into its writable buffers. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* The driver's available index as it is now in guest memory (buffers ever posted, mod 2^16). */
+uint16_t virtq_avail_idx(const struct virtq *q);
+/* With EVENT_IDX: ask the driver to notify as soon as its available index moves past `idx` (§2.7.10
+ * avail_event). Without EVENT_IDX the driver notifies anyway (the device never sets NO_NOTIFY). */
+void virtq_notify_past(struct virtq *q, uint16_t idx);
 /* True if the driver wants an interrupt for what was pushed (clears the debt). */
 bool virtq_take_irq(struct virtq *q);
 

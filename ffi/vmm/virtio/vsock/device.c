@@ -92,6 +92,7 @@ static bool flush_conn(struct vsock *vs, struct vsock_conn *c) {
     return true;
   }
   if (c->pending & PEND_REQUEST) {
+    if (vsock_reset_hold_active(vs)) return true; /* just restored: waits for the guest's reset (reset_hold.c) */
     vsock_fill_hdr(vs, c, VIRTIO_VSOCK_OP_REQUEST, 0, 0, &h);
     if (!rx_send_hdr(vs, &h)) return false;
     c->pending &= ~PEND_REQUEST;
@@ -174,7 +175,8 @@ static void vsock_notify(struct virtio_mmio_dev *dev, uint16_t qi) {
       }
     }
   }
-  /* The event queue is only used for TRANSPORT_RESET after a snapshot restore (not yet). */
+  /* The event queue is only used for TRANSPORT_RESET after a snapshot restore (persist.c); its kick is the guest
+   * saying it handled the reset, which ends the REQUEST hold (checked in flush_conn, reset_hold.c). */
   vsock_flush_pending(vs);
 }
 
@@ -182,6 +184,7 @@ static void vsock_notify(struct virtio_mmio_dev *dev, uint16_t qi) {
 static void vsock_reset(struct virtio_mmio_dev *dev) {
   struct vsock *vs = dev->impl;
   vsock_conn_free_all(vs);
+  vsock_reset_hold_end(vs); /* a re-initialised driver has no pre-snapshot sockets */
   vs->rst_count = 0;
   vs->pending_dirty = false;
 }
@@ -221,6 +224,7 @@ static void vsock_destroy(struct virtio_mmio_dev *dev) {
   if (!vs) return;
   pthread_mutex_lock(&dev->lock);
   vsock_conn_free_all(vs);
+  vsock_reset_hold_destroy(vs);
   vsock_listener_close(vs, &vs->main);
   for (int i = 0; i < vs->n_fwd; i++) vsock_listener_close(vs, &vs->fwd[i]);
   pthread_mutex_unlock(&dev->lock);
@@ -256,11 +260,17 @@ struct virtio_mmio_dev *virtio_vsock_create(const struct virtio_env *env, uint64
   vs->guest_cid = guest_cid;
   vs->next_host_port = VSOCK_HOST_PORT_FIRST;
   vs->main.fd = -1;
+  vs->hold_timer = -1;
   for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) vs->slots[i].vs = vs;
   memcpy(dev->config + VIRTIO_VSOCK_CFG_GUEST_CID, &guest_cid, 8);
   dev->config_len = VIRTIO_VSOCK_CFG_LEN;
   dev->impl = vs;
   dev->ops = &vsock_ops;
+  if (vsock_reset_hold_init(vs) < 0) {
+    snprintf(err, errlen, "virtio-vsock: cannot create the reset hold timer: %s", strerror(errno));
+    virtio_mmio_destroy(dev);
+    return NULL;
+  }
   pthread_mutex_lock(&dev->lock);
   int rc = vsock_listen(vs, &vs->main, uds_path, 0, err, errlen);
   pthread_mutex_unlock(&dev->lock);

@@ -9,13 +9,17 @@
 int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev) {
   pthread_mutex_lock(&dev->lock);
   int rc = -1;
-  struct virtq_chain *c = &((struct vsock *)dev->impl)->rx_chain; /* scratch chain, free between locked calls */
+  struct vsock *vs = dev->impl;
+  struct virtq_chain *c = &vs->rx_chain; /* scratch chain, free between locked calls */
   if (virtio_dev_running(dev) && virtio_dev_pop(dev, VSOCK_QUEUE_EVENT, c) == 1) {
+    /* Read before the guest can see the event: it re-posts a buffer only after handling it. */
+    uint16_t avail = virtq_avail_idx(&dev->queues[VSOCK_QUEUE_EVENT]);
     uint32_t id = VIRTIO_VSOCK_EVENT_TRANSPORT_RESET;
     size_t n = virtq_chain_write(c, 0, &id, sizeof id);
     virtio_dev_push(dev, VSOCK_QUEUE_EVENT, c->head, (uint32_t)n);
-    virtio_dev_signal(dev, VSOCK_QUEUE_EVENT);
     rc = n == sizeof id ? 0 : -1;
+    if (rc == 0) vsock_reset_hold_begin(vs, avail); /* host REQUESTs wait for that (reset_hold.c) */
+    virtio_dev_signal(dev, VSOCK_QUEUE_EVENT);
   }
   pthread_mutex_unlock(&dev->lock);
   return rc;

@@ -18,6 +18,8 @@
 #define VSOCK_RST_QUEUE 64           /* RSTs for unknown connections waiting for rx buffers */
 #define VSOCK_FORWARD_PORT 1024      /* guest forwarder (guest/protocol.ts ONEBOX_VSOCK_FORWARD_PORT) */
 #define VSOCK_HOST_PORT_FIRST (1u << 30) /* host-side ephemeral ports, as Firecracker's hybrid vsock */
+/* After a restore, REQUESTs wait at most this long for the guest to handle TRANSPORT_RESET (reset_hold.c). */
+#define VSOCK_RESET_HOLD_MS 5000
 
 enum vsock_conn_state {
   CONN_HOST_LINE,    /* hybrid: reading `CONNECT <port>\n` from the host */
@@ -87,6 +89,11 @@ struct vsock {
   uint32_t next_host_port;
   bool listeners_paused;
   bool pending_dirty; /* some connection has PEND_* bits or prefix bytes waiting */
+  /* reset_hold.c: after TRANSPORT_RESET, REQUESTs wait until the guest re-posted an event buffer. */
+  bool reset_hold;
+  uint16_t reset_avail;     /* event queue available index when the reset event was delivered */
+  uint32_t reset_hold_ms;   /* VSOCK_RESET_HOLD_MS (tests shorten it) */
+  int hold_timer;           /* timerfd, armed while holding: a guest that never re-arms gets the held closed */
   struct virtio_vsock_hdr rst_queue[VSOCK_RST_QUEUE];
   uint32_t rst_head, rst_count;
   struct virtq_chain rx_chain, tx_chain;
@@ -114,6 +121,15 @@ int vsock_rx_pop(struct vsock *vs);
 /* Sends pending control packets and prefixes while rx buffers last; raises the rx interrupt. */
 void vsock_flush_pending(struct vsock *vs);
 void vsock_queue_rst(struct vsock *vs, const struct virtio_vsock_hdr *to_reply);
+/* reset_hold.c */
+/* Creates the hold timer (before seccomp; the loop watches it). 0 or -errno. */
+int vsock_reset_hold_init(struct vsock *vs);
+void vsock_reset_hold_destroy(struct vsock *vs);
+/* The reset event was just delivered; the event queue's available index was `avail` before the guest reacted. */
+void vsock_reset_hold_begin(struct vsock *vs, uint16_t avail);
+/* True while REQUESTs must wait; ends the hold once the guest re-posted an event buffer. */
+bool vsock_reset_hold_active(struct vsock *vs);
+void vsock_reset_hold_end(struct vsock *vs);
 /* host.c */
 int vsock_listen(struct vsock *vs, struct vsock_listener *l, const char *path, uint32_t fwd_tcp_port, char *err,
                  size_t errlen);
