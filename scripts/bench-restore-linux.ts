@@ -1,6 +1,8 @@
 // bench:restore part b (docs/benchmarks.md): inside the test host, the Debian kernel + onebox-init's echo test mode.
 // Restore until the guest answers on vsock vs a cold boot of the same kernel + initramfs until it answers (medians,
-// interleaved runs), and pause/resume of a clone that dirtied 64 MiB. Last stdout line: one JSON object.
+// interleaved runs), and pause/resume of a clone that dirtied 64 MiB. The restore timed for the ratio is the create
+// path: a pooled vmm made ahead (`restore DIR` -> echo); a fresh vmm process (`--restore`) is timed too.
+// Last stdout line: one JSON object.
 //
 // usage: bun scripts/bench-restore-linux.ts [--runs N] [--dirty-mib M]   (re-runs itself inside scripts/testhost)
 //        bun run bench:restore runs it after part a through runLinuxPart() below.
@@ -18,11 +20,21 @@ const TIMEOUT_MS = 300_000;
 const GUEST_CID = 3;
 
 export interface LinuxResult {
+  /** Pooled vmm (made ahead): `restore DIR` sent -> the guest's vsock echo answered. */
   linux_restore_ms: number;
-  /** The vmm's own part of a restore: main() to the first guest exit (stats start_us). */
+  /** Its stages: `restore DIR` round trip (the vmm's work), then the hybrid CONNECT answered (`OK`: the guest ran,
+   *  handled TRANSPORT_RESET and accepted), then the 16-byte echo back. */
   linux_restore_vmm_ms: number;
+  linux_restore_connect_ms: number;
+  linux_restore_echo_ms: number;
+  /** A fresh vmm process per restore (`--restore DIR`): spawn -> echo, and its main() -> first guest exit. */
+  linux_restore_spawn_ms: number;
+  linux_restore_spawn_vmm_ms: number;
   linux_coldboot_ms: number;
   coldboot_over_restore: number;
+  coldboot_over_spawn_restore: number;
+  /** Echo attempts that failed before the one that answered, over all pooled restores (0 = no redial). */
+  linux_restore_redials: number;
   pause_ms: number;
   resume_ms: number;
   pause_diff_kib: number;
@@ -53,14 +65,21 @@ const median = (xs: number[]): number => {
 };
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
 
+interface Echo {
+  okAt: number; // performance.now() when the vmm answered OK on the attempt that succeeded
+  failures: number; // attempts before it
+}
+
 /** Polls guest vsock echo until a 16-byte round trip succeeds: "the guest answers on the host-guest channel". */
-async function untilEcho(vm: VmProcess, vsockPath: string): Promise<void> {
+async function untilEcho(vm: VmProcess, vsockPath: string): Promise<Echo> {
   const end = performance.now() + TIMEOUT_MS;
   const probe = Buffer.from("onebox-bench-16b");
+  let failures = 0;
   for (;;) {
     const t0 = performance.now();
     try {
       const sock = await dialVsock(vsockPath, ONEBOX_TEST_ECHO_PORT, 30_000);
+      const okAt = performance.now();
       const back = await new Promise<Buffer>((resolve, reject) => {
         let got = Buffer.alloc(0);
         sock.on("data", (c: Buffer) => {
@@ -72,8 +91,10 @@ async function untilEcho(vm: VmProcess, vsockPath: string): Promise<void> {
         sock.write(probe);
       });
       sock.destroy();
-      if (back.subarray(0, probe.length).equals(probe)) return;
+      if (back.subarray(0, probe.length).equals(probe)) return { okAt, failures };
+      failures++;
     } catch (e) {
+      failures++;
       // Not up yet: no socket, nothing listening, or reset by the transport-reset event. A slow failure is a stall.
       const took = performance.now() - t0;
       if (took > 1000) note(`bench-restore-linux: echo attempt failed after ${took.toFixed(0)} ms: ${(e as Error).message}`);
@@ -123,6 +144,26 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
     const ms = performance.now() - t0;
     return { vm, spec, ms, vmmMs: (await vm.stats()).startUs / 1000 };
   };
+  /** The create path: a pooled vmm made ahead (untimed, then left to settle), `restore DIR` -> echo answered. */
+  const restorePooled = async (dir: string) => {
+    const spec = specFor();
+    const vm = await VmProcess.spawnPooled(spec);
+    await Bun.sleep(200);
+    const t0 = performance.now();
+    await vm.restore(dir);
+    const restored = performance.now();
+    const echo = await untilEcho(vm, join(spec.runDir, "vsock.sock"));
+    const done = performance.now();
+    return {
+      vm,
+      spec,
+      ms: done - t0,
+      vmmMs: restored - t0,
+      connectMs: echo.okAt - restored,
+      echoMs: done - echo.okAt,
+      failures: echo.failures,
+    };
+  };
   const dispose = async (x: { vm: VmProcess; spec: VmSpec }): Promise<void> => {
     await x.vm.stop();
     rmSync(x.spec.runDir, { recursive: true, force: true });
@@ -138,16 +179,32 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
   const cold: number[] = [];
   const restore: number[] = [];
   const restoreVmm: number[] = [];
+  const restoreConnect: number[] = [];
+  const restoreEcho: number[] = [];
+  const spawnRestore: number[] = [];
+  const spawnRestoreVmm: number[] = [];
+  let redials = 0;
   for (let i = 0; i < runs; i++) {
-    // Interleaved, so that drift in the emulated host's speed hits both alike.
+    // Interleaved, so that drift in the emulated host's speed hits all alike.
     const c = await startTimed();
     cold.push(c.ms);
     await dispose(c);
-    const r = await startTimed(base);
+    const r = await restorePooled(base);
     restore.push(r.ms);
     restoreVmm.push(r.vmmMs);
+    restoreConnect.push(r.connectMs);
+    restoreEcho.push(r.echoMs);
+    redials += r.failures;
     await dispose(r);
-    note(`bench-restore-linux: run ${i + 1}/${runs}: cold boot ${c.ms.toFixed(0)} ms, restore ${r.ms.toFixed(0)} ms (vmm part ${r.vmmMs.toFixed(0)} ms)`);
+    const s = await startTimed(base);
+    spawnRestore.push(s.ms);
+    spawnRestoreVmm.push(s.vmmMs);
+    await dispose(s);
+    note(
+      `bench-restore-linux: run ${i + 1}/${runs}: cold boot ${c.ms.toFixed(0)} ms; pooled restore ${r.ms.toFixed(0)} ms ` +
+        `(restore ${r.vmmMs.toFixed(0)} + connect ${r.connectMs.toFixed(0)} + echo ${r.echoMs.toFixed(0)}, ` +
+        `${r.failures} failed attempts); fresh-process restore ${s.ms.toFixed(0)} ms (vmm part ${s.vmmMs.toFixed(0)} ms)`,
+    );
   }
 
   // Pause/resume: a clone of the base dirties dirtyMib, is paused into its own snapshot and freed, then resumed.
@@ -186,8 +243,14 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
   const result: LinuxResult = {
     linux_restore_ms: round(r),
     linux_restore_vmm_ms: round(median(restoreVmm)),
+    linux_restore_connect_ms: round(median(restoreConnect)),
+    linux_restore_echo_ms: round(median(restoreEcho)),
+    linux_restore_spawn_ms: round(median(spawnRestore)),
+    linux_restore_spawn_vmm_ms: round(median(spawnRestoreVmm)),
     linux_coldboot_ms: round(c),
     coldboot_over_restore: round(c / r),
+    coldboot_over_spawn_restore: round(c / median(spawnRestore)),
+    linux_restore_redials: redials,
     pause_ms: round(median(pause)),
     resume_ms: round(median(resume)),
     pause_diff_kib: Math.round(diffKib),

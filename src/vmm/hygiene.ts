@@ -73,8 +73,9 @@ export function hygieneLine(o: HygieneOptions): string {
 }
 
 /** Sends clone hygiene to a restored guest; rejects with the guest's error if it refused.
- *  A connection made just after the restore can be reset when the guest handles the vsock
- *  TRANSPORT_RESET event (docs/snapshot.md): then it dials again. The message is idempotent. */
+ *  The vmm holds a connection made just after the restore until the guest handled the vsock
+ *  TRANSPORT_RESET event (docs/virtio.md "the reset hold"); if that hold timed out, or a guest
+ *  reset the connection anyway, it dials again. The message is idempotent. */
 export async function sendHygiene(vsockPath: string, o: HygieneOptions = {}): Promise<void> {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const end = Date.now() + timeoutMs;
