@@ -10,9 +10,19 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--cpu-budget N] [--memory-budget-mib N] [--max-concurrent-creates N] [--no-auth]
        [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates] [--boot-timeout-ms 60000]
        [--no-template-snapshots (or ONEBOX_TEMPLATE_SNAPSHOTS=0): cold-boot every create]
+       [--warm-pool N (or ONEBOX_WARM_POOL=N; default 2, 0 = off): vmms kept ready per template snapshot]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
+
+/** An integer environment variable, or undefined when unset; anything else is a clear error. */
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got '${v}'`);
+  return n;
+}
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ["no-auth", "no-default-templates", "no-template-snapshots", "help"]);
@@ -35,6 +45,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     buildDefaultTemplates: !bool(a, "no-default-templates"),
     bootTimeoutMs: int(a, "boot-timeout-ms"),
     templateSnapshots: !bool(a, "no-template-snapshots") && process.env.ONEBOX_TEMPLATE_SNAPSHOTS !== "0",
+    warmPoolSize: int(a, "warm-pool") ?? envInt("ONEBOX_WARM_POOL"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {

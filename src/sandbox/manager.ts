@@ -12,6 +12,7 @@ import { parseJsonObject } from "./json-fields.ts";
 import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type EndReason, type SandboxState } from "./lifecycle.ts";
 import { OpLocks } from "./op-lock.ts";
 import { isParked, parkSandbox, removeSandboxFiles, resumeSandbox, sandboxPaths, snapshotsInUse, templateProblem } from "./runtime.ts";
+import { reapPoolLeftovers } from "./pool-entry.ts";
 import { SandboxStarter } from "./starter.ts";
 import { DeadlineTimers } from "./timers.ts";
 import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
@@ -53,7 +54,7 @@ export class SandboxManager {
     private readonly config: Config,
     private readonly driver: VmDriverResult,
   ) {
-    this.starter = driver.ok ? new SandboxStarter(config, driver.driver) : null;
+    this.starter = driver.ok ? new SandboxStarter(config, driver.driver, (id) => state.templates.byId(id) ?? null) : null;
   }
 
   /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
@@ -88,38 +89,49 @@ export class SandboxManager {
     const problem = this.createProblem(t);
     const starter = this.starter;
     if (problem || !starter) throw unavailable(`cannot start a sandbox: ${problem ?? "no VMM"}`);
-    const id = newSandboxId();
+    // A warm pool entry was made under a sandbox id of its own (pool-entry.ts says why): it becomes this one's.
+    const pooled = starter.takePooled(t);
+    const id = pooled?.id ?? newSandboxId();
     const now = Date.now();
     // v2 is always secure; v1 only when asked (spec §1.3). Without a token the agent checks none.
     const token = input.secure ? newAccessToken() : null;
-    this.state.sandboxes.insert({
-      id,
-      templateId: t.id,
-      alias: input.templateID === t.id ? null : input.templateID,
-      state: "starting",
-      cpuCount: t.cpuCount,
-      memoryMb: t.memoryMb,
-      diskSizeMb: t.diskSizeMb,
-      envdVersion: agentEnvdVersion() ?? t.envdVersion,
-      envdAccessToken: token,
-      metadata: JSON.stringify(input.metadata),
-      envVars: JSON.stringify(input.envVars),
-      secure: input.secure,
-      allowInternetAccess: input.allowInternetAccess,
-      onTimeout: input.autoPause ? "pause" : "kill",
-      autoResume: input.autoResume,
-      startedAt: now,
-      endAt: now + input.timeoutSec * 1000,
-    });
+    try {
+      this.state.sandboxes.insert({
+        id,
+        templateId: t.id,
+        alias: input.templateID === t.id ? null : input.templateID,
+        state: "starting",
+        cpuCount: t.cpuCount,
+        memoryMb: t.memoryMb,
+        diskSizeMb: t.diskSizeMb,
+        envdVersion: agentEnvdVersion() ?? t.envdVersion,
+        envdAccessToken: token,
+        metadata: JSON.stringify(input.metadata),
+        envVars: JSON.stringify(input.envVars),
+        secure: input.secure,
+        allowInternetAccess: input.allowInternetAccess,
+        onTimeout: input.autoPause ? "pause" : "kill",
+        autoResume: input.autoResume,
+        startedAt: now,
+        endAt: now + input.timeoutSec * 1000,
+      });
+    } catch (e) {
+      if (pooled) await starter.discard(pooled);
+      throw e;
+    }
     this.state.sandboxes.addEvent(id, "create", `template ${t.id}`);
     const boot = this.locks.with(id, "create", () =>
-      starter.start({ id, template: t, envVars: input.envVars, accessToken: token ?? undefined }),
+      starter.start({ id, template: t, envVars: input.envVars, accessToken: token ?? undefined, pooled }),
     );
     this.creating.set(id, boot.then(() => undefined, () => undefined));
     try {
       const booted = await boot;
       this.adoptLive(id, booted.handle, booted.runDir);
-      this.state.sandboxes.addEvent(id, booted.mode);
+      this.state.sandboxes.addEvent(
+        id,
+        booted.mode,
+        booted.pooled ? `from the warm pool (snapshot restored into a waiting vmm in ${booted.pooled.restoreMs.toFixed(2)} ms)` : "",
+      );
       this.setState(id, "starting", "running", { runDir: booted.runDir, sandboxDir: booted.sandboxDir, vmPid: booted.handle.pid });
       this.armTimer(this.mustGet(id));
       this.creating.delete(id);
@@ -332,7 +344,9 @@ export class SandboxManager {
         adopted++; // paused to disk: nothing runs; resume restores it
         continue;
       }
-      const handle = this.driver.ok && row.runDir ? await this.driver.driver.adopt(row.runDir).catch(() => null) : null;
+      // A row still starting has no runDir yet, but its VM (spawned, or a taken warm pool entry) may run there.
+      const runDir = row.runDir ?? sandboxPaths(this.config, row.id).runDir;
+      const handle = this.driver.ok ? await this.driver.driver.adopt(runDir).catch(() => null) : null;
       if (handle && row.runDir && (row.state === "running" || row.state === "paused")) {
         this.adoptLive(row.id, handle, row.runDir);
         if (row.state === "running") this.armTimer(row);
@@ -356,6 +370,12 @@ export class SandboxManager {
       }
       ended++;
     }
+    // Warm pool entries of a daemon that did not stop cleanly: not sandboxes, never adopted as such. After the
+    // rows above, so an entry a create had taken was ended as that sandbox first.
+    if (this.driver.ok) {
+      const reaped = await reapPoolLeftovers(this.config, this.driver.driver, (id) => this.state.sandboxes.get(id) !== undefined);
+      if (reaped) log.info("reaped warm pool leftovers", { reaped });
+    }
     return { adopted, ended };
   }
 
@@ -363,8 +383,8 @@ export class SandboxManager {
   async detachAll(): Promise<void> {
     this.detached = true;
     this.timers.clearAll();
-    // Template snapshot VMs are not sandboxes: none may outlive the daemon.
-    await this.starter?.snapshots?.stopBuilds();
+    // Template snapshot VMs and warm pool vmms are not sandboxes: none may outlive the daemon.
+    await this.starter?.close();
   }
 
   private async expire(id: string): Promise<void> {

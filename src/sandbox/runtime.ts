@@ -38,6 +38,8 @@ export interface Booted {
   sandboxDir: string;
   /** How the VM came up. */
   mode: "restore" | "cold-boot";
+  /** Set when a warm pool's prepared vmm took the restore (docs/architecture.md "Warm pool"). */
+  pooled?: { restoreMs: number };
 }
 
 export function sandboxPaths(config: Config, id: string) {
@@ -67,9 +69,11 @@ export function templateProblem(t: TemplateRow, config: Config): string | null {
   return null;
 }
 
-/** Copies a disk layer: reflink where the filesystem allows (XFS, btrfs), a sparse copy elsewhere (ext4). */
-export function cloneLayer(from: string, to: string, dataDir: string): void {
-  const cp = Bun.spawnSync(["cp", "--reflink=auto", "--sparse=always", from, to], { stderr: "pipe" });
+/** Copies a disk layer: reflink where the filesystem allows (XFS, btrfs), a sparse copy elsewhere (ext4).
+ *  `nice`: a background copy (warm pool refill) that should yield the CPU and disk to creates. */
+export function cloneLayer(from: string, to: string, dataDir: string, opts: { nice?: boolean } = {}): void {
+  const cmd = ["cp", "--reflink=auto", "--sparse=always", from, to];
+  const cp = Bun.spawnSync(opts.nice ? ["nice", "-n", "10", ...cmd] : cmd, { stderr: "pipe" });
   if (cp.exitCode !== 0) {
     throw unavailable(`could not clone the disk layer ${from}: ${cp.stderr.toString().trim()}; check free disk space in ${dataDir}`);
   }
@@ -79,7 +83,7 @@ export function cloneLayer(from: string, to: string, dataDir: string): void {
  *  caller may drop that snapshot and cold-boot instead. */
 export class RestoreRefused extends Error {}
 
-interface GuestStart {
+export interface GuestStart {
   place: VmPlace;
   init: AgentInit;
   /** The token the agent already holds (a resumed sandbox's); a fresh guest holds none. */
@@ -87,20 +91,31 @@ interface GuestStart {
   undo: CleanupStack;
 }
 
-/** Spawns the VM at place (restore or cold boot), gives a restored guest its hygiene, waits until it is
- *  ready and sends /init. Registers the VM's undo on s.undo. */
+/** Spawns the VM at place (restore or cold boot), then brings its guest up (bringUp). Registers the VM's
+ *  undo on s.undo. */
 async function startGuest(config: Config, driver: VmDriver, t: TemplateRow, s: GuestStart): Promise<VmHandle> {
   const { place } = s;
   const handle = await spawnVm(driver.spawn, vmSpecFor(config, t, place)).catch((e: unknown) => {
     throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
   });
-  s.undo.push("vm process", async () => {
-    await handle.stop().catch(() => undefined);
-    await Promise.race([handle.exited, Bun.sleep(5000)]);
-  });
+  s.undo.push("vm process", () => stopAndWait(handle));
+  await bringUp(config, t, handle, s);
+  return handle;
+}
+
+/** Stops a VM and waits (bounded) for its process to be gone. */
+export async function stopAndWait(handle: VmHandle): Promise<void> {
+  await handle.stop().catch(() => undefined);
+  await Promise.race([handle.exited, Bun.sleep(5000)]);
+}
+
+/** A started VM's guest: a restored one gets its hygiene first; then wait until it is ready and send /init. */
+export async function bringUp(config: Config, t: TemplateRow, handle: VmHandle, s: Omit<GuestStart, "undo">): Promise<void> {
+  const { place } = s;
   const dead = deathWatch(handle);
   if (place.restoreFrom) {
     // Before anything else talks to it, the clone gets its own clock, entropy and identity (docs/snapshot.md).
+    // The identity comes from here, not the kernel command line, which is the template VM's.
     await sendHygiene(vsockPath(place.runDir), { id: place.id, hostname: place.id, timeoutMs: config.bootTimeoutMs }).catch((e: unknown) => {
       throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
     });
@@ -112,14 +127,13 @@ async function startGuest(config: Config, driver: VmDriver, t: TemplateRow, s: G
     const death = dead();
     throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
   });
-  return handle;
 }
 
-function agentInit(req: BootRequest): AgentInit {
+export function agentInit(req: BootRequest): AgentInit {
   return { envVars: req.envVars, accessToken: req.accessToken, defaultUser: "user", defaultWorkdir: "/home/user" };
 }
 
-async function unwindLogged(id: string, undo: CleanupStack, console: string): Promise<void> {
+export async function unwindLogged(id: string, undo: CleanupStack, console: string): Promise<void> {
   // The sandbox dir (and its console) may go with the undo: keep the console's end in the log.
   const tail = tailFile(console, 4096);
   if (tail) log.warn("console of the failed start", { id, tail });

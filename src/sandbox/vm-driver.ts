@@ -1,9 +1,9 @@
 // The one seam between the sandbox runtime and src/vmm: the VmProcess API of docs/architecture.md.
 import type { Socket } from "node:net";
-import { readExitRecord, VmProcess, type VmExit, type VmSpec, type VmStats } from "../vmm/index.ts";
+import { readExitRecord, VmProcess, type RestoreTimings, type VmExit, type VmSpec, type VmStats } from "../vmm/index.ts";
 
 // The VM's description, statistics and end come from src/vmm itself: one definition of each.
-export type { VmExit, VmSpec, VmStats } from "../vmm/index.ts";
+export type { RestoreTimings, VmExit, VmSpec, VmStats } from "../vmm/index.ts";
 
 export interface VmHandle {
   readonly pid: number;
@@ -17,8 +17,16 @@ export interface VmHandle {
   readonly exited: Promise<VmExit>;
 }
 
+/** A vmm started with `--pool` (docs/snapshot.md "Pooled restore"): the machine is built and waits for restore(dir). */
+export interface PooledVmHandle extends VmHandle {
+  /** Rejects if the snapshot is refused (the vmm stays pooled) or the restore failed (the vmm ends). */
+  restore(dir: string): Promise<RestoreTimings>;
+}
+
 export interface VmDriver {
   spawn(spec: VmSpec): Promise<VmHandle>;
+  /** Absent: this driver cannot pool, and the daemon keeps no warm pool. */
+  spawnPooled?(spec: VmSpec): Promise<PooledVmHandle>;
   adopt(runDir: string): Promise<VmHandle | null>;
   /** The exit record a VM left behind (for VMs that ended while the daemon was down). */
   readExit(exitFile: string): Promise<VmExit | null>;
@@ -36,6 +44,7 @@ export async function loadVmDriver(): Promise<VmDriverResult> {
     ok: true,
     driver: {
       spawn: (spec) => VmProcess.spawn(spec),
+      spawnPooled: (spec) => VmProcess.spawnPooled(spec),
       adopt: (runDir) => VmProcess.adopt(runDir),
       readExit: (exitFile) => readExitRecord(exitFile),
     },

@@ -149,11 +149,26 @@ export class TemplateSnapshots {
   private building = new Map<string, Promise<RestoreSource>>();
   private failed = new Map<string, { at: number; error: Error }>();
   private active = new Set<VmHandle>();
+  private listeners: ((t: TemplateRow) => void)[] = [];
 
   constructor(
     private readonly config: Config,
     private readonly driver: VmDriver,
   ) {}
+
+  /** Calls fn whenever t's snapshot was made, dropped or pruned (the warm pool's entries follow the snapshot). */
+  onChange(fn: (t: TemplateRow) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** The current snapshot, or null; never builds one. */
+  current(t: TemplateRow): Promise<RestoreSource | null> {
+    return currentSnapshot(this.config, t);
+  }
+
+  private changed(t: TemplateRow): void {
+    for (const fn of this.listeners) fn(t);
+  }
 
   /** The current snapshot, building it first if there is none; rejects with the last build error
    *  while a failed template is in its retry delay. */
@@ -170,6 +185,7 @@ export class TemplateSnapshots {
     try {
       const made = await build;
       this.failed.delete(t.id);
+      this.changed(t);
       return made;
     } catch (e) {
       this.failed.set(t.id, { at: Date.now(), error: e instanceof Error ? e : new Error(String(e)) });
@@ -187,13 +203,16 @@ export class TemplateSnapshots {
   /** See pruneSnapshots; skipped while t's snapshot is being built (its .tmp dir is live). */
   async prune(t: TemplateRow, inUse: Set<string>): Promise<void> {
     if (this.building.has(t.id)) return;
-    for (const dir of await pruneSnapshots(this.config, t, inUse)) log.info("removed an unused template snapshot", { template: t.id, dir });
+    const removed = await pruneSnapshots(this.config, t, inUse);
+    for (const dir of removed) log.info("removed an unused template snapshot", { template: t.id, dir });
+    if (removed.length) this.changed(t);
   }
 
   /** Drops a snapshot that failed to restore, so the next create rebuilds it. */
   async invalidate(t: TemplateRow): Promise<void> {
     if (this.building.has(t.id)) return;
     rmSync(snapshotPaths(t, await snapshotKey(this.config, t)).dir, { recursive: true, force: true });
+    this.changed(t);
   }
 }
 

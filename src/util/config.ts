@@ -28,6 +28,10 @@ export const ConfigSchema = z.object({
   /** Create by restoring each template's ready snapshot (docs/snapshot.md); off = cold-boot every create
    *  (ONEBOX_TEMPLATE_SNAPSHOTS=0: the baseline of bench:first-result, and for debugging). */
   templateSnapshots: z.boolean().default(true),
+  /** Warm pool (docs/architecture.md "Warm pool"): per template with a snapshot, this many vmms are kept
+   *  prepared (machine, devices, sockets, layer copy) so a create only restores into one. 0 = off
+   *  (`--warm-pool N`, ONEBOX_WARM_POOL). Ignored when templateSnapshots is off. */
+  warmPoolSize: z.number().int().min(0).max(32).default(2),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
