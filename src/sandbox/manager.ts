@@ -133,6 +133,13 @@ export class SandboxManager {
         booted.pooled ? `from the warm pool (snapshot restored into a waiting vmm in ${booted.pooled.restoreMs.toFixed(2)} ms)` : "",
       );
       this.setState(id, "starting", "running", { runDir: booted.runDir, sandboxDir: booted.sandboxDir, vmPid: booted.handle.pid });
+      // ms per stage: vmm = spawn (layer copy before it) or, from the warm pool, the restore request alone.
+      // vmmStartUs: the vmm's own count to the guest's first exit, from main() (spawned) or from `restore` (pooled).
+      const started = { id, template: t.id, mode: booted.mode, warmPool: booted.pooled !== undefined, ms: booted.stages };
+      void booted.handle.stats().then(
+        (st) => log.info("sandbox started", { ...started, vmmStartUs: st.startUs, vmmEnterUs: st.enterUs }),
+        () => log.info("sandbox started", started),
+      );
       this.armTimer(this.mustGet(id));
       this.creating.delete(id);
       return this.mustGet(id);

@@ -15,7 +15,19 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { newSandboxId, SANDBOX_ID_RE } from "../util/ids.ts";
 import { log } from "../util/log.ts";
-import { agentInit, bringUp, cloneLayer, sandboxPaths, stopAndWait, unwindLogged, type BootRequest, type Booted, type RestoreSource } from "./runtime.ts";
+import {
+  agentInit,
+  bringUp,
+  cloneLayer,
+  sandboxPaths,
+  stage,
+  stopAndWait,
+  unwindLogged,
+  type BootRequest,
+  type Booted,
+  type RestoreSource,
+  type Stages,
+} from "./runtime.ts";
 import { vmSpecFor } from "./vm-config.ts";
 import type { PooledVmHandle, VmDriver } from "./vm-driver.ts";
 
@@ -92,17 +104,22 @@ export async function bootFromPool(
   if (req.id !== entry.id) throw new Error(`warm pool entry ${entry.id} taken for sandbox ${req.id}`);
   const p = sandboxPaths(config, entry.id);
   const undo = new CleanupStack();
+  const stages: Stages = {};
+  const t0 = performance.now();
   undo.push("warm pool entry", () => destroyPoolEntry(config, entry));
   try {
     if (entry.vmDir !== req.from.vmDir) throw new Error(`the entry was made for snapshot ${entry.vmDir}, the current one is ${req.from.vmDir}`);
     writeFileSync(p.baseFile, req.from.vmDir);
     const timings = await entry.handle.restore(req.from.vmDir);
+    stage(stages, "vmm", t0);
     const place = { id: entry.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from.vmDir };
-    await bringUp(config, req.template, entry.handle, { place, init: agentInit(req) });
+    await bringUp(config, req.template, entry.handle, { place, init: agentInit(req) }, stages);
     // A sandbox now: no longer the reaper's (recover() adopts it through its row from here on).
     rmSync(markerPath(config, entry.id), { force: true });
     undo.release();
-    return { handle: entry.handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: "restore", pooled: { restoreMs: timings.totalNs / 1e6 } };
+    stage(stages, "total", t0);
+    const pooled = { restoreMs: timings.totalNs / 1e6 };
+    return { handle: entry.handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: "restore", pooled, stages };
   } catch (e) {
     await unwindLogged(entry.id, undo, p.console);
     throw e;

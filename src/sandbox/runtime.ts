@@ -40,6 +40,17 @@ export interface Booted {
   mode: "restore" | "cold-boot";
   /** Set when a warm pool's prepared vmm took the restore (docs/architecture.md "Warm pool"). */
   pooled?: { restoreMs: number };
+  /** Where the start spent its time, ms by stage (logged with "sandbox started"; pooled vs spawned). */
+  stages: Stages;
+}
+
+export type Stages = Record<string, number>;
+
+/** Adds the ms since `since` to stages[name]; returns now, for the next stage. */
+export function stage(stages: Stages, name: string, since: number): number {
+  const now = performance.now();
+  stages[name] = Math.round((now - since) * 100) / 100;
+  return now;
 }
 
 export function sandboxPaths(config: Config, id: string) {
@@ -93,13 +104,15 @@ export interface GuestStart {
 
 /** Spawns the VM at place (restore or cold boot), then brings its guest up (bringUp). Registers the VM's
  *  undo on s.undo. */
-async function startGuest(config: Config, driver: VmDriver, t: TemplateRow, s: GuestStart): Promise<VmHandle> {
+async function startGuest(config: Config, driver: VmDriver, t: TemplateRow, s: GuestStart, stages: Stages): Promise<VmHandle> {
   const { place } = s;
+  const t0 = performance.now();
   const handle = await spawnVm(driver.spawn, vmSpecFor(config, t, place)).catch((e: unknown) => {
     throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
   });
   s.undo.push("vm process", () => stopAndWait(handle));
-  await bringUp(config, t, handle, s);
+  stage(stages, "vmm", t0);
+  await bringUp(config, t, handle, s, stages);
   return handle;
 }
 
@@ -110,23 +123,27 @@ export async function stopAndWait(handle: VmHandle): Promise<void> {
 }
 
 /** A started VM's guest: a restored one gets its hygiene first; then wait until it is ready and send /init. */
-export async function bringUp(config: Config, t: TemplateRow, handle: VmHandle, s: Omit<GuestStart, "undo">): Promise<void> {
+export async function bringUp(config: Config, t: TemplateRow, handle: VmHandle, s: Omit<GuestStart, "undo">, stages: Stages): Promise<void> {
   const { place } = s;
   const dead = deathWatch(handle);
+  let at = performance.now();
   if (place.restoreFrom) {
     // Before anything else talks to it, the clone gets its own clock, entropy and identity (docs/snapshot.md).
     // The identity comes from here, not the kernel command line, which is the template VM's.
     await sendHygiene(vsockPath(place.runDir), { id: place.id, hostname: place.id, timeoutMs: config.bootTimeoutMs }).catch((e: unknown) => {
       throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
     });
+    at = stage(stages, "hygiene", at);
   }
   await waitGuestReady(config, t, handle, place.runDir, dead);
+  at = stage(stages, "ready", at);
   // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
   await new AgentClient(place.runDir).init(s.init, s.tokenHeader).catch((e: unknown) => {
     // A VM that died meanwhile explains an /init that found no socket better than the socket error.
     const death = dead();
     throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
   });
+  stage(stages, "init", at);
 }
 
 export function agentInit(req: BootRequest): AgentInit {
@@ -144,18 +161,22 @@ export async function unwindLogged(id: string, undo: CleanupStack, console: stri
 export async function bootSandbox(config: Config, driver: VmDriver, req: BootRequest): Promise<Booted> {
   const p = sandboxPaths(config, req.id);
   const undo = new CleanupStack();
+  const stages: Stages = {};
+  const t0 = performance.now();
   try {
     mkdirSync(p.sandboxDir, { recursive: true, mode: 0o700 });
     undo.push("sandbox dir", () => rmSync(p.sandboxDir, { recursive: true, force: true }));
     // A restored guest's page cache matches the layer as it was at snapshot time, so it gets that copy.
     cloneLayer(req.from?.layer ?? templateFiles(req.template).layer, p.layer, config.dataDir);
+    stage(stages, "layer", t0);
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir };
     if (req.from) writeFileSync(p.baseFile, req.from.vmDir);
-    const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), undo });
+    const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), undo }, stages);
     undo.release();
-    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: req.from ? "restore" : "cold-boot" };
+    stage(stages, "total", t0);
+    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: req.from ? "restore" : "cold-boot", stages };
   } catch (e) {
     await unwindLogged(req.id, undo, p.console);
     throw e;
@@ -172,12 +193,15 @@ export async function resumeSandbox(config: Config, driver: VmDriver, req: BootR
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: p.pauseDir };
-    const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo });
+    const stages: Stages = {};
+    const t0 = performance.now();
+    const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo }, stages);
+    stage(stages, "total", t0);
     undo.release();
     // The running VM maps the memory file privately: unlinking keeps its pages, and the next pause
     // writes a new file instead of truncating the one under the mapping.
     rmSync(p.pauseDir, { recursive: true, force: true });
-    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: "restore" };
+    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: "restore", stages };
   } catch (e) {
     await unwindLogged(req.id, undo, p.console);
     throw e;
