@@ -134,8 +134,6 @@ export class WarmPool {
   /** One refill at a time until every template's pool is full (or waiting for a snapshot or a retry). */
   private async pump(): Promise<void> {
     for (;;) {
-      // Creates first: an entry is made only while none is in flight.
-      while (!this.closed && this.deps.busy()) await Bun.sleep(BUSY_POLL_MS);
       const next = this.closed ? null : this.nextGroup();
       if (!next) return;
       const [id, g] = next;
@@ -156,6 +154,10 @@ export class WarmPool {
         g.entries = g.entries.filter((e) => e.vmDir === from.vmDir);
         await Promise.all(stale.map((e) => this.end(e, "snapshot replaced")));
       }
+      // Creates first: an entry is made only while none is in flight (checked last, right before the work:
+      // the create whose take started this refill is in flight by now).
+      while (!this.closed && this.deps.busy()) await Bun.sleep(BUSY_POLL_MS);
+      if (this.closed) return;
       let entry: PoolEntry;
       try {
         entry = await makePoolEntry(this.deps.config, this.deps.driver, t, from);
