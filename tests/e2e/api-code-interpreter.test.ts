@@ -67,10 +67,10 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", 
     // request survives (a first create timed out at ~300 s); every create below restores one.
     const drv = await loadVmDriver();
     if (!drv.ok) throw new Error(drv.problem);
-    for (const t of [row, small]) {
+    for (const [name, t] of [["code-interpreter-v1", row], [SMALL, small]] as const) {
       const t0 = performance.now();
       await buildTemplateSnapshot(d.config, drv.driver, t);
-      console.log(`${t.name} snapshot made in ${Math.round(performance.now() - t0)} ms (emulated cold boot to ready)`);
+      console.log(`${name} snapshot made in ${Math.round(performance.now() - t0)} ms (emulated cold boot to ready)`);
     }
   }, 1_500_000);
 

@@ -109,10 +109,22 @@ export async function startTestVm(o: TestVmOptions): Promise<TestVm> {
   };
   const vm = await VmProcess.spawn(spec);
   let exited = false;
+  // How the VM ended, for the error when it ends before a marker (an empty console says nothing).
+  let how = "";
   void vm.exited.then(
-    () => (exited = true),
-    () => (exited = true),
+    (e) => {
+      exited = true;
+      how = `reason ${e.reason}${e.signal !== undefined ? ` (${e.signal})` : ""}: ${e.detail}`;
+    },
+    (e: unknown) => {
+      exited = true;
+      how = `exit not known: ${String(e)}`;
+    },
   );
+  const vmmStderr = (): string => {
+    const f = join(runDir, "vmm.stderr");
+    return existsSync(f) ? readFileSync(f, "utf8").slice(-1000) : "";
+  };
   const consoleText = (): string => (existsSync(spec.consolePath) ? readFileSync(spec.consolePath, "utf8") : "");
   return {
     vm,
@@ -124,7 +136,7 @@ export async function startTestVm(o: TestVmOptions): Promise<TestVm> {
       for (;;) {
         if (consoleText().includes(text)) return;
         if (exited) {
-          throw new Error(`VM exited before printing '${text}'; console tail:\n${consoleText().slice(-2000)}`);
+          throw new Error(`VM exited before printing '${text}' (${how}); vmm stderr:\n${vmmStderr()}\nconsole tail:\n${consoleText().slice(-2000)}`);
         }
         if (Date.now() > end) throw new Error(`no '${text}' after ${timeoutMs} ms; console tail:\n${consoleText().slice(-2000)}`);
         await Bun.sleep(50);
