@@ -1,6 +1,6 @@
 // First-result benchmark (issue 6): the time from Sandbox.create() to the first runCode('1+1') result
 // with the official @e2b/code-interpreter SDK against `onebox serve` in the test host, sequentially
-// and N at once; the same flow against a second daemon started with ONEBOX_TEMPLATE_SNAPSHOTS=0
+// and N at once; the same flow against a second daemon started with --no-template-snapshots
 // (every create cold-boots the template), as a ratio; the template image's build time and sizes.
 //
 // usage: bun run bench:first-result [--runs 5] [--concurrency 10] [--cold-runs N] [--cold-concurrency N]
@@ -113,18 +113,16 @@ async function firstResult(opts: object): Promise<number> {
   }
 }
 
-async function measure(label: string, env: Record<string, string>, initrd: string, runs: number, conc: number): Promise<Figures & { register_ms: number }> {
+async function measure(label: string, flags: string[], initrd: string, runs: number, conc: number): Promise<Figures & { register_ms: number }> {
   const dir = join(root, label);
   const dataDir = join(dir, "data");
   const runRoot = join(dir, "run");
   mkdirSync(dir, { recursive: true });
   const registerMs = registerTemplate(dataDir, initrd);
-  // startDaemon spawns with process.env: the variable reaches only this daemon.
-  Object.assign(process.env, env);
   let daemon: Daemon | null = null;
   try {
     // The default create limit (4) would answer the rest of N creates at once with 429, which the SDK does not retry.
-    const extra = ["--boot-timeout-ms", String(BOOT_MS), "--max-concurrent-creates", String(Math.max(4, conc)), "--no-default-templates"];
+    const extra = ["--boot-timeout-ms", String(BOOT_MS), "--max-concurrent-creates", String(Math.max(4, conc)), "--no-default-templates", ...flags];
     daemon = await startDaemon({ dataDir, runRoot, extra });
     const opts = { apiKey: daemon.key, apiUrl: daemon.url, sandboxUrl: daemon.url, requestTimeoutMs: BOOT_MS };
     const first = await firstResult(opts);
@@ -136,7 +134,6 @@ async function measure(label: string, env: Record<string, string>, initrd: strin
     if (conc) note(`${label}: ${conc} at once: p50 ${pct(together, 50)} p99 ${pct(together, 99)} ms`);
     return { seq, conc: together, first_ms: first, register_ms: registerMs };
   } finally {
-    for (const k of Object.keys(env)) delete process.env[k];
     if (daemon) await daemon.stop().catch(() => undefined);
     killLeftoverVms(runRoot);
   }
@@ -156,8 +153,8 @@ try {
   mkdirSync(root, { recursive: true });
   const initrd = join(root, "initramfs.cpio.gz");
   run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
-  const snap = await measure("snapshot", {}, initrd, RUNS, CONC);
-  const cold = await measure("cold", { ONEBOX_TEMPLATE_SNAPSHOTS: "0" }, initrd, COLD_RUNS, COLD_CONC);
+  const snap = await measure("snapshot", [], initrd, RUNS, CONC);
+  const cold = await measure("cold", ["--no-template-snapshots"], initrd, COLD_RUNS, COLD_CONC);
   const p = (xs: number[], q: number): number | null => (xs.length ? pct(xs, q) : null);
   const fig = (f: Figures) => ({
     first_ms: r0(f.first_ms),
