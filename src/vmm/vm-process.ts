@@ -75,12 +75,24 @@ function guestMemMib(spec: VmSpec): number {
   }
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+  // An adopted vmm (the daemon restarted) is not our child: once it exits it stays a zombie until
+  // PID 1 reaps it, and kill(0) still succeeds. A zombie has ended; waiting on it only adds delay.
+  return !isZombie(pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // "pid (comm) S ...": comm may hold spaces and parentheses, so the state follows the last ')'.
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "ENOENT"; // reaped between the two calls
   }
 }
 
