@@ -13,6 +13,7 @@ import { sandboxPaths, type RestoreSource } from "./runtime.ts";
 import { vmSpecFor } from "./vm-config.ts";
 import { loadVmDriver, type VmDriver } from "./vm-driver.ts";
 import { WarmPool, type WarmPoolDeps } from "./warm-pool.ts";
+import { pidAlive } from "../vmm/index.ts";
 
 const guests = join(import.meta.dir, "../../ffi/build/guests");
 const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "counter.bin"));
@@ -25,14 +26,9 @@ let snap: RestoreSource;
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : "");
 const counts = (text: string) => [...text.matchAll(/^count ([0-9a-f]{8})$/gm)].length;
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+// A reaped leftover vmm is not our child: it may stay a zombie until PID 1 collects it, and a
+// zombie has ended (pidAlive says so; kill(pid, 0) alone would not).
+const alive = pidAlive;
 
 async function waitFor(cond: () => boolean, ms = 15_000): Promise<void> {
   const end = Date.now() + ms;

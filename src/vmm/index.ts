@@ -1,5 +1,5 @@
 // The TS side of the VMM (docs/architecture.md): spawn/adopt onebox-vmm processes, control them, dial guest vsock.
-export { VmProcess } from "./vm-process.ts";
+export { pidAlive, VmProcess } from "./vm-process.ts";
 export { dialVsock } from "./vsock-dial.ts";
 export { readExitRecord } from "./exit-record.ts";
 export { forwardPath, vmmArgs, vsockPath, ctlPath, RUN_FILES } from "./vm-spec.ts";

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, SandboxNotFoundError } from "e2b";
+import { pidAlive } from "../../src/vmm/index.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
@@ -216,8 +217,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
   function livePid(id: string): number | null {
     try {
       const { pid } = JSON.parse(readFileSync(join(runRoot, "vms", id, "vmm.json"), "utf8")) as { pid: number };
-      process.kill(pid, 0);
-      return pid;
+      // An adopted vmm (after the daemon restart) may linger as a zombie until PID 1 reaps it: ended.
+      return pidAlive(pid) ? pid : null;
     } catch {
       return null;
     }
