@@ -3,9 +3,13 @@
 #pragma once
 #include <errno.h>
 #include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include "../test_driver.h"
 #include "packet.h"
+#include "vsock.h"
 
 #define FG_CID 3
 #define FG_RX_BUFS 96
@@ -271,3 +275,20 @@ static inline size_t fg_read(struct fake_guest *g, int fd, char *buf, size_t cap
       if (!fg_poll(g)) usleep(100);                                   \
     (bool)(cond);                                                     \
   })
+
+/* A host client of the device's hybrid vsock (or forward) socket at path. */
+static inline int fg_host_connect(const char *path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  strcpy(a.sun_path, path);
+  CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+  return fd;
+}
+
+/* Connections the device tracks, read under its lock (the event loop thread changes them). */
+static inline uint32_t fg_device_conns(struct fake_guest *g) {
+  pthread_mutex_lock(&g->d.dev->lock);
+  uint32_t n = ((struct vsock *)g->d.dev->impl)->n_conns;
+  pthread_mutex_unlock(&g->d.dev->lock);
+  return n;
+}

@@ -15,24 +15,9 @@
 static char sock_path[108], fwd_path[108];
 static uint64_t event_buf[N_EVENTS];
 
-static int host_connect(const char *path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  strcpy(a.sun_path, path);
-  CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  return fd;
-}
-
 static bool host_has_data(int fd) {
   struct pollfd p = {fd, POLLIN, 0};
   return poll(&p, 1, 0) > 0;
-}
-
-static uint32_t device_conns(struct fake_guest *g) {
-  pthread_mutex_lock(&g->d.dev->lock);
-  uint32_t n = ((struct vsock *)g->d.dev->impl)->n_conns;
-  pthread_mutex_unlock(&g->d.dev->lock);
-  return n;
 }
 
 static bool device_holding(struct fake_guest *g) {
@@ -80,13 +65,13 @@ static void test_hold_until_rearm(struct fake_guest *g) {
   int requests = g->requests;
   CHECK(virtio_vsock_transport_reset(g->d.dev) == 0);
   CHECK(fd_irqs(&g->d) >= 1);
-  int h = host_connect(sock_path), f = host_connect(fwd_path);
+  int h = fg_host_connect(sock_path), f = fg_host_connect(fwd_path);
   CHECK(write(h, "CONNECT 5000\nhi", 15) == 15); /* bytes after the line wait with the connection */
-  int closed_early = host_connect(sock_path);    /* gives up while held: must not leak */
+  int closed_early = fg_host_connect(sock_path);    /* gives up while held: must not leak */
   CHECK(write(closed_early, "CONNECT 5000\n", 13) == 13);
   fg_run(g, 0.3, NULL); /* the guest runs, but its event work has not yet */
   CHECK(g->requests == requests);
-  CHECK(device_conns(g) == 3 && device_holding(g));
+  CHECK(fg_device_conns(g) == 3 && device_holding(g));
   CHECK(!host_has_data(h) && !host_has_data(f));
   close(closed_early);
   fg_run(g, 0.1, NULL);
@@ -100,10 +85,10 @@ static void test_hold_until_rearm(struct fake_guest *g) {
   echo_check(g, f); /* the forward connection went through the forwarder's `TCP 80` / `OK` */
   CHECK(!device_holding(g));
   /* the early-closed one got its REQUEST too, then an RST once the device found its host side gone */
-  CHECK(FG_WAIT(g, g->requests == requests + 3 && device_conns(g) == 2, 5));
+  CHECK(FG_WAIT(g, g->requests == requests + 3 && fg_device_conns(g) == 2, 5));
   close(h);
   close(f);
-  CHECK(FG_WAIT(g, device_conns(g) == 0, 5));
+  CHECK(FG_WAIT(g, fg_device_conns(g) == 0, 5));
 }
 
 /* A guest that never re-posts: held connections are closed after reset_hold_ms, later ones go through. */
@@ -114,7 +99,7 @@ static void test_hold_timeout(struct fake_guest *g) {
   int requests = g->requests;
   CHECK(virtio_vsock_transport_reset(g->d.dev) == 0);
   double t0 = fg_now();
-  int h = host_connect(sock_path), f = host_connect(fwd_path);
+  int h = fg_host_connect(sock_path), f = fg_host_connect(fwd_path);
   CHECK(write(h, "CONNECT 5000\n", 13) == 13);
   char buf[8];
   bool eof;
@@ -123,15 +108,15 @@ static void test_hold_timeout(struct fake_guest *g) {
   double waited = fg_now() - t0;
   CHECK(waited >= 0.15 && waited < 4);
   CHECK(g->requests == requests); /* the guest never heard of them */
-  CHECK(!device_holding(g) && device_conns(g) == 0);
+  CHECK(!device_holding(g) && fg_device_conns(g) == 0);
   close(h);
   close(f);
-  h = host_connect(sock_path); /* hold over: served at once, as before the hold existed */
+  h = fg_host_connect(sock_path); /* hold over: served at once, as before the hold existed */
   CHECK(write(h, "CONNECT 5000\n", 13) == 13);
   CHECK(host_ok(g, h));
   echo_check(g, h);
   close(h);
-  CHECK(FG_WAIT(g, device_conns(g) == 0, 5));
+  CHECK(FG_WAIT(g, fg_device_conns(g) == 0, 5));
   guest_handles_reset(g); /* a late re-post changes nothing */
   fg_run(g, 0.05, NULL);
   CHECK(!device_holding(g));
@@ -164,11 +149,11 @@ static void run_suite(struct evloop *loop, bool event_idx) {
   }
   fd_kick_needed(&g.d, VSOCK_QUEUE_EVENT);
   /* Before any reset nothing is held. */
-  int h = host_connect(sock_path);
+  int h = fg_host_connect(sock_path);
   CHECK(write(h, "CONNECT 5000\n", 13) == 13);
   CHECK(host_ok(&g, h));
   close(h);
-  CHECK(FG_WAIT(&g, device_conns(&g) == 0, 5));
+  CHECK(FG_WAIT(&g, fg_device_conns(&g) == 0, 5));
   test_hold_until_rearm(&g);
   test_hold_timeout(&g);
   test_driver_reset_ends_hold(&g);

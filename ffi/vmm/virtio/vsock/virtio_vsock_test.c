@@ -16,14 +16,6 @@
 
 static char sock_path[108];
 
-static int host_connect(const char *path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  strcpy(a.sun_path, path);
-  CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
-  return fd;
-}
-
 static void send_all(int fd, const void *p, size_t n) { CHECK(write(fd, p, n) == (ssize_t)n); }
 
 static uint8_t pattern(uint32_t conn, uint32_t off) { return (uint8_t)((off * 2654435761u) >> 13) ^ (uint8_t)conn; }
@@ -55,7 +47,7 @@ static void *host_clients(void *arg) {
   static uint8_t chunk[16384];
   char line[64];
   for (int i = 0; i < N_CONNS; i++) {
-    r->fds[i] = host_connect(sock_path);
+    r->fds[i] = fg_host_connect(sock_path);
     send_all(r->fds[i], "CONNECT 5000\n", 13);
   }
   for (int i = 0; i < N_CONNS; i++) { /* `OK <hostport>\n`, read byte by byte to not eat the stream */
@@ -99,13 +91,6 @@ static void *host_clients(void *arg) {
   return NULL;
 }
 
-static uint32_t device_conns(struct fake_guest *g) {
-  pthread_mutex_lock(&g->d.dev->lock);
-  uint32_t n = ((struct vsock *)g->d.dev->impl)->n_conns;
-  pthread_mutex_unlock(&g->d.dev->lock);
-  return n;
-}
-
 static int guest_conns(struct fake_guest *g) {
   int n = 0;
   for (int i = 0; i < FG_MAX_CONNS; i++) n += g->conns[i].used;
@@ -132,7 +117,7 @@ static void test_many_echo(struct fake_guest *g) {
   for (int i = 0; i < N_CONNS; i++) total += r.recvd[i];
   printf("echo: %d connections, %llu bytes echoed\n", N_CONNS, (unsigned long long)total);
   /* Both sides forget every connection: the device after its closing RSTs, the guest once it got them. */
-  CHECK(FG_WAIT(g, device_conns(g) == 0 && guest_conns(g) == 0, 5));
+  CHECK(FG_WAIT(g, fg_device_conns(g) == 0 && guest_conns(g) == 0, 5));
 }
 
 /* Closed by the device with no data: EOF within a few seconds of guest time. */
@@ -151,7 +136,7 @@ static struct fg_conn *guest_conn_on(struct fake_guest *g, uint32_t port) {
 
 /* The device must not send more than the guest's buf_alloc, and resume on CREDIT_UPDATE. */
 static void test_guest_credit(struct fake_guest *g) {
-  int fd = host_connect(sock_path);
+  int fd = fg_host_connect(sock_path);
   send_all(fd, "CONNECT 5001\n", 13);
   char line[64];
   bool eof;
@@ -179,7 +164,7 @@ static void test_guest_credit(struct fake_guest *g) {
 
 /* A guest that ignores the host's credit gets reset; the device buffers at most its buf_alloc. */
 static void test_host_credit_overrun(struct fake_guest *g) {
-  int fd = host_connect(sock_path); /* never read: the socket fills, then the device's buffer */
+  int fd = fg_host_connect(sock_path); /* never read: the socket fills, then the device's buffer */
   send_all(fd, "CONNECT 5002\n", 13);
   CHECK(FG_WAIT(g, guest_conn_on(g, FG_SINK_PORT) != NULL, 5));
   struct fg_conn *c = guest_conn_on(g, FG_SINK_PORT);
@@ -202,7 +187,7 @@ static void test_host_credit_overrun(struct fake_guest *g) {
 static void test_refusals(struct fake_guest *g) {
   char buf[64];
   /* Nothing listens on the guest port: the guest's RST closes the host socket, no OK. */
-  int fd = host_connect(sock_path);
+  int fd = fg_host_connect(sock_path);
   send_all(fd, "CONNECT 7777\n", 13);
   CHECK(closed_without_data(g, fd));
   close(fd);
@@ -210,12 +195,12 @@ static void test_refusals(struct fake_guest *g) {
   int req = g->requests;
   const char *bad[] = {"HELLO 5000\n", "CONNECT -1\n", "CONNECT 99999999999\n", "CONNECT \n"};
   for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    fd = host_connect(sock_path);
+    fd = fg_host_connect(sock_path);
     send_all(fd, bad[i], strlen(bad[i]));
     CHECK(closed_without_data(g, fd));
     close(fd);
   }
-  fd = host_connect(sock_path);
+  fd = fg_host_connect(sock_path);
   memset(buf, 'A', sizeof buf); /* 64 bytes and no newline */
   send_all(fd, buf, sizeof buf);
   CHECK(closed_without_data(g, fd));
@@ -236,7 +221,7 @@ static void test_forward(struct fake_guest *g) {
   snprintf(path, sizeof path, "%s.tcp-%d", sock_path, FG_FORWARD_OK_TCP);
   CHECK(virtio_vsock_add_forward(g->d.dev, FG_FORWARD_OK_TCP, path, err, sizeof err) == 0);
   CHECK(virtio_vsock_add_forward(g->d.dev, FG_FORWARD_OK_TCP, path, err, sizeof err) == 0); /* idempotent */
-  int fd = host_connect(path);
+  int fd = fg_host_connect(path);
   send_all(fd, "ping", 4);
   /* `OK\n` is consumed by the device: the host sees only the echo. */
   CHECK(fg_read(g, fd, buf, 4, NULL, 5, &eof) == 4 && memcmp(buf, "ping", 4) == 0);
@@ -246,7 +231,7 @@ static void test_forward(struct fake_guest *g) {
   /* The forwarder refuses TCP 81: the host connection closes without data. */
   snprintf(path, sizeof path, "%s.tcp-81", sock_path);
   CHECK(virtio_vsock_add_forward(g->d.dev, 81, path, err, sizeof err) == 0);
-  fd = host_connect(path);
+  fd = fg_host_connect(path);
   send_all(fd, "GET / HTTP/1.1\r\n\r\n", 18);
   CHECK(closed_without_data(g, fd));
   close(fd);
@@ -256,7 +241,7 @@ static void test_forward(struct fake_guest *g) {
 /* Guest closes first: the host gets every byte, then EOF; the device ends with an RST. CREDIT_REQUEST is
  * answered with CREDIT_UPDATE. */
 static void test_guest_close(struct fake_guest *g) {
-  int fd = host_connect(sock_path);
+  int fd = fg_host_connect(sock_path);
   send_all(fd, "CONNECT 5002\n", 13);
   char buf[256];
   bool eof;
@@ -285,7 +270,7 @@ static double cpu_seconds(void) {
 /* Out of fds at accept: the listener must not spin, and must accept again once a connection closes. */
 static void test_accept_emfile(struct fake_guest *g) {
   enum { N = 8 };
-  int keep = host_connect(sock_path); /* an established connection, closed later to free an fd */
+  int keep = fg_host_connect(sock_path); /* an established connection, closed later to free an fd */
   send_all(keep, "CONNECT 5000\n", 13);
   char buf[64];
   bool eof;
@@ -331,7 +316,7 @@ static void fg_restart(struct fake_guest *g) {
 
 /* Echoes one short message over a fresh hybrid connection. */
 static void echo_once(struct fake_guest *g) {
-  int fd = host_connect(sock_path);
+  int fd = fg_host_connect(sock_path);
   send_all(fd, "CONNECT 5000\nhello", 18); /* stream bytes right after the line go to the guest first */
   char buf[64];
   bool eof;
@@ -343,7 +328,7 @@ static void echo_once(struct fake_guest *g) {
 
 /* A device reset drops every host connection; a malformed vsock ring stops the device until reset. */
 static void test_reset(struct fake_guest *g) {
-  int fd = host_connect(sock_path);
+  int fd = fg_host_connect(sock_path);
   send_all(fd, "CONNECT 5000\n", 13);
   char buf[64];
   bool eof;
@@ -362,7 +347,7 @@ static void test_reset(struct fake_guest *g) {
   CHECK(fd_rd(&g->d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
   CHECK(fd_irqs(&g->d) >= 1);
   int req = g->requests;
-  fd = host_connect(sock_path); /* not served while the device needs a reset */
+  fd = fg_host_connect(sock_path); /* not served while the device needs a reset */
   send_all(fd, "CONNECT 5000\n", 13);
   fg_run(g, 0.05, NULL);
   CHECK(g->requests == req);
