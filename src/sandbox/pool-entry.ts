@@ -132,7 +132,7 @@ export async function bootFromPool(
 export async function reapPoolLeftovers(config: Config, driver: VmDriver, hasRow: (id: string) => boolean): Promise<number> {
   const dir = poolMarkerDir(config);
   if (!existsSync(dir)) return 0;
-  // In parallel: an adopted vmm's end is seen by polling its pid, which takes as long as its reaper (init) needs.
+  // In parallel: each stop of an adopted vmm polls its pid until it is gone or a zombie (bounded at 5 s).
   const ids = readdirSync(dir).filter((id) => SANDBOX_ID_RE.test(id));
   await Promise.all(
     ids.map(async (id) => {
