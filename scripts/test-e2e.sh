@@ -23,7 +23,9 @@ fi
 # 12 GiB: the test host's /tmp is RAM (tmpfs) and holds every test's template copies, layers and
 # snapshots next to the guests' own memory; with 6 GiB a full suite ran into memory pressure
 # (suspected: a 100-stream vsock test hung right after the agent SDK file had run; not diagnosed).
-# One `bun test` per file, in suite.txt's order (one bun run orders files its own way): twice the
-# echo-guest tests (vsock, snapshot-restore) hung when they ran right after agent-sdk.test.ts.
-run_all='rc=0; for f in '"${files[*]}"'; do bun test --timeout 600000 "$f" || rc=1; done; exit $rc'
-exec scripts/testhost run --mem "${ONEBOX_E2E_MEM:-12288}" "$run_all"
+# One `bun test` per file, in suite.txt's order (one bun run orders files its own way; twice the
+# echo-guest tests hung when they ran right after agent-sdk.test.ts), each under a deadline
+# (scripts/e2e-run-files.sh). The test host's own timeout stays under CI's 90 minutes with room for
+# the unit tests and the image builds, so a stalled test host still ends the run with its log.
+exec scripts/testhost run --timeout "${ONEBOX_E2E_TIMEOUT:-3000}" --mem "${ONEBOX_E2E_MEM:-12288}" \
+  "bash scripts/e2e-run-files.sh ${files[*]}"

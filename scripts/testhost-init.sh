@@ -56,8 +56,15 @@ cp $cmd $R/run/testhost-cmd.sh
 hostname onebox-testhost
 
 echo "testhost-init: running the command" >/dev/console
+# Heartbeat on the console: when a run stalls, the console tail tells a live test host (a stuck
+# process; scripts/e2e-run-files.sh dumps its state) from a frozen one (no heartbeats).
+( while sleep 120; do
+    echo "testhost-init: alive $(cut -d' ' -f1 /proc/uptime) s, load $(cut -d' ' -f1-3 /proc/loadavg), $(grep MemAvailable /proc/meminfo | tr -s ' ')" >/dev/console
+  done ) &
+heartbeat=$!
 chroot $R /bin/bash /run/testhost-cmd.sh >"$out_port" 2>"$err_port" </dev/null
 rc=$?
+kill $heartbeat 2>/dev/null
 echo "exit $rc" >"$status_port"
 sync
 umount $R/repo 2>/dev/null
