@@ -11,6 +11,9 @@ set -euo pipefail
 PREFIX=${PREFIX:-/usr/local}
 DATA_DIR=${ONEBOX_DATA_DIR:-/var/lib/onebox}
 PORT=${ONEBOX_PORT:-3000}
+# More `onebox serve` flags, e.g. ONEBOX_SERVE_ARGS="--boot-timeout-ms 900000" on an emulated host
+# (scripts/verify-install.sh), where a template's first cold boot takes minutes.
+read -r -a SERVE_ARGS <<<"${ONEBOX_SERVE_ARGS:-}"
 
 say() { printf '\033[1monebox install:\033[0m %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -44,7 +47,7 @@ Description=onebox: E2B-compatible microVM sandboxes
 After=network-online.target
 
 [Service]
-ExecStart=$PREFIX/bin/onebox serve --port $PORT --data-dir $DATA_DIR
+ExecStart=$PREFIX/bin/onebox serve --port $PORT --data-dir $DATA_DIR ${SERVE_ARGS[*]}
 Environment=ONEBOX_SOURCE_DIR=$src
 Restart=on-failure
 # VMs live in their own processes and survive a daemon restart; only the daemon is restarted.
@@ -64,7 +67,9 @@ if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
 else
   say "no systemd here: starting onebox in the background (log: $DATA_DIR/onebox.log)"
   mkdir -p "$DATA_DIR"
-  nohup "$PREFIX/bin/onebox" serve --port "$PORT" --data-dir "$DATA_DIR" >>"$DATA_DIR/onebox.log" 2>&1 &
+  # ONEBOX_SOURCE_DIR as in the unit: without it serve does not build the default templates.
+  ONEBOX_SOURCE_DIR=$src nohup "$PREFIX/bin/onebox" serve --port "$PORT" --data-dir "$DATA_DIR" "${SERVE_ARGS[@]}" \
+    >>"$DATA_DIR/onebox.log" 2>&1 &
   for _ in $(seq 1 60); do curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 1; done
 fi
 "$PREFIX/bin/onebox" doctor || true

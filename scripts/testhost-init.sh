@@ -50,6 +50,39 @@ mount -t tmpfs tmpfs $R/run
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 ip link set lo up
 
+# Opt-in extras, asked for on the kernel command line by scripts/testhost (--disk, --net).
+case " $(cat /proc/cmdline) " in
+  *" onebox.grow=1 "*)
+    # The root is a larger qcow2 overlay of the cached image: grow the ext4 into it (online).
+    chroot $R resize2fs /dev/vda >/dev/console 2>&1 || fail "resize2fs /dev/vda failed" ;;
+esac
+case " $(cat /proc/cmdline) " in
+  *" onebox.net=1 "*)
+    # QEMU user networking (slirp): fixed addresses, no DHCP client needed.
+    while read -r m; do
+      insmod "/modules/$m" 2>/dev/null || fail "insmod $m failed"
+    done </modules/load-order-net
+    i=0
+    while [ ! -e /sys/class/net/eth0 ]; do
+      i=$((i + 1)); [ $i -gt 500 ] && fail "eth0 did not appear (virtio-net)"
+      sleep 0.02
+    done
+    ip link set eth0 up || fail "ip link set eth0 up failed"
+    ip addr add 10.0.2.15/24 dev eth0 || fail "ip addr add failed"
+    ip route add default via 10.0.2.2 || fail "ip route add default failed"
+    rm -f $R/etc/resolv.conf
+    echo "nameserver 10.0.2.3" >$R/etc/resolv.conf
+    # The outer machine's CA bundle (scripts/testhost), also as a local CA so that a later
+    # update-ca-certificates (an apt trigger) keeps it.
+    ca=/sys/firmware/qemu_fw_cfg/by_name/opt/onebox/ca-bundle/raw
+    if [ -r $ca ]; then
+      mkdir -p $R/usr/local/share/ca-certificates $R/etc/ssl/certs
+      cp $ca $R/usr/local/share/ca-certificates/testhost-outer-bundle.crt
+      cp $ca $R/etc/ssl/certs/ca-certificates.crt
+      chmod 644 $R/usr/local/share/ca-certificates/testhost-outer-bundle.crt $R/etc/ssl/certs/ca-certificates.crt
+    fi ;;
+esac
+
 cmd=/sys/firmware/qemu_fw_cfg/by_name/opt/onebox/cmd/raw
 [ -r $cmd ] || fail "no command in fw_cfg (opt/onebox/cmd)"
 cp $cmd $R/run/testhost-cmd.sh
