@@ -3,7 +3,7 @@
 # each under its own deadline. bun's per-test timeouts cannot fire when bun itself is stuck or the
 # test host stalls, and one stuck file must not eat the whole CI budget: at the deadline this dumps
 # what every process is doing (for the hang to be diagnosable from the CI log), then kills the file's
-# bun and moves on. Exit status: 1 if any file failed or hit its deadline.
+# bun and reruns it once (see below). Exit status: 1 if any file failed or hit its deadline twice.
 set -uo pipefail
 FILE_TIMEOUT=${ONEBOX_E2E_FILE_TIMEOUT:-1200}
 
@@ -27,23 +27,41 @@ dump_state() {
   echo "=== end of state ==="
 }
 
-rc=0
-for f in "$@"; do
-  start=$SECONDS
-  bun test --timeout 600000 "$f" &
+# run_file F: 0 passed, 1 failed, 2 hit its deadline (killed after the state dump).
+run_file() {
+  local start=$SECONDS pid
+  bun test --timeout 600000 "$1" &
   pid=$!
   while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < FILE_TIMEOUT)); do sleep 2; done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "e2e-run-files: $f still running after ${FILE_TIMEOUT} s; killing it" >&2
+    echo "e2e-run-files: $1 still running after ${FILE_TIMEOUT} s; killing it" >&2
     dump_state >&2
     pkill -TERM -P "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null
     sleep 5
     pkill -KILL -P "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
-    pkill -KILL -f onebox-vmm 2>/dev/null # the stuck file's VMs; the next file starts from none
-    echo " 0 pass"
-    echo " 1 fail" # counted by scripts/test.sh: a file that hit its deadline is a failure
-    rc=1
+    pkill -KILL -f onebox-vmm 2>/dev/null # the stuck file's VMs; the next run starts from none
+    wait "$pid" 2>/dev/null
+    return 2
   fi
-  wait "$pid" || rc=1
+  wait "$pid" || return 1
+}
+
+# A file that hits its deadline runs once more, from a clean slate: an undiagnosed stall of the
+# emulated host (once in several full runs, in a different file each time, with no output at all)
+# must not fail CI by itself. The stall's state dump stays in the log; a file that stalls twice, or
+# fails, fails the run. A stalled first attempt's bun output is lost with it, so nothing is counted
+# for it: only the rerun's summary lines are.
+rc=0
+for f in "$@"; do
+  run_file "$f"; r=$?
+  if [ $r -eq 2 ]; then
+    echo "e2e-run-files: RERUN $f after its deadline (state dump above)" >&2
+    run_file "$f"; r=$?
+  fi
+  if [ $r -eq 2 ]; then
+    echo " 0 pass"
+    echo " 1 fail" # counted by scripts/test.sh: a file that hit its deadline twice is a failure
+  fi
+  [ $r -eq 0 ] || rc=1
 done
 exit $rc
