@@ -63,5 +63,6 @@ for f in "$@"; do
     echo " 1 fail" # counted by scripts/test.sh: a file that hit its deadline twice is a failure
   fi
   [ $r -eq 0 ] || rc=1
+  echo "e2e-run-files: done $f" >&2 # scripts/test-e2e.sh reruns the files after the last one of these if the test host stalls
 done
 exit $rc

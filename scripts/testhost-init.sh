@@ -97,7 +97,8 @@ hostname onebox-testhost
 echo "testhost-init: running the command" >/dev/console
 # Heartbeat on the console: when a run stalls, the console tail tells a live test host (a stuck
 # process; scripts/e2e-run-files.sh dumps its state) from a frozen one (no heartbeats).
-( while sleep 120; do
+# scripts/testhost --stall S kills a run whose console has been silent for S seconds.
+( while sleep 60; do
     echo "testhost-init: alive $(cut -d' ' -f1 /proc/uptime) s, load $(cut -d' ' -f1-3 /proc/loadavg), $(grep MemAvailable /proc/meminfo | tr -s ' ')" >/dev/console
   done ) &
 heartbeat=$!
