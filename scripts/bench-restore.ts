@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "../src/vmm/vm-process.ts";
 import type { RestoreTimings, VmSpec } from "../src/vmm/vm-spec.ts";
+import { testGuestSpec } from "../src/vmm/test-guest.ts";
 import { runLinuxPart } from "./bench-restore-linux.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -31,19 +32,7 @@ let n = 0;
 function spec(extra: Partial<VmSpec>): VmSpec {
   const runDir = join(root, `vm${n++}`);
   mkdirSync(runDir, { recursive: true });
-  return {
-    id: `bench${n}`,
-    runDir,
-    consolePath: join(runDir, "console.log"),
-    exitFile: join(runDir, "exit.json"),
-    memMib: MEM_MIB,
-    vcpus: 1,
-    kernel: "",
-    cmdline: "",
-    disks: [],
-    rng: false,
-    ...extra,
-  };
+  return testGuestSpec(runDir, null, { id: `bench${n}`, memMib: MEM_MIB, ...extra });
 }
 
 async function until(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {

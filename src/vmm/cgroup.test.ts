@@ -9,9 +9,9 @@ import { endReasonOf, wasOomKilled } from "../sandbox/end-reasons.ts";
 import { cgroupDirs, hostCgroupVersion, VM_PIDS_MAX, vmLimits } from "./cgroup.ts";
 import { VmProcess } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
+import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
-const guests = join(import.meta.dir, "../../ffi/build/guests");
-const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "touch_mem.bin"));
+const haveKvm = haveTestGuest("touch_mem.bin");
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -20,19 +20,7 @@ afterAll(() => {
 function spec(guest: string, memMib: number, vcpus: number): VmSpec {
   const runDir = mkdtempSync(join(tmpdir(), "vmm-cg-"));
   dirs.push(runDir);
-  return {
-    id: "cgroup-test",
-    runDir,
-    consolePath: join(runDir, "console.log"),
-    exitFile: join(runDir, "exit.json"),
-    memMib,
-    vcpus,
-    kernel: "",
-    cmdline: "",
-    testGuest: join(guests, guest),
-    disks: [],
-    rng: false,
-  };
+  return testGuestSpec(runDir, guest, { id: "cgroup-test", memMib, vcpus });
 }
 
 const read = (dir: string, file: string) => readFileSync(join(dir, file), "utf8").trim();

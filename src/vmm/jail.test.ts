@@ -1,14 +1,14 @@
 // The vmm's per-VM identity on this host's /dev/kvm: its own uid/gid, no capabilities, one uid per live VM.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JAIL_ID_BASE } from "./jail.ts";
 import { VmProcess } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
+import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
-const guests = join(import.meta.dir, "../../ffi/build/guests");
-const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "counter.bin"));
+const haveKvm = haveTestGuest("counter.bin");
 const dirs: string[] = [];
 const wasSet = process.env.ONEBOX_VMM_JAIL;
 beforeAll(() => {
@@ -23,19 +23,7 @@ afterAll(() => {
 function spec(guest = "counter.bin"): VmSpec {
   const runDir = mkdtempSync(join(tmpdir(), "vmm-jail-"));
   dirs.push(runDir);
-  return {
-    id: "jail",
-    runDir,
-    consolePath: join(runDir, "console.log"),
-    exitFile: join(runDir, "exit.json"),
-    memMib: 32,
-    vcpus: 2,
-    kernel: "",
-    cmdline: "",
-    testGuest: join(guests, guest),
-    disks: [],
-    rng: false,
-  };
+  return testGuestSpec(runDir, guest, { id: "jail", vcpus: 2 });
 }
 
 /** Uid/Gid (real, effective, saved, fs) and the capability masks from /proc/PID/status. */

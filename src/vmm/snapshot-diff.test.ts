@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
+import { TEST_GUESTS_DIR, haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
-const guests = join(import.meta.dir, "../../ffi/build/guests");
-const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "counter.bin"));
+const haveKvm = haveTestGuest("counter.bin");
+const COUNTER = join(TEST_GUESTS_DIR, "counter.bin");
 const MEM_MIB = 32;
 const dirs: string[] = [];
 afterAll(() => {
@@ -22,20 +23,7 @@ function tmp(): string {
 }
 
 function spec(extra: Partial<VmSpec> = {}): VmSpec {
-  const runDir = tmp();
-  return {
-    id: "diff",
-    runDir,
-    consolePath: join(runDir, "console.log"),
-    exitFile: join(runDir, "exit.json"),
-    memMib: MEM_MIB,
-    vcpus: 1,
-    kernel: "",
-    cmdline: "",
-    disks: [],
-    rng: false,
-    ...extra,
-  };
+  return testGuestSpec(tmp(), null, { id: "diff", memMib: MEM_MIB, ...extra });
 }
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : "");
@@ -54,7 +42,7 @@ async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
 /** Starts a VM (cold or from a snapshot), lets it print `more` counts, pauses it and writes a snapshot (diff or
  *  full) into a fresh dir, then stops it. Returns the dir and everything the VM printed. */
 async function runAndSnapshot(from: string | undefined, diff: boolean, more = 10): Promise<{ dir: string; console: string }> {
-  const s = from ? spec({ restoreFrom: from }) : spec({ testGuest: join(guests, "counter.bin") });
+  const s = from ? spec({ restoreFrom: from }) : spec({ testGuest: COUNTER });
   const vm = await VmProcess.spawn(s);
   await waitFor(() => counts(read(s.consolePath)).length >= more);
   await vm.pause();
@@ -114,7 +102,7 @@ describe.skipIf(!haveKvm)("diff snapshots (test guest)", () => {
   });
 
   test("a diff is refused for a cold-booted VM and into its own base", async () => {
-    const s = spec({ testGuest: join(guests, "counter.bin") });
+    const s = spec({ testGuest: COUNTER });
     const vm = await VmProcess.spawn(s);
     await waitFor(() => counts(read(s.consolePath)).length >= 2);
     await vm.pause();

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
+import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
-const guests = join(import.meta.dir, "../../ffi/build/guests");
-const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "counter.bin"));
+const haveKvm = haveTestGuest("counter.bin");
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -20,21 +20,7 @@ function tmp(): string {
 }
 
 function spec(extra: Partial<VmSpec> = {}): VmSpec {
-  const runDir = tmp();
-  return {
-    id: "snap",
-    runDir,
-    consolePath: join(runDir, "console.log"),
-    exitFile: join(runDir, "exit.json"),
-    memMib: 32,
-    vcpus: 1,
-    kernel: "",
-    cmdline: "",
-    testGuest: join(guests, "counter.bin"),
-    disks: [],
-    rng: false,
-    ...extra,
-  };
+  return testGuestSpec(tmp(), "counter.bin", { id: "snap", ...extra });
 }
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : "");

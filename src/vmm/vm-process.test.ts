@@ -6,9 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
+import { TEST_GUESTS_DIR, haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
-const guests = join(import.meta.dir, "../../ffi/build/guests");
-const haveKvm = existsSync("/dev/kvm") && existsSync(join(guests, "poweroff.bin"));
+const guests = TEST_GUESTS_DIR;
+const haveKvm = haveTestGuest("poweroff.bin");
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -17,20 +18,7 @@ afterAll(() => {
 function spec(guest: string, extra: Partial<VmSpec> = {}): VmSpec {
   const runDir = mkdtempSync(join(tmpdir(), "vmm-test-"));
   dirs.push(runDir);
-  return {
-    id: "test",
-    runDir,
-    consolePath: join(runDir, "console.log"),
-    exitFile: join(runDir, "exit.json"),
-    memMib: 64,
-    vcpus: 1,
-    kernel: "",
-    cmdline: "",
-    testGuest: join(guests, `${guest}.bin`),
-    disks: [],
-    rng: false,
-    ...extra,
-  };
+  return testGuestSpec(runDir, `${guest}.bin`, { memMib: 64, ...extra });
 }
 
 async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
