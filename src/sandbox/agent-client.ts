@@ -66,13 +66,16 @@ export class AgentClient {
   }
 }
 
+/** How waitHealthy's error begins when the VM died before it answered (a crash, not a slow boot). */
+export const DIED_WHILE_BOOTING = "the sandbox VM exited while booting";
+
 /** Polls GET /health on a guest port's forward socket until it answers 2xx (agent: 204; the
  *  code interpreter: 200 "OK"), the VM dies, or the deadline passes. */
 export async function waitHealthy(socket: string, what: string, deadlineMs: number, isDead: () => string | null): Promise<void> {
   let lastErr = "no answer";
   while (Date.now() < deadlineMs) {
     const death = isDead();
-    if (death) throw unavailable(`the sandbox VM exited while booting (${death}); its console is in the daemon's log`);
+    if (death) throw unavailable(`${DIED_WHILE_BOOTING} (${death}); its console is in the daemon's log`);
     try {
       const res = await fetch("http://sandbox/health", { unix: socket, signal: AbortSignal.timeout(1000) });
       await res.body?.cancel();

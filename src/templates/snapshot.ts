@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DIED_WHILE_BOOTING } from "../sandbox/agent-client.ts";
 import { cloneLayer, type RestoreSource } from "../sandbox/runtime.ts";
 import { deathWatch, spawnVm, templateFiles, vmSpecFor, waitGuestReady } from "../sandbox/vm-config.ts";
 import type { VmDriver, VmHandle } from "../sandbox/vm-driver.ts";
@@ -77,8 +78,11 @@ export async function currentSnapshot(config: Config, t: TemplateRow): Promise<R
   return { vmDir: p.vmDir, layer: p.layer };
 }
 
-/** Boots t once, waits until it is ready, and snapshots it into t.dir/snapshots/<key> (built in <key>.tmp
- *  and renamed last, so an interrupted build leaves no snapshot that looks complete). */
+/** Boots t, waits until it is ready, and snapshots it into t.dir/snapshots/<key> (built in <key>.tmp and
+ *  renamed last, so an interrupted build leaves no snapshot that looks complete). A template VM that dies
+ *  while booting (a guest crash, e.g. a triple fault) is booted once more from scratch: a failed build
+ *  makes every create cold-boot for RETRY_AFTER_FAILURE_MS, and in the emulated test host such a crash
+ *  comes about once in four or five suite runs without being reproducible. A slow boot is not retried. */
 export async function buildTemplateSnapshot(
   config: Config,
   driver: VmDriver,
@@ -86,6 +90,16 @@ export async function buildTemplateSnapshot(
   /** Holds the template VM while it runs, so a stopping daemon can end it (it would outlive it otherwise). */
   active: Set<VmHandle> = new Set(),
 ): Promise<RestoreSource> {
+  try {
+    return await bootAndSnapshot(config, driver, t, active);
+  } catch (e) {
+    if (!(e instanceof Error) || !e.message.startsWith(DIED_WHILE_BOOTING)) throw e;
+    log.warn("template VM died while booting; booting it once more", { template: t.id, error: e.message });
+    return await bootAndSnapshot(config, driver, t, active);
+  }
+}
+
+async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow, active: Set<VmHandle>): Promise<RestoreSource> {
   const id = `template-${t.id}`;
   const runDir = join(config.runRoot, "vms", id);
   const key = await snapshotKey(config, t);
