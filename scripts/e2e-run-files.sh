@@ -27,15 +27,31 @@ dump_state() {
   echo "=== end of state ==="
 }
 
+# maybe_crash F PID: for the check of scripts/test-e2e.sh's handling of a test host that dies
+# (docs/testhost.md): with ONEBOX_E2E_CRASH=F, while F runs in one of the first
+# ONEBOX_E2E_CRASH_ATTEMPTS (default 1) test hosts, crash this kernel (sysrq 'c': a panic, and the
+# test host ends) ONEBOX_E2E_CRASH_AFTER s (default 20) after F's bun started. Unset: nothing.
+maybe_crash() {
+  [ -n "${ONEBOX_E2E_CRASH:-}" ] && [ "$1" = "$ONEBOX_E2E_CRASH" ] \
+    && [ "${ONEBOX_E2E_ATTEMPT:-1}" -le "${ONEBOX_E2E_CRASH_ATTEMPTS:-1}" ] || return 0
+  local t=0
+  while kill -0 "$2" 2>/dev/null && ((t < ${ONEBOX_E2E_CRASH_AFTER:-20})); do sleep 1; t=$((t + 1)); done
+  echo "e2e-run-files: ONEBOX_E2E_CRASH: crashing the test host's kernel during $1 (attempt ${ONEBOX_E2E_ATTEMPT:-1})"
+  sync
+  echo c >/proc/sysrq-trigger
+  sleep 60 # not reached: the kernel panics and the test host ends
+}
+
 # run_file F: 0 passed, 1 failed, 2 hit its deadline (killed after the state dump).
 run_file() {
   local start=$SECONDS pid
   bun test --timeout 600000 "$1" &
   pid=$!
+  maybe_crash "$1" "$pid"
   while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < FILE_TIMEOUT)); do sleep 2; done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "e2e-run-files: $1 still running after ${FILE_TIMEOUT} s; killing it" >&2
-    dump_state >&2
+    echo "e2e-run-files: $1 still running after ${FILE_TIMEOUT} s; killing it"
+    dump_state
     pkill -TERM -P "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null
     sleep 5
     pkill -KILL -P "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
@@ -49,20 +65,23 @@ run_file() {
 # A file that hits its deadline runs once more, from a clean slate: an undiagnosed stall of the
 # emulated host (once in several full runs, in a different file each time, with no output at all)
 # must not fail CI by itself. The stall's state dump stays in the log; a file that stalls twice, or
-# fails, fails the run. A stalled first attempt's bun output is lost with it, so nothing is counted
-# for it: only the rerun's summary lines are.
+# fails, fails the run.
+# Counting (scripts/test-e2e.sh): a file's result is bun's " N pass" / " N fail" lines after its
+# last "e2e-run-files: start F" marker, taken at "e2e-run-files: done F"; a killed attempt's partial
+# output is thereby dropped, and "deadline twice" counts as one failure. Everything goes to one
+# stream (stderr, as bun's summary does) so that markers and summaries stay in order.
+exec 1>&2
 rc=0
 for f in "$@"; do
+  echo "e2e-run-files: start $f"
   run_file "$f"; r=$?
   if [ $r -eq 2 ]; then
-    echo "e2e-run-files: RERUN $f after its deadline (state dump above)" >&2
+    echo "e2e-run-files: RERUN $f after its deadline (state dump above)"
+    echo "e2e-run-files: start $f"
     run_file "$f"; r=$?
   fi
-  if [ $r -eq 2 ]; then
-    echo " 0 pass"
-    echo " 1 fail" # counted by scripts/test.sh: a file that hit its deadline twice is a failure
-  fi
+  [ $r -eq 2 ] && echo "e2e-run-files: deadline twice $f (counted as 1 failure)"
   [ $r -eq 0 ] || rc=1
-  echo "e2e-run-files: done $f" >&2 # scripts/test-e2e.sh reruns the files after the last one of these if the test host stalls
+  echo "e2e-run-files: done $f" # scripts/test-e2e.sh reruns the files after the last one of these if the test host dies or stalls
 done
 exit $rc

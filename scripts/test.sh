@@ -5,13 +5,23 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 passed=0 failed=0 status=0
 
-# count_bun_results FILE: add every bun test "N pass" / "N fail" summary line in FILE to the totals
-# (the e2e suite runs one bun test per file).
+# count_bun_results FILE: add every bun test "N pass" / "N fail" summary line in FILE to the totals.
 count_bun_results() {
   local p f
   p=$(awk '/^ *[0-9]+ pass$/ {n += $1} END {print n + 0}' "$1")
   f=$(awk '/^ *[0-9]+ fail$/ {n += $1} END {print n + 0}' "$1")
   passed=$((passed + p)); failed=$((failed + f))
+}
+
+# count_e2e_results FILE: add scripts/test-e2e.sh's own totals, its last line "test-e2e: N pass,
+# N fail ...": it takes each file's result from the test host that finished it, so bun's summary
+# lines from a test host that died or stalled mid-run (and whose files ran again) are not counted twice.
+count_e2e_results() {
+  local line
+  line=$(grep -E '^test-e2e: [0-9]+ pass, [0-9]+ fail' "$1" | tail -n 1)
+  [ -n "$line" ] || return 0 # no e2e files, or it crashed before its summary (status fails the run)
+  passed=$((passed + $(echo "$line" | awk '{print $2}')))
+  failed=$((failed + $(echo "$line" | awk '{print $4}')))
 }
 
 log=$(mktemp)
@@ -22,7 +32,7 @@ count_bun_results "$log"
 if [ "${ONEBOX_SKIP_E2E:-0}" != 1 ]; then
   bash scripts/test-e2e.sh 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  count_bun_results "$log"
+  count_e2e_results "$log"
 fi
 rm -f "$log"
 # A suite that crashed before printing its summary must still fail the run.
