@@ -1,5 +1,6 @@
 // Assembles the daemon: state, admin key, VMM driver, sandbox manager, scheduler, API, data plane.
 import type { Server } from "bun";
+import { secretsFromRows } from "../proxy/access.ts";
 import { DataPlane } from "../proxy/data-plane.ts";
 import type { WsBridge } from "../proxy/websocket.ts";
 import { Admission } from "../scheduler/admission.ts";
@@ -44,7 +45,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   void warm();
   if (templateBuilds) void templateBuilds.start().then(warm);
   const api = createApi({ config, state, manager, admission, templateBuilds });
-  const server = startServer(config, api, new DataPlane(manager));
+  const server = startServer(config, api, new DataPlane(manager, secretsFromRows(state.sandboxes)));
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;
   const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${server.port}`;

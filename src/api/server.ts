@@ -1,24 +1,77 @@
-// The one HTTP listener: each request goes to the data plane or the control plane (spec §2.4).
+// The one HTTP listener: limits, then each request goes to the data plane or the control plane (spec §2.4).
+import http from "node:http";
 import type { Server } from "bun";
 import type { Hono } from "hono";
-import { classify } from "../proxy/dispatch.ts";
+import { classify, hostnameOf, requestUrl } from "../proxy/dispatch.ts";
 import type { DataPlane } from "../proxy/data-plane.ts";
 import { websocketHandler, type WsBridge } from "../proxy/websocket.ts";
 import type { Config } from "../util/config.ts";
+import { log } from "../util/log.ts";
+import { ConnLimits, releaseWhenDone } from "./conn-limits.ts";
+import { e2bError } from "./errors.ts";
 
-export function startServer(config: Config, api: Hono, dataPlane: DataPlane): Server<WsBridge> {
+/** Bun's HTTP parser answers a head over its limit itself, with an empty 431: keep its limit well
+ *  above ours so that heads between the two get our JSON 431 (beyond it, the empty one remains). */
+const PARSER_HEADROOM = 4;
+
+function headBytes(req: Request): number {
+  let n = req.method.length + req.url.length + 12;
+  req.headers.forEach((v, k) => (n += k.length + v.length + 4));
+  return n;
+}
+
+export function startServer(config: Config, api: Hono, dataPlane: DataPlane, limits = new ConnLimits(config.maxConnections, config.maxClientConnections)): Server<WsBridge> {
+  // Typed read-only after Node, but Bun's parser reads it at each request.
+  (http as { maxHeaderSize: number }).maxHeaderSize = Math.max(http.maxHeaderSize, config.maxHeaderBytes * PARSER_HEADROOM);
+  const sandboxDomain = hostnameOf(config.domain ?? "localhost");
+
+  /** `hold` hands the request's slot to its response body or WebSocket, which release it when done. */
+  async function route(req: Request, server: Server<WsBridge>, hold: () => () => void): Promise<Response | undefined> {
+    if (headBytes(req) > config.maxHeaderBytes) {
+      return e2bError(431, `request headers are larger than ${config.maxHeaderBytes} bytes: send fewer or smaller headers`);
+    }
+    const url = requestUrl(req);
+    if (!url) return e2bError(400, "malformed Host header: send a host name or IP address, with an optional :port");
+    const d = classify(req, url, sandboxDomain);
+    // The control plane streams nothing: its request is done when its handler is.
+    if (d.plane === "control") return api.fetch(req);
+    const release = hold();
+    try {
+      // Streams (process output, watchers, NDJSON, long polls) may stay silent for long: once the
+      // request body is sent, the idle timeout is off for this request only (DESIGN.md §1).
+      const streaming = () => server.timeout(req, 0);
+      const res = await dataPlane.handle(req, url, d, server, { release, streaming });
+      // undefined: upgraded to a WebSocket, which releases when it closes.
+      return res === undefined ? undefined : releaseWhenDone(res, release, req.signal);
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
   return Bun.serve<WsBridge>({
     port: config.port,
     hostname: config.listen,
-    // Streams (process output, watchers, NDJSON) may stay silent for long: no idle cut (DESIGN.md §1).
-    idleTimeout: 0,
-    // Data-plane uploads can be large; the control plane caps its own bodies (api/body.ts).
+    // Never Bun's development error page (it shows the cwd, a stack and source lines).
+    development: false,
+    idleTimeout: config.idleTimeoutSec,
+    // Data-plane uploads stream to the guest unbuffered; the control plane caps its own bodies (api/body.ts)
+    // with a JSON 413, so Bun's own (empty) 413 never answers.
     maxRequestBodySize: 2 ** 40,
-    fetch(req, server) {
-      const url = new URL(req.url);
-      const d = classify(req, url);
-      if (d.plane === "control") return api.fetch(req);
-      return dataPlane.handle(req, url, d, server);
+    async fetch(req, server) {
+      const addr = server.requestIP(req)?.address ?? "unknown";
+      const release = limits.acquire(addr);
+      if (release instanceof Response) return release;
+      let held = false;
+      try {
+        return await route(req, server, () => ((held = true), release));
+      } finally {
+        if (!held) release();
+      }
+    },
+    error(e) {
+      log.error("unhandled error in the HTTP server", { error: e.stack ?? e.message });
+      return e2bError(500, "internal error in onebox; see the daemon's log and report it");
     },
     websocket: websocketHandler,
   });

@@ -1,6 +1,7 @@
 // The data-plane handler: route to a running sandbox's guest port, or answer the edge's 502s (spec §2.3).
 import type { SandboxManager } from "../sandbox/manager.ts";
 import { log } from "../util/log.ts";
+import { checkPortAccess, type SecretsLookup } from "./access.ts";
 import type { Dispatch } from "./dispatch.ts";
 import { forwardRequest, PortClosedError } from "./forward.ts";
 import { sandboxForSignedUrl } from "./signed-url.ts";
@@ -15,22 +16,48 @@ export function portNotOpen(sandboxId: string, port: number): Response {
   return Response.json({ sandboxId, message: "The sandbox is running but port is not open", port, code: 502 }, { status: 502 });
 }
 
-export class DataPlane {
-  constructor(private readonly manager: SandboxManager) {}
+export interface ServerHooks {
+  release?: () => void;
+  streaming?: () => void;
+}
 
-  /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. */
-  async handle(req: Request, url: URL, d: Exclude<Dispatch, { plane: "control" }>, server: Server<WsBridge>): Promise<Response | undefined> {
+export class DataPlane {
+  constructor(
+    private readonly manager: SandboxManager,
+    private readonly secrets: SecretsLookup,
+  ) {}
+
+  /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. The server's
+   *  hooks: `release` goes with an upgraded socket (released when it closes); `streaming` is called
+   *  once the request body is sent (the idle timeout no longer applies). */
+  async handle(
+    req: Request,
+    url: URL,
+    d: Exclude<Dispatch, { plane: "control" }>,
+    server: Server<WsBridge>,
+    hooks: ServerHooks = {},
+  ): Promise<Response | undefined> {
     if (d.plane === "bad") return Response.json({ code: 400, message: d.message }, { status: 400 });
     if (d.plane === "signed-files") {
       const id = await sandboxForSignedUrl(url, req.method, this.manager.runningTokens());
       // What envd itself would say for a signature no live sandbox issued (spec §3.5).
       if (!id) return Response.json({ code: 401, message: "invalid signature" }, { status: 401 });
-      return this.forward(req, url, id, 49983, server);
+      return this.forward(req, url, id, 49983, server, hooks);
     }
-    return this.forward(req, url, d.sandboxId, d.port, server);
+    // Before routing: a refused request resumes nothing and takes no forward slot.
+    const refused = await checkPortAccess(req, url, d.sandboxId, d.port, this.secrets(d.sandboxId));
+    if (refused) return refused;
+    return this.forward(req, url, d.sandboxId, d.port, server, hooks);
   }
 
-  private async forward(req: Request, url: URL, id: string, port: number, server: Server<WsBridge>): Promise<Response | undefined> {
+  private async forward(
+    req: Request,
+    url: URL,
+    id: string,
+    port: number,
+    server: Server<WsBridge>,
+    hooks: ServerHooks,
+  ): Promise<Response | undefined> {
     const route = await this.manager.routeOrResume(id);
     // Unknown, dead and paused sandboxes all look the same to the SDK: 502 (isRunning() → false).
     if (!route) return sandboxNotFound(id);
@@ -39,10 +66,10 @@ export class DataPlane {
       if (isWebSocketUpgrade(req)) {
         const upstream = await openUpstream(req, url, socket).catch(() => null);
         if (!upstream) return portNotOpen(id, port);
-        if (upgradeClient(server, req, upstream, route.signal)) return undefined;
+        if (upgradeClient(server, req, upstream, route.signal, hooks.release)) return undefined;
         return Response.json({ code: 400, message: "WebSocket upgrade failed: send a valid WebSocket handshake" }, { status: 400 });
       }
-      return await forwardRequest(req, url, socket, route.signal);
+      return await forwardRequest(req, url, socket, route.signal, hooks.streaming);
     } catch (e) {
       if (e instanceof PortClosedError) return portNotOpen(id, port);
       if (route.signal.aborted) return sandboxNotFound(id);

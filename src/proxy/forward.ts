@@ -21,16 +21,19 @@ function copyHeaders(from: Headers, drop: Set<string>): Headers {
 
 /** Forwards without buffering: the request body streams up, the response body streams down.
  *  `signal` is the sandbox's: aborting it (kill, pause) errors the response stream so the client
- *  sees a dropped connection, as the SDK expects (spec §3.1 disconnects and kills). */
-export async function forwardRequest(req: Request, url: URL, socketPath: string, signal: AbortSignal): Promise<Response> {
+ *  sees a dropped connection, as the SDK expects (spec §3.1 disconnects and kills).
+ *  `sent` is called once the request body has been read to its end (at once without one). */
+export async function forwardRequest(req: Request, url: URL, socketPath: string, signal: AbortSignal, sent?: () => void): Promise<Response> {
   const headers = copyHeaders(req.headers, DROP_REQUEST);
   const hasBody = req.method !== "GET" && req.method !== "HEAD" && req.body !== null;
+  const body = hasBody && sent ? req.body!.pipeThrough(new TransformStream({ flush: () => sent() })) : hasBody ? req.body : undefined;
+  if (!hasBody) sent?.();
   let res: Response;
   try {
     res = await fetch("http://sandbox" + url.pathname + url.search, {
       method: req.method,
       headers,
-      body: hasBody ? req.body : undefined,
+      body,
       unix: socketPath,
       signal: AbortSignal.any([signal, req.signal]),
       redirect: "manual",

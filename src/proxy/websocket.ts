@@ -7,6 +7,8 @@ export interface WsBridge {
   upstream: WebSocket;
   abort: AbortSignal;
   onAbort?: () => void;
+  /** Called once when the client socket closes (the server's per-address connection count). */
+  release?: () => void;
 }
 
 const HANDSHAKE_HEADERS = new Set([
@@ -50,10 +52,10 @@ export function openUpstream(req: Request, url: URL, socketPath: string, timeout
 }
 
 /** Upgrades the client once the upstream is open, echoing the subprotocol the guest chose. */
-export function upgradeClient(server: Server<WsBridge>, req: Request, upstream: WebSocket, abort: AbortSignal): boolean {
+export function upgradeClient(server: Server<WsBridge>, req: Request, upstream: WebSocket, abort: AbortSignal, release?: () => void): boolean {
   const headers: Record<string, string> = {};
   if (upstream.protocol) headers["sec-websocket-protocol"] = upstream.protocol;
-  const ok = server.upgrade(req, { data: { upstream, abort }, headers });
+  const ok = server.upgrade(req, { data: { upstream, abort, release }, headers });
   if (!ok) upstream.close();
   return ok;
 }
@@ -78,7 +80,8 @@ export const websocketHandler: WebSocketHandler<WsBridge> = {
     if (ws.data.upstream.readyState === WebSocket.OPEN) ws.data.upstream.send(message);
   },
   close(ws, code, reason) {
-    const { upstream, abort, onAbort } = ws.data;
+    const { upstream, abort, onAbort, release } = ws.data;
+    release?.();
     if (onAbort) abort.removeEventListener("abort", onAbort);
     if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING) {
       upstream.close(code >= 3000 || code === 1000 ? code : 1000, reason);

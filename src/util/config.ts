@@ -19,6 +19,14 @@ export const ConfigSchema = z.object({
   bootTimeoutMs: z.number().int().min(1000).default(60000),
   /** A PVM guest kernel (CONFIG_PVM_GUEST=y, CONFIG_X86_PIE=y), needed on PVM hosts (DESIGN.md §3). */
   pvmKernel: z.string().min(1).optional(),
+  /** HTTP (issue 11): seconds a connection may stay silent (keep-alive, slow headers or body) before it
+   *  is closed; data-plane requests turn it off once their body is sent (streams may stay silent). */
+  idleTimeoutSec: z.number().int().min(1).max(255).default(30),
+  /** Requests, streams and WebSockets held open at once: in total, and per client address. */
+  maxConnections: z.number().int().min(1).default(1024),
+  maxClientConnections: z.number().int().min(1).default(256),
+  /** Largest request head (request line and headers) answered with more than a JSON 431. */
+  maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384),
   /** Largest accepted control-plane request body. */
   maxBodyBytes: z.number().int().min(1024).default(1 << 20),
   auth: z.boolean().default(true),
