@@ -41,6 +41,8 @@ export function errorResponse(err: unknown): Response {
   return e2bError(500, "internal error in onebox; see the daemon's log and report it");
 }
 
-export function onError(err: unknown, _c: Context): Response {
+export function onError(err: unknown, c: Context): Response {
+  // A client that went away mid-body (or was cut by the idle timeout) is not a daemon error.
+  if (c.req.raw.signal.aborted) return e2bError(400, "the client closed the request before its body was read");
   return errorResponse(err);
 }

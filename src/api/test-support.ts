@@ -2,6 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { VmDriverResult } from "../sandbox/vm-driver.ts";
 import { parseConfig, type Config } from "../util/config.ts";
 import { startDaemon, type Daemon } from "./daemon.ts";
 
@@ -14,10 +15,11 @@ export interface TestDaemon extends Daemon {
   stop(): Promise<void>;
 }
 
-export async function startTestDaemon(overrides: Partial<Config> = {}, dataDir?: string): Promise<TestDaemon> {
+/** `driver`: a stand-in for the VMM (tests of the data plane), else the real one. */
+export async function startTestDaemon(overrides: Partial<Config> = {}, dataDir?: string, driver?: VmDriverResult): Promise<TestDaemon> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "onebox-test-"));
   const config = parseConfig({ port: 0, dataDir: dir, runRoot: join(dir, "run"), ...overrides });
-  const d = await startDaemon(config);
+  const d = await startDaemon(config, driver);
   const key = readFileSync(join(dir, "admin-key"), "utf8").trim();
   return Object.assign(d, {
     dataDir: dir,

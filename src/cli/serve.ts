@@ -11,6 +11,7 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--source-dir DIR (default $ONEBOX_SOURCE_DIR)] [--no-default-templates] [--boot-timeout-ms 60000]
        [--no-template-snapshots (or ONEBOX_TEMPLATE_SNAPSHOTS=0): cold-boot every create]
        [--warm-pool N (or ONEBOX_WARM_POOL=N; default 2, 0 = off): vmms kept ready per template snapshot]
+       [--idle-timeout-sec 30] [--max-connections 1024] [--max-client-connections 256] [--max-header-bytes 16384]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
@@ -46,6 +47,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     bootTimeoutMs: int(a, "boot-timeout-ms"),
     templateSnapshots: !bool(a, "no-template-snapshots") && process.env.ONEBOX_TEMPLATE_SNAPSHOTS !== "0",
     warmPoolSize: int(a, "warm-pool") ?? envInt("ONEBOX_WARM_POOL"),
+    idleTimeoutSec: int(a, "idle-timeout-sec"),
+    maxConnections: int(a, "max-connections"),
+    maxClientConnections: int(a, "max-client-connections"),
+    maxHeaderBytes: int(a, "max-header-bytes"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {
