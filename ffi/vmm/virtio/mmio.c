@@ -76,6 +76,12 @@ static void status_write(struct virtio_mmio_dev *dev, uint32_t v) {
     return;
   }
   uint32_t old = dev->status;
+  /* §2.1.2: "The driver MUST NOT clear a device status bit" (only a reset does). Clearing FEATURES_OK would
+   * unfreeze the driver features behind a running device (unoffered bits, a snapshot that cannot be restored). */
+  if (old & ~v & 0xff & ~VIRTIO_CONFIG_S_NEEDS_RESET) {
+    virtio_dev_fail(dev, "driver cleared a status bit without a reset");
+    return;
+  }
   uint32_t next = (v & 0xff & ~VIRTIO_CONFIG_S_NEEDS_RESET) | (old & VIRTIO_CONFIG_S_NEEDS_RESET);
   if ((next & VIRTIO_CONFIG_S_FEATURES_OK) && !(old & VIRTIO_CONFIG_S_FEATURES_OK)) {
     /* §3.1.1 step 5-6: accept only a subset of what we offered, and require VERSION_1 (no legacy). */

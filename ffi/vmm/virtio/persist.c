@@ -27,7 +27,9 @@ int virtio_dev_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_stat
              "(give the same --disk/--rng/--vsock as the snapshotted VM)", st->device_id, dev->device_id);
     return -1;
   }
-  if (st->driver_features & ~st->device_features) {
+  /* Before FEATURES_OK the driver may have written anything (§3.1.1 step 4: the device checks at FEATURES_OK);
+   * a guest that stopped there must still be restorable. */
+  if ((st->status & VIRTIO_CONFIG_S_FEATURES_OK) && (st->driver_features & ~st->device_features)) {
     snprintf(err, errlen, "virtio-%s: snapshot has driver features that were never offered", dev->ops->name);
     return -1;
   }

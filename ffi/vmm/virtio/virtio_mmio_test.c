@@ -147,6 +147,29 @@ static void test_bad_queue_layouts(void) {
   fd_teardown(&d);
 }
 
+/* Found by the ring fuzzer: a driver that cleared FEATURES_OK behind a running device (§2.1.2 forbids clearing
+ * status bits) could rewrite its features to bits never offered, which also made the VM's snapshot unrestorable.
+ * Now clearing any bit is a driver error: NEEDS_RESET, and the features stay frozen. */
+static void test_status_bit_cleared(void) {
+  struct fake_driver d;
+  rng_new(&d);
+  uint32_t st = fd_init(&d, V1, QN);
+  CHECK(st & VIRTIO_CONFIG_S_FEATURES_OK);
+  fd_wr(&d, VIRTIO_MMIO_STATUS, (st | VIRTIO_CONFIG_S_DRIVER_OK) & ~VIRTIO_CONFIG_S_FEATURES_OK);
+  fd_wr(&d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+  fd_wr(&d, VIRTIO_MMIO_DRIVER_FEATURES, 1u << VIRTIO_F_INDIRECT_DESC);
+  if (!needs_reset(&d) || (d.dev->driver_features & (1ull << VIRTIO_F_INDIRECT_DESC))) {
+    fprintf(stderr, "clearing FEATURES_OK on a running device was accepted (status %#x, features %#llx)\n",
+            fd_rd(&d, VIRTIO_MMIO_STATUS), (unsigned long long)d.dev->driver_features);
+    failed_count++;
+  }
+  /* A reset clears it; the device works again. */
+  CHECK(fd_init(&d, V1, QN) & VIRTIO_CONFIG_S_FEATURES_OK);
+  CHECK(!needs_reset(&d));
+  rng_roundtrip(&d);
+  fd_teardown(&d);
+}
+
 /* One rng request; returns the number of interrupts it raised. */
 static uint64_t rng_once(struct fake_driver *d) {
   uint64_t a = fd_alloc(d, 64, 8);
@@ -198,6 +221,7 @@ int main(void) {
   test_registers_and_features();
   for (int k = 0; k < N_BREAKAGE; k++) test_malformed((enum breakage)k);
   test_bad_queue_layouts();
+  test_status_bit_cleared();
   test_notification_suppression();
   if (failed_count) return 1;
   printf("virtio_mmio_test: ok\n");

@@ -72,6 +72,41 @@ static void test_rng_round_trip(bool event_idx) {
   fd_teardown(&d);
 }
 
+/* Found by the ring fuzzer: a guest that wrote features it was never offered and stopped before FEATURES_OK
+ * (legal: the device judges them only at FEATURES_OK) made its own snapshot unrestorable, so the sandbox could
+ * not be resumed. The attack: write every feature bit, save, restore into a fresh device. */
+static void test_restore_before_features_ok(void) {
+  char err[256];
+  struct fake_driver d;
+  fd_setup(&d, MEM_SIZE, NULL);
+  d.dev = virtio_rng_create(&d.env, err, sizeof err);
+  CHECK(d.dev);
+  fd_wr(&d, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+  for (uint32_t sel = 0; sel < 2; sel++) {
+    fd_wr(&d, VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
+    fd_wr(&d, VIRTIO_MMIO_DRIVER_FEATURES, 0xffffffffu);
+  }
+  struct virtio_dev_state st;
+  pthread_mutex_lock(&d.dev->lock);
+  virtio_dev_save(d.dev, &st);
+  pthread_mutex_unlock(&d.dev->lock);
+  struct virtio_mmio_dev *fresh = virtio_rng_create(&d.env, err, sizeof err);
+  CHECK(fresh);
+  pthread_mutex_lock(&fresh->lock);
+  int rc = virtio_dev_restore(fresh, &st, err, sizeof err);
+  pthread_mutex_unlock(&fresh->lock);
+  if (rc != 0) {
+    fprintf(stderr, "restore of a device before FEATURES_OK failed: %s\n", err);
+    failed_count++;
+  }
+  virtio_mmio_destroy(d.dev);
+  d.dev = fresh;
+  /* And the features are still judged at FEATURES_OK. */
+  fd_wr(&d, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+  CHECK(!(fd_rd(&d, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK));
+  fd_teardown(&d);
+}
+
 static void test_vsock_transport_reset(struct evloop *loop) {
   char err[256], path[108], path2[108];
   snprintf(path, sizeof path, "/tmp/persist_test.%d.sock", getpid());
@@ -125,6 +160,7 @@ static void test_vsock_transport_reset(struct evloop *loop) {
 int main(void) {
   test_rng_round_trip(false);
   test_rng_round_trip(true);
+  test_restore_before_features_ok();
   struct evloop *loop = evloop_create();
   CHECK(loop && evloop_start(loop) == 0);
   test_vsock_transport_reset(loop);
