@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { checkDataDir, DB_FILE, dbOpenError } from "./data-dir-guard.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
 import * as schema from "./schema.ts";
 
@@ -25,10 +26,14 @@ export function migrate(sqlite: Database, migrations: Migration[] = MIGRATIONS):
   const applied: number[] = [];
   for (const m of [...migrations].sort((a, b) => a.id - b.id)) {
     if (done.has(m.id)) continue;
-    sqlite.transaction(() => {
-      sqlite.run(m.sql);
-      sqlite.run("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", [m.id, m.name, Date.now()]);
-    })();
+    try {
+      sqlite.transaction(() => {
+        sqlite.run(m.sql);
+        sqlite.run("INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)", [m.id, m.name, Date.now()]);
+      })();
+    } catch (e) {
+      throw new Error(`migration ${m.id} (${m.name}) failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
     applied.push(m.id);
   }
   return applied;
@@ -40,13 +45,24 @@ export function openStore(dataDir: string | null): Store {
   let path = ":memory:";
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    path = join(dataDir, "onebox.db");
+    checkDataDir(dataDir);
+    path = join(dataDir, DB_FILE);
   }
-  const sqlite = new Database(path, { create: true, strict: true });
-  sqlite.run("PRAGMA journal_mode = WAL");
-  sqlite.run("PRAGMA busy_timeout = 5000");
-  sqlite.run("PRAGMA foreign_keys = ON");
-  migrate(sqlite);
+  let sqlite: Database;
+  try {
+    sqlite = new Database(path, { create: true, strict: true });
+  } catch (e) {
+    throw dbOpenError(path, e, "opening it");
+  }
+  try {
+    sqlite.run("PRAGMA journal_mode = WAL");
+    sqlite.run("PRAGMA busy_timeout = 5000");
+    sqlite.run("PRAGMA foreign_keys = ON");
+    migrate(sqlite);
+  } catch (e) {
+    sqlite.close();
+    throw dbOpenError(path, e, "applying its migrations");
+  }
   const db = drizzle(sqlite, { schema });
   return { db, sqlite, close: () => sqlite.close() };
 }
