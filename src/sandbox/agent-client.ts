@@ -1,5 +1,7 @@
 // Talks to the guest agent (envd-compatible, guest port 49983) through the vmm's forward socket.
+import { z } from "zod";
 import { ENVD_PORT } from "../../guest/protocol.ts";
+import { readCapped, readCappedText } from "../util/bounded-read.ts";
 import { unavailable } from "../util/errors.ts";
 import { forwardSocketPath } from "./vm-driver.ts";
 
@@ -10,16 +12,24 @@ export interface AgentInit {
   defaultWorkdir?: string;
 }
 
-export interface AgentMetrics {
-  ts: number;
-  cpu_count: number;
-  cpu_used_pct: number;
-  mem_total: number;
-  mem_used: number;
-  mem_cache?: number;
-  disk_used: number;
-  disk_total: number;
-}
+/** GET /metrics as the agent answers it (guest/agent/init-http.ts); the guest is the tenant's, so the answer
+ *  is checked, not trusted. */
+const count = z.number().finite().nonnegative();
+export const AgentMetricsSchema = z.object({
+  ts: count,
+  cpu_count: count,
+  cpu_used_pct: count,
+  mem_total: count,
+  mem_used: count,
+  mem_cache: count.optional(),
+  disk_used: count,
+  disk_total: count,
+});
+export type AgentMetrics = z.infer<typeof AgentMetricsSchema>;
+
+/** Largest /metrics answer read (the real one is ~200 bytes) and /init answer kept (only shown in an error). */
+export const AGENT_METRICS_MAX = 16 * 1024;
+export const AGENT_INIT_REPLY_MAX = 4096;
 
 export class AgentClient {
   readonly socket: string;
@@ -46,7 +56,7 @@ export class AgentClient {
     for (let i = 0; i < 50; i++) {
       try {
         const res = await this.fetch("/init", { method: "POST", body: payload, headers }, 3000);
-        const text = await res.text();
+        const text = await readCappedText(res, AGENT_INIT_REPLY_MAX, 3000, "guest agent /init");
         if (res.status === 204 || res.status === 200) return;
         last = `status ${res.status}: ${text.slice(0, 200)}`;
       } catch (e) {
@@ -61,8 +71,19 @@ export class AgentClient {
     const headers: Record<string, string> = {};
     if (accessToken) headers["x-access-token"] = accessToken;
     const res = await this.fetch("/metrics", { headers }, 3000);
-    if (!res.ok) throw unavailable(`the guest agent answered /metrics with ${res.status}; retry`);
-    return (await res.json()) as AgentMetrics;
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw unavailable(`the guest agent answered /metrics with ${res.status}; retry`);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(new TextDecoder().decode(await readCapped(res.body, AGENT_METRICS_MAX, 3000, "guest agent /metrics")));
+    } catch (e) {
+      throw unavailable(`the guest agent's /metrics answer was refused (${e instanceof Error ? e.message : String(e)}); retry`);
+    }
+    const m = AgentMetricsSchema.safeParse(body);
+    if (!m.success) throw unavailable(`the guest agent's /metrics answer is malformed (${m.error.issues[0]?.path.join(".") ?? ""}: ${m.error.issues[0]?.message ?? ""})`);
+    return m.data;
   }
 }
 

@@ -1,7 +1,8 @@
 // The step runner of template builds: named steps reported as they run, a log file that gets every
 // line of output, undo steps for partial output, failures that name their step and show the log's
 // last lines, and an interrupt (AbortSignal) that stops the running process and undoes the rest.
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync } from "node:fs";
+import { tailFile } from "../util/tail-file.ts";
 import { CleanupStack, type Undo } from "../util/cleanup-stack.ts";
 import type { ProgressReporter, StepOutcome } from "./progress.ts";
 
@@ -49,11 +50,9 @@ export interface SpawnOptions {
 }
 
 export function logTail(file: string, n = LOG_TAIL_LINES): string[] {
-  try {
-    return readFileSync(file, "utf8").trimEnd().split("\n").slice(-n);
-  } catch {
-    return [];
-  }
+  // The end of the log only: a build's log has no size limit of its own.
+  const text = tailFile(file, 64 * 1024).trimEnd();
+  return text ? text.split("\n").slice(-n) : [];
 }
 
 export class StepRun {

@@ -1,11 +1,16 @@
 // Client of the vmm control socket (docs/architecture.md "Control socket"): one request at a time, `ok`/`err`
 // replies in order, `event ...` lines pushed at any time.
 import { createConnection, type Socket } from "node:net";
+import { LineReader } from "../util/bounded-read.ts";
 
 export class VmmControlError extends Error {}
 
 /** The message of the error every pending request gets when the connection closes. */
 export const CLOSED = "control socket closed";
+
+/** Longest line either side sends (docs/architecture.md "Control socket"): a longer one from the vmm is a
+ *  broken or taken-over vmm, and the connection is closed instead of buffering it. */
+export const CONTROL_LINE_MAX = 4096;
 
 interface Pending {
   line: string;
@@ -14,7 +19,7 @@ interface Pending {
 }
 
 export class ControlClient {
-  private buf = "";
+  private lines = new LineReader(CONTROL_LINE_MAX, "vmm control socket");
   private queue: Pending[] = [];
   private inflight: Pending | null = null;
   private closedErr: Error | null = null;
@@ -24,8 +29,7 @@ export class ControlClient {
     private readonly socket: Socket,
     private readonly onEvent: (name: string, fields: Record<string, string>) => void,
   ) {
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => this.onData(chunk));
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (err) => this.onClose(err));
     socket.on("close", () => this.onClose(new VmmControlError(CLOSED)));
   }
@@ -80,13 +84,18 @@ export class ControlClient {
     if (this.inflight) this.socket.write(`${this.inflight.line}\n`);
   }
 
-  private onData(chunk: string): void {
-    this.buf += chunk;
-    let nl: number;
-    while ((nl = this.buf.indexOf("\n")) >= 0) {
-      const line = this.buf.slice(0, nl);
-      this.buf = this.buf.slice(nl + 1);
-      this.onLine(line);
+  private onData(chunk: Buffer): void {
+    let lines: Buffer[];
+    try {
+      lines = this.lines.push(chunk);
+    } catch (e) {
+      this.onClose(new VmmControlError(e instanceof Error ? e.message : String(e)));
+      this.socket.destroy();
+      return;
+    }
+    for (const line of lines) {
+      if (this.closedErr) return;
+      this.onLine(line.toString("utf8"));
     }
   }
 

@@ -3,6 +3,8 @@
 import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
 import { ONEBOX_VSOCK_CONTROL_PORT, type ControlRequest, type ControlStatus } from "../../guest/protocol.ts";
+import { z } from "zod";
+import { LineReader } from "../util/bounded-read.ts";
 import { dialVsock } from "./vsock-dial.ts";
 
 /** Bytes of host CSPRNG output sent per clone (the guest credits them in full and reseeds its CRNG). */
@@ -14,27 +16,47 @@ export interface HygieneOptions {
   timeoutMs?: number;
 }
 
-/** One request line, one reply line. time_ns goes out as a JSON integer built from a bigint: ns since the epoch
- *  do not fit in a double exactly. */
-async function exchange(sock: Socket, line: string, timeoutMs: number): Promise<Record<string, unknown>> {
+/** Largest reply line accepted from the guest (the status reply is ~150 bytes): past it the daemon stops
+ *  reading and fails the exchange; guest memory is the tenant's after a resume, so the reply is hostile input. */
+export const GUEST_CONTROL_REPLY_MAX = 4096;
+
+/** A reply line as guest/protocol.ts defines it: `{"ok":true,...}` or `{"ok":false,"error":"..."}`. */
+const ControlReplySchema = z.union([
+  z.object({ ok: z.literal(true) }).passthrough(),
+  z.object({ ok: z.literal(false), error: z.string().max(1024).default("no reason") }),
+]);
+const ControlStatusSchema = z.object({
+  ok: z.literal(true),
+  id: z.string().max(64),
+  random: z.string().regex(/^[0-9a-f]{1,64}$/),
+  time_ns: z.number().nonnegative(), // ns since the epoch: past 2^53, so not a "safe" integer
+});
+type ControlReplyLine = z.infer<typeof ControlReplySchema>;
+
+/** One request line, one reply line (at most GUEST_CONTROL_REPLY_MAX bytes, within timeoutMs). time_ns goes
+ *  out as a JSON integer built from a bigint: ns since the epoch do not fit in a double exactly. */
+async function exchange(sock: Socket, line: string, timeoutMs: number): Promise<ControlReplyLine> {
   return new Promise((resolve, reject) => {
-    let buf = "";
+    const lines = new LineReader(GUEST_CONTROL_REPLY_MAX, "guest control reply");
     const timer = setTimeout(() => done(new Error(`guest control: no reply within ${timeoutMs} ms`)), timeoutMs);
-    function done(err: Error | null, v?: Record<string, unknown>): void {
+    function done(err: Error | null, v?: ControlReplyLine): void {
       clearTimeout(timer);
       sock.off("data", onData);
       sock.off("close", onClose);
-      if (err) reject(err);
-      else resolve(v ?? {});
+      if (err) {
+        sock.destroy(); // stop reading whatever else the guest sends
+        reject(err);
+      } else resolve(v ?? { ok: false, error: "no reply" });
     }
     function onData(c: Buffer): void {
-      buf += c.toString("utf8");
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
       try {
-        done(null, JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+        const [first] = lines.push(c, 1);
+        if (first === undefined) return;
+        const r = ControlReplySchema.safeParse(JSON.parse(first.toString("utf8")));
+        if (!r.success) return done(new Error(`guest control: malformed reply (${r.error.issues[0]?.message ?? "schema"})`));
+        done(null, r.data);
       } catch (e) {
-        done(e as Error);
+        done(e instanceof Error ? e : new Error(String(e)));
       }
     }
     function onClose(): void {
@@ -81,7 +103,7 @@ export async function sendHygiene(vsockPath: string, o: HygieneOptions = {}): Pr
   const end = Date.now() + timeoutMs;
   for (;;) {
     const sock = await dialControl(vsockPath, Math.max(1000, end - Date.now()));
-    let r: Record<string, unknown>;
+    let r: ControlReplyLine;
     try {
       r = await exchange(sock, hygieneLine(o), Math.max(1000, end - Date.now()));
     } catch (e) {
@@ -91,7 +113,7 @@ export async function sendHygiene(vsockPath: string, o: HygieneOptions = {}): Pr
     } finally {
       sock.destroy();
     }
-    if (r.ok !== true) throw new Error(`guest refused clone hygiene: ${String(r.error ?? "no reason")}`);
+    if (!r.ok) throw new Error(`guest refused clone hygiene: ${r.error}`);
     return;
   }
 }
@@ -101,8 +123,10 @@ export async function guestStatus(vsockPath: string, timeoutMs = 10_000): Promis
   const sock = await dialControl(vsockPath, timeoutMs);
   try {
     const r = await exchange(sock, `${JSON.stringify({ op: "status" } satisfies ControlRequest)}\n`, timeoutMs);
-    if (r.ok !== true) throw new Error(`guest status failed: ${String(r.error ?? "no reason")}`);
-    return r as unknown as ControlStatus;
+    if (!r.ok) throw new Error(`guest status failed: ${r.error}`);
+    const st = ControlStatusSchema.safeParse(r);
+    if (!st.success) throw new Error(`guest status: malformed reply (${st.error.issues[0]?.message ?? "schema"})`);
+    return st.data;
   } finally {
     sock.destroy();
   }

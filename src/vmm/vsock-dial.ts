@@ -1,11 +1,15 @@
 // Host -> guest vsock through the vmm's hybrid vsock socket (docs/architecture.md): `CONNECT <port>\n`, `OK <hostport>\n`.
 import { createConnection, type Socket } from "node:net";
+import { LineReader } from "../util/bounded-read.ts";
+
+/** The handshake reply is `OK <port>\n` or a short error line: longer is a misbehaving vmm. */
+const HANDSHAKE_LINE_MAX = 256;
 
 /** Opens a stream to guest vsock `port`; resolves once the vmm answered OK, with no handshake bytes left in it. */
 export function dialVsock(vsockPath: string, port: number, timeoutMs = 10_000): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = createConnection({ path: vsockPath });
-    let head = Buffer.alloc(0);
+    const lines = new LineReader(HANDSHAKE_LINE_MAX, `vsock CONNECT ${port} handshake`);
     const timer = setTimeout(() => fail(new Error(`vsock CONNECT ${port} timed out after ${timeoutMs} ms`)), timeoutMs);
     function fail(err: Error): void {
       clearTimeout(timer);
@@ -13,19 +17,20 @@ export function dialVsock(vsockPath: string, port: number, timeoutMs = 10_000): 
       reject(err);
     }
     function onData(chunk: Buffer): void {
-      head = Buffer.concat([head, chunk]);
-      const nl = head.indexOf(10);
-      if (nl < 0) {
-        if (head.length > 256) fail(new Error("vsock handshake: no line in the first 256 bytes"));
-        return;
+      let first: Buffer | undefined;
+      try {
+        [first] = lines.push(chunk, 1);
+      } catch (e) {
+        return fail(e as Error);
       }
-      const line = head.subarray(0, nl).toString("utf8");
-      if (!line.startsWith("OK ")) return fail(new Error(`vsock CONNECT ${port} refused: ${line || "closed"}`));
+      if (first === undefined) return;
+      const line = first.toString("utf8");
+      if (!/^OK \d{1,10}$/.test(line)) return fail(new Error(`vsock CONNECT ${port} refused: ${line.slice(0, 200) || "closed"}`));
       clearTimeout(timer);
       socket.off("data", onData);
       socket.off("error", fail);
       socket.off("close", onClose);
-      const rest = head.subarray(nl + 1);
+      const rest = lines.rest();
       if (rest.length > 0) socket.unshift(rest); // guest bytes that came with the OK line
       resolve(socket);
     }
