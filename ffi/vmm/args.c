@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "console_log.h"
 #include "vm.h"
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
@@ -20,11 +21,13 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
   a->mem_mib = 512;
   a->vcpus = 1;
   a->cmdline = "";
+  a->console_max = CONSOLE_LOG_MAX_DEFAULT;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
     static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
                                              "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
-                                             "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid", "--cgroup"};
+                                             "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid", "--cgroup",
+                                             "--console-max"};
     bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp") || !strcmp(opt, "--pool");
     bool known = flag;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
@@ -65,6 +68,12 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
         return -1;
       }
       a->vcpus = (uint32_t)n;
+    } else if (!strcmp(opt, "--console-max")) {
+      if (parse_u64(val, CONSOLE_LOG_MAX_MIN, CONSOLE_LOG_MAX_MAX, &n) < 0) {
+        snprintf(err, errlen, "--console-max must be %llu..%llu bytes", CONSOLE_LOG_MAX_MIN, CONSOLE_LOG_MAX_MAX);
+        return -1;
+      }
+      a->console_max = n;
     } else if (!strcmp(opt, "--cid")) {
       /* vsock CIDs 0-2 are reserved (hypervisor, local, host); 32-bit in virtio-vsock config */
       if (parse_u64(val, 3, UINT32_MAX - 1, &n) < 0) {

@@ -10,6 +10,7 @@
 
 struct vmm_args {
   const char *ctl, *console, *exit_file;
+  uint64_t console_max; /* --console-max: the console log's size cap in bytes (console_log.h) */
   uint32_t mem_mib, vcpus;
   const char *kernel, *initrd, *cmdline, *restore, *test_guest;
   struct { const char *path; bool read_only; } disks[ARGS_MAX_DISKS];

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "args.h"
 #include "cgroup.h"
+#include "console_log.h"
 #include "control.h"
 #include "exit_record.h"
 #include "jail.h"
@@ -72,13 +73,11 @@ int main(int argc, char **argv) {
 
   int console_fd = -1;
   if (args.console) {
-    console_fd = open(args.console, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (console_fd < 0) {
-      snprintf(err, sizeof err, "open --console %s: %s", args.console, strerror(errno));
-      return setup_failed(&args, err);
-    }
+    console_fd = console_log_open(args.console, err, sizeof err);
+    if (console_fd < 0) return setup_failed(&args, err);
   }
   if (machine_build(&machine, &args, console_fd, err, sizeof err) < 0) return setup_failed(&args, err);
+  machine.serial.log.max = args.console_max;
   machine.vm.start_ns = start_ns;
   if (control_listen(&control, args.ctl, err, sizeof err) < 0) return setup_failed(&args, err);
   control.smaps_fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);

@@ -34,24 +34,30 @@ static const char PANIC_MARKER[] = "Kernel panic - not syncing";
 void serial_init(struct serial *s, struct vm *vm, int console_fd) {
   memset(s, 0, sizeof *s);
   s->vm = vm;
-  s->console_fd = console_fd;
+  console_log_attach(&s->log, console_fd, CONSOLE_LOG_MAX_DEFAULT);
   s->irq.eventfd = -1;
   s->irq.gsi = SERIAL_COM1_IRQ;
   s->mcr = UART_MCR_OUT2;
   pthread_mutex_init(&s->lock, NULL);
 }
 
-static void console_write_all(int fd, const char *p, size_t n) {
-  while (fd >= 0 && n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w <= 0) return; /* a full disk must not stop the guest; the ring still has the tail */
-    p += w;
-    n -= (size_t)w;
-  }
+/* The last n bytes of the ring before its newest `skip` bytes (those are the pending line itself). */
+static size_t ring_copy_locked(struct serial *s, char *buf, size_t n, size_t skip) {
+  size_t total = s->tail_wrapped ? SERIAL_TAIL_SIZE : s->tail_pos;
+  total = total > skip ? total - skip : 0;
+  if (n > total) n = total;
+  size_t start = (s->tail_pos + 2 * SERIAL_TAIL_SIZE - skip - n) % SERIAL_TAIL_SIZE;
+  for (size_t i = 0; i < n; i++) buf[i] = s->tail[(start + i) % SERIAL_TAIL_SIZE];
+  return n;
 }
 
 static void serial_flush_locked(struct serial *s) {
-  console_write_all(s->console_fd, s->line, s->line_len);
+  char recent[SERIAL_TAIL_SIZE];
+  size_t recent_len = 0;
+  /* Only a rotation of a log that cannot be read back needs the ring (console_log_write). */
+  if (s->log.fd >= 0 && s->log.size + s->line_len > s->log.max)
+    recent_len = ring_copy_locked(s, recent, sizeof recent, s->line_len);
+  console_log_write(&s->log, s->line, s->line_len, recent, recent_len);
   s->line_len = 0;
 }
 

@@ -1,7 +1,8 @@
-// 8250/16550 UART at COM1: guest output to the console log, a tail ring for the exit record, panic detection.
+// 8250/16550 UART at COM1: guest output to the (capped) console log, a tail ring for the exit record, panic detection.
 #pragma once
 #include <pthread.h>
 #include <stddef.h>
+#include "console_log.h"
 #include "vm.h"
 
 #define SERIAL_COM1_BASE 0x3f8
@@ -12,7 +13,7 @@
 struct serial {
   struct vm *vm;
   struct irq_line irq;
-  int console_fd;  /* -1: output only kept in the ring */
+  struct console_log log; /* fd -1: output only kept in the ring; log.max: --console-max */
   pthread_mutex_t lock;
   /* 16550 registers (PC16550D datasheet, table 2) */
   uint8_t ier, lcr, mcr, scr, dll, dlm;

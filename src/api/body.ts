@@ -1,28 +1,24 @@
 // Reads and validates JSON bodies with a byte cap (bodies may be chunked: Node sends no length).
 import type { Context } from "hono";
 import type { z } from "zod";
+import { BoundedReadError, readCapped } from "../util/bounded-read.ts";
 import { badRequest, OneboxError } from "../util/errors.ts";
 import { zodMessage } from "./errors.ts";
 
-async function readCapped(c: Context, max: number): Promise<string> {
+/** How long a client may take to send a control-plane body (at most maxBodyBytes, 1 MiB by default): a slow
+ *  body must not hold the request (and its memory) open forever. */
+export const BODY_DEADLINE_MS = 30_000;
+
+async function readBody(c: Context, max: number): Promise<string> {
   const declared = Number(c.req.header("content-length") ?? "0");
   if (declared > max) throw new OneboxError("too-large", `request body is larger than ${max} bytes; send less`);
-  const body = c.req.raw.body;
-  if (!body) return "";
-  const reader = body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new OneboxError("too-large", `request body is larger than ${max} bytes; send less`);
-    }
-    chunks.push(value);
+  try {
+    return new TextDecoder().decode(await readCapped(c.req.raw.body, max, BODY_DEADLINE_MS, "request body"));
+  } catch (e) {
+    if (!(e instanceof BoundedReadError)) throw e;
+    if (e.why === "too-large") throw new OneboxError("too-large", `request body is larger than ${max} bytes; send less`);
+    throw badRequest(`request body not received within ${BODY_DEADLINE_MS / 1000} s; send it at once`);
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** Parses the body with `schema`. An empty body counts as `{}` when `optional` (v2 connect sends none or `{}`). */
@@ -32,7 +28,7 @@ export async function parseBody<S extends z.ZodType>(
   max: number,
   optional = false,
 ): Promise<z.infer<S>> {
-  const text = await readCapped(c, max);
+  const text = await readBody(c, max);
   let value: unknown;
   if (text.trim() === "") {
     if (!optional) throw badRequest("request body is empty: send a JSON object");

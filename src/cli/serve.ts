@@ -12,6 +12,7 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--no-template-snapshots (or ONEBOX_TEMPLATE_SNAPSHOTS=0): cold-boot every create]
        [--warm-pool N (or ONEBOX_WARM_POOL=N; default 2, 0 = off): vmms kept ready per template snapshot]
        [--idle-timeout-sec 30] [--max-connections 1024] [--max-client-connections 256] [--max-header-bytes 16384]
+       [--console-log-max-mib N (or ONEBOX_CONSOLE_LOG_MAX_BYTES=B; default 1 MiB): cap of each VM's console log]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
@@ -24,6 +25,8 @@ function envInt(name: string): number | undefined {
   if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got '${v}'`);
   return n;
 }
+
+const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, ["no-auth", "no-default-templates", "no-template-snapshots", "help"]);
@@ -51,6 +54,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxConnections: int(a, "max-connections"),
     maxClientConnections: int(a, "max-client-connections"),
     maxHeaderBytes: int(a, "max-header-bytes"),
+    consoleLogMaxBytes: mibToBytes(int(a, "console-log-max-mib")) ?? envInt("ONEBOX_CONSOLE_LOG_MAX_BYTES"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {

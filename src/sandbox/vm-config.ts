@@ -40,6 +40,7 @@ export function vmSpecFor(config: Config, t: TemplateRow, p: VmPlace): VmSpec {
     id: p.id,
     runDir: p.runDir,
     consolePath: p.console,
+    consoleMaxBytes: config.consoleLogMaxBytes,
     exitFile: p.exitFile,
     memMib: t.memoryMb,
     vcpus: t.cpuCount,

@@ -40,6 +40,9 @@ export const ConfigSchema = z.object({
    *  prepared (machine, devices, sockets, layer copy) so a create only restores into one. 0 = off
    *  (`--warm-pool N`, ONEBOX_WARM_POOL). Ignored when templateSnapshots is off. */
   warmPoolSize: z.number().int().min(0).max(32).default(2),
+  /** Size cap of each VM's serial console log on the host (the guest writes it): past it the vmm keeps the newest
+   *  half (docs/vmm.md "Console log"). `--console-log-max-mib N` or ONEBOX_CONSOLE_LOG_MAX_BYTES; 64 KiB..1 TiB. */
+  consoleLogMaxBytes: z.number().int().min(64 * 1024).max(2 ** 40).default(1 << 20),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

@@ -28,3 +28,8 @@ test("cold boot arguments in the documented order", () => {
   );
   expect(forwardPath("/run/onebox/vms/sbx", 49983)).toBe("/run/onebox/vms/sbx/vsock.sock.tcp-49983");
 });
+
+test("the console log cap goes right after --console when the spec sets one", () => {
+  const args = vmmArgs({ id: "t", runDir: "/r", consolePath: "/d/c.log", consoleMaxBytes: 65536, exitFile: "/d/e.json", memMib: 32, vcpus: 1, kernel: "", cmdline: "", testGuest: "/g.bin", disks: [], rng: false });
+  expect(args.slice(0, 8).join(" ")).toBe("--ctl /r/ctl.sock --console /d/c.log --console-max 65536 --exit-file /d/e.json");
+});

@@ -5,6 +5,8 @@ export interface VmSpec {
   id: string; // sandbox id (or template build id)
   runDir: string; // /run/onebox/vms/<id>: ctl.sock, vsock.sock live here
   consolePath: string;
+  /** The console log's size cap (`--console-max`, docs/vmm.md "Console log"); unset: the vmm's default, 1 MiB. */
+  consoleMaxBytes?: number;
   exitFile: string;
   memMib: number;
   vcpus: number;
@@ -80,7 +82,9 @@ export function forwardPath(runDir: string, port: number): string {
 
 /** The onebox-vmm arguments for a spec, in the order docs/architecture.md lists them. */
 export function vmmArgs(spec: VmSpec): string[] {
-  const args = ["--ctl", ctlPath(spec.runDir), "--console", spec.consolePath, "--exit-file", spec.exitFile];
+  const args = ["--ctl", ctlPath(spec.runDir), "--console", spec.consolePath];
+  if (spec.consoleMaxBytes !== undefined) args.push("--console-max", String(spec.consoleMaxBytes));
+  args.push("--exit-file", spec.exitFile);
   args.push("--mem-mib", String(spec.memMib), "--vcpus", String(spec.vcpus));
   if (spec.pooled) {
     args.push("--pool");
