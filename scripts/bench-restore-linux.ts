@@ -136,8 +136,8 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
     };
   };
   /** Spawn -> echo answered, in ms; returns the live VM too, and the vmm's own part (main() to first guest exit). */
-  const startTimed = async (restoreFrom?: string): Promise<{ vm: VmProcess; spec: VmSpec; ms: number; vmmMs: number }> => {
-    const spec = specFor(restoreFrom);
+  const startTimed = async (restoreFrom?: string, restoreBase?: string): Promise<{ vm: VmProcess; spec: VmSpec; ms: number; vmmMs: number }> => {
+    const spec = { ...specFor(restoreFrom), restoreBase };
     const t0 = performance.now();
     const vm = await VmProcess.spawn(spec);
     await untilEcho(vm, join(spec.runDir, "vsock.sock"));
@@ -146,7 +146,7 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
   };
   /** The create path: a pooled vmm made ahead (untimed, then left to settle), `restore DIR` -> echo answered. */
   const restorePooled = async (dir: string) => {
-    const spec = specFor();
+    const spec = specFor(dir); // a pooled vmm reads the snapshot it is made for at start
     const vm = await VmProcess.spawnPooled(spec);
     await Bun.sleep(200);
     const t0 = performance.now();
@@ -224,7 +224,7 @@ async function inside(runs: number, dirtyMib: number): Promise<void> {
     await clone.vm.stop(); // pause frees the VM
     pause.push(performance.now() - t0);
     rmSync(clone.spec.runDir, { recursive: true, force: true });
-    const back = await startTimed(dir);
+    const back = await startTimed(dir, base); // a diff names its base from the caller's record
     resume.push(back.ms);
     const chk = await StateClient.dial(join(back.spec.runDir, "vsock.sock"));
     const c = await chk.check();

@@ -61,7 +61,7 @@ interface Pooled {
 }
 
 /** A pooled vmm made ahead (not timed). */
-const pool = (): Promise<VmProcess> => VmProcess.spawnPooled(spec({}), { binary: BIN });
+const pool = (): Promise<VmProcess> => VmProcess.spawnPooled(spec({ restoreFrom: snap }), { binary: BIN });
 
 /** Restores snap into a pooled vmm; resolves once its vCPU made its first exit. */
 async function restorePooled(vm: VmProcess, snap: string): Promise<Pooled> {

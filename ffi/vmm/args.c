@@ -27,7 +27,7 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
                                              "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
                                              "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid", "--cgroup",
-                                             "--console-max"};
+                                             "--console-max", "--forward-dir", "--restore-base"};
     bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp") || !strcmp(opt, "--pool");
     bool known = flag;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
@@ -53,6 +53,8 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     else if (!strcmp(opt, "--restore")) a->restore = val;
     else if (!strcmp(opt, "--test-guest")) a->test_guest = val;
     else if (!strcmp(opt, "--vsock")) a->vsock = val;
+    else if (!strcmp(opt, "--forward-dir")) a->forward_dir = val;
+    else if (!strcmp(opt, "--restore-base")) a->restore_base = val;
     else if (!strcmp(opt, "--rng")) a->rng = true;
     else if (!strcmp(opt, "--no-seccomp")) a->no_seccomp = true;
     else if (!strcmp(opt, "--pool")) a->pool = true;
@@ -123,9 +125,9 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
     snprintf(err, errlen, "--ctl and --exit-file are required");
     return -1;
   }
-  int sources = !!a->kernel + !!a->restore + !!a->test_guest + a->pool;
+  int sources = !!a->kernel + (a->restore || a->pool) + !!a->test_guest; /* --pool may name its --restore DIR */
   if (sources != 1) {
-    snprintf(err, errlen, "give exactly one of --kernel, --restore, --test-guest, --pool");
+    snprintf(err, errlen, "give exactly one of --kernel, --restore, --test-guest, --pool (--pool may add --restore)");
     return -1;
   }
   if ((a->vsock == NULL) != (a->cid == 0)) {

@@ -21,7 +21,11 @@ struct vmm_args {
   uint32_t forwards[ARGS_MAX_FORWARDS];
   int nforwards;
   bool no_seccomp;
-  bool pool; /* --pool: prepare a --vcpus x --mem-mib machine and wait for `restore DIR` (docs/snapshot.md) */
+  bool pool; /* --pool: prepare a --vcpus x --mem-mib machine and wait for `restore DIR` (docs/snapshot.md);
+              * with --restore DIR, that snapshot is read at start, as root (`restore DIR` then names it again) */
+  const char *restore_base; /* --restore-base: the base a diff in --restore DIR must lie over (the daemon's
+                             * record; DIR/state's path is the vmm's writing and only checked against it) */
+  const char *forward_dir; /* --forward-dir: where `forward PORT` binds (DIR/tcp-PORT); default next to --vsock */
   uint32_t uid, gid; /* 0 = keep running as the caller (no --uid/--gid) */
   const char *cgroups[ARGS_MAX_CGROUPS]; /* --cgroup: directories whose cgroup.procs the vmm joins first */
   int ncgroups;

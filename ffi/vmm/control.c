@@ -107,6 +107,13 @@ static void control_restore(struct control *c, const char *dir) {
   }
 }
 
+/* Where `forward PORT` binds: --forward-dir (a directory the vmm's uid may write in, given to it as an fd: the
+ * run dir holding the sockets bound before the drop is root's) or, without it, next to --vsock. */
+static void runtime_forward_path(const struct control *c, uint32_t port, char *path, size_t len) {
+  if (c->args->forward_dir) snprintf(path, len, "%s/tcp-%u", c->args->forward_dir, port);
+  else snprintf(path, len, "%s.tcp-%u", c->args->vsock, port);
+}
+
 static void control_request(struct control *c, char *line) {
   struct vm *vm = &c->m->vm;
   unsigned port;
@@ -152,7 +159,7 @@ static void control_request(struct control *c, char *line) {
     } else if (port == 0 || port > 65535) {
       control_send(c, "err port must be 1..65535");
     } else {
-      snprintf(path, sizeof path, "%s.tcp-%u", c->args->vsock, port);
+      runtime_forward_path(c, port, path, sizeof path);
       if (virtio_vsock_add_forward(c->m->vsock, port, path, err, sizeof err) < 0) {
         control_send(c, "err %s", err);
       } else {
@@ -210,9 +217,12 @@ static void control_unlink_sockets(struct control *c) {
   const char *vsock = c->args->vsock;
   if (!vsock) return;
   char path[4200];
-  for (int i = 0; i < c->args->nforwards + c->nruntime_forwards; i++) {
-    uint32_t port = i < c->args->nforwards ? c->args->forwards[i] : c->runtime_forwards[i - c->args->nforwards];
-    snprintf(path, sizeof path, "%s.tcp-%u", vsock, port);
+  for (int i = 0; i < c->args->nforwards; i++) {
+    snprintf(path, sizeof path, "%s.tcp-%u", vsock, c->args->forwards[i]);
+    unlink(path);
+  }
+  for (int i = 0; i < c->nruntime_forwards; i++) {
+    runtime_forward_path(c, c->runtime_forwards[i], path, sizeof path);
     unlink(path);
   }
   unlink(vsock);

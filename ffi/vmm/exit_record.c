@@ -1,4 +1,5 @@
-// Writes the exit record as one JSON line, tmp file then rename, so the daemon never reads half a record.
+// Writes the exit record as one JSON line into the file the vmm created at start, as root, before it dropped
+// privileges: after the drop it needs no name in any directory (docs/vmm.md "Isolation").
 #include "exit_record.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +14,12 @@ int exit_record_open(struct exit_record *r, const char *path, char *err, size_t 
     return -1;
   }
   strcpy(r->path, path);
-  snprintf(r->tmp_path, sizeof r->tmp_path, "%s.tmp", path);
-  unlink(path); /* a record from an earlier run of the same VM must not be mistaken for ours */
-  r->tmp_fd = open(r->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (r->tmp_fd < 0) {
-    snprintf(err, errlen, "open %s: %s", r->tmp_path, strerror(errno));
+  /* A record from an earlier run of the same VM must not be mistaken for ours; O_EXCL | O_NOFOLLOW: a name
+   * someone planted there (a symlink) is never written through. */
+  unlink(path);
+  r->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (r->fd < 0) {
+    snprintf(err, errlen, "open %s: %s", path, strerror(errno));
     return -1;
   }
   return 0;
@@ -81,7 +83,7 @@ int exit_record_commit(struct exit_record *r, const char *reason, const char *de
   o += (size_t)snprintf(line + o, cap - o, "\"}\n");
   int rc = 0;
   for (size_t done = 0; done < o;) {
-    ssize_t w = write(r->tmp_fd, line + done, o - done);
+    ssize_t w = write(r->fd, line + done, o - done);
     if (w <= 0) {
       rc = -1;
       break;
@@ -89,8 +91,7 @@ int exit_record_commit(struct exit_record *r, const char *reason, const char *de
     done += (size_t)w;
   }
   free(line);
-  close(r->tmp_fd);
-  r->tmp_fd = -1;
-  if (rc == 0 && rename(r->tmp_path, r->path) < 0) rc = -1;
+  close(r->fd);
+  r->fd = -1;
   return rc;
 }

@@ -80,7 +80,7 @@ int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, c
   memset(m, 0, sizeof *m);
   for (int i = 0; i < MACHINE_MAX_VIRTIO; i++) m->virtio_irq[i].eventfd = -1;
   snap_host_kind(); /* looked up now: `snapshot DIR` runs under seccomp */
-  if (a->restore) return snapshot_restore(m, a, console_fd, err, errlen);
+  if (a->restore && !a->pool) return snapshot_restore(m, a, console_fd, err, errlen);
   /* Pooled: the snapshot comes later (`restore DIR`); its shape must be the one given now. */
   if (a->pool) return snapshot_restore_prepare(m, a, a->vcpus, (uint64_t)a->mem_mib << 20, console_fd, err, errlen);
   if (vm_create(&m->vm, (uint64_t)a->mem_mib << 20, (int)a->vcpus, err, errlen) < 0) return -1;

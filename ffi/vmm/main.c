@@ -13,6 +13,7 @@
 #include "exit_record.h"
 #include "jail.h"
 #include "machine.h"
+#include "pool.h"
 #include "seccomp.h"
 
 /* Exit status for failures before the VM runs (docs/architecture.md: 2 for everything but poweroff/stopped/reboot). */
@@ -20,9 +21,9 @@
 
 static struct machine machine;
 static struct control control;
-static struct exit_record record = {.tmp_fd = -1};
+static struct exit_record record = {.fd = -1};
 
-/* Undo for a failed setup: nothing half-made stays behind (sockets, device back-ends, the tmp record). */
+/* Undo for a failed setup: nothing half-made stays behind (sockets, device back-ends; the record says why). */
 static int setup_failed(const struct vmm_args *a, const char *err) {
   fprintf(stderr, "onebox-vmm: %s\n", err);
   for (int i = 0; i < machine.nvirtio; i++) virtio_mmio_destroy(machine.virtio[i]);
@@ -32,7 +33,7 @@ static int setup_failed(const struct vmm_args *a, const char *err) {
     close(control.listen_fd);
     unlink(a->ctl);
   }
-  if (record.tmp_fd >= 0) exit_record_commit(&record, "error", err, "");
+  if (record.fd >= 0) exit_record_commit(&record, "error", err, "");
   return EXIT_SETUP_FAILED;
 }
 
@@ -80,6 +81,7 @@ int main(int argc, char **argv) {
   machine.serial.log.max = args.console_max;
   machine.vm.start_ns = start_ns;
   if (control_listen(&control, args.ctl, err, sizeof err) < 0) return setup_failed(&args, err);
+  if (args.pool && args.restore) pool_preread(args.restore, args.restore_base);
   control.smaps_fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
   /* Everything that needs root is open, bound or mapped by now; no thread exists yet, so the new ids and the
    * empty capability sets apply to every thread started below. */

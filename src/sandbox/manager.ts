@@ -353,7 +353,7 @@ export class SandboxManager {
       }
       // A row still starting has no runDir yet, but its VM (spawned, or a taken warm pool entry) may run there.
       const runDir = row.runDir ?? sandboxPaths(this.config, row.id).runDir;
-      const handle = this.driver.ok ? await this.driver.driver.adopt(runDir).catch(() => null) : null;
+      const handle = this.driver.ok ? await this.driver.driver.adopt(runDir, sandboxPaths(this.config, row.id).exitFile).catch(() => null) : null;
       if (handle && row.runDir && (row.state === "running" || row.state === "paused")) {
         this.adoptLive(row.id, handle, row.runDir);
         if (row.state === "running") this.armTimer(row);

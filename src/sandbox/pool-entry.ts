@@ -3,11 +3,10 @@
 // the reaper for entries a crashed daemon left behind.
 //
 // Why the entry lives at its sandbox's final paths from the start (sandboxPaths(id)) instead of being renamed
-// there at the take: the vmm keeps using some paths after setup. It renames its exit record into
-// `--exit-file` by path, binds run-time `forward PORT` sockets next to its `--vsock` path and unlinks its
-// sockets there at exit; after a rename of its dir those would miss (no exit record: the end would read as a
-// vmm crash). A sandbox id is random and unknown to anyone until the create returns it, so drawing it when the
-// entry is made costs nothing, and adopt, the proxy's forward sockets and removeSandboxFiles need no change.
+// there at the take: the daemon finds a running vmm's files by the sandbox's paths (its sockets in the run dir,
+// its exit record, which the vmm holds open, and its own dir next to it, where run-time `forward PORT` sockets
+// and snapshots go). A sandbox id is random and unknown to anyone until the create returns it, so drawing it when
+// the entry is made costs nothing, and adopt, the proxy's forward sockets and removeSandboxFiles need no change.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TemplateRow } from "../store/index.ts";
@@ -69,7 +68,8 @@ export async function makePoolEntry(config: Config, driver: VmDriver, t: Templat
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     // The same spec a spawn with restoreFrom gets (devices in the same order), so the snapshot fits it.
-    const spec = vmSpecFor(config, t, { id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer });
+    // restoreFrom: the pooled vmm reads that snapshot at start, as root; its files stay private to root.
+    const spec = vmSpecFor(config, t, { id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: from.vmDir });
     const handle = await driver.spawnPooled(spec);
     undo.release();
     return { id, templateId: t.id, vmDir: from.vmDir, handle, createdAt: Date.now() };
@@ -137,7 +137,7 @@ export async function reapPoolLeftovers(config: Config, driver: VmDriver, hasRow
   await Promise.all(
     ids.map(async (id) => {
       const p = sandboxPaths(config, id);
-      const vm = await driver.adopt(p.runDir).catch(() => null);
+      const vm = await driver.adopt(p.runDir, p.exitFile).catch(() => null);
       if (vm) await stopAndWait(vm);
       let template = "";
       try {

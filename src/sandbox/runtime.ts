@@ -192,7 +192,9 @@ export async function resumeSandbox(config: Config, driver: VmDriver, req: BootR
     rmSync(p.runDir, { recursive: true, force: true });
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
-    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: p.pauseDir };
+    // A pause diff lies over the template snapshot this sandbox came from: the daemon's record names it.
+    const restoreBase = existsSync(p.baseFile) ? readFileSync(p.baseFile, "utf8") : undefined;
+    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: p.pauseDir, restoreBase };
     const stages: Stages = {};
     const t0 = performance.now();
     const handle = await startGuest(config, driver, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo }, stages);

@@ -28,6 +28,8 @@ export interface VmPlace {
   layer: string;
   /** Snapshot directory to restore instead of booting the kernel. */
   restoreFrom?: string;
+  /** When restoreFrom is a pause diff: the template snapshot it lies over (sandboxPaths().baseFile). */
+  restoreBase?: string;
 }
 
 /** The VM spec for template t at place p. A restore must name the same devices in the same order as
@@ -48,6 +50,7 @@ export function vmSpecFor(config: Config, t: TemplateRow, p: VmPlace): VmSpec {
     initrd: t.initrd ?? undefined,
     cmdline,
     restoreFrom: p.restoreFrom,
+    restoreBase: p.restoreBase,
     disks: [
       { path: templateFiles(t).rootfs, readOnly: true },
       { path: p.layer, readOnly: false },

@@ -27,7 +27,8 @@ export interface VmDriver {
   spawn(spec: VmSpec): Promise<VmHandle>;
   /** Absent: this driver cannot pool, and the daemon keeps no warm pool. */
   spawnPooled?(spec: VmSpec): Promise<PooledVmHandle>;
-  adopt(runDir: string): Promise<VmHandle | null>;
+  /** exitFile: where the daemon's own state says the VM's exit record is (never learnt from runDir). */
+  adopt(runDir: string, exitFile: string): Promise<VmHandle | null>;
   /** The exit record a VM left behind (for VMs that ended while the daemon was down). */
   readExit(exitFile: string): Promise<VmExit | null>;
   dialVsock?(vsockPath: string, port: number): Promise<Socket>;
@@ -45,7 +46,7 @@ export async function loadVmDriver(): Promise<VmDriverResult> {
     driver: {
       spawn: (spec) => VmProcess.spawn(spec),
       spawnPooled: (spec) => VmProcess.spawnPooled(spec),
-      adopt: (runDir) => VmProcess.adopt(runDir),
+      adopt: (runDir, exitFile) => VmProcess.adopt(runDir, exitFile),
       readExit: (exitFile) => readExitRecord(exitFile),
     },
   };

@@ -1,7 +1,7 @@
 // Opens the SQLite database (WAL) and applies the embedded migrations once, in order.
 import { Database } from "bun:sqlite";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { mkdirSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { checkDataDir, DB_FILE, dbOpenError } from "./data-dir-guard.ts";
 import { MIGRATIONS, type Migration } from "./migrations.ts";
@@ -54,6 +54,9 @@ export function openStore(dataDir: string | null): Store {
   } catch (e) {
     throw dbOpenError(path, e, "opening it");
   }
+  // Private to root (tokens, env vars; docs/architecture.md "Files on disk"), also a data dir made by an older
+  // onebox (0701 and a 0644 database); SQLite gives the -wal and -shm files the database file's mode.
+  if (dataDir) for (const [f, m] of [[dataDir, 0o700], [path, 0o600], [`${path}-wal`, 0o600], [`${path}-shm`, 0o600]] as const) if (existsSync(f)) chmodSync(f, m);
   try {
     sqlite.run("PRAGMA journal_mode = WAL");
     sqlite.run("PRAGMA busy_timeout = 5000");

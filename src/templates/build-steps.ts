@@ -107,7 +107,9 @@ export class StepRun {
     this.log(`$ ${cmd.join(" ")}`);
     // setsid: the child leads its own group (kill(-pid) reaches its children, e.g. debootstrap),
     // and a terminal's Ctrl-C reaches only us, so the interrupt goes through the abort path below.
-    const p = Bun.spawn(["setsid", ...cmd], { cwd: opts.cwd, env: opts.env ? { ...process.env, ...opts.env } : undefined, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    // umask 022: the daemon's 077 (src/main.ts) must not reach the files a build puts inside a guest image
+    // (debootstrap, the initramfs); what lands in the data dir is copied there with the daemon's umask.
+    const p = Bun.spawn(["setsid", "sh", "-c", 'umask 022 && exec "$@"', "sh", ...cmd], { cwd: opts.cwd, env: opts.env ? { ...process.env, ...opts.env } : undefined, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const stop = () => {
       try {
         process.kill(-p.pid, "SIGTERM");

@@ -113,7 +113,7 @@ async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow,
     const layer = join(p.tmp, "layer.ext4");
     cloneLayer(templateFiles(t).layer, layer, config.dataDir);
     // A VM left by a daemon that stopped mid-build would hold runDir's sockets: end it first.
-    await (await driver.adopt(runDir).catch(() => null))?.stop();
+    await (await driver.adopt(runDir, join(p.tmp, "exit.json")).catch(() => null))?.stop();
     rmSync(runDir, { recursive: true, force: true });
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(runDir, { recursive: true, force: true }));

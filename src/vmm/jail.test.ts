@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JAIL_ID_BASE } from "./jail.ts";
-import { VmProcess } from "./vm-process.ts";
+import { VmProcess, vmmDirFor } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
 import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
@@ -39,7 +39,7 @@ function procStatus(pid: number): { uids: number[]; gids: number[]; groups: stri
 }
 
 describe.skipIf(!haveKvm || process.getuid?.() !== 0)("onebox-vmm runs as its VM's own uid", () => {
-  test("own uid/gid, no groups, no capabilities, run dir 0700 owned by it; two VMs never share a uid", async () => {
+  test("own uid/gid, no groups, no capabilities, only its own dir is its; two VMs never share a uid", async () => {
     const a = spec();
     const b = spec();
     const va = await VmProcess.spawn(a);
@@ -55,8 +55,11 @@ describe.skipIf(!haveKvm || process.getuid?.() !== 0)("onebox-vmm runs as its VM
       for (const v of Object.values(sa.caps)) expect(v).toBe("0000000000000000");
       expect(sb.uids[0]).toBe(vb.jail?.uid ?? -2);
       expect(sb.uids[0]).not.toBe(uid);
+      // The run dir (sockets bound before the drop, vmm.json) is root's; the vmm's own dir is the only one it owns.
       const st = statSync(a.runDir);
-      expect([st.uid, st.gid, st.mode & 0o777]).toEqual([uid, uid, 0o700]);
+      expect([st.uid, st.gid, st.mode & 0o777]).toEqual([0, 0, 0o700]);
+      const own = statSync(vmmDirFor(a.exitFile));
+      expect([own.uid, own.gid, own.mode & 0o777]).toEqual([uid, uid, 0o700]);
       expect(JSON.parse(readFileSync(join(a.runDir, "vmm.json"), "utf8")).jail).toEqual({ uid, gid: uid });
       // the guest keeps running after the drop (the counter guest prints forever)
       expect((await va.ping()).state).toBe("running");
@@ -64,24 +67,27 @@ describe.skipIf(!haveKvm || process.getuid?.() !== 0)("onebox-vmm runs as its VM
       const snapDir = join(a.runDir, "snap");
       await va.pause();
       await va.snapshot(snapDir);
-      for (const f of [snapDir, join(snapDir, "state"), join(snapDir, "memory")]) expect(statSync(f).uid).toBe(0);
+      for (const f of [snapDir, join(snapDir, "state"), join(snapDir, "memory")]) {
+        const fst = statSync(f);
+        expect([fst.uid, fst.mode & 0o777]).toEqual([0, f === snapDir ? 0o700 : 0o600]);
+      }
       await va.resume();
-      // adopt learns the identity from vmm.json (it takes over the control connection, so it also stops the VM)
-      const adopted = await VmProcess.adopt(a.runDir);
+      // adopt learns the identity from the process (it takes over the control connection, so it also stops the VM)
+      const adopted = await VmProcess.adopt(a.runDir, a.exitFile);
       expect(adopted?.jail?.uid).toBe(uid);
       await adopted?.stop();
     } finally {
       await va.stop();
       await vb.stop();
     }
-    // the exit record is renamed into place by the unprivileged process
+    // the exit record is written by the unprivileged process into the file it created as root at start
     expect((await va.exited).reason).toBe("stopped");
     expect(JSON.parse(readFileSync(a.exitFile, "utf8")).reason).toBe("stopped");
   });
 
-  test("an exit file outside runDir (a root-only dir) still gets the record, also through adopt", async () => {
-    // The sandbox layer keeps exit.json in the sandbox's data dir, which the VM's uid cannot write: the jailed
-    // vmm's rename there failed and every sandbox end read as vmm-crash (seen in the api-journey e2e).
+  test("an exit file in a root-only dir gets the record; adopt of the ended vmm writes nothing", async () => {
+    // The sandbox layer keeps exit.json in the sandbox's data dir, which the VM's uid cannot write: the vmm
+    // creates it as root before the drop (a rename there failed once and every end read as vmm-crash).
     const s = spec("poweroff.bin");
     const dataDir = mkdtempSync(join(tmpdir(), "vmm-jail-data-"));
     dirs.push(dataDir);
@@ -91,9 +97,10 @@ describe.skipIf(!haveKvm || process.getuid?.() !== 0)("onebox-vmm runs as its VM
     expect(vm.jail).not.toBeNull();
     expect((await vm.exited).reason).toBe("poweroff");
     expect(JSON.parse(readFileSync(s.exitFile, "utf8")).reason).toBe("poweroff");
-    // A daemon that was down when the VM ended: adopt finds no process and puts the record where it is read.
-    rmSync(s.exitFile);
-    expect(await VmProcess.adopt(s.runDir)).toBeNull();
+    const est = statSync(s.exitFile);
+    expect([est.uid, est.mode & 0o777]).toEqual([0, 0o600]);
+    // A daemon that was down when the VM ended: adopt finds no process; the record is where the caller reads it.
+    expect(await VmProcess.adopt(s.runDir, s.exitFile)).toBeNull();
     expect(JSON.parse(readFileSync(s.exitFile, "utf8")).reason).toBe("poweroff");
   });
 

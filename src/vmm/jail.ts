@@ -1,7 +1,6 @@
 // Per-VM unprivileged identity (docs/vmm.md "Isolation"): a uid/gid no other live VM has, and the directories it may write.
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
 
 /** uid = gid = JAIL_ID_BASE + slot; far above login and system ids, below the 2^32 - 1 "no id" value. */
 export const JAIL_ID_BASE = 200_000;
@@ -91,34 +90,11 @@ export function reserveJailIds(ids: JailIds): void {
   reserved.add(ids.uid);
 }
 
-/** Creates dir (mode 0700) owned by ids, and gives every ancestor search permission for others (x only, never
- *  r: nothing becomes listable) so the vmm can reach dir by its absolute path after it dropped root. */
+/** Creates dir (mode 0700) owned by ids: the one directory the vmm may write in (vm-process.ts vmmDirFor). Its
+ *  ancestors stay as they are (root-only): the vmm reaches dir through an inherited fd, never by its path, and no
+ *  other uid can reach it at all (docs/vmm.md "Isolation"). */
 export function prepareJailDir(dir: string, ids: JailIds): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chownSync(dir, ids.uid, ids.gid);
   chmodSync(dir, 0o700);
-  makeSearchable(dirname(dir));
-}
-
-/** Adds search permission for others (o+x, never r) to dir and every ancestor: a vmm that dropped root can then
- *  open files in dir by path (a pooled vmm's `restore DIR`) without being able to list anything on the way. */
-export function makeSearchable(dir: string): void {
-  for (let p = dir; ; p = dirname(p)) {
-    const st = statSync(p, { throwIfNoEntry: false }); // a missing dir: the vmm reports the path it cannot open
-    if (st && (st.mode & 0o001) === 0) chmodSync(p, (st.mode & 0o7777) | 0o001);
-    if (p === dirname(p)) break;
-  }
-}
-
-/** Gives dir and the files in it (flat: a snapshot directory) back to the daemon's uid/gid once the vmm is done
- *  writing there. Uids are reused by later VMs: a snapshot left owned by one could be rewritten by whichever
- *  VM gets that uid next, and every clone restored from it would run that VM's memory. Searchable, not
- *  listable, by others (dir 0711, files 0644 as the vmm made them): a pooled vmm restores as its own, other
- *  uid, and can open a snapshot's files only by knowing its path (sandbox ids are random). */
-export function reclaimJailDir(dir: string): void {
-  const uid = process.getuid?.() ?? 0;
-  const gid = process.getgid?.() ?? 0;
-  for (const name of readdirSync(dir)) chownSync(join(dir, name), uid, gid);
-  chownSync(dir, uid, gid);
-  chmodSync(dir, 0o711);
 }

@@ -22,8 +22,11 @@ function tmp(): string {
   return d;
 }
 
+/** The full snapshot every diff here lies over: a restore names it as the daemon does (--restore-base). */
+let baseDir: string | undefined;
+
 function spec(extra: Partial<VmSpec> = {}): VmSpec {
-  return testGuestSpec(tmp(), null, { id: "diff", memMib: MEM_MIB, ...extra });
+  return testGuestSpec(tmp(), null, { id: "diff", memMib: MEM_MIB, restoreBase: baseDir, ...extra });
 }
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, "utf8") : "");
@@ -81,6 +84,7 @@ describe.skipIf(!haveKvm)("diff snapshots (test guest)", () => {
 
   test("a restored clone pauses into a small diff; two clones of it continue the exact count", async () => {
     base = await runAndSnapshot(undefined, false, 20);
+    baseDir = base.dir;
     expect(version(base.dir)).toBe(1);
     d1 = await runAndSnapshot(base.dir, true);
     expect(version(d1.dir)).toBe(2);
@@ -111,8 +115,18 @@ describe.skipIf(!haveKvm)("diff snapshots (test guest)", () => {
     const c = spec({ restoreFrom: base.dir });
     const clone = await VmProcess.spawn(c);
     await clone.pause();
-    await expect(clone.snapshot(base.dir, { diff: true })).rejects.toThrow(/is this VM's base snapshot/);
+    // Every snapshot goes into a new directory (the vmm also refuses to write over its base memory file).
+    await expect(clone.snapshot(base.dir, { diff: true })).rejects.toThrow(/already exists: a snapshot goes into a new one/);
     await clone.stop();
+  });
+
+  test("the base path a diff's state names (written by a vmm) is opened only if it is the daemon's own record", async () => {
+    // A vmm that its guest took over writes the diff's state: the base path in it could name any file of the
+    // right size (a swap file), which the restoring vmm, still root, would map into the next guest.
+    const d = await runAndSnapshot(base.dir, true);
+    expect(await refusal(spec({ restoreFrom: d.dir, restoreBase: undefined }))).toMatch(/lies over .*, not over --restore-base \(none given\)/);
+    const other = await runAndSnapshot(undefined, false, 2);
+    expect(await refusal(spec({ restoreFrom: d.dir, restoreBase: other.dir }))).toMatch(/lies over .*, not over --restore-base/);
   });
 
   test("a diff whose base changed or is gone is refused", async () => {
@@ -122,6 +136,6 @@ describe.skipIf(!haveKvm)("diff snapshots (test guest)", () => {
     utimesSync(mem, st.atime, new Date(st.mtimeMs + 5000));
     expect(await refusal(spec({ restoreFrom: d.dir }))).toMatch(/base snapshot .* changed since this diff was taken/);
     rmSync(base.dir, { recursive: true, force: true });
-    expect(await refusal(spec({ restoreFrom: d.dir }))).toMatch(/open .*memory: No such file/);
+    expect(await refusal(spec({ restoreFrom: d.dir }))).toMatch(/lies over .*, not over --restore-base/);
   });
 });

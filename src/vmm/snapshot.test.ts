@@ -147,7 +147,7 @@ describe.skipIf(!haveKvm)("pooled restore (test guest)", () => {
 
   test("a pooled vmm waits without a guest, then restore continues the exact count", async () => {
     snap = await takeSnapshot();
-    const s = pooledSpec();
+    const s = pooledSpec({ restoreFrom: snap.dir });
     const vm = await VmProcess.spawnPooled(s);
     expect((await vm.ping()).state).toBe("pooled");
     expect((await vm.stats()).startUs).toBe(0);
@@ -182,22 +182,28 @@ describe.skipIf(!haveKvm)("pooled restore (test guest)", () => {
       b.writeUInt32LE(crc32c(b), 32);
       return b;
     });
-    const s = pooledSpec();
+    // Each pooled vmm is made for one snapshot (read at its start, as root); a refusal leaves it pooled.
+    const refused = async (dir: string, re: RegExp, extra: Partial<VmSpec> = {}) => {
+      const vm = await VmProcess.spawnPooled(pooledSpec({ restoreFrom: dir, ...extra }));
+      await expect(vm.restore(dir)).rejects.toThrow(re);
+      expect((await vm.ping()).state).toBe("pooled");
+      return vm;
+    };
+    const vms = await Promise.all([
+      refused(flipped, /checksum mismatch/),
+      refused(foreign, /taken on a (pvm|hardware) KVM host, this host is/),
+      refused(join(tmp(), "missing"), /open .*missing\/state/),
+      refused(snap.dir, /32 MiB, this vmm was prepared for 1 vCPUs and 64 MiB/, { memMib: 64 }),
+      refused(snap.dir, /the snapshot has 0 virtio devices, this command line 1/, { rng: true }),
+    ]);
+    await Promise.all(vms.map((vm) => vm.stop()));
+    // And one made for the good snapshot restores it.
+    const s = pooledSpec({ restoreFrom: snap.dir });
     const vm = await VmProcess.spawnPooled(s);
-    await expect(vm.restore(flipped)).rejects.toThrow(/checksum mismatch/);
-    await expect(vm.restore(foreign)).rejects.toThrow(/taken on a (pvm|hardware) KVM host, this host is/);
-    await expect(vm.restore(join(tmp(), "missing"))).rejects.toThrow(/open .*missing\/state/);
-    expect((await vm.ping()).state).toBe("pooled");
-    await vm.restore(snap.dir); // still usable after the refusals
+    await vm.restore(snap.dir);
     await waitFor(() => counts(read(s.consolePath)).length >= 3);
     await vm.stop();
     expect(JSON.parse(read(s.exitFile)).reason).toBe("stopped");
-
-    const other = await VmProcess.spawnPooled(pooledSpec({ memMib: 64 }));
-    await expect(other.restore(snap.dir)).rejects.toThrow(/32 MiB, this vmm was prepared for 1 vCPUs and 64 MiB/);
-    const rng = await VmProcess.spawnPooled(pooledSpec({ rng: true }));
-    await expect(rng.restore(snap.dir)).rejects.toThrow(/the snapshot has 0 virtio devices, this command line 1/);
-    await Promise.all([other.stop(), rng.stop()]);
   });
 
   test("a pooled vmm that is never used exits cleanly on stop", async () => {

@@ -1,8 +1,9 @@
 // One running onebox-vmm process: spawn (detached, survives a daemon restart) or adopt it, control requests,
 // and `exited`, which resolves with the exit record, or `vmm-crash` when the process is gone without one.
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { closeSync, constants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { z } from "zod";
 import { nativePath } from "../sys/natives.ts";
 import {
   adoptVmCgroup,
@@ -16,54 +17,37 @@ import {
   vmLimits,
 } from "./cgroup.ts";
 import { CLOSED, ControlClient, VmmControlError } from "./control-client.ts";
-import {
-  allocateJailIds,
-  type JailIds,
-  jailEnabled,
-  makeSearchable,
-  prepareJailDir,
-  reclaimJailDir,
-  releaseJailIds,
-  reserveJailIds,
-} from "./jail.ts";
+import { allocateJailIds, type JailIds, jailEnabled, prepareJailDir, releaseJailIds, reserveJailIds } from "./jail.ts";
 import { readExitRecord } from "./exit-record.ts";
+import { claimVmmDir, fdPath, openSocket, readCapped } from "./no-follow.ts";
 import { ctlPath, type RestoreTimings, RUN_FILES, type VmExit, type VmSpec, type VmStats, vmmArgs } from "./vm-spec.ts";
 
 const SPAWN_READY_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 5_000;
 
-/** What adopt() finds in runDir/vmm.json. */
-interface VmState {
-  pid: number;
-  exitFile: string;
-  consolePath: string;
+/** runDir/vmm.json, written by the daemon into its own runDir (the vmm cannot write there): what adopt() needs
+ *  after a daemon restart. The pid is checked against the process itself; paths are never taken from here. */
+const VmState = z.object({
+  pid: z.number().int().positive(),
   /** The vmm's own uid/gid (docs/vmm.md "Isolation"); absent when it runs as root (ONEBOX_VMM_JAIL=0). */
-  jail?: JailIds;
+  jail: z.object({ uid: z.number().int(), gid: z.number().int() }).optional(),
   /** Its cgroup, removed when it ends; absent when it has none (ONEBOX_VMM_CGROUP=0, or no cgroup hierarchy). */
-  cgroup?: VmCgroup;
-}
+  cgroup: z.unknown().optional(),
+});
+type VmState = z.infer<typeof VmState>;
 
 const MiB = 1024 * 1024;
 
-/** Where the vmm itself writes its exit record. It renames its tmp file into place after it dropped root, and as
- *  its own uid it can create names only in its runDir; an exitFile elsewhere (the sandbox layer keeps it in the
- *  sandbox's data dir) gets the record from the daemon, copied as root once the vmm is gone. */
-function vmmExitFile(runDir: string, exitFile: string): string {
-  return dirname(exitFile) === runDir ? exitFile : join(runDir, "vmm-exit.json");
+/** The one directory the vmm may write in after it dropped root: `<dir of its exit file>/vmm`, owned by its uid,
+ *  inside a directory only root can enter. The vmm never gets its path: it inherits it as fd 3 and reaches it as
+ *  /proc/self/fd/3 (run-time forward sockets, snapshots); the daemon claims what it made there (claimVmmDir). */
+export function vmmDirFor(exitFile: string): string {
+  return join(dirname(exitFile), "vmm");
 }
+const VMM_DIR_IN_VMM = "/proc/self/fd/3";
 
-/** Copies the vmm's record to exitFile (tmp + rename: readers never see half of it); no-op when they are one. */
-function publishExitRecord(runDir: string, exitFile: string): void {
-  const from = vmmExitFile(runDir, exitFile);
-  if (from === exitFile) return;
-  try {
-    const text = readFileSync(from);
-    writeFileSync(`${exitFile}.tmp`, text);
-    renameSync(`${exitFile}.tmp`, exitFile);
-  } catch {
-    // no record (killed from outside): readExitRecord reports the crash
-  }
-}
+/** The uid that owns what the vmm creates: its jail uid, or ours when it runs as we do. */
+const ownUid = () => process.getuid?.() ?? 0;
 
 /** Guest RAM for the cgroup limit: a restore takes its size from the snapshot's memory file, not the spec. */
 function guestMemMib(spec: VmSpec): number {
@@ -72,6 +56,40 @@ function guestMemMib(spec: VmSpec): number {
     return Math.max(spec.memMib, Math.ceil(statSync(join(spec.restoreFrom, "memory")).size / MiB));
   } catch {
     return spec.memMib; // the vmm reports the missing snapshot itself
+  }
+}
+
+/** Whether pid runs the onebox-vmm binary (an upgrade may have replaced the file: "onebox-vmm (deleted)"). */
+function isVmmProcess(pid: number): boolean {
+  try {
+    return basename(readlinkSync(`/proc/${pid}/exe`)).startsWith("onebox-vmm");
+  } catch {
+    return false;
+  }
+}
+
+/** The real uid/gid of pid, from /proc (the process's own word, not a file anyone could write). */
+function procIds(pid: number): JailIds | null {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const uid = /^Uid:\s+(\d+)/m.exec(text)?.[1];
+    const gid = /^Gid:\s+(\d+)/m.exec(text)?.[1];
+    return uid && gid ? { uid: Number(uid), gid: Number(gid) } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Socket files of the vmm in runDir: bound as root before the drop, so a jailed vmm cannot unlink them itself. */
+function removeRunSockets(runDir: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(runDir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (n === RUN_FILES.ctl || n === RUN_FILES.vsock || n.startsWith(`${RUN_FILES.vsock}.tcp-`)) rmSync(join(runDir, n), { force: true });
   }
 }
 
@@ -102,6 +120,8 @@ export class VmProcess {
   readonly exited: Promise<VmExit>;
   private ctl: ControlClient | null = null;
   private exitedValue: VmExit | null = null;
+  /** O_PATH fds of run-time forward sockets (see forward()), closed a while after the VM ended. */
+  private readonly forwardFds: number[] = [];
 
   private constructor(
     readonly pid: number,
@@ -115,6 +135,9 @@ export class VmProcess {
   ) {
     this.exited = (async () => {
       const signal = await waitGone();
+      // Nothing runs as the vmm's uid any more: its dir can be removed without anything changing under the removal.
+      rmSync(vmmDirFor(exitFile), { recursive: true, force: true });
+      removeRunSockets(runDir);
       if (jail) releaseJailIds(jail);
       this.ctl?.close();
       // Read the OOM count before the cgroup goes; end-reasons.ts asks for it by pid.
@@ -123,7 +146,10 @@ export class VmProcess {
         recordVmOom(pid, oom);
         await removeVmCgroup(cgroup);
       }
-      publishExitRecord(runDir, exitFile);
+      // A proxied connection may still be on its way to a forward socket: its fd number must not be reused yet.
+      setTimeout(() => {
+        for (const fd of this.forwardFds.splice(0)) closeSync(fd);
+      }, 60_000).unref();
       const record = await readExitRecord(exitFile);
       const why = oom
         ? `killed by the OOM killer: the VM reached its cgroup memory limit (${Math.round((cgroup?.memoryBytes ?? 0) / MiB)} MiB)`
@@ -144,18 +170,25 @@ export class VmProcess {
    *  ended, with `exited` resolved); rejects if the vmm could not set the VM up. */
   static async spawn(spec: VmSpec, opts: { binary?: string; memoryLimitBytes?: number } = {}): Promise<VmProcess> {
     const binary = opts.binary ?? (await nativePath("onebox-vmm"));
+    // runDir is the daemon's (0700): the sockets the vmm binds before it drops root, vmm.json, its stdout/stderr.
+    // The vmm's uid can write nothing there, so nothing the daemon reads or connects to there is the vmm's choice.
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
-    // The vmm drops root after setup; it still renames its exit record and binds forward sockets in runDir.
+    const rst = lstatSync(spec.runDir);
+    if (!rst.isDirectory() || rst.uid !== ownUid()) throw new Error(`run dir ${spec.runDir} is not a directory of uid ${ownUid()}`);
     const jail = jailEnabled() ? allocateJailIds() : null;
-    // A record of an earlier run of this sandbox must not be taken for this one's (the vmm clears only its own path).
+    // The exit record is created by the vmm itself at start, before it drops root; an earlier run's must not count.
     rmSync(spec.exitFile, { force: true });
-    const args = vmmArgs({ ...spec, exitFile: vmmExitFile(spec.runDir, spec.exitFile) });
+    const vmmDir = vmmDirFor(spec.exitFile);
+    rmSync(vmmDir, { recursive: true, force: true }); // an earlier vmm's (it is gone: spawn runs when none is)
+    const args = [...vmmArgs(spec), "--forward-dir", VMM_DIR_IN_VMM];
     let cgroup: VmCgroup | null = null;
     let child: Bun.Subprocess;
     try {
       if (jail) {
-        prepareJailDir(spec.runDir, jail);
+        prepareJailDir(vmmDir, jail);
         args.push("--uid", String(jail.uid), "--gid", String(jail.gid));
+      } else {
+        mkdirSync(vmmDir, { mode: 0o700 });
       }
       // Its own cgroup, which the vmm joins first thing (--cgroup): every page and thread it makes is limited.
       // A random suffix: spec ids need not be unique across daemons or tests.
@@ -164,14 +197,17 @@ export class VmProcess {
         ...(opts.memoryLimitBytes ? { memoryBytes: opts.memoryLimitBytes } : {}),
       });
       for (const dir of cgroup ? cgroupDirs(cgroup) : []) args.push("--cgroup", dir);
-      const out = openSync(join(spec.runDir, RUN_FILES.stdout), "a");
-      const err = openSync(join(spec.runDir, RUN_FILES.stderr), "a");
+      const out = openSync(join(spec.runDir, RUN_FILES.stdout), "a", 0o600);
+      const err = openSync(join(spec.runDir, RUN_FILES.stderr), "a", 0o600);
+      const dirFd = openSync(vmmDir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       try {
         // detached: setsid(), so a daemon restart (or its process group being signalled) leaves the VM running.
-        child = Bun.spawn([binary, ...args], { detached: true, stdin: "ignore", stdout: out, stderr: err });
+        // fd 3: the vmm's own dir (vmmDirFor), the only place it can write after the drop.
+        child = Bun.spawn([binary, ...args], { detached: true, stdio: ["ignore", out, err, dirFd] });
       } finally {
         closeSync(out);
         closeSync(err);
+        closeSync(dirFd);
       }
     } catch (e) {
       // No process exists: undo here (once it does, `exited` releases the ids and removes the cgroup).
@@ -184,14 +220,8 @@ export class VmProcess {
       await child.exited;
       return child.signalCode ?? child.exitCode ?? undefined;
     });
-    const state: VmState = {
-      pid: child.pid,
-      exitFile: spec.exitFile,
-      consolePath: spec.consolePath,
-      ...(jail ? { jail } : {}),
-      ...(cgroup ? { cgroup } : {}),
-    };
-    writeFileSync(join(spec.runDir, RUN_FILES.state), `${JSON.stringify(state)}\n`);
+    const state: VmState = { pid: child.pid, ...(jail ? { jail } : {}), ...(cgroup ? { cgroup } : {}) };
+    writeFileSync(join(spec.runDir, RUN_FILES.state), `${JSON.stringify(state)}\n`, { mode: 0o600 });
     const deadline = Date.now() + SPAWN_READY_TIMEOUT_MS;
     for (;;) {
       if (vm.exitedValue) break;
@@ -215,29 +245,35 @@ export class VmProcess {
   }
 
   /** Starts a pooled vmm: the machine for spec (memMib, vcpus, devices, sockets) is built and waits, without a
-   *  guest, for `restore(dir)`, which then does only what depends on the snapshot (docs/snapshot.md). */
+   *  guest, for `restore(dir)`, which then does only what depends on the snapshot (docs/snapshot.md). With
+   *  spec.restoreFrom (the daemon always gives it: a pool entry is made for one snapshot) the vmm reads that
+   *  snapshot at start, as root: the snapshot's files stay private to root. */
   static spawnPooled(spec: VmSpec, opts: { binary?: string } = {}): Promise<VmProcess> {
     return VmProcess.spawn({ ...spec, pooled: true }, opts);
   }
 
-  /** Re-attaches to a vmm left running by an earlier daemon; null if none is alive in runDir. */
-  static async adopt(runDir: string): Promise<VmProcess | null> {
+  /** Re-attaches to a vmm left running by an earlier daemon; null if none is alive in runDir. Paths come from the
+   *  caller (the daemon's own state: sandbox id -> paths), never from runDir: vmm.json gives only a pid, taken only
+   *  if that process is an onebox-vmm whose control socket answers with that pid. */
+  static async adopt(runDir: string, exitFile: string): Promise<VmProcess | null> {
+    const rst = lstatSync(runDir, { throwIfNoEntry: false });
+    // A run dir of an older daemon was the vmm's own: its vmm.json may say anything, so only the pid counts.
+    const trusted = !!rst && rst.isDirectory() && rst.uid === ownUid() && (rst.mode & 0o022) === 0;
     let state: VmState;
     try {
-      state = JSON.parse(readFileSync(join(runDir, RUN_FILES.state), "utf8")) as VmState;
+      state = VmState.parse(JSON.parse(readCapped(join(runDir, RUN_FILES.state), 64 * 1024).toString("utf8")));
     } catch {
       return null;
     }
-    if (!Number.isInteger(state.pid) || !pidAlive(state.pid)) {
-      // It ended while no daemon watched: the caller reads exitFile next, so put the vmm's record there.
-      if (typeof state.exitFile === "string") publishExitRecord(runDir, state.exitFile);
-      return null;
-    }
-    // Not our child: we learn of its end from the control socket closing, then wait for the pid to go.
-    const jail = state.jail && Number.isInteger(state.jail.uid) ? state.jail : null;
+    // Ended while no daemon watched: its exit record is where the caller reads it (the vmm wrote it there).
+    if (!pidAlive(state.pid) || !isVmmProcess(state.pid)) return null;
+    const ids = procIds(state.pid);
+    if (!ids) return null;
+    const jail = ids.uid !== ownUid() ? ids : null;
     if (jail) reserveJailIds(jail);
-    const cgroup = adoptVmCgroup(state.cgroup);
-    const vm: VmProcess = new VmProcess(state.pid, runDir, state.exitFile, jail, cgroup, async () => {
+    const cgroup = trusted ? adoptVmCgroup(state.cgroup) : null;
+    // Not our child: we learn of its end from the control socket closing, then wait for the pid to go.
+    const vm: VmProcess = new VmProcess(state.pid, runDir, exitFile, jail, cgroup, async () => {
       await null; // runs from the constructor: let `vm` be assigned first
       for (;;) {
         if (vm.ctl && !vm.ctl.closed) await vm.ctl.waitClosed();
@@ -261,9 +297,17 @@ export class VmProcess {
   }
 
   private async connect(): Promise<Record<string, string>> {
-    const client = await ControlClient.connect(ctlPath(this.runDir), () => {
-      /* `event exit` precedes the process end; `exited` resolves from the process itself */
-    });
+    // Through an fd of the socket file itself, checked to be a socket of ours or of the vmm's uid: whatever a name
+    // in runDir points at (an older daemon's run dir was the vmm's), the daemon talks to that socket only.
+    const fd = openSocket(ctlPath(this.runDir), [ownUid(), ...(this.jail ? [this.jail.uid] : [])]);
+    let client: ControlClient;
+    try {
+      client = await ControlClient.connect(fdPath(fd), () => {
+        /* `event exit` precedes the process end; `exited` resolves from the process itself */
+      });
+    } finally {
+      closeSync(fd);
+    }
     try {
       const pong = await client.request("ping");
       this.ctl = client;
@@ -322,30 +366,32 @@ export class VmProcess {
     }
   }
 
-  /** Writes a snapshot into dir; a jailed vmm can only write where its uid may, so dir is made its own first.
+  /** Writes a snapshot into dir, a new directory (it must not exist) in a directory only root can write.
+   *  The vmm writes it into its own dir (vmmDirFor: it has no path to any other after the drop); the daemon then
+   *  moves it to dir and makes it root's, through fds, before it trusts a name in it (claimVmmDir).
    *  `diff`: only the pages this VM changed since its restore, over the snapshot it was restored from (a pause;
    *  docs/snapshot.md "Diff snapshots"); refused for a cold-booted VM. */
   async snapshot(dir: string, opts: { diff?: boolean } = {}): Promise<void> {
-    if (this.jail) prepareJailDir(dir, this.jail);
+    if (existsSync(dir)) throw new Error(`snapshot directory ${dir} already exists: a snapshot goes into a new one`);
+    const name = `snap-${randomBytes(6).toString("hex")}`;
     // The memory file is written through the page cache (or into tmpfs), charged to the VM's cgroup next to the
     // guest's RAM: room for a second copy. Not lowered again: with the copy still charged (tmpfs cannot be
     // reclaimed without swap) a v2 memory.max below usage OOM-kills the VM, and a snapshot is normally followed
     // by stop anyway (template build, pause).
     const cg = this.cgroup;
     if (cg) setMemoryLimit(cg, 2 * cg.memoryBytes);
-    try {
-      await this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${dir}`, 120_000);
-    } finally {
-      if (this.jail) reclaimJailDir(dir);
-    }
+    // A failed snapshot's leftovers stay in the vmm's dir, removed with it once the vmm is gone.
+    await this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${VMM_DIR_IN_VMM}/${name}`, 120_000);
+    const vmmDir = vmmDirFor(this.exitFile);
+    claimVmmDir(join(vmmDir, name), dir, this.jail?.uid ?? ownUid(), ["state", "memory"], vmmDir);
   }
 
   /** Restores the snapshot in dir into this pooled vmm and starts it. Rejects with the vmm's reason if the snapshot
    *  is refused (corrupted, other host kind, other shape or devices: the vmm stays pooled) or the restore failed
-   *  after the VM was changed (the vmm then ends with reason `error`). */
+   *  after the VM was changed (the vmm then ends with reason `error`). dir is the spawn's restoreFrom, which the
+   *  vmm read as root at start; any other dir it would open by path as its own uid, which a data dir private to
+   *  root refuses. */
   async restore(dir: string): Promise<RestoreTimings> {
-    // A pooled vmm already runs as its VM's uid: it opens the snapshot's files by path, so it needs o+x on the way.
-    if (this.jail) makeSearchable(dir);
     const r = await this.request(`restore ${dir}`);
     return {
       readNs: Number(r.read_ns),
@@ -370,11 +416,14 @@ export class VmProcess {
     };
   }
 
-  /** Starts a forward socket for guest TCP port; returns its path. */
+  /** Starts a forward socket for guest TCP port; returns a path to connect to. The vmm binds it in its own dir
+   *  (after the drop it can bind nowhere else); the path returned is an fd of that very socket (/proc/self/fd/N),
+   *  checked to be the vmm's socket, so a name the vmm swaps later is never followed. The vmm's `path=` is ignored. */
   async forward(port: number): Promise<string> {
-    const r = await this.request(`forward ${port}`);
-    if (!r.path) throw new Error("vmm answered forward without a path");
-    return r.path;
+    await this.request(`forward ${port}`);
+    const fd = openSocket(join(vmmDirFor(this.exitFile), `tcp-${port}`), [this.jail?.uid ?? ownUid()]);
+    this.forwardFds.push(fd);
+    return fdPath(fd);
   }
 
   /** Closes this client's control connection (the vmm keeps running). */

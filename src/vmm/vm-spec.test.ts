@@ -33,3 +33,13 @@ test("the console log cap goes right after --console when the spec sets one", ()
   const args = vmmArgs({ id: "t", runDir: "/r", consolePath: "/d/c.log", consoleMaxBytes: 65536, exitFile: "/d/e.json", memMib: 32, vcpus: 1, kernel: "", cmdline: "", testGuest: "/g.bin", disks: [], rng: false });
   expect(args.slice(0, 8).join(" ")).toBe("--ctl /r/ctl.sock --console /d/c.log --console-max 65536 --exit-file /d/e.json");
 });
+
+test("a pooled vmm names its snapshot at start; a diff restore names its base from the daemon's record", () => {
+  const base = { id: "p", runDir: "/r", consolePath: "/d/c", exitFile: "/d/e", memMib: 64, vcpus: 1, kernel: "/k", cmdline: "", disks: [], rng: false };
+  expect(vmmArgs({ ...base, pooled: true, restoreFrom: "/t/snap/vm" }).join(" ")).toBe(
+    "--ctl /r/ctl.sock --console /d/c --exit-file /d/e --mem-mib 64 --vcpus 1 --pool --restore /t/snap/vm",
+  );
+  expect(vmmArgs({ ...base, restoreFrom: "/d/paused", restoreBase: "/t/snap/vm" }).join(" ")).toBe(
+    "--ctl /r/ctl.sock --console /d/c --exit-file /d/e --mem-mib 64 --vcpus 1 --restore /d/paused --restore-base /t/snap/vm",
+  );
+});

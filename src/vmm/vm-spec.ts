@@ -14,8 +14,12 @@ export interface VmSpec {
   initrd?: string;
   cmdline: string; // cold boot
   restoreFrom?: string; // or restore (issue 3)
+  /** When restoreFrom is a diff (a pause): the snapshot it lies over, from the daemon's own record (the path the
+   *  diff's state file names was written by a vmm and is only checked against this one). */
+  restoreBase?: string;
   /** Or pooled: prepare a memMib x vcpus machine with these devices and wait for `VmProcess.restore(dir)`
-   *  (docs/snapshot.md "Pooled restore"); kernel/cmdline/restoreFrom/testGuest are ignored. */
+   *  (docs/snapshot.md "Pooled restore"); kernel/cmdline/testGuest are ignored; restoreFrom, if given, is the
+   *  snapshot the vmm reads at start (as root) for that restore. */
   pooled?: boolean;
   /** Tests only: a flat 64-bit binary run instead of a kernel (`--test-guest`); kernel/initrd/cmdline are ignored. */
   testGuest?: string;
@@ -87,7 +91,8 @@ export function vmmArgs(spec: VmSpec): string[] {
   args.push("--exit-file", spec.exitFile);
   args.push("--mem-mib", String(spec.memMib), "--vcpus", String(spec.vcpus));
   if (spec.pooled) {
-    args.push("--pool");
+    // The snapshot a pool entry is made for is read at start, as root (docs/snapshot.md "Pooled restore").
+    args.push("--pool", ...(spec.restoreFrom ? ["--restore", spec.restoreFrom] : []));
   } else if (spec.testGuest) {
     args.push("--test-guest", spec.testGuest);
   } else if (spec.restoreFrom) {
@@ -97,6 +102,7 @@ export function vmmArgs(spec: VmSpec): string[] {
     if (spec.initrd) args.push("--initrd", spec.initrd);
     args.push("--cmdline", spec.cmdline);
   }
+  if (spec.restoreFrom && spec.restoreBase && (spec.pooled || !spec.testGuest)) args.push("--restore-base", spec.restoreBase);
   for (const d of spec.disks) args.push("--disk", d.readOnly ? `${d.path},ro` : d.path);
   if (spec.rng) args.push("--rng");
   if (spec.vsock) {

@@ -86,7 +86,7 @@ static int open_memory(const char *path, uint64_t mem_bytes, struct stat *st, ch
 
 /* Guest RAM files, opened and checked, not mapped yet: DIR/memory (a full snapshot), or BASE/memory and DIR/memory's
  * page runs (a diff, docs/snapshot.md "Diff snapshots"). Also the base this VM will later write diffs against. */
-static int memory_open(const char *dir, struct restore_plan *p, char *err, size_t errlen) {
+static int memory_open(const char *dir, const char *want_base, struct restore_plan *p, char *err, size_t errlen) {
   const struct snap_reader *r = &p->reader;
   char path[4200], real[PATH_MAX];
   struct stat st, dst;
@@ -98,6 +98,13 @@ static int memory_open(const char *dir, struct restore_plan *p, char *err, size_
     if (!b || !p->runs || runs_len % sizeof *p->runs || b->path_len < 2 || b->path_len > sizeof b->path ||
         b->path[b->path_len - 1] || b->path[0] != '/') {
       snprintf(err, errlen, "diff snapshot lacks a valid base or page list");
+      return -1;
+    }
+    /* The base as the vmm recorded it: realpath of the dir it was restored from. */
+    char want_real[PATH_MAX];
+    if (!want_base || !realpath(want_base, want_real) || strcmp(want_real, b->path)) {
+      snprintf(err, errlen, "diff snapshot %s lies over %s, not over --restore-base %s", dir, b->path,
+               want_base ? want_base : "(none given)");
       return -1;
     }
     p->base = *b;
@@ -117,7 +124,7 @@ static int memory_open(const char *dir, struct restore_plan *p, char *err, size_
   return 0;
 }
 
-int snapshot_restore_read(const char *dir, struct restore_plan *p, struct restore_timings *t, char *err,
+int snapshot_restore_read(const char *dir, const char *base, struct restore_plan *p, struct restore_timings *t, char *err,
                           size_t errlen) {
   memset(p, 0, sizeof *p);
   p->mem_fd = p->diff_fd = -1;
@@ -136,7 +143,7 @@ int snapshot_restore_read(const char *dir, struct restore_plan *p, struct restor
              (unsigned long long)h->mem_bytes);
     goto fail;
   }
-  if (memory_open(dir, p, err, errlen) < 0) goto fail;
+  if (memory_open(dir, base, p, err, errlen) < 0) goto fail;
   t->validate_ns += lap(&clock);
   return 0;
 fail:
@@ -246,7 +253,7 @@ int snapshot_restore_prepare(struct machine *m, const struct vmm_args *a, uint32
 int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
   struct restore_plan p;
   struct restore_timings t = {0};
-  if (snapshot_restore_read(a->restore, &p, &t, err, errlen) < 0) return -1;
+  if (snapshot_restore_read(a->restore, a->restore_base, &p, &t, err, errlen) < 0) return -1;
   if (snapshot_restore_prepare(m, a, p.reader.hdr.nvcpus, p.reader.hdr.mem_bytes, console_fd, err, errlen) < 0 ||
       snapshot_restore_check(m, &p, &t, err, errlen) < 0) {
     restore_plan_free(&p);

@@ -44,7 +44,7 @@ static int memory_write(const struct guest_mem *mem, const uint64_t *pages, cons
   char tmp[4200], path[4200];
   snprintf(tmp, sizeof tmp, "%s/memory.tmp", dir);
   snprintf(path, sizeof path, "%s/memory", dir);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return fail(err, errlen, "open", tmp);
   if (ftruncate(fd, (off_t)mem->size) < 0) goto bad;
   for (uint64_t off = 0; off < mem->size;) {
@@ -143,7 +143,7 @@ int snapshot_save_diff(struct machine *m, const char *dir, char *err, size_t err
 
 static int save(struct machine *m, const char *dir, const uint64_t *pages, const struct snap_diff_run *runs, long nruns,
                 char *err, size_t errlen) {
-  if (mkdir(dir, 0755) < 0 && errno != EEXIST) return fail(err, errlen, "mkdir", dir);
+  if (mkdir(dir, 0700) < 0 && errno != EEXIST) return fail(err, errlen, "mkdir", dir);
   /* An older state file must not pair with the new memory file if this snapshot fails half-way. */
   char old_state[4200];
   snprintf(old_state, sizeof old_state, "%s/state", dir);
@@ -196,7 +196,7 @@ static int save(struct machine *m, const char *dir, const uint64_t *pages, const
   char tmp[4200], path[4200];
   snprintf(tmp, sizeof tmp, "%s/state.tmp", dir);
   snprintf(path, sizeof path, "%s/state", dir);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     fail(err, errlen, "open", tmp);
     goto out;

@@ -52,9 +52,10 @@ struct restore_plan {
  * firmware tables and register state (those are in the snapshot). Returns 0 or -1 with err. */
 int snapshot_restore_prepare(struct machine *m, const struct vmm_args *a, uint32_t nvcpus, uint64_t mem_bytes,
                              int console_fd, char *err, size_t errlen);
-/* Reads DIR/state into p and opens DIR/memory (a diff: BASE/memory too). Returns 0, or -1 with err (p is then already freed). On 0 the
+/* Reads DIR/state into p and opens DIR/memory (a diff: BASE/memory too, where BASE must be `base`, the caller's
+ * own record of it: DIR/state was written by a vmm, so its base path is never opened unless it is that one). Returns 0, or -1 with err (p is then already freed). On 0 the
  * caller owns p: snapshot_restore_apply or restore_plan_free. */
-int snapshot_restore_read(const char *dir, struct restore_plan *p, struct restore_timings *t, char *err,
+int snapshot_restore_read(const char *dir, const char *base, struct restore_plan *p, struct restore_timings *t, char *err,
                           size_t errlen);
 /* Checks p against m and finds every section apply needs. Touches nothing. Returns 0 or -1 with err. */
 int snapshot_restore_check(const struct machine *m, struct restore_plan *p, struct restore_timings *t, char *err,
