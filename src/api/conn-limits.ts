@@ -48,9 +48,11 @@ export class ConnLimits {
 }
 
 /** The same response, its body wrapped so `release` runs when the body ends, errors or is cancelled
- *  (the client went away), or when the request is aborted, whichever comes first. */
-export function releaseWhenDone(res: Response, release: () => void, aborted: AbortSignal): Response {
+ *  (the client went away), or when the request is aborted, whichever comes first. `ending` runs
+ *  just before a body that ends normally is finished (the server restores the idle timeout). */
+export function releaseWhenDone(res: Response, release: () => void, aborted: AbortSignal, ending?: () => void): Response {
   if (!res.body) {
+    ending?.();
     release();
     return res;
   }
@@ -65,6 +67,7 @@ export function releaseWhenDone(res: Response, release: () => void, aborted: Abo
       try {
         const { done: end, value } = await reader.read();
         if (end) {
+          ending?.();
           done();
           c.close();
         } else c.enqueue(value);

@@ -9,6 +9,7 @@ import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { ConnLimits, releaseWhenDone } from "./conn-limits.ts";
 import { e2bError } from "./errors.ts";
+import { readBodyCapped } from "./request-body.ts";
 
 /** Bun's HTTP parser answers a head over its limit itself, with an empty 431: keep its limit well
  *  above ours so that heads between the two get our JSON 431 (beyond it, the empty one remains). */
@@ -33,19 +34,39 @@ export function startServer(config: Config, api: Hono, dataPlane: DataPlane, lim
     const url = requestUrl(req);
     if (!url) return e2bError(400, "malformed Host header: send a host name or IP address, with an optional :port");
     const d = classify(req, url, sandboxDomain);
-    // The control plane streams nothing: its request is done when its handler is.
-    if (d.plane === "control") return api.fetch(req);
+    if (d.plane === "control") return controlPlane(req, server);
     const release = hold();
     try {
       // Streams (process output, watchers, NDJSON, long polls) may stay silent for long: once the
-      // request body is sent, the idle timeout is off for this request only (DESIGN.md §1).
+      // request body is sent, the idle timeout is off until the response body has ended (DESIGN.md
+      // §1). Bun keeps a request's timeout for its connection: restored, a keep-alive idles timed.
       const streaming = () => server.timeout(req, 0);
+      const restore = () => server.timeout(req, config.idleTimeoutSec);
       const res = await dataPlane.handle(req, url, d, server, { release, streaming });
       // undefined: upgraded to a WebSocket, which releases when it closes.
-      return res === undefined ? undefined : releaseWhenDone(res, release, req.signal);
+      return res === undefined ? undefined : releaseWhenDone(res, release, req.signal, restore);
     } catch (e) {
       release();
       throw e;
+    }
+  }
+
+  /** Under the idle timeout the body is read whole (capped: JSON 413); then the handler's time is
+   *  the daemon's (a create boots a VM for minutes on a slow host), not a silent client's. The
+   *  timeout is back before the answer is sent: Bun keeps a request's timeout for the connection,
+   *  so an idle keep-alive after it is closed again. */
+  async function controlPlane(req: Request, server: Server<WsBridge>): Promise<Response> {
+    let body: Uint8Array | null = null;
+    if (req.body !== null && req.method !== "GET" && req.method !== "HEAD") {
+      body = await readBodyCapped(req, config.maxBodyBytes);
+      if (body === null) return e2bError(413, `request body is larger than ${config.maxBodyBytes} bytes; send less`);
+    }
+    server.timeout(req, 0);
+    try {
+      const init = { method: req.method, headers: req.headers, signal: req.signal };
+      return await api.fetch(body === null ? req : new Request(req.url, { ...init, body }));
+    } finally {
+      server.timeout(req, config.idleTimeoutSec);
     }
   }
 

@@ -43,21 +43,29 @@ function guestServer(path: string, port: number): Server<undefined> {
 
 /** The stand-in VMM: adopt() finds every recorded VM alive; forward(port) opens a guest socket. */
 function standInDriver(): VmDriverResult {
-  const handle = (runDir: string, id: string): VmHandle => ({
-    pid: process.pid,
-    pause: async () => undefined,
-    resume: async () => undefined,
-    stop: async () => undefined,
-    snapshot: async () => undefined,
-    stats: async () => ({}) as never,
-    async forward(port) {
-      slots.push({ id, port });
-      const p = join(runDir, `fwd-${port}`);
-      guests.push(guestServer(p, port));
-      return p;
-    },
-    exited: new Promise(() => undefined),
-  });
+  const handle = (runDir: string, id: string): VmHandle => {
+    let exit: (e: never) => void = () => undefined;
+    const exited = new Promise<never>((r) => (exit = r));
+    return {
+      pid: 0x3fffffff, // above any pid_max: nothing to signal
+      pause: async () => undefined,
+      resume: async () => undefined,
+      // A VM slow to stop makes a kill a control-plane request longer than the idle timeout.
+      async stop() {
+        if (id === "slowstop") await Bun.sleep(6000);
+        exit({ reason: "stopped" } as never);
+      },
+      snapshot: async () => undefined,
+      stats: async () => ({}) as never,
+      async forward(port) {
+        slots.push({ id, port });
+        const p = join(runDir, `fwd-${port}`);
+        guests.push(guestServer(p, port));
+        return p;
+      },
+      exited,
+    };
+  };
   return {
     ok: true,
     driver: { spawn: async () => { throw new Error("no spawn here"); }, adopt: async (runDir) => handle(runDir, runDir.split("/").pop()!), readExit: async () => null },
@@ -76,7 +84,7 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "onebox-access-"));
   const runRoot = join(dir, "run");
   const st = openState(dir);
-  for (const [id, token] of [["securebox", TOKEN], ["openbox", null]] as const) {
+  for (const [id, token] of [["securebox", TOKEN], ["openbox", null], ["slowstop", null]] as const) {
     const runDir = join(runRoot, "vms", id);
     mkdirSync(runDir, { recursive: true });
     st.sandboxes.insert(row(id, token, runDir));
@@ -143,6 +151,31 @@ test("a sandbox created without secure stays open, as on E2B", async () => {
 test("a stream silent for longer than the idle timeout is not cut", async () => {
   const res = await port("openbox", 8080, "/stream?quiet=6000");
   expect(await res.text()).toBe("first\nsecond\n");
+}, 15_000);
+
+test("a keep-alive connection is cut again once idle after a data-plane response, streamed or not", async () => {
+  const { connect } = await import("node:net");
+  const closedAfter = (path: string) =>
+    new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      const sock = connect(Number(new URL(d.url).port), "127.0.0.1", () =>
+        sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nE2b-Sandbox-Id: openbox\r\nE2b-Sandbox-Port: 8080\r\n\r\n`),
+      );
+      sock.on("error", () => undefined);
+      sock.on("data", () => undefined); // consume: a paused socket never reports the close
+      sock.on("close", () => resolve(Date.now() - t0));
+      setTimeout(() => (sock.destroy(), resolve(Infinity)), 12_000);
+    });
+  const [plain, streamed] = await Promise.all([closedAfter("/open"), closedAfter("/stream?quiet=10")]);
+  expect(plain).toBeLessThan(9000);
+  expect(streamed).toBeLessThan(9000);
+}, 15_000);
+
+test("a control-plane request whose handler outlasts the idle timeout is answered, not cut", async () => {
+  const t0 = Date.now();
+  const res = await d.api("/sandboxes/slowstop", { method: "DELETE" });
+  expect(res.status).toBe(204);
+  expect(Date.now() - t0).toBeGreaterThan(5000);
 }, 15_000);
 
 test("streams the client abandons release their hold: the address is served again", async () => {
