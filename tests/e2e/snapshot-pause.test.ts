@@ -17,11 +17,12 @@ afterAll(async () => {
   await source?.dispose();
 });
 
-/** A clone's spec: the source's devices and CID (as the daemon gives every VM one CID), its own run dir. */
-function cloneSpec(src: VmSpec, name: string, from: string): VmSpec {
+/** A clone's spec: the source's devices and CID (as the daemon gives every VM one CID), its own run dir; a diff
+ *  is restored over `base`, named by the caller as the daemon names it from its own record (--restore-base). */
+function cloneSpec(src: VmSpec, name: string, from: string, base: string): VmSpec {
   const runDir = join(scratchRoot(), name);
   mkdirSync(runDir, { recursive: true });
-  return { ...src, id: `${src.id}-${name}`, runDir, consolePath: join(runDir, "console.log"), exitFile: join(runDir, "exit.json"), restoreFrom: from };
+  return { ...src, id: `${src.id}-${name}`, runDir, consolePath: join(runDir, "console.log"), exitFile: join(runDir, "exit.json"), restoreFrom: from, restoreBase: base };
 }
 
 /** Resumes from `dir` and returns the VM and a state connection (retried: the transport reset may drop the first). */
@@ -61,7 +62,7 @@ describe.skipIf(!IN_TESTHOST)("pause and resume (Linux, diff snapshots)", () => 
     await source.vm.stop();
 
     // The sandbox: a clone of the template snapshot that starts a process, writes a file and dirties memory.
-    let { vm, st } = await resume(cloneSpec(source.spec, "run0", base));
+    let { vm, st } = await resume(cloneSpec(source.spec, "run0", base, base));
     const pid = await st.spawnTicker();
     await st.writeFile(7);
     await st.dirty(DIRTY_MIB, 11);
@@ -81,7 +82,7 @@ describe.skipIf(!IN_TESTHOST)("pause and resume (Linux, diff snapshots)", () => 
       // Round 2 resumes from a diff of a diff, flattened onto the base: the first diff is no longer needed.
       if (prev !== base) rmSync(prev, { recursive: true, force: true });
       prev = dir;
-      ({ vm, st } = await resume(cloneSpec(source.spec, `run${round}`, dir)));
+      ({ vm, st } = await resume(cloneSpec(source.spec, `run${round}`, dir, base)));
       const after = await st.check();
       expect(after).toMatchObject({ memBad: 0, fileBad: 0, pid, alive: true });
       expect(after.ticks).toBeGreaterThanOrEqual(before.ticks);

@@ -42,8 +42,8 @@ describe.skipIf(!IN_TESTHOST)("snapshot and restore (Linux)", () => {
         restoreFrom: snapDir,
         vsock: { cid: 100 + i, forwardPorts: [] },
       };
-      // Clone 2 is the create path: a pooled vmm made ahead, then `restore DIR`.
-      const vm = i < 2 ? await VmProcess.spawn(spec) : await VmProcess.spawnPooled({ ...spec, restoreFrom: undefined });
+      // Clone 2 is the create path: a pooled vmm made ahead for that snapshot (read at its start), then `restore DIR`.
+      const vm = i < 2 ? await VmProcess.spawn(spec) : await VmProcess.spawnPooled(spec);
       clones.push(vm);
       if (i === 2) await vm.restore(snapDir);
       // Dialled once, at once, with a new CID: a REQUEST the guest saw before it handled TRANSPORT_RESET would be
