@@ -220,7 +220,7 @@ function build(r: Rng, routes: RouteDef[], ctx: { port: number; key: string; ids
     kind = "data";
     const secure = [...ctx.tokens.keys()];
     const id = r.chance(0.4) ? r.pick(secure) : r.chance(0.6) ? r.pick(ctx.ids.sandboxes) : weird(r).replace(/[^\x21-\x7e]/g, "x");
-    const port = r.pick(["49983", "49999", "8080", "0", "65536", "abc", "1"]);
+    const port = r.pick(["49983", "49983", "49999", "49999", "8080", "3000", "0", "65536", "abc", "1"]);
     method = r.pick(["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"]);
     target = r.pick(["/health", "/files?path=/etc/passwd", "/process.Process/Start", "/execute", "/contexts", "/", "/filesystem.Filesystem/ListDir", "/" + "a".repeat(3000)]);
     const mode = r.int(4);
@@ -360,25 +360,30 @@ async function settle(): Promise<void> {
 // ---- fixtures: rows the routes can find (no VM can boot on this host; creates end in a documented 503) ----
 function fixtures(d: TestDaemon): { sandboxes: string[]; templates: string[]; tokens: Map<string, string> } {
   const now = Date.now();
-  const templates = ["tplfuzz", "base", "nope"];
   d.state.templates.insert({
     id: "tplfuzz", aliases: '["base"]', dir: "/nonexistent", kernel: "/nonexistent", initrd: null, cpuCount: 1, memoryMb: 256,
     diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", createdAt: now, updatedAt: now,
   });
+  return { sandboxes: [], templates: ["tplfuzz", "base", "nope"], tokens: new Map() };
+}
+
+/** A fresh batch of sandbox rows (the fuzz kills and times out the old ones): running and paused, secure
+ *  (with an envd token, as the manager creates them) and not. */
+function sandboxBatch(d: TestDaemon, batch: number): { sandboxes: string[]; tokens: Map<string, string> } {
+  const now = Date.now();
   const sandboxes: string[] = ["nosuchsandbox"];
   const tokens = new Map<string, string>();
   for (let i = 0; i < 12; i++) {
-    const id = `fz${i}box`;
-    const state = i % 3 === 2 ? "paused" : "running";
+    const id = `fz${batch}x${i}box`;
     d.state.sandboxes.insert({
-      id, templateId: "tplfuzz", state, cpuCount: 1, memoryMb: 128, diskSizeMb: 256, envdVersion: "0.6.13",
-      envdAccessToken: i % 2 === 0 ? `tok${i}` : null, metadata: JSON.stringify({ i: String(i) }), envVars: "{}", secure: i % 2 === 0,
-      startedAt: now, endAt: now + 3_600_000,
+      id, templateId: "tplfuzz", state: i % 3 === 2 ? "paused" : "running", cpuCount: 1, memoryMb: 128, diskSizeMb: 256,
+      envdVersion: "0.6.13", envdAccessToken: i % 2 === 0 ? `tok${batch}x${i}` : null, metadata: JSON.stringify({ i: String(i) }),
+      envVars: "{}", secure: i % 2 === 0, startedAt: now, endAt: now + 3_600_000,
     });
     sandboxes.push(id);
-    if (i % 2 === 0) tokens.set(id, `tok${i}`);
+    if (i % 2 === 0) tokens.set(id, `tok${batch}x${i}`);
   }
-  return { sandboxes, templates, tokens };
+  return { sandboxes, tokens };
 }
 
 // ---- checks ----
@@ -397,7 +402,9 @@ async function main() {
   const t0 = performance.now();
   const d = await startTestDaemon({ listen: "127.0.0.1", maxHeaderBytes: MAX_HEADER_BYTES, idleTimeoutSec: 5 });
   const fx = fixtures(d);
-  const ctx = { port: d.server.port!, key: d.key, ids: { sandboxes: fx.sandboxes, templates: fx.templates }, tokens: fx.tokens };
+  const first = sandboxBatch(d, 0);
+  const ctx = { port: d.server.port!, key: d.key, ids: { sandboxes: first.sandboxes, templates: fx.templates }, tokens: first.tokens };
+  const BATCH_EVERY = 250;
   // The routes, from the app the daemon runs (same modules, same order); middleware entries dropped.
   const api = createApi({ config: d.config, state: d.state, manager: d.manager, admission: new Admission(d.config, () => d.state.sandboxes.claims()) });
   const seen = new Set<string>();
@@ -439,7 +446,11 @@ async function main() {
   let tokenlessChecked = 0;
   const worker = async () => {
     while (sent < opts.count) {
-      sent++;
+      if (++sent % BATCH_EVERY === 0) {
+        const b = sandboxBatch(d, sent / BATCH_EVERY);
+        ctx.ids.sandboxes = b.sandboxes;
+        ctx.tokens = b.tokens;
+      }
       const s = build(rng, routes, ctx);
       perRoute.set(s.route, (perRoute.get(s.route) ?? 0) + 1);
       const started = performance.now();
