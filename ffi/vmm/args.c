@@ -92,11 +92,17 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
       if (opt[2] == 'u') a->uid = (uint32_t)n;
       else a->gid = (uint32_t)n;
     } else if (!strcmp(opt, "--forward")) {
-      if (a->nforwards >= ARGS_MAX_FORWARDS || parse_u64(val, 1, 65535, &n) < 0) {
-        snprintf(err, errlen, "--forward takes a TCP port 1..65535, at most %d times", ARGS_MAX_FORWARDS);
+      /* PORT=PATH: the daemon names the socket (src/vmm/vm-spec.ts forwardPath); the vmm derives no name. */
+      const char *eq = strchr(val, '=');
+      char port[8] = "";
+      if (eq && (size_t)(eq - val) < sizeof port) memcpy(port, val, (size_t)(eq - val));
+      if (a->nforwards >= ARGS_MAX_FORWARDS || !eq || !eq[1] || parse_u64(port, 1, 65535, &n) < 0) {
+        snprintf(err, errlen, "--forward takes PORT=PATH (TCP port 1..65535, the socket to listen on), at most %d times",
+                 ARGS_MAX_FORWARDS);
         return -1;
       }
-      a->forwards[a->nforwards++] = (uint32_t)n;
+      a->forwards[a->nforwards].port = (uint32_t)n;
+      a->forwards[a->nforwards++].path = eq + 1;
     } else if (!strcmp(opt, "--cgroup")) {
       if (a->ncgroups >= ARGS_MAX_CGROUPS || strlen(val) >= 4000) {
         snprintf(err, errlen, "--cgroup: at most %d directories with paths under 4000 bytes", ARGS_MAX_CGROUPS);

@@ -18,14 +18,14 @@ struct vmm_args {
   bool rng;
   const char *vsock;
   uint64_t cid;
-  uint32_t forwards[ARGS_MAX_FORWARDS];
+  struct { uint32_t port; const char *path; } forwards[ARGS_MAX_FORWARDS]; /* --forward PORT=PATH */
   int nforwards;
   bool no_seccomp;
   bool pool; /* --pool: prepare a --vcpus x --mem-mib machine and wait for `restore DIR` (docs/snapshot.md);
               * with --restore DIR, that snapshot is read at start, as root (`restore DIR` then names it again) */
   const char *restore_base; /* --restore-base: the base a diff in --restore DIR must lie over (the daemon's
                              * record; DIR/state's path is the vmm's writing and only checked against it) */
-  const char *forward_dir; /* --forward-dir: where `forward PORT` binds (DIR/tcp-PORT); default next to --vsock */
+  const char *forward_dir; /* --forward-dir: where `forward PORT` binds (DIR/tcp-PORT); without it, no `forward` */
   uint32_t uid, gid; /* 0 = keep running as the caller (no --uid/--gid) */
   const char *cgroups[ARGS_MAX_CGROUPS]; /* --cgroup: directories whose cgroup.procs the vmm joins first */
   int ncgroups;

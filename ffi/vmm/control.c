@@ -108,10 +108,10 @@ static void control_restore(struct control *c, const char *dir) {
 }
 
 /* Where `forward PORT` binds: --forward-dir (a directory the vmm's uid may write in, given to it as an fd: the
- * run dir holding the sockets bound before the drop is root's) or, without it, next to --vsock. */
+ * run dir holding the sockets bound before the drop is root's). The one socket name the vmm makes itself; the
+ * daemon opens the same name (src/vmm/vm-process.ts forward()). */
 static void runtime_forward_path(const struct control *c, uint32_t port, char *path, size_t len) {
-  if (c->args->forward_dir) snprintf(path, len, "%s/tcp-%u", c->args->forward_dir, port);
-  else snprintf(path, len, "%s.tcp-%u", c->args->vsock, port);
+  snprintf(path, len, "%s/tcp-%u", c->args->forward_dir, port);
 }
 
 static void control_request(struct control *c, char *line) {
@@ -156,6 +156,8 @@ static void control_request(struct control *c, char *line) {
     char path[4200], err[256] = "";
     if (!c->m->vsock) {
       control_send(c, "err no vsock device (start the vmm with --vsock)");
+    } else if (!c->args->forward_dir) {
+      control_send(c, "err no directory for forward sockets (start the vmm with --forward-dir)");
     } else if (port == 0 || port > 65535) {
       control_send(c, "err port must be 1..65535");
     } else {
@@ -163,8 +165,6 @@ static void control_request(struct control *c, char *line) {
       if (virtio_vsock_add_forward(c->m->vsock, port, path, err, sizeof err) < 0) {
         control_send(c, "err %s", err);
       } else {
-        if (c->nruntime_forwards < (int)(sizeof c->runtime_forwards / sizeof c->runtime_forwards[0]))
-          c->runtime_forwards[c->nruntime_forwards++] = port;
         control_send(c, "ok path=%s", path);
       }
     }
@@ -212,20 +212,10 @@ static void control_accept(struct control *c) {
   c->len = 0;
 }
 
-/* The vsock and forward socket files are ours: remove them so a finished VM leaves only its records behind. */
+/* The vsock and forward socket files are ours: remove them so a finished VM leaves only its records behind. (After
+ * the privilege drop only those in the vmm's own dir can go; the daemon removes the rest.) */
 static void control_unlink_sockets(struct control *c) {
-  const char *vsock = c->args->vsock;
-  if (!vsock) return;
-  char path[4200];
-  for (int i = 0; i < c->args->nforwards; i++) {
-    snprintf(path, sizeof path, "%s.tcp-%u", vsock, c->args->forwards[i]);
-    unlink(path);
-  }
-  for (int i = 0; i < c->nruntime_forwards; i++) {
-    runtime_forward_path(c, c->runtime_forwards[i], path, sizeof path);
-    unlink(path);
-  }
-  unlink(vsock);
+  if (c->m->vsock) virtio_vsock_unlink_sockets(c->m->vsock);
 }
 
 static int exit_status(enum vm_exit_reason r) {

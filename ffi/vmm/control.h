@@ -12,8 +12,6 @@ struct control {
   int signal_fd;  /* SIGTERM/SIGINT: stop like the `stop` request */
   int smaps_fd;   /* /proc/self/smaps_rollup, opened before seccomp */
   bool pooled;    /* --pool and no `restore DIR` done yet: only ping, stats, stop and restore are served */
-  uint32_t runtime_forwards[64]; /* ports added by `forward PORT`: their socket files are removed at exit */
-  int nruntime_forwards;
   char buf[4097];
   size_t len;
 };

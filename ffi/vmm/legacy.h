@@ -6,7 +6,7 @@
 #define I8042_COMMAND_PORT 0x64
 #define CMOS_INDEX_PORT 0x70
 #define CMOS_PORTS 2
-/* guest/protocol.ts: ONEBOX_PORT_POWEROFF, ONEBOX_POWEROFF_VALUE. */
+/* guest/protocol.ts: ONEBOX_PORT_POWEROFF, ONEBOX_POWEROFF_VALUE (checked by guest/protocol.test.ts). */
 #define ONEBOX_PORT_POWEROFF 0x0501
 #define ONEBOX_POWEROFF_VALUE 0x31
 

@@ -54,11 +54,8 @@ int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, 
     if (!(dev = virtio_vsock_create(&env, a->cid, a->vsock, err, errlen))) return -1;
     if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
     m->vsock = dev;
-    for (int i = 0; i < a->nforwards; i++) {
-      char path[4200];
-      snprintf(path, sizeof path, "%s.tcp-%u", a->vsock, a->forwards[i]);
-      if (virtio_vsock_add_forward(dev, a->forwards[i], path, err, errlen) < 0) return -1;
-    }
+    for (int i = 0; i < a->nforwards; i++)
+      if (virtio_vsock_add_forward(dev, a->forwards[i].port, a->forwards[i].path, err, errlen) < 0) return -1;
   }
   return 0;
 }

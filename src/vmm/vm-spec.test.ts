@@ -24,7 +24,7 @@ test("cold boot arguments in the documented order", () => {
     "--ctl /run/onebox/vms/sbx/ctl.sock --console /d/console.log --exit-file /d/exit.json --mem-mib 512 --vcpus 2 " +
       "--kernel /k/vmlinuz --initrd /k/initrd --cmdline console=ttyS0 reboot=k panic=-1 " +
       "--disk /t/rootfs.ext4,ro --disk /d/layer.ext4 --rng --vsock /run/onebox/vms/sbx/vsock.sock --cid 7 " +
-      "--forward 49983 --forward 49999",
+      "--forward 49983=/run/onebox/vms/sbx/vsock.sock.tcp-49983 --forward 49999=/run/onebox/vms/sbx/vsock.sock.tcp-49999",
   );
   expect(forwardPath("/run/onebox/vms/sbx", 49983)).toBe("/run/onebox/vms/sbx/vsock.sock.tcp-49983");
 });

@@ -107,7 +107,8 @@ export function vmmArgs(spec: VmSpec): string[] {
   if (spec.rng) args.push("--rng");
   if (spec.vsock) {
     args.push("--vsock", vsockPath(spec.runDir), "--cid", String(spec.vsock.cid));
-    for (const p of spec.vsock.forwardPorts) args.push("--forward", String(p));
+    // The socket path is named here, once (forwardPath): the vmm derives no socket name from another.
+    for (const p of spec.vsock.forwardPorts) args.push("--forward", `${p}=${forwardPath(spec.runDir, p)}`);
   }
   return args;
 }

@@ -37,3 +37,5 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *dev);
  * guest forwarder (vsock port 1024, `TCP <port>\n`, reply `OK\n` consumed). Callable at any time. */
 int virtio_vsock_add_forward(struct virtio_mmio_dev *dev, uint32_t tcp_port, const char *uds_path,
                              char *err, size_t errlen);
+/* vsock only: removes the socket files of every listener (the VM is ending; the listeners stay open). */
+void virtio_vsock_unlink_sockets(struct virtio_mmio_dev *dev);

@@ -78,7 +78,7 @@ struct vsock_conn *vsock_conn_new(struct vsock *vs, int fd, uint32_t fwd_tcp_por
   c->state = CONN_HOST_LINE;
   slot->conn = c;
   vs->n_conns++;
-  if (fwd_tcp_port) vsock_conn_connect(c, VSOCK_FORWARD_PORT);
+  if (fwd_tcp_port) vsock_conn_connect(c, ONEBOX_VSOCK_FORWARD_PORT);
   vsock_conn_update_events(c);
   if (!c->registered) { /* could not watch the fd: give it back */
     c->fd = -1;

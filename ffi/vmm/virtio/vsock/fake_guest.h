@@ -20,7 +20,7 @@
 #define FG_ECHO_PORT 5000
 #define FG_SLOW_PORT 5001   /* small buf_alloc, consumes nothing until told */
 #define FG_SINK_PORT 5002   /* accepts and never answers data */
-#define FG_FORWARD_PORT 1024
+#define FG_FORWARD_PORT ONEBOX_VSOCK_FORWARD_PORT
 #define FG_FORWARD_OK_TCP 80 /* the fake forwarder "connects" only to TCP 80, and then echoes */
 #define FG_SLOW_BUF_ALLOC 8192
 #define HDR_LEN ((uint32_t)sizeof(struct virtio_vsock_hdr))

@@ -89,6 +89,15 @@ void vsock_listener_close(struct vsock *vs, struct vsock_listener *l) {
   unlink(l->path);
 }
 
+void virtio_vsock_unlink_sockets(struct virtio_mmio_dev *dev) {
+  struct vsock *vs = dev->impl;
+  pthread_mutex_lock(&dev->lock);
+  if (vs->main.fd >= 0) unlink(vs->main.path);
+  for (int i = 0; i < vs->n_fwd; i++)
+    if (vs->fwd[i].fd >= 0) unlink(vs->fwd[i].path);
+  pthread_mutex_unlock(&dev->lock);
+}
+
 /* Parses `CONNECT <port>` (decimal, no sign, fits u32). */
 static bool parse_connect(const char *s, uint32_t *port) {
   if (strncmp(s, "CONNECT ", 8) != 0) return false;

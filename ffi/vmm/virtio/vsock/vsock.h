@@ -16,7 +16,7 @@
 #define VSOCK_MAX_PAYLOAD (64 * 1024) /* bytes per RW packet we build */
 #define VSOCK_READ_BURST 16          /* packets per host-readable event, for fairness between connections */
 #define VSOCK_RST_QUEUE 64           /* RSTs for unknown connections waiting for rx buffers */
-#define VSOCK_FORWARD_PORT 1024      /* guest forwarder (guest/protocol.ts ONEBOX_VSOCK_FORWARD_PORT) */
+#define ONEBOX_VSOCK_FORWARD_PORT 1024 /* guest forwarder; guest/protocol.ts, checked by guest/protocol.test.ts */
 #define VSOCK_HOST_PORT_FIRST (1u << 30) /* host-side ephemeral ports, as Firecracker's hybrid vsock */
 /* After a restore, REQUESTs wait at most this long for the guest to handle TRANSPORT_RESET (reset_hold.c). */
 #define VSOCK_RESET_HOLD_MS 5000
