@@ -9,7 +9,6 @@ import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { ConnLimits, releaseWhenDone } from "./conn-limits.ts";
 import { e2bError } from "./errors.ts";
-import { readBodyCapped } from "./request-body.ts";
 
 /** Bun's HTTP parser answers a head over its limit itself, with an empty 431: keep its limit well
  *  above ours so that heads between the two get our JSON 431 (beyond it, the empty one remains). */
@@ -51,20 +50,21 @@ export function startServer(config: Config, api: Hono, dataPlane: DataPlane, lim
     }
   }
 
-  /** Under the idle timeout the body is read whole (capped: JSON 413); then the handler's time is
-   *  the daemon's (a create boots a VM for minutes on a slow host), not a silent client's. The
-   *  timeout is back before the answer is sent: Bun keeps a request's timeout for the connection,
-   *  so an idle keep-alive after it is closed again. */
+  /** The handler's time is the daemon's (a create boots a VM for minutes on a slow host), not a
+   *  silent client's: the idle timeout is off from the end of the request body (which a handler
+   *  reads capped, api/body.ts, and only once the API key passed) until the answer. It is back
+   *  before the answer is sent: Bun keeps a request's timeout for the connection, so an idle
+   *  keep-alive after it is closed again. */
   async function controlPlane(req: Request, server: Server<WsBridge>): Promise<Response> {
-    let body: Uint8Array | null = null;
-    if (req.body !== null && req.method !== "GET" && req.method !== "HEAD") {
-      body = await readBodyCapped(req, config.maxBodyBytes);
-      if (body === null) return e2bError(413, `request body is larger than ${config.maxBodyBytes} bytes; send less`);
+    const quiet = () => server.timeout(req, 0);
+    let inner = req;
+    if (req.body === null || req.method === "GET" || req.method === "HEAD" || req.headers.get("content-length") === "0") quiet();
+    else {
+      const body = req.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: quiet }));
+      inner = new Request(req.url, { method: req.method, headers: req.headers, signal: req.signal, body, duplex: "half" } as RequestInit);
     }
-    server.timeout(req, 0);
     try {
-      const init = { method: req.method, headers: req.headers, signal: req.signal };
-      return await api.fetch(body === null ? req : new Request(req.url, { ...init, body }));
+      return await api.fetch(inner);
     } finally {
       server.timeout(req, config.idleTimeoutSec);
     }
