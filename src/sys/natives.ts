@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from "nod
 import { join } from "node:path";
 import vmmBinary from "../../ffi/build/onebox-vmm" with { type: "file" };
 import libOneboxFile from "../../ffi/build/libonebox.so" with { type: "file" };
+import libOneboxNetFile from "../../ffi/build/libonebox-net.so" with { type: "file" };
 
 /** Where embedded natives are extracted; one file per content hash, so an upgrade never overwrites a running one. */
 export const NATIVE_BIN_DIR = "/run/onebox/bin";
@@ -12,6 +13,7 @@ export const NATIVE_BIN_DIR = "/run/onebox/bin";
 const NATIVES = {
   "onebox-vmm": { embedded: vmmBinary, mode: 0o755 },
   "libonebox.so": { embedded: libOneboxFile, mode: 0o755 }, // dlopen'd by src/sys/libonebox.ts
+  "libonebox-net.so": { embedded: libOneboxNetFile, mode: 0o755 }, // dlopen'd by src/sys/libonebox-net.ts (links libbpf.so.1)
 } as const;
 
 export type NativeName = keyof typeof NATIVES;

@@ -1,0 +1,35 @@
+// Shared by the eBPF program (ffi/bpf) and libonebox-net (ffi/lib/net): the per-slot config and drop reasons.
+// Mirrored in src/sys/bpf-net.ts; change both and bump ONEBOX_NET_ABI_VERSION in ffi/lib/net/net.h.
+#pragma once
+#include <linux/types.h>
+
+/* Most slots the map holds; one per TAP (keyed by ifindex). A /16 sandbox range has 65534 addresses. */
+#define ONEBOX_NET_MAX_SLOTS 65536
+
+/* One slot: every clone shares guest_ip/guest_mac/gateway_*; slot_ip is the clone's own address on the host.
+ * Addresses in network byte order. 32 bytes; reserved is for the policy (issue 14). */
+struct onebox_slot_cfg {
+  __be32 slot_ip;
+  __be32 guest_ip;
+  __be32 gateway_ip;
+  __u8 guest_mac[6];
+  __u8 gateway_mac[6];
+  __u32 flags;
+  __u32 reserved;
+};
+
+/* Why a frame was dropped: index of the onebox_drops counters (per CPU, summed by the library). */
+enum onebox_drop {
+  ONEBOX_DROP_NO_SLOT = 0,     /* no config for this ifindex (a TAP being torn down) */
+  ONEBOX_DROP_SHORT = 1,       /* shorter than its headers say */
+  ONEBOX_DROP_BAD_IP = 2,      /* not IPv4 version 4, ihl < 5 */
+  ONEBOX_DROP_SPOOF = 3,       /* from the guest with another source MAC or IP */
+  ONEBOX_DROP_NOT_IPV4 = 4,    /* IPv6 and other ethertypes (dropped both ways) */
+  ONEBOX_DROP_ARP = 5,         /* ARP that is not a request for the gateway (or our own reply) */
+  ONEBOX_DROP_NOT_GATEWAY = 6, /* from the guest to a MAC other than the gateway's (broadcast, multicast) */
+  ONEBOX_DROP_NOT_SLOT = 7,    /* to the guest but not addressed to the slot's address */
+  ONEBOX_DROP_TINY_FRAG = 8,   /* a first fragment too short to hold its L4 checksum (RFC 1858) */
+  ONEBOX_DROP_MAX = 16,
+};
+
+/* onebox_slot_cfg.flags: none yet (the policy issue adds its bits). */

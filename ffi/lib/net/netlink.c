@@ -1,0 +1,159 @@
+// rtnetlink requests for the host side of slots: routes to slot addresses, the gateway's dummy link, addresses.
+// One request per call on a fresh socket, acknowledged (NLM_F_ACK) before returning; no `ip` process per step.
+#include <errno.h>
+#include <net/if.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include "net.h"
+
+void onebox_net_set_error(const char *fmt, ...);
+
+/* Routes onebox adds carry this protocol number, so `ip route show proto 0x6f` lists them (a leftover check). */
+#define RTPROT_ONEBOX 0x6f
+
+struct req {
+  struct nlmsghdr h;
+  char body[512];
+};
+
+static void *tail(struct req *r) { return (char *)r + NLMSG_ALIGN(r->h.nlmsg_len); }
+
+static int add_attr(struct req *r, unsigned short type, const void *data, int len) {
+  int alen = RTA_LENGTH(len);
+  if (NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(alen) > sizeof(*r)) return -ENOBUFS;
+  struct rtattr *a = tail(r);
+  a->rta_type = type;
+  a->rta_len = alen;
+  if (len) memcpy(RTA_DATA(a), data, len);
+  r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(alen);
+  return 0;
+}
+
+/* Sends r and waits for its acknowledgement; returns 0 or the kernel's -errno. */
+static int talk(struct req *r, const char *what) {
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return -errno;
+  struct timeval tv = {.tv_sec = 5};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  r->h.nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  r->h.nlmsg_seq = 1;
+  int e = 0;
+  if (sendto(fd, r, r->h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    e = -errno;
+    goto out;
+  }
+  char buf[4096];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      e = -errno;
+      goto out;
+    }
+    for (struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        e = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+        goto out;
+      }
+    }
+  }
+out:
+  close(fd);
+  if (e) onebox_net_set_error("netlink %s: %s", what, strerror(-e));
+  return e;
+}
+
+static int route(int type, int flags, int ifindex, uint32_t dst, int prefix_len) {
+  struct req r = {0};
+  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+  r.h.nlmsg_type = type;
+  r.h.nlmsg_flags = flags;
+  struct rtmsg *rt = NLMSG_DATA(&r.h);
+  rt->rtm_family = AF_INET;
+  rt->rtm_dst_len = prefix_len;
+  rt->rtm_table = RT_TABLE_MAIN;
+  rt->rtm_protocol = RTPROT_ONEBOX;
+  rt->rtm_scope = RT_SCOPE_LINK;
+  rt->rtm_type = RTN_UNICAST;
+  add_attr(&r, RTA_DST, &dst, 4);
+  add_attr(&r, RTA_OIF, &ifindex, 4);
+  return talk(&r, type == RTM_NEWROUTE ? "add route" : "delete route");
+}
+
+int onebox_route_add(int ifindex, uint32_t dst, int prefix_len) {
+  return route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ifindex, dst, prefix_len);
+}
+
+int onebox_route_del(int ifindex, uint32_t dst, int prefix_len) { return route(RTM_DELROUTE, 0, ifindex, dst, prefix_len); }
+
+int onebox_link_add_dummy(const char *name) {
+  if (!name || strlen(name) >= IFNAMSIZ) return -EINVAL;
+  struct req r = {0};
+  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+  r.h.nlmsg_type = RTM_NEWLINK;
+  r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  add_attr(&r, IFLA_IFNAME, name, strlen(name) + 1);
+  struct rtattr *info = tail(&r);
+  add_attr(&r, IFLA_LINKINFO, NULL, 0);
+  add_attr(&r, IFLA_INFO_KIND, "dummy", 6);
+  info->rta_len = (char *)tail(&r) - (char *)info;
+  return talk(&r, "add dummy link");
+}
+
+int onebox_link_del(const char *name) {
+  int ifindex = onebox_link_index(name);
+  if (ifindex < 0) return ifindex;
+  struct req r = {0};
+  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+  r.h.nlmsg_type = RTM_DELLINK;
+  struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
+  ifi->ifi_index = ifindex;
+  return talk(&r, "delete link");
+}
+
+int onebox_link_up(const char *name) {
+  int ifindex = onebox_link_index(name);
+  if (ifindex < 0) return ifindex;
+  struct req r = {0};
+  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+  r.h.nlmsg_type = RTM_NEWLINK;
+  struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
+  ifi->ifi_index = ifindex;
+  ifi->ifi_flags = IFF_UP;
+  ifi->ifi_change = IFF_UP;
+  return talk(&r, "set link up");
+}
+
+int onebox_addr_add(int ifindex, uint32_t addr, int prefix_len) {
+  struct req r = {0};
+  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+  r.h.nlmsg_type = RTM_NEWADDR;
+  r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+  struct ifaddrmsg *ifa = NLMSG_DATA(&r.h);
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = prefix_len;
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = ifindex;
+  add_attr(&r, IFA_LOCAL, &addr, 4);
+  add_attr(&r, IFA_ADDRESS, &addr, 4);
+  return talk(&r, "add address");
+}
+
+int onebox_link_index(const char *name) {
+  unsigned i = if_nametoindex(name);
+  return i ? (int)i : -ENODEV;
+}
+
+int onebox_link_name(int ifindex, char *buf, int len) {
+  char name[IF_NAMESIZE];
+  if (!if_indextoname(ifindex, name)) return -ENODEV;
+  int n = strlen(name);
+  if (n >= len) return -ENOBUFS;
+  memcpy(buf, name, n + 1);
+  return n;
+}
