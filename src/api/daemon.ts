@@ -6,7 +6,7 @@ import type { WsBridge } from "../proxy/websocket.ts";
 import { Admission } from "../scheduler/admission.ts";
 import { SandboxManager } from "../sandbox/manager.ts";
 import { DefaultTemplateBuilder } from "../templates/build-default.ts";
-import { loadVmDriver, type VmDriverResult } from "../sandbox/vm-driver.ts";
+import { loadVmDriver, type VmDriverResult } from "../machine/vm-driver.ts";
 import { openState, type State } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";

@@ -1,5 +1,5 @@
 // Row -> E2B JSON: Sandbox, SandboxDetail, ListedSandbox and SandboxMetric (spec §1.3), and templates (§1.4).
-import type { AgentMetrics } from "../sandbox/agent-client.ts";
+import type { AgentMetrics } from "../machine/agent-client.ts";
 import { apiState, isState } from "../sandbox/lifecycle.ts";
 import { parseJsonObject } from "../sandbox/json-fields.ts";
 import type { SandboxRow, TemplateRow } from "../store/index.ts";

@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { VmDriverResult } from "../sandbox/vm-driver.ts";
+import type { VmDriverResult } from "../machine/vm-driver.ts";
 import { parseConfig, type Config } from "../util/config.ts";
 import { startDaemon, type Daemon } from "./daemon.ts";
 

@@ -1,6 +1,6 @@
 // `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
-import type { VmHandle } from "../sandbox/vm-driver.ts";
-import { loadVmDriver } from "../sandbox/vm-driver.ts";
+import type { VmHandle } from "../machine/vm-driver.ts";
+import { loadVmDriver } from "../machine/vm-driver.ts";
 import { openState, type TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { buildDefaultTemplate, buildLogPath, DEFAULT_TEMPLATES } from "../templates/build-default.ts";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Server } from "bun";
 import { startTestDaemon, type TestDaemon } from "../api/test-support.ts";
 import { openState, type NewSandboxRow } from "../store/index.ts";
-import type { VmDriverResult, VmHandle } from "../sandbox/vm-driver.ts";
+import type { VmDriverResult, VmHandle } from "../machine/vm-driver.ts";
 import { forwardPath } from "../vmm/index.ts";
 import { fileSignature } from "./signed-url.ts";
 

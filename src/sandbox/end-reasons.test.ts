@@ -1,7 +1,7 @@
 // Tests the mapping from the vmm's exit record to the sandbox end reason.
 import { expect, test } from "bun:test";
 import { endReasonOf } from "./end-reasons.ts";
-import type { VmExit } from "./vm-driver.ts";
+import type { VmExit } from "../machine/vm-driver.ts";
 
 /** An exit record as src/vmm reads it: detail and console tail are empty unless the case sets them. */
 const rec = (r: Partial<VmExit> & Pick<VmExit, "reason">): VmExit => ({ detail: "", consoleTail: "", ...r });

@@ -1,7 +1,7 @@
 // Maps how a VM process ended (its exit record, docs/architecture.md) to the sandbox's end reason.
 import { takeVmOom } from "../vmm/index.ts";
 import type { EndReason } from "./lifecycle.ts";
-import type { VmExit } from "./vm-driver.ts";
+import type { VmExit } from "../machine/vm-driver.ts";
 
 export function endReasonOf(exit: VmExit, oomKilled: boolean): { reason: EndReason; detail: string } {
   // src/vmm puts the signal's name there, or the exit status when the process exited by itself.

@@ -1,7 +1,7 @@
 // The VMs this daemon holds a handle for: their run dirs, open-stream abort signals, and forward sockets.
 import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
 import { unavailable } from "../util/errors.ts";
-import { forwardSocketPath, type VmHandle } from "./vm-driver.ts";
+import { forwardSocketPath, type VmHandle } from "../machine/vm-driver.ts";
 
 export interface Live {
   handle: VmHandle;

@@ -2,7 +2,7 @@
 import type { State } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { tailFile } from "../util/tail-file.ts";
-import { sandboxPaths } from "./runtime.ts";
+import { sandboxPaths } from "./paths.ts";
 
 export interface LogLine {
   timestamp: string;

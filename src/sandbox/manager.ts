@@ -4,20 +4,23 @@ import type { Config } from "../util/config.ts";
 import { conflict, notFound, OneboxError, unavailable } from "../util/errors.ts";
 import { newAccessToken, newSandboxId } from "../util/ids.ts";
 import { log } from "../util/log.ts";
-import { AgentClient } from "./agent-client.ts";
+import { AgentClient } from "../machine/agent-client.ts";
 import { endReasonOf, wasOomKilled } from "./end-reasons.ts";
-import { agentEnvdVersion } from "./envd-version.ts";
+import { agentEnvdVersion } from "../machine/envd-version.ts";
 import { hostProblem } from "./host-check.ts";
 import { parseJsonObject } from "./json-fields.ts";
 import { assertTransition, isState, TRANSITIONAL_STATES, VISIBLE_STATES, type EndReason, type SandboxState } from "./lifecycle.ts";
 import { OpLocks } from "./op-lock.ts";
-import { isParked, parkSandbox, removeSandboxFiles, resumeSandbox, sandboxPaths, snapshotsInUse, templateProblem } from "./runtime.ts";
+import { parkSandbox, removeSandboxFiles, resumeSandbox, snapshotsInUse } from "./runtime.ts";
+import { isParked, sandboxPaths } from "./paths.ts";
+import { templateProblem } from "../machine/disk.ts";
+import { realMachine } from "../machine/machine.ts";
 import { reapPoolLeftovers } from "./pool-entry.ts";
 import { SandboxStarter } from "./starter.ts";
 import { DeadlineTimers } from "./timers.ts";
-import type { VmDriverResult, VmHandle, VmStats } from "./vm-driver.ts";
+import type { VmDriverResult, VmHandle, VmStats } from "../machine/vm-driver.ts";
 import { LiveVms, type Live } from "./live-vms.ts";
-import type { AgentMetrics } from "./agent-client.ts";
+import type { AgentMetrics } from "../machine/agent-client.ts";
 
 export interface CreateInput {
   templateID: string;
@@ -54,7 +57,7 @@ export class SandboxManager {
     private readonly config: Config,
     private readonly driver: VmDriverResult,
   ) {
-    this.starter = driver.ok ? new SandboxStarter(config, driver.driver, (id) => state.templates.byId(id) ?? null) : null;
+    this.starter = driver.ok ? new SandboxStarter(config, realMachine(driver.driver), (id) => state.templates.byId(id) ?? null) : null;
   }
 
   /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
@@ -289,7 +292,7 @@ export class SandboxManager {
     if (!this.driver.ok) throw new Error(this.driver.problem);
     const template = this.state.templates.resolve(row.templateId);
     if (!template) throw new Error(`its template ${row.templateId} was removed`);
-    const booted = await resumeSandbox(this.config, this.driver.driver, { id: row.id, template, ...init });
+    const booted = await resumeSandbox(this.config, realMachine(this.driver.driver), { id: row.id, template, ...init });
     this.adoptLive(row.id, booted.handle, booted.runDir);
   }
 

@@ -14,21 +14,13 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { newSandboxId, SANDBOX_ID_RE } from "../util/ids.ts";
 import { log } from "../util/log.ts";
-import {
-  agentInit,
-  bringUp,
-  cloneLayer,
-  sandboxPaths,
-  stage,
-  stopAndWait,
-  unwindLogged,
-  type BootRequest,
-  type Booted,
-  type RestoreSource,
-  type Stages,
-} from "./runtime.ts";
-import { vmSpecFor } from "./vm-config.ts";
-import type { PooledVmHandle, VmDriver } from "./vm-driver.ts";
+import { bringUp, stage, stopAndWait, unwindLogged, type Stages } from "../machine/bring-up.ts";
+import { cloneLayer, type RestoreSource } from "../machine/disk.ts";
+import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
+import { vmSpecFor } from "../machine/vm-config.ts";
+import type { PooledVmHandle, VmDriver } from "../machine/vm-driver.ts";
+import { sandboxPaths } from "./paths.ts";
+import { agentInit, type BootRequest, type Booted } from "./runtime.ts";
 
 export interface PoolEntry {
   /** The sandbox id the entry becomes when taken. */
@@ -100,6 +92,7 @@ export async function bootFromPool(
   config: Config,
   entry: PoolEntry,
   req: BootRequest & { from: RestoreSource },
+  guest: GuestLink = agentGuest,
 ): Promise<Booted> {
   if (req.id !== entry.id) throw new Error(`warm pool entry ${entry.id} taken for sandbox ${req.id}`);
   const p = sandboxPaths(config, entry.id);
@@ -113,7 +106,7 @@ export async function bootFromPool(
     const timings = await entry.handle.restore(req.from.vmDir);
     stage(stages, "vmm", t0);
     const place = { id: entry.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from.vmDir };
-    await bringUp(config, req.template, entry.handle, { place, init: agentInit(req) }, stages);
+    await bringUp(config, guest, req.template, entry.handle, { place, init: agentInit(req) }, stages);
     // A sandbox now: no longer the reaper's (recover() adopts it through its row from here on).
     rmSync(markerPath(config, entry.id), { force: true });
     undo.release();

@@ -7,8 +7,10 @@ import { TemplateSnapshots } from "../templates/snapshot.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { bootFromPool, destroyPoolEntry, type PoolEntry } from "./pool-entry.ts";
-import { bootSandbox, RestoreRefused, type BootRequest, type Booted, type RestoreSource } from "./runtime.ts";
-import type { VmDriver } from "./vm-driver.ts";
+import { RestoreRefused } from "../machine/bring-up.ts";
+import type { RestoreSource } from "../machine/disk.ts";
+import type { Machine } from "../machine/machine.ts";
+import { bootSandbox, type BootRequest, type Booted } from "./runtime.ts";
 import { WarmPool } from "./warm-pool.ts";
 
 export interface StartRequest extends Omit<BootRequest, "from"> {
@@ -24,11 +26,12 @@ export class SandboxStarter {
 
   constructor(
     private readonly config: Config,
-    private readonly driver: VmDriver,
+    private readonly machine: Machine,
     /** The template as stored now (the pool drops removed templates' entries). */
     templateOf: (id: string) => TemplateRow | null,
   ) {
-    this.snapshots = config.templateSnapshots ? new TemplateSnapshots(config, driver) : null;
+    const { driver, guest } = machine;
+    this.snapshots = config.templateSnapshots ? new TemplateSnapshots(config, driver, guest) : null;
     const snapshots = this.snapshots;
     this.pool =
       snapshots && config.warmPoolSize > 0 && driver.spawnPooled
@@ -70,7 +73,7 @@ export class SandboxStarter {
     if (pooled) {
       if (from) {
         try {
-          return await bootFromPool(this.config, pooled, { ...req, from });
+          return await bootFromPool(this.config, pooled, { ...req, from }, this.machine.guest);
         } catch (e) {
           log.warn("the warm pool entry failed; starting the sandbox the ordinary way", { id: req.id, template: req.template.id, error: e instanceof Error ? e.message : String(e) });
         }
@@ -80,14 +83,14 @@ export class SandboxStarter {
     }
     if (from) {
       try {
-        return await bootSandbox(this.config, this.driver, { ...req, from });
+        return await bootSandbox(this.config, this.machine, { ...req, from });
       } catch (e) {
         if (!(e instanceof RestoreRefused)) throw e;
         log.warn("the template snapshot was refused; dropping it and cold-booting", { template: req.template.id, error: e.message });
         await this.snapshots?.invalidate(req.template);
       }
     }
-    return bootSandbox(this.config, this.driver, req);
+    return bootSandbox(this.config, this.machine, req);
   }
 
   /** Makes the snapshots of these templates now, one after the other, so first creates restore too; then

@@ -9,9 +9,10 @@ import { join } from "node:path";
 import type { TemplateRow } from "../store/index.ts";
 import { parseConfig, type Config } from "../util/config.ts";
 import { bootFromPool, destroyPoolEntry, makePoolEntry, poolMarkerDir, reapPoolLeftovers, type PoolEntry } from "./pool-entry.ts";
-import { sandboxPaths, type RestoreSource } from "./runtime.ts";
-import { vmSpecFor } from "./vm-config.ts";
-import { loadVmDriver, type VmDriver } from "./vm-driver.ts";
+import type { RestoreSource } from "../machine/disk.ts";
+import { sandboxPaths } from "./paths.ts";
+import { vmSpecFor } from "../machine/vm-config.ts";
+import { loadVmDriver, type VmDriver } from "../machine/vm-driver.ts";
 import { WarmPool, type WarmPoolDeps } from "./warm-pool.ts";
 import { pidAlive } from "../vmm/index.ts";
 
@@ -186,7 +187,7 @@ describe.skipIf(!haveKvm)("warm pool (real pooled vmms, test guest)", () => {
     // A separate process makes two entries and exits without cleaning up: the vmms are detached and live on.
     const script = `
       import { parseConfig } from ${JSON.stringify(join(import.meta.dir, "../util/config.ts"))};
-      import { loadVmDriver } from ${JSON.stringify(join(import.meta.dir, "vm-driver.ts"))};
+      import { loadVmDriver } from ${JSON.stringify(join(import.meta.dir, "../machine/vm-driver.ts"))};
       import { makePoolEntry } from ${JSON.stringify(join(import.meta.dir, "pool-entry.ts"))};
       const config = parseConfig(${JSON.stringify({ dataDir: config.dataDir, runRoot: config.runRoot })});
       const drv = await loadVmDriver();

@@ -5,8 +5,8 @@ import type { TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { destroyPoolEntry, makePoolEntry, type PoolEntry } from "./pool-entry.ts";
-import type { RestoreSource } from "./runtime.ts";
-import type { VmDriver } from "./vm-driver.ts";
+import type { RestoreSource } from "../machine/disk.ts";
+import type { VmDriver } from "../machine/vm-driver.ts";
 
 /** After a failed refill a template's pool waits this long before the next try (a vmm that cannot start must
  *  not be retried in a tight loop). */

@@ -1,7 +1,7 @@
 // Registers a built template image (scripts/mkrootfs.sh output) under $DATA/templates/<id>/.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { agentEnvdVersion } from "../sandbox/envd-version.ts";
+import { agentEnvdVersion } from "../machine/envd-version.ts";
 import type { State, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { loadVmDriver } from "../sandbox/vm-driver.ts";
+import { loadVmDriver } from "../machine/vm-driver.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { parseConfig, type Config } from "../util/config.ts";
 import { currentSnapshot, snapshotKey, snapshotPaths, TemplateSnapshots } from "./snapshot.ts";

@@ -8,10 +8,11 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DIED_WHILE_BOOTING } from "../sandbox/agent-client.ts";
-import { cloneLayer, type RestoreSource } from "../sandbox/runtime.ts";
-import { deathWatch, spawnVm, templateFiles, vmSpecFor, waitGuestReady } from "../sandbox/vm-config.ts";
-import type { VmDriver, VmHandle } from "../sandbox/vm-driver.ts";
+import { DIED_WHILE_BOOTING } from "../machine/agent-client.ts";
+import { cloneLayer, type RestoreSource } from "../machine/disk.ts";
+import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
+import { deathWatch, spawnVm, templateFiles, vmSpecFor } from "../machine/vm-config.ts";
+import type { VmDriver, VmHandle } from "../machine/vm-driver.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { nativePath } from "../sys/natives.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
@@ -89,17 +90,18 @@ export async function buildTemplateSnapshot(
   t: TemplateRow,
   /** Holds the template VM while it runs, so a stopping daemon can end it (it would outlive it otherwise). */
   active: Set<VmHandle> = new Set(),
+  guest: GuestLink = agentGuest,
 ): Promise<RestoreSource> {
   try {
-    return await bootAndSnapshot(config, driver, t, active);
+    return await bootAndSnapshot(config, driver, t, active, guest);
   } catch (e) {
     if (!(e instanceof Error) || !e.message.startsWith(DIED_WHILE_BOOTING)) throw e;
     log.warn("template VM died while booting; booting it once more", { template: t.id, error: e.message });
-    return await bootAndSnapshot(config, driver, t, active);
+    return await bootAndSnapshot(config, driver, t, active, guest);
   }
 }
 
-async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow, active: Set<VmHandle>): Promise<RestoreSource> {
+async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow, active: Set<VmHandle>, guest: GuestLink): Promise<RestoreSource> {
   const id = `template-${t.id}`;
   const runDir = join(config.runRoot, "vms", id);
   const key = await snapshotKey(config, t);
@@ -128,7 +130,7 @@ async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow,
       await Promise.race([handle.exited, Bun.sleep(5000)]);
     });
     // No /init: the token, env vars and clock belong to each clone, sent after its restore.
-    await waitGuestReady(config, t, handle, runDir, deathWatch(handle));
+    await guest.waitReady(config, t, handle, runDir, deathWatch(handle));
     const bootMs = performance.now() - t0;
 
     const t1 = performance.now();
@@ -168,6 +170,7 @@ export class TemplateSnapshots {
   constructor(
     private readonly config: Config,
     private readonly driver: VmDriver,
+    private readonly guest: GuestLink = agentGuest,
   ) {}
 
   /** Calls fn whenever t's snapshot was made, dropped or pruned (the warm pool's entries follow the snapshot). */
@@ -194,7 +197,7 @@ export class TemplateSnapshots {
     const failed = this.failed.get(t.id);
     if (failed && Date.now() - failed.at < RETRY_AFTER_FAILURE_MS) throw failed.error;
     log.info("making the template snapshot", { template: t.id });
-    build = buildTemplateSnapshot(this.config, this.driver, t, this.active);
+    build = buildTemplateSnapshot(this.config, this.driver, t, this.active, this.guest);
     this.building.set(t.id, build);
     try {
       const made = await build;

@@ -4,5 +4,4 @@ export { dialVsock } from "./vsock-dial.ts";
 export { readExitRecord } from "./exit-record.ts";
 export { forwardPath, vmmArgs, vsockPath, ctlPath, RUN_FILES } from "./vm-spec.ts";
 export type { RestoreTimings, VmExit, VmExitReason, VmSpec, VmStats } from "./vm-spec.ts";
-export { guestStatus, hygieneLine, sendHygiene } from "./hygiene.ts";
 export { takeVmOom } from "./cgroup.ts";

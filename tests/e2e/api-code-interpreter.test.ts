@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, TimeoutError } from "@e2b/code-interpreter";
 import { startTestDaemon, type TestDaemon } from "../../src/api/test-support.ts";
-import { loadVmDriver } from "../../src/sandbox/vm-driver.ts";
+import { loadVmDriver } from "../../src/machine/vm-driver.ts";
 import { registerTemplate } from "../../src/templates/register.ts";
 import { buildTemplateSnapshot } from "../../src/templates/snapshot.ts";
 

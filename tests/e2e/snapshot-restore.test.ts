@@ -6,7 +6,8 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { ONEBOX_TEST_ECHO_PORT } from "../../guest/protocol.ts";
-import { RUN_FILES, VmProcess, dialVsock, guestStatus, sendHygiene, type VmSpec } from "../../src/vmm/index.ts";
+import { guestStatus, sendHygiene } from "../../src/machine/hygiene.ts";
+import { RUN_FILES, VmProcess, dialVsock, type VmSpec } from "../../src/vmm/index.ts";
 import { BOOT_TIMEOUT_MS, IN_TESTHOST, bootToMarker, dialWhenListening, echoOver, scratchRoot, type TestVm } from "./lib/harness.ts";
 
 const BYTES = 64 * 1024;

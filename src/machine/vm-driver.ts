@@ -1,4 +1,4 @@
-// The one seam between the sandbox runtime and src/vmm: the VmProcess API of docs/architecture.md.
+// The machine layer's seam to src/vmm: the VmProcess API of docs/architecture.md (fake-machine.ts has an in-memory one).
 import type { Socket } from "node:net";
 import { readExitRecord, VmProcess, type RestoreTimings, type VmExit, type VmSpec, type VmStats } from "../vmm/index.ts";
 
@@ -37,7 +37,7 @@ export interface VmDriver {
 export type VmDriverResult = { ok: true; driver: VmDriver } | { ok: false; problem: string };
 
 /** Path of the forward socket the vmm listens on for guest TCP `port` (docs/architecture.md). */
-export { forwardPath as forwardSocketPath } from "../vmm/index.ts";
+export { forwardPath as forwardSocketPath, vsockPath } from "../vmm/index.ts";
 
 /** The VMM driver: src/vmm's VmProcess (spawns the embedded onebox-vmm, one process per VM). */
 export async function loadVmDriver(): Promise<VmDriverResult> {

@@ -7,7 +7,7 @@ import type { Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ENVD_PORT } from "../../guest/protocol.ts";
-import { forwardPath } from "../vmm/vm-spec.ts";
+import { forwardPath } from "../vmm/index.ts";
 import { flood, listenUnix, peakRssGrowth } from "../util/test-hostile-peer.ts";
 import { AgentClient } from "./agent-client.ts";
 

@@ -1,12 +1,10 @@
-// What a template's microVM looks like (one place for cold boots, template snapshots and restores) and
-// how to tell that its guest is ready: the agent answers /health, then the template's own service.
+// What a template's microVM looks like: one place for cold boots, template snapshots, restores and pooled vmms.
 import { join } from "node:path";
 import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
 import type { TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { unavailable } from "../util/errors.ts";
-import { AgentClient, waitHealthy } from "./agent-client.ts";
-import { forwardSocketPath, type VmHandle, type VmSpec } from "./vm-driver.ts";
+import type { VmHandle, VmSpec } from "./vm-driver.ts";
 
 /** Guest CID: each VM has its own vmm and hybrid-vsock socket, so the CID is private to it. */
 export const GUEST_CID = 3;
@@ -72,19 +70,4 @@ export function deathWatch(handle: VmHandle): () => string | null {
   let dead: string | null = null;
   void handle.exited.then((x) => (dead = `${x.reason}: ${x.detail}${x.signal !== undefined ? ` (${x.signal})` : ""}`));
   return () => dead;
-}
-
-/** Waits until the agent answers /health, then the template's ready port (if it has one). */
-export async function waitGuestReady(
-  config: Config,
-  t: TemplateRow,
-  handle: VmHandle,
-  runDir: string,
-  dead: () => string | null,
-): Promise<void> {
-  await new AgentClient(runDir).waitHealthy(Date.now() + config.bootTimeoutMs, dead);
-  const ready = t.readyPort;
-  if (!ready) return;
-  const socket = FORWARDED_PORTS.includes(ready) ? forwardSocketPath(runDir, ready) : await handle.forward(ready);
-  await waitHealthy(socket, `template's service on port ${ready}`, Date.now() + config.bootTimeoutMs, dead);
 }

@@ -5,7 +5,7 @@ import type { Socket } from "node:net";
 import { ONEBOX_VSOCK_CONTROL_PORT, type ControlRequest, type ControlStatus } from "../../guest/protocol.ts";
 import { z } from "zod";
 import { LineReader } from "../util/bounded-read.ts";
-import { dialVsock } from "./vsock-dial.ts";
+import { dialVsock } from "../vmm/index.ts";
 
 /** Bytes of host CSPRNG output sent per clone (the guest credits them in full and reseeds its CRNG). */
 export const HYGIENE_ENTROPY_BYTES = 64;

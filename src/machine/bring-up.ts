@@ -1,0 +1,92 @@
+// A VM from spawn to a guest that answers: spawn the vmm (boot or restore), then the bring-up of its guest
+// (hygiene after a restore, readiness, /init), with where the time went by stage.
+import type { TemplateRow } from "../store/index.ts";
+import type { CleanupStack } from "../util/cleanup-stack.ts";
+import type { Config } from "../util/config.ts";
+import { unavailable } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { tailFile } from "../util/tail-file.ts";
+import type { AgentInit } from "./agent-client.ts";
+import type { GuestLink } from "./guest-link.ts";
+import type { Machine } from "./machine.ts";
+import { deathWatch, spawnVm, vmSpecFor, type VmPlace } from "./vm-config.ts";
+import type { VmHandle } from "./vm-driver.ts";
+
+export type Stages = Record<string, number>;
+
+/** Adds the ms since `since` to stages[name]; returns now, for the next stage. */
+export function stage(stages: Stages, name: string, since: number): number {
+  const now = performance.now();
+  stages[name] = Math.round((now - since) * 100) / 100;
+  return now;
+}
+
+/** Raised when the vmm refused to restore a snapshot (corrupt, another host kind, another vmm): the
+ *  caller may drop that snapshot and cold-boot instead. */
+export class RestoreRefused extends Error {}
+
+export interface GuestStart {
+  place: VmPlace;
+  init: AgentInit;
+  /** The token the agent already holds (a resumed sandbox's); a fresh guest holds none. */
+  tokenHeader?: string;
+  undo: CleanupStack;
+}
+
+/** Spawns the VM at place (restore or cold boot), then brings its guest up (bringUp). Registers the VM's
+ *  undo on s.undo. */
+export async function startGuest(config: Config, m: Machine, t: TemplateRow, s: GuestStart, stages: Stages): Promise<VmHandle> {
+  const { place } = s;
+  const t0 = performance.now();
+  const handle = await spawnVm(m.driver.spawn, vmSpecFor(config, t, place)).catch((e: unknown) => {
+    throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
+  });
+  s.undo.push("vm process", () => stopAndWait(handle));
+  stage(stages, "vmm", t0);
+  await bringUp(config, m.guest, t, handle, s, stages);
+  return handle;
+}
+
+/** Stops a VM and waits (bounded) for its process to be gone. */
+export async function stopAndWait(handle: VmHandle): Promise<void> {
+  await handle.stop().catch(() => undefined);
+  await Promise.race([handle.exited, Bun.sleep(5000)]);
+}
+
+/** A started VM's guest: a restored one gets its hygiene first; then wait until it is ready and send /init. */
+export async function bringUp(
+  config: Config,
+  guest: GuestLink,
+  t: TemplateRow,
+  handle: VmHandle,
+  s: Omit<GuestStart, "undo">,
+  stages: Stages,
+): Promise<void> {
+  const { place } = s;
+  const dead = deathWatch(handle);
+  let at = performance.now();
+  if (place.restoreFrom) {
+    // Before anything else talks to it, the clone gets its own clock, entropy and identity (docs/snapshot.md).
+    // The identity comes from here, not the kernel command line, which is the template VM's.
+    await guest.hygiene(place.runDir, place.id, config.bootTimeoutMs).catch((e: unknown) => {
+      throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
+    });
+    at = stage(stages, "hygiene", at);
+  }
+  await guest.waitReady(config, t, handle, place.runDir, dead);
+  at = stage(stages, "ready", at);
+  // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
+  await guest.init(place.runDir, s.init, s.tokenHeader).catch((e: unknown) => {
+    // A VM that died meanwhile explains an /init that found no socket better than the socket error.
+    const death = dead();
+    throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
+  });
+  stage(stages, "init", at);
+}
+
+/** Unwinds a failed start's undo stack, logging the console's end first (the undo may remove it). */
+export async function unwindLogged(id: string, undo: CleanupStack, console: string): Promise<void> {
+  const tail = tailFile(console, 4096);
+  if (tail) log.warn("console of the failed start", { id, tail });
+  for (const err of await undo.unwind()) log.warn("cleanup after failed start", { id, error: err.message });
+}

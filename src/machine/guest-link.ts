@@ -1,0 +1,32 @@
+// The machine layer's round trips with a guest: clone hygiene, readiness (/health, the ready port), /init,
+// /metrics. One interface, so the lifecycle's unit tests put a fake guest here (fake-machine.ts).
+import type { TemplateRow } from "../store/index.ts";
+import type { Config } from "../util/config.ts";
+import { AgentClient, waitHealthy, type AgentInit, type AgentMetrics } from "./agent-client.ts";
+import { sendHygiene } from "./hygiene.ts";
+import { FORWARDED_PORTS } from "./vm-config.ts";
+import { forwardSocketPath, vsockPath, type VmHandle } from "./vm-driver.ts";
+
+export interface GuestLink {
+  /** A restored clone's own clock, entropy and identity (docs/snapshot.md), before anything else talks to it. */
+  hygiene(runDir: string, id: string, timeoutMs: number): Promise<void>;
+  /** Until the agent answers /health, then the template's ready port (if it has one). */
+  waitReady(config: Config, t: TemplateRow, handle: VmHandle, runDir: string, dead: () => string | null): Promise<void>;
+  /** POST /init (spec §3.4): tokenHeader is the token the agent already holds (a resumed guest's). */
+  init(runDir: string, body: AgentInit, tokenHeader?: string): Promise<void>;
+  metrics(runDir: string, accessToken: string | null): Promise<AgentMetrics>;
+}
+
+/** The real guest: onebox-init's control channel over vsock and the agent over its forward socket. */
+export const agentGuest: GuestLink = {
+  hygiene: (runDir, id, timeoutMs) => sendHygiene(vsockPath(runDir), { id, hostname: id, timeoutMs }),
+  async waitReady(config, t, handle, runDir, dead) {
+    await new AgentClient(runDir).waitHealthy(Date.now() + config.bootTimeoutMs, dead);
+    const ready = t.readyPort;
+    if (!ready) return;
+    const socket = FORWARDED_PORTS.includes(ready) ? forwardSocketPath(runDir, ready) : await handle.forward(ready);
+    await waitHealthy(socket, `template's service on port ${ready}`, Date.now() + config.bootTimeoutMs, dead);
+  },
+  init: (runDir, body, tokenHeader) => new AgentClient(runDir).init(body, tokenHeader),
+  metrics: (runDir, accessToken) => new AgentClient(runDir).metrics(accessToken),
+};
