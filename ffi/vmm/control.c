@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "pool.h"
+#include "virtio/vsock/vsock.h"
 #include "vcpu.h"
 
 #define CONTROL_LINE_MAX 4096
@@ -154,7 +155,7 @@ static void control_request(struct control *c, char *line) {
     }
   } else if (sscanf(line, "forward %u%c", &port, &extra) == 1) {
     char path[4200], err[256] = "";
-    if (!c->m->vsock) {
+    if (!machine_vsock(c->m)) {
       control_send(c, "err no vsock device (start the vmm with --vsock)");
     } else if (!c->args->forward_dir) {
       control_send(c, "err no directory for forward sockets (start the vmm with --forward-dir)");
@@ -162,7 +163,7 @@ static void control_request(struct control *c, char *line) {
       control_send(c, "err port must be 1..65535");
     } else {
       runtime_forward_path(c, port, path, sizeof path);
-      if (virtio_vsock_add_forward(c->m->vsock, port, path, err, sizeof err) < 0) {
+      if (virtio_vsock_add_forward(machine_vsock(c->m), port, path, err, sizeof err) < 0) {
         control_send(c, "err %s", err);
       } else {
         control_send(c, "ok path=%s", path);
@@ -215,7 +216,7 @@ static void control_accept(struct control *c) {
 /* The vsock and forward socket files are ours: remove them so a finished VM leaves only its records behind. (After
  * the privilege drop only those in the vmm's own dir can go; the daemon removes the rest.) */
 static void control_unlink_sockets(struct control *c) {
-  if (c->m->vsock) virtio_vsock_unlink_sockets(c->m->vsock);
+  if (machine_vsock(c->m)) virtio_vsock_unlink_sockets(machine_vsock(c->m));
 }
 
 static int exit_status(enum vm_exit_reason r) {

@@ -25,3 +25,11 @@ struct cmos {
 
 /* Registers i8042, CMOS and the power-off port on vm->pio. Returns 0 or -1. */
 int legacy_register(struct vm *vm, struct i8042 *kbd, struct cmos *cmos);
+
+/* Snapshot state as plain structs (legacy_persist.c): save() -> state, restore(state). */
+struct i8042_state { uint8_t ctr, out, out_full, pending_cmd; };
+struct cmos_state { uint8_t index, reserved[7]; uint8_t ram[128]; };
+void i8042_save(const struct i8042 *k, struct i8042_state *out);
+void i8042_restore(struct i8042 *k, const struct i8042_state *st);
+void cmos_save(const struct cmos *c, struct cmos_state *out);
+void cmos_restore(struct cmos *c, const struct cmos_state *st);

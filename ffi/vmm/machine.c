@@ -1,4 +1,5 @@
-// Assembles a machine for cold boot or a flat test guest: KVM VM, devices on the buses, ACPI, kernel, boot state.
+// Assembles a machine: KVM VM, devices on the buses, then for a cold boot ACPI, kernel and boot state, or for a
+// restore the snapshot's state (read, checked and applied by snapshot/restore.c).
 #include "machine.h"
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +8,9 @@
 #include "snapshot/format.h"
 #include "snapshot/snapshot.h"
 #include "vcpu.h"
+#include "virtio/blk/blk.h"
+#include "virtio/rng/rng.h"
+#include "virtio/vsock/vsock.h"
 #include "x86_boot.h"
 
 /* Adds a created virtio device to the MMIO bus at the next window and records it for ACPI and the cmdline. */
@@ -36,7 +40,8 @@ static int machine_next_env(struct machine *m, struct virtio_env *env, char *err
   return 0;
 }
 
-int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen) {
+/* The virtio devices of the command line, in order: --disk..., --rng, --vsock (+ forwards). */
+static int add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen) {
   struct virtio_env env;
   struct virtio_mmio_dev *dev;
   for (int i = 0; i < a->ndisks; i++) {
@@ -53,14 +58,14 @@ int machine_add_devices(struct machine *m, const struct vmm_args *a, char *err, 
     if (machine_next_env(m, &env, err, errlen) < 0) return -1;
     if (!(dev = virtio_vsock_create(&env, a->cid, a->vsock, err, errlen))) return -1;
     if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
-    m->vsock = dev;
     for (int i = 0; i < a->nforwards; i++)
       if (virtio_vsock_add_forward(dev, a->forwards[i].port, a->forwards[i].path, err, errlen) < 0) return -1;
   }
   return 0;
 }
 
-int machine_add_legacy(struct machine *m, int console_fd, char *err, size_t errlen) {
+/* COM1 (with its IRQ line), i8042, CMOS and the power-off port. */
+static int add_legacy(struct machine *m, int console_fd, char *err, size_t errlen) {
   serial_init(&m->serial, &m->vm, console_fd);
   if (vm_irq_line_init(&m->vm, SERIAL_COM1_IRQ, &m->serial.irq, err, errlen) < 0) return -1;
   if (bus_register(&m->vm.pio, (struct bus_device){.base = SERIAL_COM1_BASE, .size = SERIAL_PORTS,
@@ -73,19 +78,22 @@ int machine_add_legacy(struct machine *m, int console_fd, char *err, size_t errl
   return 0;
 }
 
-int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
-  memset(m, 0, sizeof *m);
-  for (int i = 0; i < MACHINE_MAX_VIRTIO; i++) m->virtio_irq[i].eventfd = -1;
-  snap_host_kind(); /* looked up now: `snapshot DIR` runs under seccomp */
-  if (a->restore && !a->pool) return snapshot_restore(m, a, console_fd, err, errlen);
-  /* Pooled: the snapshot comes later (`restore DIR`); its shape must be the one given now. */
-  if (a->pool) return snapshot_restore_prepare(m, a, a->vcpus, (uint64_t)a->mem_mib << 20, console_fd, err, errlen);
-  if (vm_create(&m->vm, (uint64_t)a->mem_mib << 20, (int)a->vcpus, err, errlen) < 0) return -1;
+struct virtio_mmio_dev *machine_vsock(const struct machine *m) {
+  for (int i = 0; i < m->nvirtio; i++)
+    if (m->virtio[i]->device_id == VIRTIO_ID_VSOCK) return m->virtio[i];
+  return NULL;
+}
+
+int machine_build_shape(struct machine *m, const struct vmm_args *a, uint32_t nvcpus, uint64_t mem_bytes, int console_fd,
+                        char *err, size_t errlen) {
+  if (vm_create(&m->vm, mem_bytes, (int)nvcpus, err, errlen) < 0) return -1;
   if (vcpus_create(&m->vm, err, errlen) < 0) return -1;
+  if (add_legacy(m, console_fd, err, errlen) < 0) return -1;
+  return add_devices(m, a, err, errlen);
+}
 
-  if (machine_add_legacy(m, console_fd, err, errlen) < 0) return -1;
-  if (machine_add_devices(m, a, err, errlen) < 0) return -1;
-
+int machine_build_for_boot(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+  if (machine_build_shape(m, a, a->vcpus, (uint64_t)a->mem_mib << 20, console_fd, err, errlen) < 0) return -1;
   struct acpi_virtio_dev adevs[MACHINE_MAX_VIRTIO];
   for (int i = 0; i < m->nvirtio; i++)
     adevs[i] = (struct acpi_virtio_dev){.base = VM_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_WINDOW,
@@ -111,6 +119,29 @@ int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, c
     if (loader_load_linux(&m->vm, a->kernel, a->initrd, m->cmdline, rsdp, &lr, err, errlen) < 0) return -1;
   }
   return x86_boot_set_regs(&m->vm.vcpus[0], lr.entry, lr.boot_params, err, errlen);
+}
+
+int machine_build_from_snapshot(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+  struct restore_plan p;
+  struct restore_timings t = {0};
+  if (snapshot_restore_read(a->restore, a->restore_base, &p, &t, err, errlen) < 0) return -1;
+  /* The shape (vCPUs, RAM) is the snapshot's; the devices are the command line's, checked against it. */
+  if (machine_build_shape(m, a, p.reader.hdr.nvcpus, p.reader.hdr.mem_bytes, console_fd, err, errlen) < 0 ||
+      snapshot_restore_check(m, &p, &t, err, errlen) < 0) {
+    restore_plan_free(&p);
+    return -1;
+  }
+  return snapshot_restore_apply(m, &p, &t, err, errlen);
+}
+
+int machine_build(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
+  memset(m, 0, sizeof *m);
+  for (int i = 0; i < MACHINE_MAX_VIRTIO; i++) m->virtio_irq[i].eventfd = -1;
+  snap_host_kind(); /* looked up now: `snapshot DIR` runs under seccomp */
+  /* Pooled: the snapshot comes later (`restore DIR`, pool.c); its shape must be the one given now. */
+  if (a->pool) return machine_build_shape(m, a, a->vcpus, (uint64_t)a->mem_mib << 20, console_fd, err, errlen);
+  if (a->restore) return machine_build_from_snapshot(m, a, console_fd, err, errlen);
+  return machine_build_for_boot(m, a, console_fd, err, errlen);
 }
 
 int machine_start(struct machine *m, char *err, size_t errlen) {

@@ -35,3 +35,8 @@ void serial_pio_write(void *ctx, uint64_t offset, const uint8_t *data, uint32_t 
 void serial_flush(struct serial *s);
 /* Copies the last output (oldest first, NUL-terminated) into buf; returns its length. */
 size_t serial_tail(struct serial *s, char *buf, size_t buflen);
+
+/* Snapshot state: the register file (legacy_persist.c). */
+struct serial_state { uint8_t ier, lcr, mcr, scr, dll, dlm, thre_pending, reserved; };
+void serial_save(struct serial *s, struct serial_state *out);
+void serial_restore(struct serial *s, const struct serial_state *st);

@@ -19,7 +19,10 @@ enum snap_section_kind {
   SNAP_SEC_VCPU_LAPIC, SNAP_SEC_VCPU_MP_STATE, SNAP_SEC_VCPU_EVENTS, SNAP_SEC_VCPU_DEBUGREGS,
   SNAP_SEC_VM_IRQCHIP = 32, SNAP_SEC_VM_PIT2, SNAP_SEC_VM_CLOCK,
   SNAP_SEC_SERIAL = 64, SNAP_SEC_I8042, SNAP_SEC_CMOS,
-  SNAP_SEC_MACHINE = 96, SNAP_SEC_VIRTIO, SNAP_SEC_VSOCK,
+  SNAP_SEC_MACHINE = 96, SNAP_SEC_VIRTIO, /* every virtio device's transport (virtio/persist.h), index = bus slot */
+  /* A virtio device's own state (virtio_device_ops.state_section, index = ordinal among its kind): 98 and up, one
+   * kind per device type; a new device appends its kind here, none is ever renumbered (snapshots on disk). */
+  SNAP_SEC_VSOCK = 98,
   SNAP_SEC_DIFF_BASE = 128, SNAP_SEC_DIFF_RUNS, /* diff snapshots only (snapshot/diff.h) */
 };
 
@@ -36,7 +39,6 @@ struct snap_header {
 
 /* What the machine was built with, checked against the restoring command line. */
 struct snap_machine_state { uint32_t nvirtio, reserved; };
-struct snap_vsock_state { uint32_t next_host_port, reserved; };
 
 struct snap_section_hdr {
   uint16_t kind;

@@ -1,5 +1,5 @@
-// Restore: read and check DIR/state, build (or take a prepared) machine, map DIR/memory (or a diff over its base)
-// copy-on-write, set its state.
+// Restore: read and check DIR/state, check it against a machine machine.c built, map DIR/memory (or a diff over its
+// base) copy-on-write, set its state. Builds nothing: the machine is machine.c's (machine_build_from_snapshot, pool.c).
 #include "snapshot/snapshot.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -189,8 +189,16 @@ int snapshot_restore_check(const struct machine *m, struct restore_plan *p, stru
              ms->nvirtio, m->nvirtio);
     return -1;
   }
-  for (int i = 0; i < m->nvirtio; i++) FIND(virtio[i], SNAP_SEC_VIRTIO, (uint16_t)i, "a virtio device state");
-  if (m->vsock) FIND(vsock, SNAP_SEC_VSOCK, 0, "the vsock state");
+  for (int i = 0; i < m->nvirtio; i++) {
+    const struct virtio_device_ops *ops = m->virtio[i]->ops;
+    FIND(virtio[i], SNAP_SEC_VIRTIO, (uint16_t)i, "a virtio device state");
+    p->virtio_own[i] = NULL;
+    if (ops->state_len &&
+        !(p->virtio_own[i] = snap_reader_find(r, ops->state_section, snap_device_ordinal(m, i), ops->state_len, NULL))) {
+      snprintf(err, errlen, "snapshot lacks the virtio-%s state", ops->name);
+      return -1;
+    }
+  }
   t->validate_ns += lap(&clock);
   return 0;
 }
@@ -206,13 +214,13 @@ static int devices_restore(struct machine *m, const struct restore_plan *p, char
   /* kvmclock continues from the snapshot's value: the guest sees no jump; wall time is fixed by clone hygiene. */
   struct kvm_clock_data clock = {.clock = p->clock->clock};
   if (ioctl(m->vm.vm_fd, KVM_SET_CLOCK, &clock) < 0) return fail(err, errlen, "KVM_SET_CLOCK", NULL);
-  for (int i = 0; i < m->nvirtio; i++)
-    if (virtio_dev_restore(m->virtio[i], p->virtio[i], err, errlen) < 0) return -1;
-  if (m->vsock) {
-    virtio_vsock_restore_next_port(m->vsock, p->vsock->next_host_port);
-    /* Live vsock connections were not saved: the guest must drop its side of them. */
-    if (virtio_vsock_transport_reset(m->vsock) < 0)
-      fprintf(stderr, "onebox-vmm: vsock: no event buffer for TRANSPORT_RESET (driver not ready at snapshot time)\n");
+  /* Every device the same way: its own restore checks and applies its transport and own state (virtio_device_ops). */
+  for (int i = 0; i < m->nvirtio; i++) {
+    struct virtio_mmio_dev *dev = m->virtio[i];
+    pthread_mutex_lock(&dev->lock);
+    int rc = dev->ops->restore(dev, p->virtio[i], p->virtio_own[i], err, errlen);
+    pthread_mutex_unlock(&dev->lock);
+    if (rc < 0) return -1;
   }
   serial_restore(&m->serial, p->serial);
   i8042_restore(&m->kbd, p->kbd);
@@ -240,24 +248,4 @@ int snapshot_restore_apply(struct machine *m, struct restore_plan *p, struct res
 out:
   restore_plan_free(p); /* the mapping keeps the memory file */
   return rc;
-}
-
-int snapshot_restore_prepare(struct machine *m, const struct vmm_args *a, uint32_t nvcpus, uint64_t mem_bytes,
-                             int console_fd, char *err, size_t errlen) {
-  if (vm_create(&m->vm, mem_bytes, (int)nvcpus, err, errlen) < 0) return -1;
-  if (vcpus_create(&m->vm, err, errlen) < 0) return -1;
-  if (machine_add_legacy(m, console_fd, err, errlen) < 0) return -1;
-  return machine_add_devices(m, a, err, errlen);
-}
-
-int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen) {
-  struct restore_plan p;
-  struct restore_timings t = {0};
-  if (snapshot_restore_read(a->restore, a->restore_base, &p, &t, err, errlen) < 0) return -1;
-  if (snapshot_restore_prepare(m, a, p.reader.hdr.nvcpus, p.reader.hdr.mem_bytes, console_fd, err, errlen) < 0 ||
-      snapshot_restore_check(m, &p, &t, err, errlen) < 0) {
-    restore_plan_free(&p);
-    return -1;
-  }
-  return snapshot_restore_apply(m, &p, &t, err, errlen);
 }

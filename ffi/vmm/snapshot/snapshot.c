@@ -8,7 +8,6 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "snapshot/devices.h"
 #include "snapshot/diff.h"
 #include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"
@@ -173,14 +172,13 @@ static int save(struct machine *m, const char *dir, const uint64_t *pages, const
   /* Device locks stay held until RAM is written: the event loop (vsock host side) must not touch the rings
    * or guest buffers while their state and the memory image are taken. */
   for (int i = 0; i < m->nvirtio; i++) {
+    struct virtio_mmio_dev *dev = m->virtio[i];
     struct virtio_dev_state vs;
-    pthread_mutex_lock(&m->virtio[i]->lock);
-    virtio_dev_save(m->virtio[i], &vs);
+    uint8_t own[VIRTIO_OWN_STATE_MAX] = {0};
+    pthread_mutex_lock(&dev->lock);
+    dev->ops->save(dev, &vs, own);
     snap_writer_add(&w, SNAP_SEC_VIRTIO, (uint16_t)i, &vs, sizeof vs);
-  }
-  if (m->vsock) {
-    struct snap_vsock_state vss = {.next_host_port = virtio_vsock_save_next_port(m->vsock)};
-    snap_writer_add(&w, SNAP_SEC_VSOCK, 0, &vss, sizeof vss);
+    if (dev->ops->state_len) snap_writer_add(&w, dev->ops->state_section, snap_device_ordinal(m, i), own, dev->ops->state_len);
   }
   size_t len;
   const uint8_t *img = snap_writer_finish(&w, &len);

@@ -1,7 +1,7 @@
-// Snapshot a paused machine to DIR (state + memory) and build a machine from one (docs/snapshot.md).
+// Snapshot a paused machine to DIR (state + memory), and read, check and apply one to a machine that machine.c built
+// (docs/snapshot.md).
 #pragma once
 #include "machine.h"
-#include "snapshot/devices.h"
 #include "snapshot/diff.h"
 #include "snapshot/format.h"
 #include "virtio/persist.h"
@@ -13,12 +13,12 @@ int snapshot_save(struct machine *m, const char *dir, char *err, size_t errlen);
  * Refused for a VM that was cold-booted. */
 int snapshot_save_diff(struct machine *m, const char *dir, char *err, size_t errlen);
 
-/* Restore is split so that a pooled vmm (docs/snapshot.md "Pooled restore") can prepare the machine ahead:
+/* Restore is split so that a pooled vmm (docs/snapshot.md "Pooled restore") can build the machine ahead:
  *   read:    DIR/state (format, checksum, host kind, caps) and DIR/memory (opened, size checked);
- *   prepare: the machine a snapshot of this shape needs, without its contents (VM, memslot, irqchip, vCPUs, devices);
+ *   (build:  machine.c's machine_build_shape: VM, memslot, irqchip, vCPUs, devices, without contents);
  *   check:   the snapshot against that machine (shape, device count, every section present), changing nothing;
  *   apply:   map the memory, set KVM and device state. A failure here leaves the machine half restored.
- * snapshot_restore does read, prepare, check, apply for `--restore DIR`. */
+ * `--restore DIR` is machine_build_from_snapshot: read, build, check, apply; a pooled vmm builds first (pool.c). */
 
 /* Nanoseconds spent per stage of check + apply (the `restore` reply, bench:restore). */
 struct restore_timings {
@@ -44,14 +44,17 @@ struct restore_plan {
   const struct serial_state *serial;
   const struct i8042_state *kbd;
   const struct cmos_state *cmos;
-  const struct virtio_dev_state *virtio[MACHINE_MAX_VIRTIO];
-  const struct snap_vsock_state *vsock;
+  const struct virtio_dev_state *virtio[MACHINE_MAX_VIRTIO]; /* each device's transport */
+  const void *virtio_own[MACHINE_MAX_VIRTIO];                /* and its own state (ops->state_len bytes), or NULL */
 };
 
-/* Builds m for a snapshot of nvcpus vCPUs and mem_bytes of RAM: everything a cold boot makes except the kernel,
- * firmware tables and register state (those are in the snapshot). Returns 0 or -1 with err. */
-int snapshot_restore_prepare(struct machine *m, const struct vmm_args *a, uint32_t nvcpus, uint64_t mem_bytes,
-                             int console_fd, char *err, size_t errlen);
+/* The section index of device i's own state: its ordinal among the machine's devices of the same kind. */
+static inline uint16_t snap_device_ordinal(const struct machine *m, int i) {
+  uint16_t n = 0;
+  for (int j = 0; j < i; j++) n += m->virtio[j]->device_id == m->virtio[i]->device_id;
+  return n;
+}
+
 /* Reads DIR/state into p and opens DIR/memory (a diff: BASE/memory too, where BASE must be `base`, the caller's
  * own record of it: DIR/state was written by a vmm, so its base path is never opened unless it is that one). Returns 0, or -1 with err (p is then already freed). On 0 the
  * caller owns p: snapshot_restore_apply or restore_plan_free. */
@@ -64,5 +67,3 @@ int snapshot_restore_check(const struct machine *m, struct restore_plan *p, stru
 int snapshot_restore_apply(struct machine *m, struct restore_plan *p, struct restore_timings *t, char *err,
                            size_t errlen);
 void restore_plan_free(struct restore_plan *p);
-/* `--restore DIR`: the shape comes from DIR/state, then prepare, check, apply. Returns 0 or -1 with err. */
-int snapshot_restore(struct machine *m, const struct vmm_args *a, int console_fd, char *err, size_t errlen);

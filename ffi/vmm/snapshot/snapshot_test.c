@@ -5,7 +5,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-#include "snapshot/devices.h"
+#include "legacy.h"
+#include "serial.h"
 #include "snapshot/diff.h"
 #include "snapshot/format.h"
 #include "snapshot/vcpu_state.h"

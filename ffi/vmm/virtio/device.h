@@ -7,17 +7,38 @@
 #define VIRTIO_MAX_QUEUES 3
 #define VIRTIO_CONFIG_MAX 64
 
+struct virtio_dev_state; /* the transport's part of a snapshot (persist.h) */
+
+/* What every device implements (docs/virtio.md "Adding a device"): device.c has notify/reset/destroy, persist.c
+ * has save/restore. The transport (mmio.c) and the machine (machine.c, snapshot/) call only these. */
 struct virtio_device_ops {
   const char *name;  /* for diagnostics on stderr */
   /* Queue `qi` was notified, or the driver just set DRIVER_OK (called for every ready queue).
    * Called with dev->lock held. */
   void (*notify)(struct virtio_mmio_dev *dev, uint16_t qi);
-  /* Status was written 0 (§2.1.2 reset) or the device is being destroyed: drop in-flight state. Lock held. */
+  /* Status was written 0 (§2.1.2 reset) or the device is being destroyed: drop in-flight state. Lock held.
+   * NULL: the device keeps nothing between notifies. */
   void (*reset)(struct virtio_mmio_dev *dev);
   /* Drops all in-flight state and frees impl. The lock is not held; vCPUs no longer access the device,
    * but the event loop may still be running. */
   void (*destroy)(struct virtio_mmio_dev *dev);
+
+  /* Snapshot (Firecracker's devices/virtio/<dev>/persist.rs). A device's state is the transport's (virtio/persist.h,
+   * section SNAP_SEC_VIRTIO, index = its place on the bus) plus, if state_len > 0, state_len bytes of its own (a
+   * plain struct, section state_section of snapshot/format.h, index = its ordinal among devices of its kind).
+   * save: lock held, the device quiescent (vCPUs paused); fills both. Never NULL. */
+  uint16_t state_section;
+  uint32_t state_len;
+  void (*save)(struct virtio_mmio_dev *dev, struct virtio_dev_state *transport, void *own);
+  /* restore: into a device just created from the same command line, before any vCPU runs; lock held. Checks both
+   * parts against this device (refusing a snapshot of another device or shape), then applies them. 0, or -1 with
+   * err. Never NULL. */
+  int (*restore)(struct virtio_mmio_dev *dev, const struct virtio_dev_state *transport, const void *own, char *err,
+                 size_t errlen);
 };
+
+/* The largest own state a device may have (snapshot sections are capped far above it). */
+#define VIRTIO_OWN_STATE_MAX 256
 
 struct virtio_mmio_dev {
   pthread_mutex_t lock; /* guards everything below and the device's impl state */

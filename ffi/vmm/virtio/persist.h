@@ -19,19 +19,10 @@ struct virtio_dev_state {
   struct virtio_queue_state queues[VIRTIO_MAX_QUEUES];
 };
 
-/* Both with dev->lock held by the caller. Device back-ends keep no in-flight chains between locked sections,
- * so the transport and queue indices are the whole guest-visible state of blk, rng and vsock. */
+/* The transport half of every device's ops->save/restore (its persist.c calls these). Both with dev->lock held by the
+ * caller. Device back-ends keep no in-flight chains between locked sections, so the transport and queue indices are
+ * the whole guest-visible ring state. */
 void virtio_dev_save(const struct virtio_mmio_dev *dev, struct virtio_dev_state *out);
 /* Checks st against the device as created from this command line (same device, same offers) and re-validates
  * every ready ring against guest memory. Returns 0, or -1 with err. */
 int virtio_dev_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *st, char *err, size_t errlen);
-
-/* vsock: the next host-side port. A clone continues from it so a new connection never reuses the tuple of a
- * connection the guest still holds from before the snapshot (the guest would answer it with RST). Lock taken. */
-uint32_t virtio_vsock_save_next_port(struct virtio_mmio_dev *dev);
-void virtio_vsock_restore_next_port(struct virtio_mmio_dev *dev, uint32_t port);
-
-/* vsock after restore: live connections were not saved, so tell the guest (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on
- * the event queue, virtio v1.2 §5.10.6.7); the guest also re-reads guest_cid then. Takes the lock. Returns 0 or
- * -1 if the driver posted no event buffer. */
-int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev);

@@ -1,4 +1,4 @@
-// What the machine assembler needs from a virtio device: create it, map its virtio-mmio window, wire its IRQ.
+// What the machine assembler needs from any virtio device: its env, its virtio-mmio window, its end.
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,23 +19,11 @@ struct virtio_env {
   struct evloop *loop;
 };
 
-/* Creation: on failure return NULL and write a message that says what to fix into err. */
-struct virtio_mmio_dev *virtio_blk_create(const struct virtio_env *env, const char *path, bool read_only,
-                                          char *err, size_t errlen);
-struct virtio_mmio_dev *virtio_rng_create(const struct virtio_env *env, char *err, size_t errlen);
-/* uds_path: host-side Unix socket (Firecracker hybrid vsock, docs/architecture.md). */
-struct virtio_mmio_dev *virtio_vsock_create(const struct virtio_env *env, uint64_t guest_cid, const char *uds_path,
-                                            char *err, size_t errlen);
+/* Each device's create function is in its own header (virtio/<dev>/<dev>.h): on failure it returns NULL and writes
+ * a message that says what to fix into err. */
 
 /* MMIO accesses to the device's window (offset from its base). Thread-safe (two vCPUs). */
 void virtio_mmio_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len);
 void virtio_mmio_write(void *dev, uint64_t offset, const uint8_t *data, uint32_t len);
 
 void virtio_mmio_destroy(struct virtio_mmio_dev *dev);
-
-/* vsock only: listen on uds_path; each accepted connection is bridged to guest TCP tcp_port through the
- * guest forwarder (vsock port 1024, `TCP <port>\n`, reply `OK\n` consumed). Callable at any time. */
-int virtio_vsock_add_forward(struct virtio_mmio_dev *dev, uint32_t tcp_port, const char *uds_path,
-                             char *err, size_t errlen);
-/* vsock only: removes the socket files of every listener (the VM is ending; the listeners stay open). */
-void virtio_vsock_unlink_sockets(struct virtio_mmio_dev *dev);

@@ -1,5 +1,6 @@
 // Native test of the virtio-mmio transport, the split virtqueue checks and virtio-rng, through a fake driver.
 #include <stdint.h>
+#include "rng/rng.h"
 #include "test_driver.h"
 
 #define MEM_SIZE (4u << 20)

@@ -1,5 +1,6 @@
 // Virtio ring fuzzer adapter for virtio-blk: requests of every type on a small sparse disk, sectors at its edges.
 #include <fcntl.h>
+#include "../blk/blk.h"
 #include "fuzz.h"
 
 #define DISK_SECTORS 128

@@ -1,4 +1,5 @@
 // Virtio ring fuzzer adapter for virtio-rng: device-writable buffers of any size, up to and past the fill cap.
+#include "../rng/rng.h"
 #include "fuzz.h"
 
 static struct virtio_mmio_dev *rng_create(struct fz *f, char *err, size_t errlen) {

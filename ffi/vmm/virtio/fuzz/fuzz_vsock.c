@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include "../vsock/packet.h"
+#include "../vsock/vsock.h"
 #include "fuzz.h"
 
 #define FZ_CID 3

@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include "snapshot/format.h"
 #include "vsock.h"
 
 void vsock_fill_hdr(struct vsock *vs, struct vsock_conn *c, uint16_t op, uint32_t len, uint32_t flags,
@@ -234,7 +235,9 @@ static void vsock_destroy(struct virtio_mmio_dev *dev) {
 }
 
 static const struct virtio_device_ops vsock_ops = {
-    .name = "vsock", .notify = vsock_notify, .reset = vsock_reset, .destroy = vsock_destroy};
+    .name = "vsock", .notify = vsock_notify, .reset = vsock_reset, .destroy = vsock_destroy,
+    .state_section = SNAP_SEC_VSOCK, .state_len = sizeof(struct vsock_state), .save = vsock_save,
+    .restore = vsock_restore};
 
 struct virtio_mmio_dev *virtio_vsock_create(const struct virtio_env *env, uint64_t guest_cid, const char *uds_path,
                                             char *err, size_t errlen) {

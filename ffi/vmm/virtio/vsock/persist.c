@@ -1,13 +1,14 @@
-// virtio-vsock after a snapshot restore: the guest is told its connections are gone (TRANSPORT_RESET event).
+// virtio-vsock snapshot: transport + the next host port; after a restore the guest is told its connections are gone
+// (TRANSPORT_RESET event), and host REQUESTs wait until it has handled that (reset_hold.c).
+#include <stdio.h>
 #include <string.h>
-#include "../persist.h"
 #include "vsock.h"
 
 /* struct virtio_vsock_event (§5.10.6.7): one le32 id. */
 #define VIRTIO_VSOCK_EVENT_TRANSPORT_RESET 0
 
-int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev) {
-  pthread_mutex_lock(&dev->lock);
+/* Lock held. */
+static int transport_reset(struct virtio_mmio_dev *dev) {
   int rc = -1;
   struct vsock *vs = dev->impl;
   struct virtq_chain *c = &vs->rx_chain; /* scratch chain, free between locked calls */
@@ -21,16 +22,32 @@ int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev) {
     if (rc == 0) vsock_reset_hold_begin(vs, avail); /* host REQUESTs wait for that (reset_hold.c) */
     virtio_dev_signal(dev, VSOCK_QUEUE_EVENT);
   }
+  return rc;
+}
+
+int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev) {
+  pthread_mutex_lock(&dev->lock);
+  int rc = transport_reset(dev);
   pthread_mutex_unlock(&dev->lock);
   return rc;
 }
 
-/* Caller holds dev->lock (snapshot_save holds every device lock while it saves). */
-uint32_t virtio_vsock_save_next_port(struct virtio_mmio_dev *dev) { return ((struct vsock *)dev->impl)->next_host_port; }
+void vsock_save(struct virtio_mmio_dev *dev, struct virtio_dev_state *transport, void *own) {
+  virtio_dev_save(dev, transport);
+  struct vsock_state st = {.next_host_port = ((struct vsock *)dev->impl)->next_host_port};
+  memcpy(own, &st, sizeof st);
+}
 
-void virtio_vsock_restore_next_port(struct virtio_mmio_dev *dev, uint32_t port) {
-  pthread_mutex_lock(&dev->lock);
+int vsock_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *transport, const void *own, char *err,
+                  size_t errlen) {
+  if (virtio_dev_restore(dev, transport, err, errlen) < 0) return -1;
+  struct vsock_state st;
+  memcpy(&st, own, sizeof st);
   /* Same range as conn.c allocates from: [VSOCK_HOST_PORT_FIRST, 2^32). */
-  ((struct vsock *)dev->impl)->next_host_port = port >= VSOCK_HOST_PORT_FIRST ? port : VSOCK_HOST_PORT_FIRST;
-  pthread_mutex_unlock(&dev->lock);
+  ((struct vsock *)dev->impl)->next_host_port =
+      st.next_host_port >= VSOCK_HOST_PORT_FIRST ? st.next_host_port : VSOCK_HOST_PORT_FIRST;
+  /* Live vsock connections were not saved: the guest must drop its side of them. */
+  if (transport_reset(dev) < 0)
+    fprintf(stderr, "onebox-vmm: vsock: no event buffer for TRANSPORT_RESET (driver not ready at snapshot time)\n");
+  return 0;
 }

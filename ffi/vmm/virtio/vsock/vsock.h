@@ -1,10 +1,34 @@
-// virtio-vsock internals shared by the device (queues), connection (state machine) and host (Unix sockets) parts.
+// virtio-vsock (virtio v1.2 §5.10): what the machine and the tests use, and the internals shared by the device
+// (queues), persist (snapshot), connection (state machine), host (Unix sockets) and reset-hold parts.
 #pragma once
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/un.h>
 #include "../device.h"
+#include "../persist.h"
 #include "packet.h"
+
+/* uds_path: host-side Unix socket (Firecracker hybrid vsock, docs/architecture.md). NULL with err. */
+struct virtio_mmio_dev *virtio_vsock_create(const struct virtio_env *env, uint64_t guest_cid, const char *uds_path,
+                                            char *err, size_t errlen);
+/* Listen on uds_path; each accepted connection is bridged to guest TCP tcp_port through the guest forwarder
+ * (vsock port ONEBOX_VSOCK_FORWARD_PORT, `TCP <port>\n`, reply `OK\n` consumed). Callable at any time. */
+int virtio_vsock_add_forward(struct virtio_mmio_dev *dev, uint32_t tcp_port, const char *uds_path, char *err,
+                             size_t errlen);
+/* Removes the socket files of every listener (the VM is ending; the listeners stay open). */
+void virtio_vsock_unlink_sockets(struct virtio_mmio_dev *dev);
+/* Tells the guest its connections are gone (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET on the event queue, §5.10.6.7; the
+ * guest re-reads guest_cid then); restore does it. Takes the lock. 0, or -1 if the driver posted no event buffer. */
+int virtio_vsock_transport_reset(struct virtio_mmio_dev *dev);
+
+/* The device's own snapshot state (persist.c; section SNAP_SEC_VSOCK): the next host-side port. A clone continues
+ * from it so a new connection never reuses the tuple of one the guest still holds from before the snapshot (the
+ * guest would answer it with RST). Live connections are not saved: restore sends TRANSPORT_RESET. */
+struct vsock_state { uint32_t next_host_port, reserved; };
+void vsock_save(struct virtio_mmio_dev *dev, struct virtio_dev_state *transport, void *own);
+int vsock_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *transport, const void *own, char *err,
+                  size_t errlen);
 
 #define VSOCK_QUEUE_SIZE 256
 #define VSOCK_MAX_CONNS 1024        /* host-side connections at once; more are refused at accept */

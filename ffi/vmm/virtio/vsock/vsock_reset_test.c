@@ -169,6 +169,6 @@ int main(void) {
   run_suite(loop, false);
   run_suite(loop, true);
   evloop_destroy(loop);
-  printf("virtio_vsock_reset_test: ok\n");
+  printf("vsock_reset_test: ok\n");
   return 0;
 }

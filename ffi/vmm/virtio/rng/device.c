@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
-#include "../device.h"
+#include "rng.h"
 
 #define RNG_QUEUE_REQUESTQ 0 /* §5.4.2: one queue, requestq */
 #define RNG_QUEUE_SIZE 64
@@ -49,7 +49,8 @@ static void rng_notify(struct virtio_mmio_dev *dev, uint16_t qi) {
 static void rng_destroy(struct virtio_mmio_dev *dev) { free(dev->impl); }
 
 static const struct virtio_device_ops rng_ops = {
-    .name = "rng", .notify = rng_notify, .reset = NULL, .destroy = rng_destroy};
+    .name = "rng", .notify = rng_notify, .reset = NULL, .destroy = rng_destroy, .save = rng_save,
+    .restore = rng_restore};
 
 struct virtio_mmio_dev *virtio_rng_create(const struct virtio_env *env, char *err, size_t errlen) {
   struct virtio_mmio_dev *dev = virtio_dev_alloc(env, VIRTIO_ID_ENTROPY, 0, 1, RNG_QUEUE_SIZE);

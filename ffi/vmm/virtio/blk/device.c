@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "../device.h"
+#include "blk.h"
 
 #define BLK_QUEUE_REQUESTQ 0 /* §5.2.2: one queue without VIRTIO_BLK_F_MQ */
 #define BLK_QUEUE_SIZE 256
@@ -134,7 +134,8 @@ static void blk_destroy(struct virtio_mmio_dev *dev) {
 }
 
 static const struct virtio_device_ops blk_ops = {
-    .name = "blk", .notify = blk_notify, .reset = NULL, .destroy = blk_destroy};
+    .name = "blk", .notify = blk_notify, .reset = NULL, .destroy = blk_destroy, .save = blk_save,
+    .restore = blk_restore};
 
 struct virtio_mmio_dev *virtio_blk_create(const struct virtio_env *env, const char *path, bool read_only,
                                           char *err, size_t errlen) {

@@ -1,7 +1,9 @@
-// Native test of virtio-blk through a fake driver: write/read-back checksum, flush, id, RO, out-of-range.
+// Native test of virtio-blk through a fake driver: the device contract, write/read-back checksum, flush, id, RO,
+// out-of-range.
 #include <fcntl.h>
 #include <stdint.h>
-#include "../test_driver.h"
+#include "../contract.h"
+#include "blk.h"
 
 #define MEM_SIZE (4u << 20)
 #define V1 (1ull << VIRTIO_F_VERSION_1)
@@ -128,16 +130,35 @@ static void test_create_errors(void) {
   fd_teardown(&d);
 }
 
+static struct virtio_mmio_dev *contract_create(const struct virtio_env *env, void *path) {
+  char err[256];
+  struct virtio_mmio_dev *dev = virtio_blk_create(env, path, false, err, sizeof err);
+  if (!dev) fprintf(stderr, "%s\n", err);
+  return dev;
+}
+
+/* A GET_ID request: header, 20 writable id bytes, status. */
+static void contract_request(struct fake_driver *d) {
+  uint64_t hdr = fd_alloc(d, sizeof(struct req_hdr), 8), id = fd_alloc(d, 20, 8), st = fd_alloc(d, 1, 1);
+  *(struct req_hdr *)fd_ptr(d, hdr) = (struct req_hdr){T_GET_ID, 0, 0};
+  struct fd_buf bufs[] = {{hdr, sizeof(struct req_hdr), false}, {id, 20, true}, {st, 1, true}};
+  CHECK(fd_add(d, 0, bufs, 3) >= 0);
+}
+
 int main(void) {
   char path[] = "/tmp/virtio_blk_test.XXXXXX";
   int fd = mkstemp(path);
   CHECK(fd >= 0);
   close(fd);
   make_disk(path);
+  contract_run(&(struct contract_device){.name = "blk", .device_id = VIRTIO_ID_BLOCK, .num_queues = 1,
+                                         .create = contract_create, .ctx = path, .request_queue = 0,
+                                         .post_request = contract_request},
+               NULL);
   test_rw(path);
   test_ro(path);
   test_create_errors();
   unlink(path);
-  printf("virtio_blk_test: ok\n");
+  printf("blk_test: ok\n");
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include "../contract.h"
 #include "fake_guest.h"
 #include "vsock.h"
 
@@ -392,13 +393,37 @@ static void run_suite(struct evloop *loop, bool event_idx) {
   CHECK(access(sock_path, F_OK) != 0); /* socket removed */
 }
 
+/* Contract devices: each on its own socket (a restore test has two at once). */
+static struct virtio_mmio_dev *contract_create(const struct virtio_env *env, void *ctx) {
+  static int n;
+  char err[256], path[108];
+  snprintf(path, sizeof path, "/tmp/virtio_vsock_test.%d.c%d.sock", getpid(), n++);
+  struct virtio_mmio_dev *dev = virtio_vsock_create(env, FG_CID, path, err, sizeof err);
+  if (!dev) fprintf(stderr, "%s\n", err);
+  return dev;
+}
+
+/* A tx packet for a connection that does not exist: consumed at once (answered by a queued RST). */
+static void contract_request(struct fake_driver *d) {
+  uint64_t a = fd_alloc(d, HDR_LEN, 8);
+  *(struct virtio_vsock_hdr *)fd_ptr(d, a) = (struct virtio_vsock_hdr){
+      .src_cid = FG_CID, .dst_cid = VSOCK_CID_HOST, .src_port = 7, .dst_port = 7, .type = VIRTIO_VSOCK_TYPE_STREAM,
+      .op = VIRTIO_VSOCK_OP_RW};
+  struct fd_buf b = {a, HDR_LEN, false};
+  CHECK(fd_add(d, VSOCK_QUEUE_TX, &b, 1) >= 0);
+}
+
 int main(void) {
   snprintf(sock_path, sizeof sock_path, "/tmp/virtio_vsock_test.%d.sock", getpid());
   struct evloop *loop = evloop_create();
   CHECK(loop && evloop_start(loop) == 0);
+  contract_run(&(struct contract_device){.name = "vsock", .device_id = VIRTIO_ID_VSOCK, .num_queues = 3,
+                                         .create = contract_create, .request_queue = VSOCK_QUEUE_TX,
+                                         .post_request = contract_request},
+               loop);
   run_suite(loop, false);
   run_suite(loop, true);
   evloop_destroy(loop);
-  printf("virtio_vsock_test: ok\n");
+  printf("vsock_test: ok\n");
   return 0;
 }

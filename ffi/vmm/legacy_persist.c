@@ -1,6 +1,8 @@
-// Core device save/restore: register files only (console output buffers are the host's, not the guest's, state).
-#include "snapshot/devices.h"
+// Legacy device save/restore (COM1, i8042, CMOS): register files only (console output buffers are the host's, not
+// the guest's, state). The structs are in serial.h and legacy.h; snapshot/ writes and reads them as sections.
 #include <string.h>
+#include "legacy.h"
+#include "serial.h"
 
 void serial_save(struct serial *s, struct serial_state *out) {
   pthread_mutex_lock(&s->lock);
