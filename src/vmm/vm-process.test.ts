@@ -5,7 +5,7 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess, vmmDirFor } from "./vm-process.ts";
-import type { VmSpec } from "./vm-spec.ts";
+import { forwardPath, type VmSpec } from "./vm-spec.ts";
 import { TEST_GUESTS_DIR, haveTestGuest, testGuestSpec } from "./test-guest.ts";
 
 const guests = TEST_GUESTS_DIR;
@@ -144,6 +144,22 @@ describe.skipIf(!haveKvm)("onebox-vmm test guests", () => {
     expect(existsSync(join(s.runDir, "vsock.sock"))).toBe(false);
     expect(existsSync(join(s.runDir, "ctl.sock"))).toBe(false);
     expect(existsSync(s.exitFile)).toBe(true);
+  });
+
+  test("boot forward sockets are bound where the daemon names them (--forward PORT=SOCKET); a bare port is refused", async () => {
+    const s = spec("bad_ring", { vsock: { cid: 3, forwardPorts: [8081] } });
+    const vm = await VmProcess.spawn(s);
+    expect(statSync(forwardPath(s.runDir, 8081)).isSocket()).toBe(true);
+    await vm.stop();
+    // The vmm derives no socket name from --vsock: a forward without its socket is a setup error that says so.
+    const runDir = mkdtempSync(join(tmpdir(), "vmm-test-"));
+    dirs.push(runDir);
+    const r = Bun.spawnSync([join(import.meta.dir, "../../ffi/build/onebox-vmm"), "--ctl", join(runDir, "ctl.sock"),
+      "--exit-file", join(runDir, "exit.json"), "--test-guest", join(guests, "bad_ring.bin"), "--vsock",
+      join(runDir, "vsock.sock"), "--cid", "3", "--forward", "8081", "--no-seccomp"], { timeout: 5000 });
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr.toString()).toContain("--forward takes PORT=PATH");
+    expect(existsSync(`${join(runDir, "vsock.sock")}.tcp-8081`)).toBe(false);
   });
 
   test("adopt: a second client re-attaches to a running vmm and stops it", async () => {
