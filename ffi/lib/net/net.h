@@ -21,10 +21,12 @@ int onebox_tap_read(int fd, uint8_t *buf, int len, int timeout_ms);
 /* rtnetlink (netlink.c), in the calling thread's network namespace. Addresses in network byte order. */
 int onebox_route_add(int ifindex, uint32_t dst, int prefix_len);
 int onebox_route_del(int ifindex, uint32_t dst, int prefix_len);
-int onebox_link_add_dummy(const char *name);
+/* The gateway address as the host's own (table local, on lo), without a link or an address for it. */
+int onebox_route_local_add(uint32_t addr);
+int onebox_route_local_del(uint32_t addr);
 int onebox_link_del(const char *name);
-int onebox_link_up(const char *name);
-int onebox_addr_add(int ifindex, uint32_t addr, int prefix_len);
+/* "ifindex name\n" for every link of this namespace into buf; returns the length. */
+int onebox_link_names(char *buf, int len);
 /* ifindex of `name`, or -ENODEV. */
 int onebox_link_index(const char *name);
 /* Name of `ifindex` into buf (IFNAMSIZ), or -ENODEV. */

@@ -1,4 +1,4 @@
-// rtnetlink requests for the host side of slots: routes to slot addresses, the gateway's dummy link, addresses.
+// rtnetlink requests for the host side of slots: routes to slot addresses, the gateway's local route, links.
 // One request per call on a fresh socket, acknowledged (NLM_F_ACK) before returning; no `ip` process per step.
 #include <errno.h>
 #include <net/if.h>
@@ -7,6 +7,7 @@
 #include <linux/rtnetlink.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <stdio.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include "net.h"
@@ -68,7 +69,8 @@ out:
   return e;
 }
 
-static int route(int type, int flags, int ifindex, uint32_t dst, int prefix_len) {
+static int route(int type, int flags, unsigned char table, unsigned char scope, unsigned char rtype, int ifindex,
+                 uint32_t dst, int prefix_len) {
   struct req r = {0};
   r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
   r.h.nlmsg_type = type;
@@ -76,33 +78,31 @@ static int route(int type, int flags, int ifindex, uint32_t dst, int prefix_len)
   struct rtmsg *rt = NLMSG_DATA(&r.h);
   rt->rtm_family = AF_INET;
   rt->rtm_dst_len = prefix_len;
-  rt->rtm_table = RT_TABLE_MAIN;
+  rt->rtm_table = table;
   rt->rtm_protocol = RTPROT_ONEBOX;
-  rt->rtm_scope = RT_SCOPE_LINK;
-  rt->rtm_type = RTN_UNICAST;
+  rt->rtm_scope = scope;
+  rt->rtm_type = rtype;
   add_attr(&r, RTA_DST, &dst, 4);
   add_attr(&r, RTA_OIF, &ifindex, 4);
   return talk(&r, type == RTM_NEWROUTE ? "add route" : "delete route");
 }
 
 int onebox_route_add(int ifindex, uint32_t dst, int prefix_len) {
-  return route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, ifindex, dst, prefix_len);
+  return route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, RT_TABLE_MAIN, RT_SCOPE_LINK, RTN_UNICAST, ifindex, dst, prefix_len);
 }
 
-int onebox_route_del(int ifindex, uint32_t dst, int prefix_len) { return route(RTM_DELROUTE, 0, ifindex, dst, prefix_len); }
+int onebox_route_del(int ifindex, uint32_t dst, int prefix_len) {
+  return route(RTM_DELROUTE, 0, RT_TABLE_MAIN, RT_SCOPE_LINK, RTN_UNICAST, ifindex, dst, prefix_len);
+}
 
-int onebox_link_add_dummy(const char *name) {
-  if (!name || strlen(name) >= IFNAMSIZ) return -EINVAL;
-  struct req r = {0};
-  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-  r.h.nlmsg_type = RTM_NEWLINK;
-  r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-  add_attr(&r, IFLA_IFNAME, name, strlen(name) + 1);
-  struct rtattr *info = tail(&r);
-  add_attr(&r, IFLA_LINKINFO, NULL, 0);
-  add_attr(&r, IFLA_INFO_KIND, "dummy", 6);
-  info->rta_len = (char *)tail(&r) - (char *)info;
-  return talk(&r, "add dummy link");
+/* `local ADDR dev lo table local`: the host accepts ADDR as its own (and a socket may bind it) without an address on
+ * any link, so no dummy device is needed (not every kernel has CONFIG_DUMMY). */
+int onebox_route_local_add(uint32_t addr) {
+  return route(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, RT_TABLE_LOCAL, RT_SCOPE_HOST, RTN_LOCAL, 1, addr, 32);
+}
+
+int onebox_route_local_del(uint32_t addr) {
+  return route(RTM_DELROUTE, 0, RT_TABLE_LOCAL, RT_SCOPE_HOST, RTN_LOCAL, 1, addr, 32);
 }
 
 int onebox_link_del(const char *name) {
@@ -116,37 +116,25 @@ int onebox_link_del(const char *name) {
   return talk(&r, "delete link");
 }
 
-int onebox_link_up(const char *name) {
-  int ifindex = onebox_link_index(name);
-  if (ifindex < 0) return ifindex;
-  struct req r = {0};
-  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-  r.h.nlmsg_type = RTM_NEWLINK;
-  struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
-  ifi->ifi_index = ifindex;
-  ifi->ifi_flags = IFF_UP;
-  ifi->ifi_change = IFF_UP;
-  return talk(&r, "set link up");
-}
-
-int onebox_addr_add(int ifindex, uint32_t addr, int prefix_len) {
-  struct req r = {0};
-  r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-  r.h.nlmsg_type = RTM_NEWADDR;
-  r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
-  struct ifaddrmsg *ifa = NLMSG_DATA(&r.h);
-  ifa->ifa_family = AF_INET;
-  ifa->ifa_prefixlen = prefix_len;
-  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-  ifa->ifa_index = ifindex;
-  add_attr(&r, IFA_LOCAL, &addr, 4);
-  add_attr(&r, IFA_ADDRESS, &addr, 4);
-  return talk(&r, "add address");
-}
-
 int onebox_link_index(const char *name) {
   unsigned i = if_nametoindex(name);
   return i ? (int)i : -ENODEV;
+}
+
+int onebox_link_names(char *buf, int len) {
+  struct if_nameindex *all = if_nameindex();
+  if (!all) return -errno;
+  int n = 0;
+  for (struct if_nameindex *i = all; i->if_index; i++) {
+    int w = snprintf(buf + n, len - n, "%u %s\n", i->if_index, i->if_name);
+    if (w < 0 || w >= len - n) {
+      if_freenameindex(all);
+      return -ENOBUFS;
+    }
+    n += w;
+  }
+  if_freenameindex(all);
+  return n;
 }
 
 int onebox_link_name(int ifindex, char *buf, int len) {

@@ -1,0 +1,94 @@
+// The host side shared by all slots, made once at daemon start: bpffs and the loaded programs with their pinned
+// maps, the gateway address as the host's own, IPv4 forwarding, and the masquerade table. stop() undoes each step.
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { BpfNet, ensureBpffs, unpinBpf } from "../sys/bpf-net.ts";
+import { routeLocalAdd, routeLocalDel } from "../sys/rtnetlink.ts";
+import { CleanupStack } from "../util/cleanup-stack.ts";
+import { log } from "../util/log.ts";
+import { gatewayIp, SandboxRange } from "./addresses.ts";
+import { applyMasquerade, removeMasquerade } from "./masquerade.ts";
+
+/** The maps' layout version: a new layout gets a new directory instead of misreading old entries. */
+export const PIN_SUBDIR = "onebox/net-v1";
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+
+export interface HostNetOptions {
+  sandboxCidr: string;
+  /** Where bpffs is (mounted there if it is not). */
+  bpffsRoot?: string;
+  /** Small state that must outlive a daemon restart (whether forwarding was off before onebox turned it on). */
+  stateDir: string;
+}
+
+export class HostNet {
+  private constructor(
+    readonly range: SandboxRange,
+    readonly bpf: BpfNet,
+    readonly pinDir: string,
+    private readonly undo: CleanupStack,
+  ) {}
+
+  static async start(opts: HostNetOptions): Promise<HostNet> {
+    const range = new SandboxRange(opts.sandboxCidr);
+    const root = opts.bpffsRoot ?? "/sys/fs/bpf";
+    const pinDir = join(root, PIN_SUBDIR);
+    const undo = new CleanupStack();
+    try {
+      await ensureBpffs(root, join(root, "onebox"));
+      await ensureBpffs(root, pinDir);
+      const bpf = await BpfNet.open(pinDir); // reuses the maps a previous daemon pinned: its slots stay valid
+      undo.push("unload eBPF", () => bpf.close());
+      const gw = gatewayIp();
+      await routeLocalAdd(gw);
+      undo.push("gateway local route", async () => void (await routeLocalDel(gw)));
+      await enableForwarding(opts.stateDir);
+      undo.push("forwarding", () => restoreForwarding(opts.stateDir));
+      await applyMasquerade(range.cidr);
+      undo.push("masquerade table", async () => void (await removeMasquerade()));
+      return new HostNet(range, bpf, pinDir, undo);
+    } catch (e) {
+      for (const err of await undo.unwind()) log.warn("network start-up undo failed", { error: err.message });
+      throw e;
+    }
+  }
+
+  /** Undoes start(). With `unpin`, also removes the pinned maps (only when no slot is left that uses them). */
+  async stop(opts: { unpin: boolean }): Promise<Error[]> {
+    const errors = await this.undo.unwind();
+    if (opts.unpin) {
+      try {
+        await unpinBpf(this.pinDir);
+        rmEmptyDir(dirname(this.pinDir)); // the onebox/ directory, unless another layout version is still there
+      } catch (e) {
+        errors.push(e as Error);
+      }
+    }
+    return errors;
+  }
+}
+
+/** Turns IPv4 forwarding on; remembers in stateDir that it was off, so the stop that follows (even after a
+ * restart) turns it off again. */
+async function enableForwarding(stateDir: string): Promise<void> {
+  const was = readFileSync(IP_FORWARD, "utf8").trim();
+  if (was === "1") return;
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(stateDir, "ip_forward.was"), was);
+  writeFileSync(IP_FORWARD, "1");
+}
+
+function restoreForwarding(stateDir: string): void {
+  const mark = join(stateDir, "ip_forward.was");
+  if (!existsSync(mark)) return;
+  writeFileSync(IP_FORWARD, readFileSync(mark, "utf8").trim() || "0");
+  rmSync(mark, { force: true });
+}
+
+function rmEmptyDir(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOTEMPTY" && (e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+}

@@ -1,0 +1,26 @@
+// Real packets without a VM: frames written into slot TAPs as a guest would, through eBPF, routing and masquerade
+// to TEST-NET servers inside the test's own namespaces, and the replies read back.
+import { describe, expect, test } from "bun:test";
+import { canRunNetns, runInNetns } from "./testing/run-in-netns.ts";
+
+const here = import.meta.dir;
+const GUEST = { dstMac: "02:00:a9:fe:44:06", srcMac: "02:00:a9:fe:44:05", dst: "169.254.68.6" };
+
+describe.skipIf(!canRunNetns)("packet path through two slots", () => {
+  test("ARP, UDP both ways with distinct slot sources, masquerade out, ICMP echo, TCP SYN-ACK, spoofing dropped", async () => {
+    const { result: r } = await runInNetns<any>(`${here}/testing/scenario-packet-path.ts`);
+    expect(r.slots).toEqual([{ tap: "obx0", ip: "198.18.0.1" }, { tap: "obx1", ip: "198.18.0.2" }]);
+    expect(r.arp.arp).toBe(true);
+    expect(r.arp.dstMac).toBe(GUEST.dstMac);
+    // The server on the host sees each clone by its own slot address; the guest sees the reply to its shared address.
+    expect(r.udpLocalA).toEqual({ ...GUEST, src: "203.0.113.10", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.18.0.1" });
+    expect(r.udpLocalB).toEqual({ ...GUEST, src: "203.0.113.10", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.18.0.2" });
+    // Past the host, both leave masqueraded behind its address and the replies find their way back to each slot.
+    expect(r.udpUpstreamA).toEqual({ ...GUEST, src: "203.0.113.20", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.51.100.2" });
+    expect(r.udpUpstreamB).toEqual({ ...GUEST, src: "203.0.113.20", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.51.100.2" });
+    expect(r.ping).toEqual({ ...GUEST, src: "203.0.113.10", proto: 1, ipChecksumOk: true, icmpType: 0, icmpChecksumOk: true });
+    expect(r.synAck).toEqual({ ...GUEST, src: "203.0.113.10", proto: 6, ipChecksumOk: true, l4ChecksumOk: true, flags: 0x12, ack: 5001 });
+    expect(r.spoofReply).toBeNull();
+    expect(r.spoofDropped).toBe(1);
+  }, 60_000);
+});

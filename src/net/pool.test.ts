@@ -1,0 +1,27 @@
+// Slot pool and host setup in a network namespace of the test's own: nothing is left after release and stop.
+import { describe, expect, test } from "bun:test";
+import { canRunNetns, runInNetns } from "./testing/run-in-netns.ts";
+
+const here = import.meta.dir;
+
+describe.skipIf(!canRunNetns)("slot pool (in its own network namespace)", () => {
+  test("made ahead, released even while a VMM holds the TAP, and stop leaves no TAP, program, map, route or nft table", async () => {
+    const { result: r } = await runInNetns<any>(`${here}/testing/scenario-lifecycle.ts`);
+    expect(r.before).toEqual({ taps: [], routes: [], nft: false, pinned: [], forward: "0" });
+    expect(r.running.taps.sort()).toEqual(["obx0", "obx1"]);
+    expect(r.running.nft).toBe(true);
+    expect(r.running.forward).toBe("1");
+    expect(r.running.pinned.map((p: string) => p.split("/").pop()).sort()).toEqual(["net-v1", "onebox", "onebox_drops", "onebox_slots"]) // the dirs and the two maps;
+    expect(r.running.routes.some((l: string) => l.startsWith("198.18.0.1 dev obx0"))).toBe(true);
+    expect(r.running.routes.some((l: string) => l.startsWith("local 169.254.68.5 dev lo"))).toBe(true);
+    expect(r.attached.tap).toBe("obx0");
+    expect(r.attached.ip).toBe("198.18.0.1");
+    expect(r.attached.progIds.length).toBe(2);
+    expect(r.attached.progsAlive).toEqual([true, true]);
+    expect(r.afterRelease).toEqual({ tapGone: true, vmmStillRunning: true });
+    expect(r.refilled.ready).toBe(2); // a replacement (obx2: addresses are reused last)
+    expect(r.stopErrors).toEqual([]);
+    expect(r.after).toEqual({ taps: [], routes: [], nft: false, pinned: [], forward: "0" });
+    expect(r.progsAliveAfter).toEqual([false, false]);
+  }, 60_000);
+});

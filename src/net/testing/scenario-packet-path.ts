@@ -1,0 +1,156 @@
+// Scenario (run by src/net/packet-path.test.ts in its own namespaces): frames written into two slots' TAP fds as a
+// guest would, through the eBPF translation, host routing and nft masquerade to servers on TEST-NET addresses, and
+// the replies read back from the TAPs. "The internet" is 203.0.113.10 on this namespace's lo, and 203.0.113.20 in a
+// second namespace behind a veth (reached through the masquerade). Prints what each exchange saw.
+import { join } from "node:path";
+import { HostNet } from "../host-net.ts";
+import { SlotPool } from "../pool.ts";
+import type { NetSlot } from "../slot.ts";
+import { readFrame, VNET_HDR_SIZE } from "../../sys/tap.ts";
+import { formatMac, parseIpv4, parseMac } from "../../util/ipv4.ts";
+import { arp, checksum, eth, ETH_P_ARP, icmp, ipv4, l4ChecksumOk, parseIpv4Frame, PROTO, udp } from "../../util/test-frames.ts";
+import { GUEST_NET } from "../addresses.ts";
+import { sh } from "./run-in-netns.ts";
+import { writeSync } from "node:fs";
+
+const work = process.argv[2]!;
+const here = import.meta.dir;
+sh("ip link set lo up && ip addr add 203.0.113.10/32 dev lo");
+
+async function waitReady(p: Bun.Subprocess<"ignore", "pipe", "inherit">): Promise<void> {
+  const reader = p.stdout.getReader();
+  const { value } = await reader.read();
+  if (!new TextDecoder().decode(value).includes("ready")) throw new Error("an echo server did not start");
+  reader.releaseLock();
+}
+
+async function spawnReady(cmd: string[]): Promise<Bun.Subprocess<"ignore", "pipe", "inherit">> {
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "inherit" });
+  await waitReady(p);
+  return p;
+}
+
+// The upstream namespace (a child in a network namespace of its own) and the veth to it.
+// Its server binds 203.0.113.20 once the address is there, so its replies come from that address.
+const upstream = Bun.spawn(["unshare", "--net", "--", process.execPath, `${here}/echo-server.ts`, "203.0.113.20"], { stdout: "pipe", stderr: "inherit" });
+await Bun.sleep(200); // its namespace exists once unshare has exec'd
+sh(`ip link add up0 type veth peer name up1 && ip link set up1 netns ${upstream.pid}`);
+sh("ip addr add 198.51.100.2/24 dev up0 && ip link set up0 up && ip route add 203.0.113.20/32 via 198.51.100.1");
+sh(`nsenter -t ${upstream.pid} -n sh -c 'ip link set lo up && ip addr add 198.51.100.1/24 dev up1 && ip link set up1 up && ip addr add 203.0.113.20/32 dev lo'`);
+await waitReady(upstream);
+const local = await spawnReady([process.execPath, `${here}/echo-server.ts`, "203.0.113.10"]);
+
+const host = await HostNet.start({ sandboxCidr: "198.18.0.0/24", bpffsRoot: join(work, "bpffs"), stateDir: join(work, "state") });
+const pool = new SlotPool(host, { size: 2 });
+await pool.start();
+await pool.whenFilled();
+const a = await pool.acquire();
+const b = await pool.acquire();
+
+const GUEST_IP = parseIpv4(GUEST_NET.ip);
+const GUEST_MAC = parseMac(GUEST_NET.mac);
+const GW_MAC = parseMac(GUEST_NET.gatewayMac);
+
+/** Writes a frame as the VMM will: a zeroed virtio-net header (no offloads) then the Ethernet frame. */
+function send(slot: NetSlot, frame: Uint8Array): void {
+  const buf = new Uint8Array(VNET_HDR_SIZE + frame.length);
+  buf.set(frame, VNET_HDR_SIZE);
+  writeSync(slot.fd!, buf);
+}
+
+/** The next frame the guest would receive, without blocking the event loop (servers answer in this process). */
+async function recv(slot: NetSlot, timeoutMs = 3000): Promise<Uint8Array | null> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const f = await readFrame(slot.fd!, 0);
+    if (f) return f.subarray(VNET_HDR_SIZE);
+    await Bun.sleep(5);
+  }
+  return null;
+}
+
+function describe(f: Uint8Array | null) {
+  if (!f) return null;
+  const type = (f[12]! << 8) | f[13]!;
+  if (type === ETH_P_ARP) return { arp: true, dstMac: formatMac(f.subarray(0, 6)), frame: Array.from(f) };
+  const p = parseIpv4Frame(f);
+  const l4 = p.payload;
+  const out: Record<string, unknown> = {
+    dstMac: formatMac(p.dstMac), srcMac: formatMac(p.srcMac), src: p.src, dst: p.dst, proto: p.proto, ipChecksumOk: p.ipChecksumOk,
+  };
+  if (p.proto === PROTO.UDP) {
+    out.l4ChecksumOk = l4ChecksumOk(parseIpv4(p.src), parseIpv4(p.dst), p.proto, l4);
+    out.text = new TextDecoder().decode(l4.subarray(8));
+  } else if (p.proto === PROTO.TCP) {
+    out.l4ChecksumOk = l4ChecksumOk(parseIpv4(p.src), parseIpv4(p.dst), p.proto, l4);
+    out.flags = l4[13];
+    out.ack = new DataView(l4.buffer, l4.byteOffset).getUint32(8);
+  } else if (p.proto === PROTO.ICMP) {
+    out.icmpType = l4[0];
+    out.icmpChecksumOk = checksum(l4) === 0;
+  }
+  return out;
+}
+
+const fromGuest = (payload: Uint8Array) => eth(GW_MAC, GUEST_MAC, 0x0800, payload);
+function udpFrame(dst: string, sport: number, text: string): Uint8Array {
+  const d = parseIpv4(dst);
+  return fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.UDP, payload: udp(GUEST_IP, d, sport, 7777, new TextEncoder().encode(text)) }));
+}
+
+const results: Record<string, unknown> = { slots: [a, b].map((s) => ({ tap: s.tapName, ip: s.slotIp })) };
+
+send(a, eth(new Uint8Array(6).fill(0xff), GUEST_MAC, ETH_P_ARP, arp(1, GUEST_MAC, GUEST_IP, new Uint8Array(6), parseIpv4(GUEST_NET.gateway))));
+results.arp = describe(await recv(a));
+
+send(a, udpFrame("203.0.113.10", 40000, "hello from a"));
+results.udpLocalA = describe(await recv(a));
+send(b, udpFrame("203.0.113.10", 40000, "hello from b"));
+results.udpLocalB = describe(await recv(b));
+
+send(a, udpFrame("203.0.113.20", 40001, "hello upstream"));
+results.udpUpstreamA = describe(await recv(a));
+send(b, udpFrame("203.0.113.20", 40001, "hello upstream"));
+results.udpUpstreamB = describe(await recv(b));
+
+const r10 = parseIpv4("203.0.113.10");
+send(a, fromGuest(ipv4({ src: GUEST_IP, dst: r10, proto: PROTO.ICMP, payload: icmp(8, 0, 0x00420001, new Uint8Array(16).fill(7)) })));
+results.ping = describe(await recv(a));
+
+const fixed = tcpWithFlags(GUEST_IP, r10, 40002, 8080, 0x02, 5000);
+send(a, fromGuest(ipv4({ src: GUEST_IP, dst: r10, proto: PROTO.TCP, payload: fixed })));
+results.synAck = describe(await recv(a));
+
+// A spoofed source never leaves, and nothing answers it.
+const before = host.bpf.drops().spoof;
+send(a, fromGuest(ipv4({ src: parseIpv4("169.254.68.7"), dst: r10, proto: PROTO.UDP, payload: udp(parseIpv4("169.254.68.7"), r10, 1, 7777, new Uint8Array(4)) })));
+results.spoofReply = describe(await recv(a, 300));
+results.spoofDropped = host.bpf.drops().spoof - before;
+
+local.kill();
+upstream.kill();
+await pool.release(a);
+await pool.release(b);
+await pool.stop();
+await host.stop({ unpin: true });
+console.log(JSON.stringify(results));
+
+function tcpWithFlags(src: number, dst: number, sport: number, dport: number, flags: number, seq: number): Uint8Array {
+  const s = new Uint8Array(20);
+  const v = new DataView(s.buffer);
+  v.setUint16(0, sport);
+  v.setUint16(2, dport);
+  v.setUint32(4, seq);
+  v.setUint8(12, 5 << 4);
+  v.setUint8(13, flags);
+  v.setUint16(14, 65535);
+  const pseudo = new Uint8Array(12);
+  const pv = new DataView(pseudo.buffer);
+  pv.setUint32(0, src);
+  pv.setUint32(4, dst);
+  pv.setUint8(9, PROTO.TCP);
+  pv.setUint16(10, 20);
+  const sum = checksum(new Uint8Array([...pseudo, ...s]));
+  v.setUint16(16, sum);
+  return s;
+}
