@@ -2,7 +2,7 @@
 # Installs what building and testing onebox needs on Debian/Ubuntu: Debian packages and Bun (npm).
 set -euo pipefail
 PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
-      clang libbpf-dev bpftool iproute2 curl ca-certificates xz-utils zstd kmod
+      clang libbpf-dev bpftool iproute2 nftables curl ca-certificates xz-utils zstd kmod
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas)
 missing=()

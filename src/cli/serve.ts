@@ -13,6 +13,7 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--warm-pool N (or ONEBOX_WARM_POOL=N; default 2, 0 = off): vmms kept ready per template snapshot]
        [--idle-timeout-sec 30] [--max-connections 1024] [--max-client-connections 256] [--max-header-bytes 16384]
        [--console-log-max-mib N (or ONEBOX_CONSOLE_LOG_MAX_BYTES=B; default 1 MiB): cap of each VM's console log]
+       [--sandbox-cidr 198.18.0.0/16 (or ONEBOX_SANDBOX_CIDR): sandbox addresses on the host] [--net-slot-pool 8]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
@@ -55,6 +56,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxClientConnections: int(a, "max-client-connections"),
     maxHeaderBytes: int(a, "max-header-bytes"),
     consoleLogMaxBytes: mibToBytes(int(a, "console-log-max-mib")) ?? envInt("ONEBOX_CONSOLE_LOG_MAX_BYTES"),
+    sandboxCidr: str(a, "sandbox-cidr") ?? process.env.ONEBOX_SANDBOX_CIDR,
+    netSlotPoolSize: int(a, "net-slot-pool"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {

@@ -53,16 +53,23 @@ export class HostNet {
     }
   }
 
-  /** Undoes start(). With `unpin`, also removes the pinned maps (only when no slot is left that uses them). */
-  async stop(opts: { unpin: boolean }): Promise<Error[]> {
+  /**
+   * `final` (no sandbox left running): undoes start() and removes the pinned maps. Otherwise (a restart while
+   * sandboxes keep running, re-adopted by the next daemon): only unloads this daemon's copy of the programs; the
+   * masquerade table, forwarding, the gateway route and the pinned maps stay so those sandboxes keep their network.
+   */
+  async stop(opts: { final: boolean }): Promise<Error[]> {
+    if (!opts.final) {
+      this.bpf.close();
+      this.undo.release();
+      return [];
+    }
     const errors = await this.undo.unwind();
-    if (opts.unpin) {
-      try {
-        await unpinBpf(this.pinDir);
-        rmEmptyDir(dirname(this.pinDir)); // the onebox/ directory, unless another layout version is still there
-      } catch (e) {
-        errors.push(e as Error);
-      }
+    try {
+      await unpinBpf(this.pinDir);
+      rmEmptyDir(dirname(this.pinDir)); // the onebox/ directory, unless another layout version is still there
+    } catch (e) {
+      errors.push(e as Error);
     }
     return errors;
   }

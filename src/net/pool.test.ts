@@ -24,4 +24,17 @@ describe.skipIf(!canRunNetns)("slot pool (in its own network namespace)", () => 
     expect(r.after).toEqual({ taps: [], routes: [], nft: false, pinned: [], forward: "0" });
     expect(r.progsAliveAfter).toEqual([false, false]);
   }, 60_000);
+
+  test("after a daemon dies, the next re-adopts the slot a VMM still holds (it still translates), reaps the rest, and leaves nothing", async () => {
+    const { result: r } = await runInNetns<any>(`${here}/testing/scenario-restart.ts`);
+    expect(r.first.taps).toEqual(["obx0", "obx1", "obx2"]); // one in use, two made ahead
+    expect(r.between.taps).toEqual(["obx0"]); // the ready ones died with their daemon's fds; the VMM's stayed
+    expect(r.between.nft).toBe(true);
+    expect(r.adopted).toEqual([{ tap: "obx0", ip: "198.18.0.1", fd: null }]);
+    expect(r.reaped.sort()).toEqual(["ifindex 3", "ifindex 4"]); // the dead ready slots' map entries
+    expect(r.seen).toEqual([{ dstMac: "02:00:a9:fe:44:06", src: "203.0.113.10", dst: "169.254.68.6", text: "to the adopted slot" }]);
+    expect(r.afterRelease).toEqual(["obx1"]); // the adopted TAP is gone though the VMM still held it; obx1 is the new ready one
+    expect(r.stopErrors).toEqual([]);
+    expect(r.after).toEqual({ taps: [], routes: [], nft: false, pinned: [], forward: "0" });
+  }, 60_000);
 });

@@ -98,11 +98,12 @@ export class SlotPool {
     while (this.filling) await this.filling;
   }
 
-  /** Destroys every slot, ready and in use (the daemon is stopping and its sandboxes with it). */
-  async stop(): Promise<void> {
+  /** Destroys the ready slots and, unless `keepInUse` (sandboxes keep running for the next daemon to re-adopt),
+   *  the slots in use too. */
+  async stop(opts: { keepInUse: boolean } = { keepInUse: false }): Promise<void> {
     this.stopped = true;
     await this.whenFilled();
-    for (const slot of [...this.ready, ...this.inUse.values()]) await this.release(slot);
+    for (const slot of [...this.ready, ...(opts.keepInUse ? [] : this.inUse.values())]) await this.release(slot);
   }
 
   private nextIndex(): number {

@@ -43,6 +43,12 @@ export const ConfigSchema = z.object({
   /** Size cap of each VM's serial console log on the host (the guest writes it): past it the vmm keeps the newest
    *  half (docs/vmm.md "Console log"). `--console-log-max-mib N` or ONEBOX_CONSOLE_LOG_MAX_BYTES; 64 KiB..1 TiB. */
   consoleLogMaxBytes: z.number().int().min(64 * 1024).max(2 ** 40).default(1 << 20),
+  /** Guest networking (docs/network.md): each sandbox's own address on the host comes from this range. The default is
+   *  RFC 2544's benchmarking block (198.18.0.0/15, first half): never routed on the internet and almost never used by
+   *  LANs, VPNs or clouds (unlike 10/8, 172.16/12, 192.168/16 and 100.64/10). `--sandbox-cidr` or ONEBOX_SANDBOX_CIDR. */
+  sandboxCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "a CIDR range like 198.18.0.0/16").default("198.18.0.0/16"),
+  /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
+  netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

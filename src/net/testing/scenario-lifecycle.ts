@@ -31,7 +31,7 @@ await pool.whenFilled();
 const refilled = pool.stats();
 
 await pool.stop();
-const errors = await host.stop({ unpin: true });
+const errors = await host.stop({ final: true });
 await Bun.sleep(100); // programs are freed after an RCU grace period
 const after = leftovers(bpffs);
 console.log(

@@ -132,7 +132,7 @@ upstream.kill();
 await pool.release(a);
 await pool.release(b);
 await pool.stop();
-await host.stop({ unpin: true });
+await host.stop({ final: true });
 console.log(JSON.stringify(results));
 
 function tcpWithFlags(src: number, dst: number, sport: number, dport: number, flags: number, seq: number): Uint8Array {
