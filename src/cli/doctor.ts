@@ -1,8 +1,10 @@
-// `onebox doctor`: can this host run sandboxes? /dev/kvm, hardware KVM vs PVM, the guest kernel.
+// `onebox doctor`: can this host run sandboxes? /dev/kvm, hardware KVM vs PVM, the guest kernel, guest networking.
 import { parseArgs } from "node:util";
 import { probeKvm, KVM_API_VERSION, type KvmProbe } from "../sys/kvm-probe.ts";
 import { hostKindInfo, type HostKindInfo } from "../sys/host-kind.ts";
 import { resolveGuestKernel, type GuestKernel } from "../sys/guest-kernel.ts";
+import { checkNetwork, type NetworkReport } from "../net/host-checks.ts";
+import { parseConfig } from "../util/config.ts";
 
 export interface DoctorReport {
   ok: boolean;
@@ -12,6 +14,8 @@ export interface DoctorReport {
   /** What stops sandboxes from running, each with what to do. Empty when ok. */
   problems: string[];
   notes: string[];
+  /** Guest networking (docs/network.md): kernel features and the sandbox range; not part of `ok`. */
+  network?: NetworkReport;
 }
 
 const PVM_ADVICE =
@@ -19,7 +23,7 @@ const PVM_ADVICE =
   "boot here. Build a guest kernel with CONFIG_PVM_GUEST=y and CONFIG_X86_PIE=y and point onebox at it: " +
   "`onebox serve --pvm-kernel PATH` or ONEBOX_PVM_KERNEL=PATH (check it first with `onebox doctor --kernel PATH`).";
 
-export async function diagnose(opts: { device?: string; kernel?: string; initrd?: string; dataDir: string }): Promise<DoctorReport> {
+export async function diagnose(opts: { device?: string; kernel?: string; initrd?: string; dataDir: string; sandboxCidr?: string }): Promise<DoctorReport> {
   const kvm = await probeKvm(opts.device);
   const host = hostKindInfo(kvm.ok);
   const kernel = resolveGuestKernel(opts);
@@ -57,7 +61,8 @@ export async function diagnose(opts: { device?: string; kernel?: string; initrd?
   if (!kernel.initrd) {
     notes.push("no initramfs built yet beside the kernel: scripts/mkinitramfs.sh builds it (onebox-init and the kernel's modules)");
   }
-  return { ok: problems.length === 0, kvm, host, kernel, problems, notes };
+  const network = opts.sandboxCidr ? await checkNetwork(opts.sandboxCidr) : undefined;
+  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network };
 }
 
 function describeKvm(k: KvmProbe): string {
@@ -81,8 +86,11 @@ export function formatReport(r: DoctorReport): string {
     `host          ${describeHost(r.host)}`,
     `guest kernel  ${kernelLine}`,
     `initramfs     ${k.initrd ?? "none yet"}`,
+    ...(r.network ? r.network.checks.map((c) => `${`net ${c.name}`.padEnd(13)} ${c.ok ? "" : "FAILED: "}${c.detail}`) : []),
     "",
     ...r.problems.map((p) => `problem: ${p}`),
+    ...(r.network?.notes ?? []).map((n) => `note: ${n}`),
+    ...(r.network && !r.network.ok ? ["note: sandboxes cannot have a network on this host until the FAILED checks above are fixed"] : []),
     ...r.notes.map((n) => `note: ${n}`),
     r.ok ? "sandboxes can run on this host" : "sandboxes cannot run on this host until the problems above are fixed",
   ];
@@ -101,10 +109,12 @@ export async function runDoctor(argv: string[]): Promise<number> {
         initrd: { type: "string" },
         device: { type: "string", default: "/dev/kvm" },
         "data-dir": { type: "string", default: process.env.ONEBOX_DATA_DIR ?? "/var/lib/onebox" },
+        "sandbox-cidr": { type: "string" },
+        "no-network": { type: "boolean", default: false },
       },
     }));
   } catch (e) {
-    console.error(`onebox doctor: ${(e as Error).message}\nusage: onebox doctor [--json] [--kernel PATH] [--initrd PATH] [--data-dir DIR]`);
+    console.error(`onebox doctor: ${(e as Error).message}\nusage: onebox doctor [--json] [--kernel PATH] [--initrd PATH] [--data-dir DIR] [--sandbox-cidr CIDR] [--no-network]`);
     return 2;
   }
   const report = await diagnose({
@@ -112,6 +122,7 @@ export async function runDoctor(argv: string[]): Promise<number> {
     kernel: values.kernel ?? values["pvm-kernel"],
     initrd: values.initrd,
     dataDir: values["data-dir"],
+    sandboxCidr: values["no-network"] ? undefined : parseConfig({ sandboxCidr: values["sandbox-cidr"] ?? process.env.ONEBOX_SANDBOX_CIDR }).sandboxCidr,
   });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
   return report.ok ? 0 : 1;

@@ -16,6 +16,7 @@ const symbols = {
   onebox_route_local_add: { args: [FFIType.u32], returns: FFIType.i32 },
   onebox_route_local_del: { args: [FFIType.u32], returns: FFIType.i32 },
   onebox_link_del: { args: [FFIType.ptr], returns: FFIType.i32 },
+  onebox_link_del_async: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   onebox_link_names: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   onebox_link_index: { args: [FFIType.ptr], returns: FFIType.i32 },
   onebox_link_name: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },

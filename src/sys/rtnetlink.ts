@@ -44,6 +44,21 @@ export async function linkDel(name: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Deletes link `name` and closes `fd` (a TAP's, or -1) off the event loop: unregistering waits ~20 ms for an RCU grace
+ * period. Resolves once the link is gone (polled; false if it was not gone within `timeoutMs`).
+ */
+export async function linkDelAsync(name: string, fd: number, timeoutMs = 5000): Promise<boolean> {
+  const lib = await libOneboxNet();
+  check(lib, lib.onebox_link_del_async(ptr(cstr(name)), fd), `delete link ${name}`);
+  const end = Date.now() + timeoutMs;
+  while (lib.onebox_link_index(ptr(cstr(name))) >= 0) {
+    if (Date.now() > end) return false;
+    await Bun.sleep(2);
+  }
+  return true;
+}
+
 /** The ifindex of `name`, or null when there is no such link. */
 export async function linkIndex(name: string): Promise<number | null> {
   const lib = await libOneboxNet();

@@ -25,6 +25,8 @@ int onebox_route_del(int ifindex, uint32_t dst, int prefix_len);
 int onebox_route_local_add(uint32_t addr);
 int onebox_route_local_del(uint32_t addr);
 int onebox_link_del(const char *name);
+/* Deletes link `name` and then closes `fd` (if >= 0) on a detached thread: both wait ~20 ms for RCU. */
+int onebox_link_del_async(const char *name, int fd);
 /* "ifindex name\n" for every link of this namespace into buf; returns the length. */
 int onebox_link_names(char *buf, int len);
 /* ifindex of `name`, or -ENODEV. */

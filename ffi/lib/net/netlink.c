@@ -1,6 +1,8 @@
 // rtnetlink requests for the host side of slots: routes to slot addresses, the gateway's local route, links.
 // One request per call on a fresh socket, acknowledged (NLM_F_ACK) before returning; no `ip` process per step.
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <net/if.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
@@ -114,6 +116,40 @@ int onebox_link_del(const char *name) {
   struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
   ifi->ifi_index = ifindex;
   return talk(&r, "delete link");
+}
+
+/* Unregistering a link waits for an RCU grace period (~20 ms measured, in the kernel's synchronize_net), and so does
+ * closing the last fd of a TAP: done here on a detached thread so the daemon's event loop never waits for it. */
+struct del_job {
+  char name[IF_NAMESIZE];
+  int fd;
+};
+
+static void *del_thread(void *arg) {
+  struct del_job *job = arg;
+  onebox_link_del(job->name);
+  if (job->fd >= 0) close(job->fd);
+  free(job);
+  return NULL;
+}
+
+int onebox_link_del_async(const char *name, int fd) {
+  if (!name || strlen(name) >= IF_NAMESIZE) return -EINVAL;
+  struct del_job *job = calloc(1, sizeof *job);
+  if (!job) return -ENOMEM;
+  strcpy(job->name, name);
+  job->fd = fd;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  int e = pthread_create(&t, &attr, del_thread, job);
+  pthread_attr_destroy(&attr);
+  if (e) {
+    free(job);
+    return -e;
+  }
+  return 0;
 }
 
 int onebox_link_index(const char *name) {

@@ -3,8 +3,8 @@
 // the replies read back from the TAPs. "The internet" is 203.0.113.10 on this namespace's lo, and 203.0.113.20 in a
 // second namespace behind a veth (reached through the masquerade). Prints what each exchange saw.
 import { join } from "node:path";
-import { HostNet } from "../host-net.ts";
-import { SlotPool } from "../pool.ts";
+import { Network } from "../network.ts";
+import { readQuestion } from "../dns-forwarder.ts";
 import type { NetSlot } from "../slot.ts";
 import { readFrame, VNET_HDR_SIZE } from "../../sys/tap.ts";
 import { formatMac, parseIpv4, parseMac } from "../../util/ipv4.ts";
@@ -40,9 +40,33 @@ sh(`nsenter -t ${upstream.pid} -n sh -c 'ip link set lo up && ip addr add 198.51
 await waitReady(upstream);
 const local = await spawnReady([process.execPath, `${here}/echo-server.ts`, "203.0.113.10"]);
 
-const host = await HostNet.start({ sandboxCidr: "198.18.0.0/24", bpffsRoot: join(work, "bpffs"), stateDir: join(work, "state") });
-const pool = new SlotPool(host, { size: 2 });
-await pool.start();
+// The host's resolver, standing for /etc/resolv.conf's: answers every A query with 203.0.113.10.
+const resolverAsked: string[] = [];
+const resolver = await Bun.udpSocket({
+  hostname: "127.0.0.1",
+  socket: {
+    data(s, buf, port, addr) {
+      const q = new Uint8Array(buf);
+      resolverAsked.push(readQuestion(q)?.name ?? "?");
+      const r = new Uint8Array(q.length + 16);
+      r.set(q);
+      r[2] = 0x81;
+      r[3] = 0x80;
+      r[7] = 1;
+      r.set([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 10], q.length);
+      s.send(r, port, addr);
+    },
+  },
+});
+
+const net = await Network.start({
+  sandboxCidr: "198.18.0.0/24",
+  slotPoolSize: 2,
+  bpffsRoot: join(work, "bpffs"),
+  stateDir: join(work, "state"),
+  dnsUpstreams: [{ host: "127.0.0.1", port: resolver.port }],
+});
+const { host, pool } = net;
 await pool.whenFilled();
 const a = await pool.acquire();
 const b = await pool.acquire();
@@ -121,6 +145,13 @@ const fixed = tcpWithFlags(GUEST_IP, r10, 40002, 8080, 0x02, 5000);
 send(a, fromGuest(ipv4({ src: GUEST_IP, dst: r10, proto: PROTO.TCP, payload: fixed })));
 results.synAck = describe(await recv(a));
 
+// DNS to the gateway: answered by the daemon's forwarder (through the host's resolver), from the gateway address.
+const gw = parseIpv4(GUEST_NET.gateway);
+const dnsQuery = new Uint8Array([0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, ...new TextEncoder().encode("example"), 3, 99, 111, 109, 0, 0, 1, 0, 1]);
+send(b, fromGuest(ipv4({ src: GUEST_IP, dst: gw, proto: PROTO.UDP, payload: udp(GUEST_IP, gw, 5353, 53, dnsQuery) })));
+const dnsReply = await recv(b);
+results.dns = dnsReply && { ...describe(dnsReply), text: undefined, id: (dnsReply[42]! << 8) | dnsReply[43]!, answer: Array.from(dnsReply.subarray(dnsReply.length - 4)), resolverAsked };
+
 // A spoofed source never leaves, and nothing answers it.
 const before = host.bpf.drops().spoof;
 send(a, fromGuest(ipv4({ src: parseIpv4("169.254.68.7"), dst: r10, proto: PROTO.UDP, payload: udp(parseIpv4("169.254.68.7"), r10, 1, 7777, new Uint8Array(4)) })));
@@ -131,8 +162,8 @@ local.kill();
 upstream.kill();
 await pool.release(a);
 await pool.release(b);
-await pool.stop();
-await host.stop({ final: true });
+results.stopErrors = (await net.stop({ final: true })).map((e) => e.message);
+resolver.close();
 console.log(JSON.stringify(results));
 
 function tcpWithFlags(src: number, dst: number, sport: number, dport: number, flags: number, seq: number): Uint8Array {
