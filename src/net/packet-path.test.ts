@@ -7,7 +7,7 @@ const here = import.meta.dir;
 const GUEST = { dstMac: "02:00:a9:fe:44:06", srcMac: "02:00:a9:fe:44:05", dst: "169.254.68.6" };
 
 describe.skipIf(!canRunNetns)("packet path through two slots", () => {
-  test("ARP, UDP both ways with distinct slot sources, masquerade out, ICMP echo, TCP SYN-ACK, DNS at the gateway, spoofing dropped", async () => {
+  test("ARP, UDP both ways with distinct slot sources, masquerade out, ICMP echo, TCP SYN-ACK, guest checksum offload, DNS at the gateway, spoofing dropped", async () => {
     const { result: r } = await runInNetns<any>(`${here}/testing/scenario-packet-path.ts`);
     expect(r.slots).toEqual([{ tap: "obx0", ip: "198.18.0.1" }, { tap: "obx1", ip: "198.18.0.2" }]);
     expect(r.arp.arp).toBe(true);
@@ -20,6 +20,9 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     expect(r.udpUpstreamB).toEqual({ ...GUEST, src: "203.0.113.20", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.51.100.2" });
     expect(r.ping).toEqual({ ...GUEST, src: "203.0.113.10", proto: 1, ipChecksumOk: true, icmpType: 0, icmpChecksumOk: true });
     expect(r.synAck).toEqual({ ...GUEST, src: "203.0.113.10", proto: 6, ipChecksumOk: true, l4ChecksumOk: true, flags: 0x12, ack: 5001 });
+    // Checksum offload from the guest (CHECKSUM_PARTIAL) through both programs: completed correctly by the kernel.
+    expect(r.partialCsumUdp).toEqual({ vnetFlags: 0, ...GUEST, src: "198.18.0.1", proto: 17, ipChecksumOk: true, l4ChecksumOk: true });
+    expect(r.partialCsumTcp).toEqual({ vnetFlags: 0, ...GUEST, src: "198.18.0.1", proto: 6, ipChecksumOk: true, l4ChecksumOk: true });
     expect(r.dns).toEqual({ ...GUEST, src: "169.254.68.5", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, id: 0xabcd, answer: [203, 0, 113, 10], resolverAsked: ["example.com"] });
     expect(r.spoofReply).toBeNull();
     expect(r.spoofDropped).toBe(1);
