@@ -160,6 +160,23 @@ static __always_inline int parse_ip(struct __sk_buff *skb, __be32 *saddr, __be32
   return 0;
 }
 
+/* The gateway address is one of the host's own: the guest may reach only the DNS forwarder (UDP/TCP 53) and ping it,
+ * not every host service listening on a wildcard address (the daemon's API among them). */
+static __always_inline int gateway_service(struct __sk_buff *skb, __u8 proto, __u32 l4_off, int first_frag) {
+  if (!first_frag) return 0;
+  if (proto == IPPROTO_UDP || proto == IPPROTO_TCP) {
+    __be16 ports[2];
+    if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof ports) < 0) return 0;
+    return ports[1] == bpf_htons(53);
+  }
+  if (proto == IPPROTO_ICMP) {
+    __u8 type;
+    if (bpf_skb_load_bytes(skb, l4_off, &type, 1) < 0) return 0;
+    return type == 8; /* echo request */
+  }
+  return 0;
+}
+
 /* Answers the guest's ARP request for the gateway from the TAP itself: the same gateway MAC on every TAP, so a
  * clone's ARP cache from the snapshot stays valid wherever it runs. */
 static __always_inline int arp_reply(struct __sk_buff *skb, struct onebox_slot_cfg *cfg) {
@@ -203,6 +220,7 @@ int onebox_from_guest(struct __sk_buff *skb) {
   int first, bad = parse_ip(skb, &saddr, &daddr, &proto, &l4_off, &first);
   if (bad) return bad;
   if (saddr != cfg->guest_ip) return drop(ONEBOX_DROP_SPOOF);
+  if (daddr == cfg->gateway_ip && !gateway_service(skb, proto, l4_off, first)) return drop(ONEBOX_DROP_GATEWAY_PORT);
   return rewrite_ip(skb, IP_SRC_OFF, cfg->guest_ip, cfg->slot_ip, proto, l4_off, first, 16);
 }
 

@@ -29,6 +29,7 @@ enum onebox_drop {
   ONEBOX_DROP_NOT_GATEWAY = 6, /* from the guest to a MAC other than the gateway's (broadcast, multicast) */
   ONEBOX_DROP_NOT_SLOT = 7,    /* to the guest but not addressed to the slot's address */
   ONEBOX_DROP_TINY_FRAG = 8,   /* a first fragment too short to hold its L4 checksum (RFC 1858) */
+  ONEBOX_DROP_GATEWAY_PORT = 9, /* to the gateway address but not DNS (UDP/TCP 53) or ping */
   ONEBOX_DROP_MAX = 16,
 };
 

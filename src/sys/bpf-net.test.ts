@@ -148,6 +148,21 @@ describe.skipIf(!root)("from the guest (tc ingress of the TAP)", () => {
     run("to-guest", eth(GUEST_MAC, OTHER_MAC, ETH_P_ARP, arp(1, OTHER_MAC, SLOT_IP, new Uint8Array(6), GUEST_IP)), "arp");
   });
 
+  test("to the gateway address only DNS and ping pass: no other host service is reachable through it", () => {
+    const dns = ipv4({ src: GUEST_IP, dst: GATEWAY_IP, proto: PROTO.UDP, payload: udp(GUEST_IP, GATEWAY_IP, 5353, 53, new Uint8Array(12)) });
+    expect(parseIpv4Frame(run("from-guest", fromGuest(dns)).frame).src).toBe("198.18.0.7");
+    const dnsTcp = ipv4({ src: GUEST_IP, dst: GATEWAY_IP, proto: PROTO.TCP, payload: tcp(GUEST_IP, GATEWAY_IP, 40000, 53, new Uint8Array(0)) });
+    expect(run("from-guest", fromGuest(dnsTcp)).verdict).toBe(TC_ACT.OK);
+    const ping = ipv4({ src: GUEST_IP, dst: GATEWAY_IP, proto: PROTO.ICMP, payload: icmp(8, 0, 1, new Uint8Array(8)) });
+    expect(run("from-guest", fromGuest(ping)).verdict).toBe(TC_ACT.OK);
+    const api = ipv4({ src: GUEST_IP, dst: GATEWAY_IP, proto: PROTO.TCP, payload: tcp(GUEST_IP, GATEWAY_IP, 40001, 3000, new Uint8Array(0)) });
+    run("from-guest", fromGuest(api), "gateway-port");
+    const ssh = ipv4({ src: GUEST_IP, dst: GATEWAY_IP, proto: PROTO.TCP, payload: tcp(GUEST_IP, GATEWAY_IP, 40002, 22, new Uint8Array(0)) });
+    run("from-guest", fromGuest(ssh), "gateway-port");
+    const frag = ipv4({ src: GUEST_IP, dst: GATEWAY_IP, proto: PROTO.UDP, payload: new Uint8Array(16), fragOffset: 2 });
+    run("from-guest", fromGuest(frag), "gateway-port");
+  });
+
   test("too short, spoofed, IPv6 and not-to-the-gateway frames are dropped", () => {
     const good = ipv4({ src: GUEST_IP, dst: REMOTE, proto: PROTO.UDP, payload: udp(GUEST_IP, REMOTE, 1, 2, new Uint8Array(2)) });
     // The kernel's test_run refuses an IPv4 frame shorter than 20 bytes of IP header; the program sees short ones as

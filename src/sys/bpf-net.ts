@@ -17,7 +17,7 @@ export interface SlotCfg {
 
 /** enum onebox_drop, in order. */
 export const DROP_REASONS = [
-  "no-slot", "short", "bad-ip", "spoof", "not-ipv4", "arp", "not-gateway", "not-slot", "tiny-fragment",
+  "no-slot", "short", "bad-ip", "spoof", "not-ipv4", "arp", "not-gateway", "not-slot", "tiny-fragment", "gateway-port",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 const DROP_MAX = 16;
