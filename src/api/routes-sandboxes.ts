@@ -5,24 +5,32 @@ import type { CreateInput } from "../sandbox/manager.ts";
 import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
 import { e2bError } from "./errors.ts";
-import { unavailable } from "../util/errors.ts";
+import type { SandboxState } from "../store/index.ts";
+import { notFound, unavailable } from "../util/errors.ts";
 import { ListQueryV2, NewSandboxV1, NewSandboxV2 } from "./schemas.ts";
 import { listedSandboxJson, sandboxDetailJson, sandboxJson } from "./serialize.ts";
+
+/** The row states each E2B list state stands for (spec §1.3: the API knows only running and paused). */
+const LISTED_RUNNING: SandboxState[] = ["starting", "running", "resuming", "stopping"];
+const LISTED_PAUSED: SandboxState[] = ["pausing", "paused"];
 
 export function sandboxRoutes(d: ApiDeps): Hono {
   const app = new Hono();
   const max = d.config.maxBodyBytes;
 
+  // The template is resolved once here: its cost is admitted and the same row is created from.
   async function create(input: CreateInput) {
-    const build = d.state.templates.resolve(input.templateID) ? undefined : d.templateBuilds?.statusOf(input.templateID);
+    const found = d.state.templates.resolve(input.templateID);
+    const build = found ? undefined : d.templateBuilds?.statusOf(input.templateID);
     if (build?.state === "building") {
       throw unavailable(`template '${input.templateID}' is being built (since ${new Date(build.since).toISOString()}); retry in a few minutes`);
     }
     if (build?.state === "failed") {
       throw unavailable(`template '${input.templateID}' could not be built: ${build.message}; fix it and run \`onebox template build ${input.templateID}\``);
     }
-    const t = d.manager.resolveTemplate(input.templateID);
-    return d.admission.admit({ cpus: t.cpuCount, memoryMib: t.memoryMb }, () => d.manager.create(input));
+    if (!found) throw notFound(`template '${input.templateID}' not found`);
+    const t = found;
+    return d.admission.admit({ cpus: t.cpuCount, memoryMib: t.memoryMb }, () => d.manager.create(input, t));
   }
 
   // v2 (JS 2.51): always secure, timeout default 300.
@@ -69,7 +77,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
 
   app.get("/v2/sandboxes", (c) => {
     const q = parseQuery(c, ListQueryV2);
-    const states = q.state.flatMap((s) => (s === "running" ? ["starting", "running", "resuming", "stopping"] : ["pausing", "paused"]));
+    const states = q.state.flatMap((s) => (s === "running" ? LISTED_RUNNING : LISTED_PAUSED));
     let templateIds: string[] | undefined;
     if (q.template) {
       const t = d.state.templates.resolve(q.template);
@@ -92,7 +100,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   // Deprecated v1 list: running only, no paging; same metadata filter.
   app.get("/sandboxes", (c) => {
     const metadata = parseMetadataFilter(c.req.query("metadata"));
-    const states = ["starting", "running", "resuming", "stopping"];
+    const states = LISTED_RUNNING;
     const { items } = listPage(d.state.sandboxes, { metadata, states, order: "desc" });
     return c.json(items.map(listedSandboxJson));
   });

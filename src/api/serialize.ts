@@ -1,6 +1,6 @@
 // Row -> E2B JSON: Sandbox, SandboxDetail, ListedSandbox and SandboxMetric (spec §1.3), and templates (§1.4).
 import type { AgentMetrics } from "../machine/agent-client.ts";
-import { apiState, isState } from "../sandbox/lifecycle.ts";
+import { apiState } from "../sandbox/lifecycle.ts";
 import { parseJsonObject } from "../sandbox/json-fields.ts";
 import type { SandboxRow, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
@@ -9,7 +9,7 @@ import { aliasesOf } from "../store/template-store.ts";
 export const CLIENT_ID = "6532622b";
 
 const iso = (ms: number) => new Date(ms).toISOString();
-const state = (r: SandboxRow) => (isState(r.state) ? apiState(r.state) : "running");
+const state = (r: SandboxRow) => apiState(r.state);
 
 export function sandboxJson(r: SandboxRow, domain: string) {
   return {

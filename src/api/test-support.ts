@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { VmDriverResult } from "../machine/vm-driver.ts";
 import { parseConfig, type Config } from "../util/config.ts";
-import { startDaemon, type Daemon } from "./daemon.ts";
+import { startDaemon, type Daemon } from "../daemon.ts";
 
 export interface TestDaemon extends Daemon {
   dataDir: string;

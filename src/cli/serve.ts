@@ -1,5 +1,5 @@
 // `onebox serve`: runs the control plane and the data plane on one port until SIGINT/SIGTERM.
-import { startDaemon } from "../api/daemon.ts";
+import { startDaemon } from "../daemon.ts";
 import { adminKeyPath } from "../api/admin-key.ts";
 import { parseConfig } from "../util/config.ts";
 import { log } from "../util/log.ts";

@@ -1,11 +1,12 @@
 // The data-plane handler: route to a running sandbox's guest port, or answer the edge's 502s (spec §2.3).
-import type { SandboxManager } from "../sandbox/manager.ts";
+import { ENVD_PORT } from "../../guest/protocol.ts";
 import { log } from "../util/log.ts";
-import { checkPortAccess, type SecretsLookup } from "./access.ts";
+import { checkPortAccess } from "./access.ts";
 import type { Dispatch } from "./dispatch.ts";
 import { forwardRequest, PortClosedError } from "./forward.ts";
 import { sandboxForSignedUrl } from "./signed-url.ts";
 import type { Server } from "bun";
+import type { SandboxPort } from "./sandbox-port.ts";
 import { isWebSocketUpgrade, openUpstream, upgradeClient, type WsBridge } from "./websocket.ts";
 
 export function sandboxNotFound(sandboxId: string): Response {
@@ -22,10 +23,7 @@ export interface ServerHooks {
 }
 
 export class DataPlane {
-  constructor(
-    private readonly manager: SandboxManager,
-    private readonly secrets: SecretsLookup,
-  ) {}
+  constructor(private readonly sandboxes: SandboxPort) {}
 
   /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. The server's
    *  hooks: `release` goes with an upgraded socket (released when it closes); `streaming` is called
@@ -39,13 +37,13 @@ export class DataPlane {
   ): Promise<Response | undefined> {
     if (d.plane === "bad") return Response.json({ code: 400, message: d.message }, { status: 400 });
     if (d.plane === "signed-files") {
-      const id = await sandboxForSignedUrl(url, req.method, this.manager.runningTokens());
+      const id = await sandboxForSignedUrl(url, req.method, this.sandboxes.runningTokens());
       // What envd itself would say for a signature no live sandbox issued (spec §3.5).
       if (!id) return Response.json({ code: 401, message: "invalid signature" }, { status: 401 });
-      return this.forward(req, url, id, 49983, server, hooks);
+      return this.forward(req, url, id, ENVD_PORT, server, hooks);
     }
     // Before routing: a refused request resumes nothing and takes no forward slot.
-    const refused = await checkPortAccess(req, url, d.sandboxId, d.port, this.secrets(d.sandboxId));
+    const refused = await checkPortAccess(req, url, d.sandboxId, d.port, this.sandboxes.secrets(d.sandboxId));
     if (refused) return refused;
     return this.forward(req, url, d.sandboxId, d.port, server, hooks);
   }
@@ -58,11 +56,11 @@ export class DataPlane {
     server: Server<WsBridge>,
     hooks: ServerHooks,
   ): Promise<Response | undefined> {
-    const route = await this.manager.routeOrResume(id);
+    const route = await this.sandboxes.routeOrResume(id);
     // Unknown, dead and paused sandboxes all look the same to the SDK: 502 (isRunning() → false).
     if (!route) return sandboxNotFound(id);
     try {
-      const socket = await this.manager.portSocket(id, route.runDir, port);
+      const socket = await route.socket(port);
       if (isWebSocketUpgrade(req)) {
         const upstream = await openUpstream(req, url, socket).catch(() => null);
         if (!upstream) return portNotOpen(id, port);

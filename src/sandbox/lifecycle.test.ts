@@ -1,7 +1,7 @@
 // Tests the lifecycle table and the operation lock.
 import { describe, expect, test } from "bun:test";
 import { OneboxError } from "../util/errors.ts";
-import { apiState, assertTransition, canTransition, STATES, TRANSITIONS, VISIBLE_STATES } from "./lifecycle.ts";
+import { ACTIONS, apiState, assertTransition, canTransition, precondition, STATES, TRANSITIONS, VISIBLE_STATES, type Op } from "./lifecycle.ts";
 import { OpLocks } from "./op-lock.ts";
 
 describe("lifecycle table", () => {
@@ -36,6 +36,37 @@ describe("lifecycle table", () => {
     expect(apiState("pausing")).toBe("paused");
     expect(apiState("starting")).toBe("running");
     expect(VISIBLE_STATES).not.toContain("ended");
+  });
+});
+
+describe("actions table", () => {
+  test("every action's edges (from -> via -> to, via -> onFail) are allowed transitions", () => {
+    for (const [op, a] of Object.entries(ACTIONS)) {
+      const via = a.via;
+      // connect writes no state of its own (a paused sandbox goes through resume's).
+      if (via) for (const f of a.from) expect({ op, f, ok: canTransition(f, via) }).toEqual({ op, f, ok: true });
+      if (via) expect({ op, ok: canTransition(via, a.to) }).toEqual({ op, ok: true });
+      if (via && a.onFail && a.onFail !== "deleted") expect({ op, ok: canTransition(via, a.onFail) }).toEqual({ op, ok: true });
+    }
+  });
+  test("preconditions come from the table, each refusal a 409 with its own message", () => {
+    const refused = (op: Op, state: (typeof STATES)[number]) => {
+      try {
+        precondition(op, "abc", state);
+        return null;
+      } catch (e) {
+        expect((e as OneboxError).kind).toBe("conflict");
+        return (e as OneboxError).message;
+      }
+    };
+    expect(refused("pause", "running")).toBeNull();
+    expect(refused("pause", "paused")).toBe("sandbox abc is already paused");
+    expect(refused("pause", "resuming")).toContain("is resuming and cannot become pausing");
+    expect(refused("resume", "running")).toBe("sandbox abc is running, not paused");
+    expect(refused("connect", "pausing")).toBe("sandbox abc is pausing; retry the connect in a moment");
+    expect(refused("connect", "paused")).toBeNull();
+    expect(refused("kill", "stopping")).toContain("is stopping and cannot become stopping");
+    for (const st of VISIBLE_STATES) if (st !== "stopping") expect(refused("kill", st)).toBeNull();
   });
 });
 

@@ -1,8 +1,11 @@
-// The sandbox lifecycle as data: states, allowed transitions, and what the E2B API shows for each.
+// The sandbox lifecycle as data: states, allowed transitions, the actions (preconditions, the state while
+// running, on success and on failure, and the 409 each refusal answers), and what the E2B API shows.
+// The model: e2b-infra's sandboxtypes/states.go and handlers/sandbox_*.go.
+import { SANDBOX_STATES, type EndReason, type SandboxState } from "../store/index.ts";
 import { conflict } from "../util/errors.ts";
 
-export const STATES = ["starting", "running", "pausing", "paused", "resuming", "stopping", "ended"] as const;
-export type SandboxState = (typeof STATES)[number];
+export const STATES = SANDBOX_STATES;
+export type { SandboxState };
 
 /** Allowed transitions. Anything not listed is refused. `ended` is terminal: a row stays
  *  in the database with its end reason but the API answers 404 for it (spec §1.3). */
@@ -30,10 +33,62 @@ export function canTransition(from: SandboxState, to: SandboxState): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
+function transitionRefused(id: string, from: SandboxState, to: SandboxState): string {
+  return `sandbox ${id} is ${from} and cannot become ${to}; wait for the current operation to finish and retry`;
+}
+
 export function assertTransition(id: string, from: SandboxState, to: SandboxState): void {
-  if (!canTransition(from, to)) {
-    throw conflict(`sandbox ${id} is ${from} and cannot become ${to}; wait for the current operation to finish and retry`);
-  }
+  if (!canTransition(from, to)) throw conflict(transitionRefused(id, from, to));
+}
+
+/** Why a VM is ending when the daemon ends it, so its exit is not taken for a crash: the sandbox ends (kill),
+ *  it is parked (pause to disk: its VM stops, the sandbox lives on), or the daemon detaches (VMs live on). */
+export type VmEnding = { why: "end"; reason: EndReason } | { why: "park" } | { why: "detach" };
+
+export type Op = "create" | "kill" | "pause" | "resume" | "connect";
+
+export interface Action {
+  /** The states it may start from; any other answers 409 with refusal(). */
+  from: readonly SandboxState[];
+  /** The state written while it runs (null: none, connect writes only through resume). */
+  via: SandboxState | null;
+  /** The state written when it succeeds. */
+  to: SandboxState;
+  /** The state written when it fails ("deleted": a failed create leaves no row; null: it cannot fail back). */
+  onFail: SandboxState | "deleted" | null;
+  /** What its VM's exit means while it runs (see VmEnding): "end" is written by begin(), "park" once the vCPUs
+   *  are stopped and the snapshot is written. */
+  ending?: "end" | "park";
+  refusal(id: string, state: SandboxState): string;
+}
+
+/** The lifecycle operations as data (src/sandbox/{create,kill,pause,resume,connect}.ts carry them out). */
+export const ACTIONS: Record<Op, Action> = {
+  create: { from: [], via: "starting", to: "running", onFail: "deleted", refusal: (id, s) => transitionRefused(id, s, "starting") },
+  kill: {
+    from: ["starting", "running", "pausing", "paused", "resuming"],
+    via: "stopping",
+    to: "ended",
+    onFail: null,
+    ending: "end",
+    refusal: (id, s) => transitionRefused(id, s, "stopping"),
+  },
+  pause: {
+    from: ["running"],
+    via: "pausing",
+    to: "paused",
+    onFail: "running",
+    ending: "park",
+    refusal: (id, s) => (s === "paused" ? `sandbox ${id} is already paused` : transitionRefused(id, s, "pausing")),
+  },
+  resume: { from: ["paused"], via: "resuming", to: "running", onFail: "paused", refusal: (id, s) => `sandbox ${id} is ${s}, not paused` },
+  /** Connect: a running sandbox's TTL grows, a paused one is resumed; a transitional one is refused. */
+  connect: { from: ["running", "paused"], via: null, to: "running", onFail: null, refusal: (id, s) => `sandbox ${id} is ${s}; retry the connect in a moment` },
+};
+
+/** Throws the action's 409 unless it may start from `state`. */
+export function precondition(op: Op, id: string, state: SandboxState): void {
+  if (!ACTIONS[op].from.includes(state)) throw conflict(ACTIONS[op].refusal(id, state));
 }
 
 /** The E2B `state` field has only `running` and `paused` (spec §1.3 SandboxDetail). */
@@ -42,16 +97,5 @@ export function apiState(s: SandboxState): "running" | "paused" {
 }
 
 /** Why a sandbox ended; recorded on the row and shown by `onebox sandbox ls --all`. */
-export const END_REASONS = [
-  "timeout",
-  "killed",
-  "poweroff",
-  "reboot",
-  "panic",
-  "vmm-crash",
-  "vmm-error",
-  "oom",
-  "start-failed",
-  "lost",
-] as const;
-export type EndReason = (typeof END_REASONS)[number];
+export { END_REASONS } from "../store/index.ts";
+export type { EndReason };

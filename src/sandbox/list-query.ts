@@ -1,13 +1,13 @@
 // GET /v2/sandboxes and the v1 list (spec §1.3 query parameters): the metadata filter's parsing,
 // the opaque X-Next-Token cursor, and one page from SQLite (filters and keyset paging run in SQL).
-import type { SandboxRow, SandboxStore } from "../store/index.ts";
+import type { SandboxRow, SandboxState, SandboxStore } from "../store/index.ts";
 import { badRequest } from "../util/errors.ts";
 
 export interface ListQuery {
   /** All pairs must match (infra's parseFilters). */
   metadata: [string, string][];
   /** Row states to include (already mapped from the API's running/paused). */
-  states: string[];
+  states: SandboxState[];
   /** Page size; no limit and no next token when absent (v1 list). */
   limit?: number;
   nextToken?: string;

@@ -1,11 +1,14 @@
 // The VMs this daemon holds a handle for: their run dirs, open-stream abort signals, and forward sockets.
-import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
-import { unavailable } from "../util/errors.ts";
+import { FORWARDED_PORTS } from "../machine/vm-config.ts";
 import { forwardSocketPath, type VmHandle } from "../machine/vm-driver.ts";
+import { unavailable } from "../util/errors.ts";
+import type { VmEnding } from "./lifecycle.ts";
 
 export interface Live {
   handle: VmHandle;
   runDir: string;
+  /** Set when the daemon ends this VM (kill, pause to disk, detach): its exit is then no crash. */
+  ending: VmEnding | null;
   /** Aborted when the sandbox stops or pauses: cuts its open data-plane streams (spec §3.1). */
   streams: AbortController;
   /** Forward sockets opened at run time, by guest port. */
@@ -22,7 +25,7 @@ export class LiveVms {
   private map = new Map<string, Live>();
 
   add(id: string, handle: VmHandle, runDir: string): Live {
-    const live: Live = { handle, runDir, streams: new AbortController(), ports: new Map() };
+    const live: Live = { handle, runDir, ending: null, streams: new AbortController(), ports: new Map() };
     this.map.set(id, live);
     return live;
   }
@@ -37,6 +40,10 @@ export class LiveVms {
 
   ids(): string[] {
     return [...this.map.keys()];
+  }
+
+  all(): Live[] {
+    return [...this.map.values()];
   }
 
   /** Forgets the VM and cuts its streams. */
@@ -55,10 +62,10 @@ export class LiveVms {
 
   /** The forward socket for guest TCP `port`: envd and the interpreter are forwarded at spawn,
    *  other ports on first use through the vmm's `forward PORT` (docs/architecture.md). */
-  async portSocket(id: string, runDir: string, port: number): Promise<string> {
-    if (port === ENVD_PORT || port === CODE_INTERPRETER_PORT) return forwardSocketPath(runDir, port);
+  async portSocket(id: string, port: number): Promise<string> {
     const live = this.map.get(id);
     if (!live) throw unavailable(`sandbox ${id} is not running`);
+    if (FORWARDED_PORTS.includes(port)) return forwardSocketPath(live.runDir, port);
     let path = live.ports.get(port);
     if (!path) {
       path = await live.handle.forward(port);

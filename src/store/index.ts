@@ -20,6 +20,8 @@ export function openState(dataDir: string | null): State {
   };
 }
 
+export { END_REASONS, SANDBOX_STATES, type EndReason, type SandboxState } from "./schema.ts";
 export type { SandboxRow, TemplateRow, NewTemplateRow, ApiKeyRow, EventRow, NewSandboxRow } from "./schema.ts";
 export type { Claims, PageQuery } from "./sandbox-list.ts";
 export type { SandboxStore } from "./sandbox-store.ts";
+export type { TemplateStore } from "./template-store.ts";

@@ -1,6 +1,6 @@
 // Tests the list and claims queries on a real SQLite: results, and that SQLite runs them off the live indexes.
 import { beforeAll, expect, test } from "bun:test";
-import { openState, type NewSandboxRow, type State } from "./index.ts";
+import { openState, type NewSandboxRow, type SandboxState, type State } from "./index.ts";
 import { claimsQuery, pageQuery, type PageQuery } from "./sandbox-list.ts";
 
 let st: State;
@@ -87,7 +87,7 @@ test("query plans: pages scan sandboxes_live_started without a sort, claims read
   for (const q of [
     { limit: 101 },
     { limit: 101, after: [T0 + 5000, "s0010"] as [number, string] },
-    { limit: 101, order: "asc" as const, states: ["paused"] },
+    { limit: 101, order: "asc" as const, states: ["paused"] as SandboxState[] },
     { limit: 101, metadata: [["a.b", "odd"]] as [string, string][], templateIds: ["t3"] },
   ]) {
     const c = pageQuery(st.db, { ...base, ...q }).toSQL();

@@ -6,11 +6,11 @@
 // hence the literal `isNull(endedAt)` in every query here.
 import { and, asc, count, desc, eq, gt, isNull, not, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./db.ts";
-import { sandboxes, type SandboxRow } from "./schema.ts";
+import { sandboxes, type SandboxRow, type SandboxState } from "./schema.ts";
 
 export interface PageQuery {
   /** Row states to include; never "ended" (those rows are not in the live index). */
-  states: string[];
+  states: SandboxState[];
   /** All pairs must match exactly (spec §1.3: infra's parseFilters). */
   metadata: [string, string][];
   templateIds?: string[];
@@ -82,7 +82,7 @@ export function claimsQuery(db: Db) {
 }
 
 /** Live rows in `state` (X-Total-Running). */
-export function countLiveInState(db: Db, state: string): number {
+export function countLiveInState(db: Db, state: SandboxState): number {
   const s = sandboxes;
   return db.select({ n: count() }).from(s).where(and(isNull(s.endedAt), eq(s.state, state))).get()?.n ?? 0;
 }

@@ -2,7 +2,7 @@
 import { and, asc, count, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { Db } from "./db.ts";
 import { countLiveInState, countLiveOfTemplate, liveClaims, selectPage, type Claims, type PageQuery } from "./sandbox-list.ts";
-import { events, sandboxes, type EventRow, type NewSandboxRow, type SandboxRow } from "./schema.ts";
+import { events, sandboxes, type EventRow, type NewSandboxRow, type SandboxRow, type SandboxState } from "./schema.ts";
 
 export class SandboxStore {
   constructor(private readonly db: Db) {}
@@ -31,7 +31,7 @@ export class SandboxStore {
   }
 
   /** Rows in the given states; all rows (ended included) when `states` is null. */
-  inStates(states: string[] | null, order: "asc" | "desc" = "desc"): SandboxRow[] {
+  inStates(states: SandboxState[] | null, order: "asc" | "desc" = "desc"): SandboxRow[] {
     const by = order === "asc" ? [asc(sandboxes.startedAt), asc(sandboxes.id)] : [desc(sandboxes.startedAt), desc(sandboxes.id)];
     const q = this.db.select().from(sandboxes);
     return (states ? q.where(inArray(sandboxes.state, states)) : q).orderBy(...by).all();
@@ -47,7 +47,7 @@ export class SandboxStore {
     return liveClaims(this.db);
   }
 
-  countLiveInState(state: string): number {
+  countLiveInState(state: SandboxState): number {
     return countLiveInState(this.db, state);
   }
 

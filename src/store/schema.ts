@@ -2,11 +2,30 @@
 // The SQL that creates these tables lives in migrations.ts; keep the two in step.
 import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
+/** A sandbox row's states (src/sandbox/lifecycle.ts has the table of transitions between them). */
+export const SANDBOX_STATES = ["starting", "running", "pausing", "paused", "resuming", "stopping", "ended"] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+/** Why a sandbox ended; recorded on the row and shown by `onebox sandbox ls --all`. */
+export const END_REASONS = [
+  "timeout",
+  "killed",
+  "poweroff",
+  "reboot",
+  "panic",
+  "vmm-crash",
+  "vmm-error",
+  "oom",
+  "start-failed",
+  "lost",
+] as const;
+export type EndReason = (typeof END_REASONS)[number];
+
 export const sandboxes = sqliteTable("sandboxes", {
   id: text("id").primaryKey(),
   templateId: text("template_id").notNull(),
   alias: text("alias"),
-  state: text("state").notNull(),
+  state: text("state", { enum: SANDBOX_STATES }).notNull(),
   cpuCount: integer("cpu_count").notNull(),
   memoryMb: integer("memory_mb").notNull(),
   diskSizeMb: integer("disk_size_mb").notNull(),
@@ -27,7 +46,7 @@ export const sandboxes = sqliteTable("sandboxes", {
   sandboxDir: text("sandbox_dir"),
   vmPid: integer("vm_pid"),
   endedAt: integer("ended_at"),
-  endReason: text("end_reason"),
+  endReason: text("end_reason", { enum: END_REASONS }),
   endDetail: text("end_detail"),
 });
 

@@ -1,18 +1,20 @@
-// Assembles the daemon: state, admin key, VMM driver, sandbox manager, scheduler, API, data plane.
+// The composition root: assembles the daemon from its parts (state, admin key, VMM driver, sandbox manager,
+// scheduler, API, data plane) and is the only file that knows them all.
 import type { Server } from "bun";
-import { secretsFromRows } from "../proxy/access.ts";
-import { DataPlane } from "../proxy/data-plane.ts";
-import type { WsBridge } from "../proxy/websocket.ts";
-import { Admission } from "../scheduler/admission.ts";
-import { SandboxManager } from "../sandbox/manager.ts";
-import { DefaultTemplateBuilder } from "../templates/build-default.ts";
-import { loadVmDriver, type VmDriverResult } from "../machine/vm-driver.ts";
-import { openState, type State } from "../store/index.ts";
-import type { Config } from "../util/config.ts";
-import { log } from "../util/log.ts";
-import { ensureAdminKey } from "./admin-key.ts";
-import { createApi } from "./app.ts";
-import { startServer } from "./server.ts";
+import { secretsFromRows } from "./proxy/access.ts";
+import { DataPlane } from "./proxy/data-plane.ts";
+import type { SandboxPort } from "./proxy/sandbox-port.ts";
+import type { WsBridge } from "./proxy/websocket.ts";
+import { Admission } from "./scheduler/admission.ts";
+import { SandboxManager } from "./sandbox/manager.ts";
+import { DefaultTemplateBuilder } from "./templates/build-default.ts";
+import { loadVmDriver, type VmDriverResult } from "./machine/vm-driver.ts";
+import { openState, type State } from "./store/index.ts";
+import type { Config } from "./util/config.ts";
+import { log } from "./util/log.ts";
+import { ensureAdminKey } from "./api/admin-key.ts";
+import { createApi } from "./api/app.ts";
+import { startServer } from "./api/server.ts";
 
 export interface Daemon {
   server: Server<WsBridge>;
@@ -45,7 +47,12 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   void warm();
   if (templateBuilds) void templateBuilds.start().then(warm);
   const api = createApi({ config, state, manager, admission, templateBuilds });
-  const server = startServer(config, api, new DataPlane(manager, secretsFromRows(state.sandboxes)));
+  const sandboxes: SandboxPort = {
+    routeOrResume: (id) => manager.routeOrResume(id),
+    runningTokens: () => manager.runningTokens(),
+    secrets: secretsFromRows(state.sandboxes),
+  };
+  const server = startServer(config, api, new DataPlane(sandboxes));
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;
   const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${server.port}`;

@@ -1,0 +1,149 @@
+// Test support: the machine layer in memory, for unit tests of the sandbox lifecycle on hosts without KVM. A fake
+// VmDriver (spawn, pooled spawn, restore, pause, resume, snapshot, stop, forward, adopt, readExit) and a fake
+// GuestLink (hygiene, readiness, /init, /metrics), each step able to fail on demand. The real vmm and guest
+// stay covered by src/vmm's tests and tests/e2e.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { unavailable } from "../util/errors.ts";
+import type { AgentMetrics } from "./agent-client.ts";
+import type { GuestLink } from "./guest-link.ts";
+import type { Machine } from "./machine.ts";
+import type { PooledVmHandle, VmDriver, VmExit, VmHandle, VmSpec } from "./vm-driver.ts";
+
+export type FakeStep =
+  | "spawn" | "spawnPooled" | "restore" | "pause" | "resume" | "snapshot" | "snapshot-diff" | "stop" | "stats" | "forward"
+  | "adopt" | "hygiene" | "ready" | "init" | "metrics";
+
+const GUEST_STEPS: FakeStep[] = ["hygiene", "ready", "init", "metrics"];
+
+export class FakeVm implements PooledVmHandle {
+  static nextPid = 4_000_000; // above any pid_max: nothing to signal
+  readonly pid = FakeVm.nextPid++;
+  state: "running" | "paused" | "pooled" | "ended" = "running";
+  readonly exited: Promise<VmExit>;
+  private end!: (e: VmExit) => void;
+  /** Whether stop() ends it (false: a vmm that ignores `stop`). */
+  obeysStop = true;
+
+  constructor(
+    private readonly m: FakeMachine,
+    readonly spec: VmSpec,
+  ) {
+    this.exited = new Promise((r) => (this.end = r));
+  }
+
+  /** The VM ends by itself (a guest power-off, a panic, a crash of its vmm). */
+  crash(reason: VmExit["reason"] = "vmm-crash", detail = ""): void {
+    if (this.state === "ended") return;
+    this.state = "ended";
+    this.end({ reason, detail, consoleTail: "" });
+  }
+
+  async pause(): Promise<void> {
+    this.m.step("pause");
+    this.state = "paused";
+  }
+  async resume(): Promise<void> {
+    this.m.step("resume");
+    this.state = "running";
+  }
+  async stop(): Promise<void> {
+    this.m.step("stop");
+    if (this.obeysStop) this.crash("stopped");
+  }
+  async snapshot(dir: string, opts: { diff?: boolean } = {}): Promise<void> {
+    await this.m.gated(opts.diff ? "snapshot-diff" : "snapshot");
+    if (this.state !== "paused") throw new Error("pause the VM first");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "memory"), "");
+    writeFileSync(join(dir, "state"), JSON.stringify({ diff: opts.diff === true }));
+  }
+  async stats() {
+    await this.m.gated("stats");
+    return { rssKib: 1, pssKib: 1, cpuNs: 1, startUs: 1, enterUs: 1 };
+  }
+  async forward(port: number): Promise<string> {
+    this.m.step("forward");
+    return join(this.spec.runDir, `fwd-${port}`);
+  }
+  async restore(dir: string) {
+    this.m.step("restore");
+    this.state = "running";
+    this.m.calls.push(`restore ${dir}`);
+    return { readNs: 0, validateNs: 0, mmapNs: 0, vmNs: 0, vcpuNs: 0, devicesNs: 0, threadsNs: 0, totalNs: 1000 };
+  }
+}
+
+export class FakeMachine implements Machine {
+  /** Steps that throw when next taken (each stays until removed). */
+  readonly fail = new Set<FakeStep>();
+  /** Steps that throw the next time only. */
+  readonly failOnce = new Set<FakeStep>();
+  /** Every step taken, in order (with what it was taken for, where that helps a test). */
+  readonly calls: string[] = [];
+  /** Every VM spawned, by run dir: what adopt() finds after a "daemon restart". */
+  readonly vms = new Map<string, FakeVm>();
+  /** Exit records by exit file: what readExit() finds for VMs that ended while no daemon ran. */
+  readonly exits = new Map<string, VmExit>();
+  /** Set to make a step wait (e.g. a slow boot that a kill must wait for). */
+  gate: Partial<Record<FakeStep, Promise<void>>> = {};
+
+  /** Takes step s: records it, and throws if it is set to fail. */
+  step(s: FakeStep): void {
+    this.calls.push(s);
+    // The guest's steps fail as the real ones do, with a 503 (bring-up.ts, agent-client.ts); the vmm's plainly.
+    const failing = this.fail.has(s) || this.failOnce.delete(s);
+    if (failing) throw GUEST_STEPS.includes(s) ? unavailable(`fake ${s} failed`) : new Error(`fake ${s} failed`);
+  }
+
+  /** Takes step s once its gate (if any) opens. */
+  async gated(s: FakeStep): Promise<void> {
+    const g = this.gate[s];
+    if (g) await g;
+    this.step(s);
+  }
+
+  private made(spec: VmSpec, state: FakeVm["state"]): FakeVm {
+    const vm = new FakeVm(this, spec);
+    vm.state = state;
+    this.vms.set(spec.runDir, vm);
+    // The real vmm creates its exit record at start (docs/architecture.md "Exit record").
+    writeFileSync(spec.exitFile, "");
+    return vm;
+  }
+
+  readonly driver: VmDriver = {
+    spawn: async (spec) => {
+      await this.gated("spawn");
+      return this.made(spec, "running");
+    },
+    spawnPooled: async (spec) => {
+      await this.gated("spawnPooled");
+      return this.made(spec, "pooled");
+    },
+    adopt: async (runDir) => {
+      this.step("adopt");
+      const vm = this.vms.get(runDir);
+      return vm && vm.state !== "ended" ? (vm as VmHandle) : null;
+    },
+    readExit: async (exitFile) => this.exits.get(exitFile) ?? null,
+  };
+
+  readonly guest: GuestLink = {
+    hygiene: async () => this.gated("hygiene"),
+    waitReady: async () => this.gated("ready"),
+    init: async (runDir) => {
+      await this.gated("init");
+      this.calls.push(`init ${runDir}`);
+    },
+    metrics: async (): Promise<AgentMetrics> => {
+      this.step("metrics");
+      return { ts: 1, cpu_count: 1, cpu_used_pct: 0, mem_total: 1, mem_used: 1, disk_used: 1, disk_total: 1 };
+    },
+  };
+
+  /** The VM a sandbox's run dir holds now. */
+  vm(runDir: string): FakeVm | undefined {
+    return this.vms.get(runDir);
+  }
+}

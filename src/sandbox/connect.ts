@@ -1,0 +1,35 @@
+// Connect (spec §1.3): resumes a paused sandbox (201) or extends a running one's TTL only (200); and the
+// timeout routes, which set the end time (may shorten) or extend it.
+import type { SandboxRow } from "../store/index.ts";
+import { conflict } from "../util/errors.ts";
+import type { SandboxCtx } from "./context.ts";
+import { ACTIONS, precondition } from "./lifecycle.ts";
+import { resume } from "./resume.ts";
+
+export async function connect(ctx: SandboxCtx, id: string, timeoutSec: number): Promise<{ row: SandboxRow; resumed: boolean }> {
+  const { reg } = ctx;
+  const row = reg.getVisible(id);
+  precondition("connect", id, row.state);
+  if (reg.locks.busy(id)) throw conflict(ACTIONS.connect.refusal(id, row.state));
+  let resumed = false;
+  if (row.state === "paused") {
+    await resume(ctx, id, timeoutSec);
+    resumed = true;
+  }
+  const current = reg.mustGet(id);
+  const endAt = Math.max(current.endAt, Date.now() + timeoutSec * 1000);
+  reg.rows.update(id, { endAt });
+  const updated = reg.mustGet(id);
+  reg.armTimer(updated);
+  return { row: updated, resumed };
+}
+
+/** POST /sandboxes/{id}/timeout: endAt = now + timeout, may shorten (spec §1.3). */
+export function setTimeout(ctx: SandboxCtx, id: string, timeoutSec: number): SandboxRow {
+  const { reg } = ctx;
+  const row = reg.getVisible(id);
+  reg.rows.update(id, { endAt: Date.now() + timeoutSec * 1000 });
+  const updated = reg.mustGet(id);
+  if (row.state !== "paused") reg.armTimer(updated);
+  return updated;
+}
