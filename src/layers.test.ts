@@ -121,3 +121,13 @@ test("every import points down the layer list (or to guest/protocol.ts)", () => 
   }
   expect(up).toEqual([]);
 });
+
+test("ONEBOX_* environment variables are read in src/util/config.ts only", () => {
+  const readers: string[] = [];
+  for (const f of files(SRC)) {
+    if (isTest(f) || f === join(SRC, "util", "config.ts")) continue;
+    const code = readFileSync(f, "utf8");
+    if (/process\.env\.ONEBOX_|process\.env\[/.test(code)) readers.push(relative(ROOT, f));
+  }
+  expect(readers).toEqual([]);
+});

@@ -4,7 +4,7 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { parseBody, parseQuery } from "./body.ts";
 import type { ApiDeps } from "./deps.ts";
-import { e2bError } from "./errors.ts";
+import { conflict, notFound, notImplemented } from "../util/errors.ts";
 import { templateJson } from "./serialize.ts";
 import { decodeCursor, encodeCursor } from "../sandbox/list-query.ts";
 import { aliasesOf } from "../store/template-store.ts";
@@ -36,8 +36,9 @@ export function templateRoutes(d: ApiDeps): Hono {
 
   // Tags are not kept (one build per template): 501 rather than a 404 the SDK would read as
   // "template not found". Registered before /templates/:id so "tags" is not taken for an id.
-  const noTags = (c: { req: { path: string } }) =>
-    e2bError(501, `template tags are not supported yet (${c.req.path}): a template has one build; register another image under a new name with \`onebox template add\``);
+  const noTags = (c: { req: { path: string } }): never => {
+    throw notImplemented(`template tags are not supported yet (${c.req.path}): a template has one build; register another image under a new name with \`onebox template add\``);
+  };
   app.post("/templates/tags", noTags);
   app.delete("/templates/tags", noTags);
   app.get("/templates/:id/tags", noTags);
@@ -46,14 +47,14 @@ export function templateRoutes(d: ApiDeps): Hono {
   app.get("/templates/aliases/:name", (c) => {
     const name = c.req.param("name");
     const t = d.state.templates.list().find((x) => aliasesOf(x).includes(name) || x.id === name);
-    if (!t) return e2bError(404, `template '${name}' not found`);
+    if (!t) throw notFound(`template '${name}' not found`);
     return c.json({ templateID: t.id, public: t.public });
   });
 
   app.get("/templates/:id", (c) => {
     const id = c.req.param("id");
     const t = d.state.templates.resolve(id);
-    if (!t) return e2bError(404, `template '${id}' not found`);
+    if (!t) throw notFound(`template '${id}' not found`);
     return c.json({ ...templateJson(t), builds: [{ buildID: t.id, status: "ready", createdAt: new Date(t.createdAt).toISOString(), updatedAt: new Date(t.updatedAt).toISOString(), cpuCount: t.cpuCount, memoryMB: t.memoryMb, diskSizeMB: t.diskSizeMb, envdVersion: t.envdVersion }] });
   });
 
@@ -63,7 +64,7 @@ export function templateRoutes(d: ApiDeps): Hono {
       const id = c.req.param("id");
       const b = await parseBody(c, TemplateUpdate, d.config.maxBodyBytes);
       const t = d.state.templates.resolve(id);
-      if (!t) return e2bError(404, `template '${id}' not found`);
+      if (!t) throw notFound(`template '${id}' not found`);
       if (b.public !== undefined) d.state.templates.setPublic(t.id, b.public);
       return v2 ? c.json({ names: aliasesOf(t) }) : c.body(null, 200);
     });
@@ -75,17 +76,18 @@ export function templateRoutes(d: ApiDeps): Hono {
   app.delete("/templates/:id", (c) => {
     const id = c.req.param("id");
     const t = d.state.templates.resolve(id);
-    if (!t) return e2bError(404, `template '${id}' not found`);
+    if (!t) throw notFound(`template '${id}' not found`);
     const users = d.state.sandboxes.countLiveOfTemplate(t.id);
-    if (users > 0) return e2bError(409, `template '${id}' is used by ${users} live sandbox(es): kill them first`);
+    if (users > 0) throw conflict(`template '${id}' is used by ${users} live sandbox(es): kill them first`);
     removeTemplate(d.state, t.id);
     return c.body(null, 204);
   });
 
   // Building templates over the API (POST /v3/templates...) is not supported yet: images are built
   // with scripts/mkrootfs.sh and registered with `onebox template add` (docs/api.md).
-  const noBuilds = (c: { req: { path: string } }) =>
-    e2bError(501, `template builds over the API are not supported yet (${c.req.path}): build with scripts/mkrootfs.sh and run \`onebox template add\``);
+  const noBuilds = (c: { req: { path: string } }): never => {
+    throw notImplemented(`template builds over the API are not supported yet (${c.req.path}): build with scripts/mkrootfs.sh and run \`onebox template add\``);
+  };
   app.post("/v3/templates", noBuilds);
   app.post("/v2/templates/:id/builds/:bid", noBuilds);
   app.get("/templates/:id/files/:hash", noBuilds);

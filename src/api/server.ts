@@ -8,7 +8,8 @@ import { websocketHandler, type WsBridge } from "../proxy/websocket.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { ConnLimits, releaseWhenDone } from "./conn-limits.ts";
-import { e2bError } from "./errors.ts";
+import { OneboxError } from "../util/errors.ts";
+import { e2bError, errorResponse } from "./errors.ts";
 
 /** Bun's HTTP parser answers a head over its limit itself, with an empty 431: keep its limit well
  *  above ours so that heads between the two get our JSON 431 (beyond it, the empty one remains). */
@@ -46,6 +47,8 @@ export function startServer(config: Config, api: Hono, dataPlane: DataPlane, lim
       return res === undefined ? undefined : releaseWhenDone(res, release, req.signal, restore);
     } catch (e) {
       release();
+      // The data plane's own refusals (a bad routing header, an unsigned URL): JSON like every API error.
+      if (e instanceof OneboxError) return errorResponse(e);
       throw e;
     }
   }

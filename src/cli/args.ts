@@ -1,4 +1,5 @@
 // Tiny argument parser for the subcommands: --flag value, --flag=value, --bool, positionals.
+import { envVar } from "../util/config.ts";
 
 export interface Args {
   positionals: string[];
@@ -47,5 +48,5 @@ export function bool(a: Args, name: string): boolean {
 }
 
 export function dataDirOf(a: Args): string {
-  return str(a, "data-dir") ?? process.env.ONEBOX_DATA_DIR ?? "/var/lib/onebox";
+  return str(a, "data-dir") ?? envVar("ONEBOX_DATA_DIR") ?? "/var/lib/onebox";
 }

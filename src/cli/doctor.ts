@@ -4,7 +4,7 @@ import { probeKvm, KVM_API_VERSION, type KvmProbe } from "../sys/kvm-probe.ts";
 import { hostKindInfo, type HostKindInfo } from "../sys/host-kind.ts";
 import { resolveGuestKernel, type GuestKernel } from "../sys/guest-kernel.ts";
 import { checkNetwork, type NetworkReport } from "../net/host-checks.ts";
-import { parseConfig } from "../util/config.ts";
+import { envVar, parseConfig } from "../util/config.ts";
 
 export interface DoctorReport {
   ok: boolean;
@@ -108,7 +108,7 @@ export async function runDoctor(argv: string[]): Promise<number> {
         "pvm-kernel": { type: "string" },
         initrd: { type: "string" },
         device: { type: "string", default: "/dev/kvm" },
-        "data-dir": { type: "string", default: process.env.ONEBOX_DATA_DIR ?? "/var/lib/onebox" },
+        "data-dir": { type: "string", default: envVar("ONEBOX_DATA_DIR") ?? "/var/lib/onebox" },
         "sandbox-cidr": { type: "string" },
         "no-network": { type: "boolean", default: false },
       },

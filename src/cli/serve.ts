@@ -1,7 +1,7 @@
 // `onebox serve`: runs the control plane and the data plane on one port until SIGINT/SIGTERM.
 import { startDaemon } from "../daemon.ts";
 import { adminKeyPath } from "../api/admin-key.ts";
-import { parseConfig } from "../util/config.ts";
+import { envInt, envOn, envVar, parseConfig } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
@@ -18,15 +18,6 @@ On first start with a source dir, the default templates (base, code-interpreter-
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
 
-/** An integer environment variable, or undefined when unset; anything else is a clear error. */
-function envInt(name: string): number | undefined {
-  const v = process.env[name];
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got '${v}'`);
-  return n;
-}
-
 const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -41,15 +32,15 @@ export async function serveCommand(argv: string[]): Promise<number> {
     dataDir: dataDirOf(a),
     runRoot: str(a, "run-root"),
     domain: str(a, "domain"),
-    pvmKernel: str(a, "pvm-kernel") ?? process.env.ONEBOX_PVM_KERNEL,
+    pvmKernel: str(a, "pvm-kernel") ?? envVar("ONEBOX_PVM_KERNEL"),
     cpuBudget: int(a, "cpu-budget"),
     memoryBudgetMib: int(a, "memory-budget-mib"),
     maxConcurrentCreates: int(a, "max-concurrent-creates"),
     auth: !bool(a, "no-auth"),
-    sourceDir: str(a, "source-dir") ?? process.env.ONEBOX_SOURCE_DIR,
+    sourceDir: str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR"),
     buildDefaultTemplates: !bool(a, "no-default-templates"),
     bootTimeoutMs: int(a, "boot-timeout-ms"),
-    templateSnapshots: !bool(a, "no-template-snapshots") && process.env.ONEBOX_TEMPLATE_SNAPSHOTS !== "0",
+    templateSnapshots: !bool(a, "no-template-snapshots") && envOn("ONEBOX_TEMPLATE_SNAPSHOTS"),
     warmPoolSize: int(a, "warm-pool") ?? envInt("ONEBOX_WARM_POOL"),
     idleTimeoutSec: int(a, "idle-timeout-sec"),
     maxConnections: int(a, "max-connections"),

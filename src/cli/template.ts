@@ -7,7 +7,7 @@ import { buildDefaultTemplate, buildLogPath, DEFAULT_TEMPLATES } from "../templa
 import { BuildError, BuildInterrupted } from "../templates/build-steps.ts";
 import { cliProgress } from "../templates/progress.ts";
 import { buildTemplateSnapshot } from "../templates/snapshot.ts";
-import { parseConfig } from "../util/config.ts";
+import { envVar, parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
 import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
@@ -51,7 +51,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
       case "add": {
         const name = str(a, "name");
         const from = str(a, "from");
-        const kernel = str(a, "kernel") ?? process.env.ONEBOX_TEST_KERNEL;
+        const kernel = str(a, "kernel") ?? envVar("ONEBOX_TEST_KERNEL");
         if (!name || !from || !kernel) {
           console.error(`onebox template add: --name, --from and --kernel are required\n${USAGE}`);
           return 2;
@@ -73,7 +73,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case "build": {
-        const sourceDir = str(a, "source-dir") ?? process.env.ONEBOX_SOURCE_DIR ?? process.cwd();
+        const sourceDir = str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR") ?? process.cwd();
         const wanted = a.positionals.slice(1);
         const list = wanted.length ? DEFAULT_TEMPLATES.filter((t) => wanted.includes(t.name)) : DEFAULT_TEMPLATES;
         const unknown = wanted.filter((w) => !DEFAULT_TEMPLATES.some((t) => t.name === w));
@@ -88,7 +88,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
         if (!bool(a, "no-snapshot")) {
           const drv = await loadVmDriver();
           if (!drv.ok) throw new Error(`cannot boot templates to snapshot them: ${drv.problem}; pass --no-snapshot to skip`);
-          const config = parseConfig({ dataDir, runRoot: str(a, "run-root"), pvmKernel: str(a, "pvm-kernel") ?? process.env.ONEBOX_PVM_KERNEL, bootTimeoutMs: int(a, "boot-timeout-ms") });
+          const config = parseConfig({ dataDir, runRoot: str(a, "run-root"), pvmKernel: str(a, "pvm-kernel") ?? envVar("ONEBOX_PVM_KERNEL"), bootTimeoutMs: int(a, "boot-timeout-ms") });
           snapshot = async (row) => void (await buildTemplateSnapshot(config, drv.driver, row, vms));
         }
         // Ctrl-C: stop the running step, remove its partial output, leave the caches for a rerun.

@@ -1,5 +1,6 @@
 // The data-plane handler: route to a running sandbox's guest port, or answer the edge's 502s (spec §2.3).
 import { ENVD_PORT } from "../../guest/protocol.ts";
+import { badRequest, OneboxError, unauthorized } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { checkPortAccess } from "./access.ts";
 import type { Dispatch } from "./dispatch.ts";
@@ -35,11 +36,11 @@ export class DataPlane {
     server: Server<WsBridge>,
     hooks: ServerHooks = {},
   ): Promise<Response | undefined> {
-    if (d.plane === "bad") return Response.json({ code: 400, message: d.message }, { status: 400 });
+    if (d.plane === "bad") throw badRequest(d.message);
     if (d.plane === "signed-files") {
       const id = await sandboxForSignedUrl(url, req.method, this.sandboxes.runningTokens());
       // What envd itself would say for a signature no live sandbox issued (spec §3.5).
-      if (!id) return Response.json({ code: 401, message: "invalid signature" }, { status: 401 });
+      if (!id) throw unauthorized("invalid signature");
       return this.forward(req, url, id, ENVD_PORT, server, hooks);
     }
     // Before routing: a refused request resumes nothing and takes no forward slot.
@@ -65,10 +66,11 @@ export class DataPlane {
         const upstream = await openUpstream(req, url, socket).catch(() => null);
         if (!upstream) return portNotOpen(id, port);
         if (upgradeClient(server, req, upstream, route.signal, hooks.release)) return undefined;
-        return Response.json({ code: 400, message: "WebSocket upgrade failed: send a valid WebSocket handshake" }, { status: 400 });
+        throw badRequest("WebSocket upgrade failed: send a valid WebSocket handshake");
       }
       return await forwardRequest(req, url, socket, route.signal, hooks.streaming);
     } catch (e) {
+      if (e instanceof OneboxError) throw e;
       if (e instanceof PortClosedError) return portNotOpen(id, port);
       if (route.signal.aborted) return sandboxNotFound(id);
       log.warn("data-plane forward failed", { id, port, error: String(e) });

@@ -2,6 +2,7 @@
 // ($DATA/kernels/debian-cloud, written by scripts/fetch-kernel.sh), with what the files are.
 import { existsSync, openSync, readSync, closeSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { envVar } from "../util/config.ts";
 
 export type KernelFormat = "bzImage" | "elf" | "unknown" | "missing";
 
@@ -46,7 +47,7 @@ export function defaultKernelDir(dataDir: string): string {
 export function resolveGuestKernel(opts: { kernel?: string; initrd?: string; dataDir: string }): GuestKernel {
   // ONEBOX_PVM_KERNEL is what `onebox serve` reads (src/cli/serve.ts); ONEBOX_KERNEL is the general name.
   // An empty variable counts as unset (`ONEBOX_KERNEL= onebox doctor`).
-  const env = process.env.ONEBOX_KERNEL || process.env.ONEBOX_PVM_KERNEL || undefined;
+  const env = envVar("ONEBOX_KERNEL") || envVar("ONEBOX_PVM_KERNEL") || undefined;
   const flag = opts.kernel || undefined;
   const source: GuestKernel["source"] = flag ? "flag" : env ? "env" : "default";
   const dir = defaultKernelDir(opts.dataDir);
@@ -60,7 +61,7 @@ export function resolveGuestKernel(opts: { kernel?: string; initrd?: string; dat
       // No kernel.json: not provisioned by scripts/fetch-kernel.sh; the format check still runs.
     }
   }
-  const given = opts.initrd || process.env.ONEBOX_INITRD || undefined;
+  const given = opts.initrd || envVar("ONEBOX_INITRD") || undefined;
   const initrd = given ?? INITRD_NAMES.map((n) => join(dir, n)).find((p) => existsSync(p)) ?? null;
   return { path, source, format: kernelFormat(path), version, initrd };
 }

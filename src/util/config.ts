@@ -56,3 +56,40 @@ export type Config = z.infer<typeof ConfigSchema>;
 export function parseConfig(input: unknown): Config {
   return ConfigSchema.parse(input);
 }
+
+/** Every ONEBOX_* environment variable onebox reads (docs/architecture.md "Configuration"): read here and
+ *  nowhere else, each when asked, so a test or a child process sees the value of that moment. */
+export const ONEBOX_ENV = [
+  "ONEBOX_DATA_DIR",
+  "ONEBOX_SOURCE_DIR",
+  "ONEBOX_PVM_KERNEL",
+  "ONEBOX_KERNEL",
+  "ONEBOX_INITRD",
+  "ONEBOX_TEST_KERNEL",
+  "ONEBOX_TEMPLATE_SNAPSHOTS",
+  "ONEBOX_WARM_POOL",
+  "ONEBOX_CONSOLE_LOG_MAX_BYTES",
+  "ONEBOX_VMM_JAIL",
+  "ONEBOX_VMM_CGROUP",
+  "ONEBOX_LOG",
+] as const;
+export type OneboxEnv = (typeof ONEBOX_ENV)[number];
+
+/** The variable's value as set (an empty value is returned as such). */
+export function envVar(name: OneboxEnv): string | undefined {
+  return process.env[name];
+}
+
+/** An integer variable, or undefined when unset or empty; anything else is a clear error. */
+export function envInt(name: OneboxEnv): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got '${v}'`);
+  return n;
+}
+
+/** Debugging switches that are on unless set to "0" (ONEBOX_VMM_JAIL, ONEBOX_VMM_CGROUP, ONEBOX_TEMPLATE_SNAPSHOTS). */
+export function envOn(name: OneboxEnv): boolean {
+  return process.env[name] !== "0";
+}

@@ -24,6 +24,7 @@ export class OneboxError extends Error {
 }
 
 export const badRequest = (msg: string) => new OneboxError("bad-request", msg);
+export const unauthorized = (msg: string) => new OneboxError("unauthorized", msg);
 export const notFound = (msg: string) => new OneboxError("not-found", msg);
 export const conflict = (msg: string) => new OneboxError("conflict", msg);
 export const unavailable = (msg: string) => new OneboxError("unavailable", msg);

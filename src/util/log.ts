@@ -1,8 +1,9 @@
 // Minimal structured logging to stderr (stdout stays clean for CLI output and --json).
+import { envVar } from "./config.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-let threshold: number = ORDER[(process.env.ONEBOX_LOG as Level) ?? "info"] ?? ORDER.info;
+let threshold: number = ORDER[(envVar("ONEBOX_LOG") ?? "info") as Level] ?? ORDER.info;
 
 export function setLogLevel(level: Level): void {
   threshold = ORDER[level];

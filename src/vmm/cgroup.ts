@@ -2,6 +2,7 @@
 // creates one limited cgroup per VM that the vmm joins itself (--cgroup), reads its OOM kills, and removes it.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { envOn } from "../util/config.ts";
 
 const MiB = 1024 * 1024;
 /** Controllers a VM cgroup limits; memory and pids are required, cpu (weight only) is used when present. */
@@ -43,7 +44,7 @@ export function vmLimits(memMib: number, vcpus: number): VmLimits {
 
 /** On unless ONEBOX_VMM_CGROUP=0 (debugging only) and only for a root daemon (cgroup files are root's). */
 export function cgroupsEnabled(): boolean {
-  return process.env.ONEBOX_VMM_CGROUP !== "0" && process.getuid?.() === 0;
+  return envOn("ONEBOX_VMM_CGROUP") && process.getuid?.() === 0;
 }
 
 interface Layout {

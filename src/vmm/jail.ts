@@ -1,6 +1,7 @@
 // Per-VM unprivileged identity (docs/vmm.md "Isolation"): a uid/gid no other live VM has, and the directories it may write.
 import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
+import { envOn } from "../util/config.ts";
 
 /** uid = gid = JAIL_ID_BASE + slot; far above login and system ids, below the 2^32 - 1 "no id" value. */
 export const JAIL_ID_BASE = 200_000;
@@ -13,7 +14,7 @@ export interface JailIds {
 
 /** On for a root daemon; ONEBOX_VMM_JAIL=0 keeps the vmm root, for debugging only (docs/vmm.md "Isolation"). */
 export function jailEnabled(): boolean {
-  return process.env.ONEBOX_VMM_JAIL !== "0" && process.getuid?.() === 0;
+  return envOn("ONEBOX_VMM_JAIL") && process.getuid?.() === 0;
 }
 
 // Slots handed out by this daemon and not yet released; a slot is also taken while any process runs as its uid
