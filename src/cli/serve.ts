@@ -47,7 +47,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     maxClientConnections: int(a, "max-client-connections"),
     maxHeaderBytes: int(a, "max-header-bytes"),
     consoleLogMaxBytes: mibToBytes(int(a, "console-log-max-mib")) ?? envInt("ONEBOX_CONSOLE_LOG_MAX_BYTES"),
-    sandboxCidr: str(a, "sandbox-cidr") ?? process.env.ONEBOX_SANDBOX_CIDR,
+    sandboxCidr: str(a, "sandbox-cidr") ?? envVar("ONEBOX_SANDBOX_CIDR"),
     netSlotPoolSize: int(a, "net-slot-pool"),
   });
   const daemon = await startDaemon(config);

@@ -72,6 +72,7 @@ export const ONEBOX_ENV = [
   "ONEBOX_VMM_JAIL",
   "ONEBOX_VMM_CGROUP",
   "ONEBOX_LOG",
+  "ONEBOX_SANDBOX_CIDR",
 ] as const;
 export type OneboxEnv = (typeof ONEBOX_ENV)[number];
 
