@@ -122,7 +122,7 @@ export async function runDoctor(argv: string[]): Promise<number> {
     kernel: values.kernel ?? values["pvm-kernel"],
     initrd: values.initrd,
     dataDir: values["data-dir"],
-    sandboxCidr: values["no-network"] ? undefined : parseConfig({ sandboxCidr: values["sandbox-cidr"] ?? process.env.ONEBOX_SANDBOX_CIDR }).sandboxCidr,
+    sandboxCidr: values["no-network"] ? undefined : parseConfig({ sandboxCidr: values["sandbox-cidr"] ?? envVar("ONEBOX_SANDBOX_CIDR") }).sandboxCidr,
   });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatReport(report));
   return report.ok ? 0 : 1;
