@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "console_log.h"
+#include "virtio/net/net.h"
 #include "vm.h"
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
@@ -22,12 +23,13 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
   a->vcpus = 1;
   a->cmdline = "";
   a->console_max = CONSOLE_LOG_MAX_DEFAULT;
+  a->net_fd = -1;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
     static const char *const with_value[] = {"--ctl", "--console", "--exit-file", "--kernel", "--initrd",
                                              "--cmdline", "--restore", "--test-guest", "--vsock", "--mem-mib",
                                              "--vcpus", "--cid", "--forward", "--disk", "--uid", "--gid", "--cgroup",
-                                             "--console-max", "--forward-dir", "--restore-base"};
+                                             "--console-max", "--forward-dir", "--restore-base", "--net"};
     bool flag = !strcmp(opt, "--rng") || !strcmp(opt, "--no-seccomp") || !strcmp(opt, "--pool");
     bool known = flag;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(opt, with_value[k]);
@@ -103,6 +105,16 @@ int args_parse(struct vmm_args *a, int argc, char **argv, char *err, size_t errl
       }
       a->forwards[a->nforwards].port = (uint32_t)n;
       a->forwards[a->nforwards++].path = eq + 1;
+    } else if (!strcmp(opt, "--net")) {
+      /* FD,MAC: an inherited TAP fd (3 is the vmm's dir) and the guest's MAC (a restore keeps the snapshot's). */
+      const char *comma = strchr(val, ',');
+      char fd[8] = "";
+      if (comma && (size_t)(comma - val) < sizeof fd) memcpy(fd, val, (size_t)(comma - val));
+      if (a->net_fd >= 0 || !comma || parse_u64(fd, 4, 1023, &n) < 0 || net_parse_mac(comma + 1, a->net_mac) < 0) {
+        snprintf(err, errlen, "--net takes FD,MAC once (an inherited TAP fd 4..1023, a unicast MAC aa:bb:cc:dd:ee:ff)");
+        return -1;
+      }
+      a->net_fd = (int)n;
     } else if (!strcmp(opt, "--cgroup")) {
       if (a->ncgroups >= ARGS_MAX_CGROUPS || strlen(val) >= 4000) {
         snprintf(err, errlen, "--cgroup: at most %d directories with paths under 4000 bytes", ARGS_MAX_CGROUPS);

@@ -17,6 +17,8 @@ struct vmm_args {
   int ndisks;
   bool rng;
   const char *vsock;
+  int net_fd;       /* --net FD,MAC: a TAP the daemon opened (-1: no network) */
+  uint8_t net_mac[6];
   uint64_t cid;
   struct { uint32_t port; const char *path; } forwards[ARGS_MAX_FORWARDS]; /* --forward PORT=PATH */
   int nforwards;

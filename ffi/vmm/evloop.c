@@ -2,9 +2,11 @@
 #include "evloop.h"
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One registration. Entries are never freed while the loop runs (a callback may be running on another
@@ -132,6 +134,33 @@ int evloop_del(struct evloop *loop, int fd) {
   }
   pthread_mutex_unlock(&loop->lock);
   return rc;
+}
+
+struct loop_barrier {
+  int fd;
+  sem_t done;
+};
+
+static void barrier_fire(void *ctx, uint32_t events) {
+  struct loop_barrier *b = ctx;
+  uint64_t v;
+  if (read(b->fd, &v, sizeof v) == sizeof v) sem_post(&b->done);
+}
+
+void evloop_barrier(struct evloop *loop) {
+  struct loop_barrier b = {.fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK)};
+  if (b.fd < 0) return;
+  sem_init(&b.done, 0, 0);
+  if (evloop_add(loop, b.fd, EPOLLIN, barrier_fire, &b) == 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    while (sem_timedwait(&b.done, &ts) < 0 && errno == EINTR) {
+    }
+    evloop_del(loop, b.fd);
+  }
+  close(b.fd);
+  sem_destroy(&b.done);
 }
 
 void evloop_destroy(struct evloop *loop) {

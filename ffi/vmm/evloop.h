@@ -13,5 +13,9 @@ int evloop_start(struct evloop *loop);
 int evloop_add(struct evloop *loop, int fd, uint32_t events, evloop_fn fn, void *ctx);
 int evloop_mod(struct evloop *loop, int fd, uint32_t events);
 int evloop_del(struct evloop *loop, int fd);
+/* Returns once the loop thread has finished any callback it had already picked up (it runs them one at a time, so
+ * once a callback queued now runs, the earlier ones are done): after evloop_del, no callback of that fd is still
+ * running. Bounded (1 s), in case the loop was never started. */
+void evloop_barrier(struct evloop *loop);
 /* Stops the thread and frees the loop (fds are not closed). */
 void evloop_destroy(struct evloop *loop);

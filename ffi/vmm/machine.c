@@ -9,6 +9,7 @@
 #include "snapshot/snapshot.h"
 #include "vcpu.h"
 #include "virtio/blk/blk.h"
+#include "virtio/net/net.h"
 #include "virtio/rng/rng.h"
 #include "virtio/vsock/vsock.h"
 #include "x86_boot.h"
@@ -40,7 +41,7 @@ static int machine_next_env(struct machine *m, struct virtio_env *env, char *err
   return 0;
 }
 
-/* The virtio devices of the command line, in order: --disk..., --rng, --vsock (+ forwards). */
+/* The virtio devices of the command line, in order: --disk..., --rng, --vsock (+ forwards), --net. */
 static int add_devices(struct machine *m, const struct vmm_args *a, char *err, size_t errlen) {
   struct virtio_env env;
   struct virtio_mmio_dev *dev;
@@ -60,6 +61,13 @@ static int add_devices(struct machine *m, const struct vmm_args *a, char *err, s
     if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
     for (int i = 0; i < a->nforwards; i++)
       if (virtio_vsock_add_forward(dev, a->forwards[i].port, a->forwards[i].path, err, errlen) < 0) return -1;
+  }
+  if (a->net_fd >= 0) {
+    /* Last: snapshots taken before virtio-net existed keep their bus slots. The device owns the fd from here. */
+    if (machine_next_env(m, &env, err, errlen) < 0) return -1;
+    if (net_tap_prepare(a->net_fd, err, errlen) < 0) return -1;
+    if (!(dev = virtio_net_create(&env, a->net_fd, a->net_mac, err, errlen))) return -1;
+    if (machine_add_virtio(m, dev, err, errlen) < 0) return -1;
   }
   return 0;
 }

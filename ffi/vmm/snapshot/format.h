@@ -23,6 +23,7 @@ enum snap_section_kind {
   /* A virtio device's own state (virtio_device_ops.state_section, index = ordinal among its kind): 98 and up, one
    * kind per device type; a new device appends its kind here, none is ever renumbered (snapshots on disk). */
   SNAP_SEC_VSOCK = 98,
+  SNAP_SEC_NET = 99,
   SNAP_SEC_DIFF_BASE = 128, SNAP_SEC_DIFF_RUNS, /* diff snapshots only (snapshot/diff.h) */
 };
 

@@ -54,6 +54,7 @@
 #define VIRTIO_F_VERSION_1     32
 
 /* §5 device IDs. */
+#define VIRTIO_ID_NET     1
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_ENTROPY 4
 #define VIRTIO_ID_VSOCK   19

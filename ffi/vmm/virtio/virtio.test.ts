@@ -22,8 +22,8 @@ function runNative(name: string): string {
   return out;
 }
 
-test("the device folders are blk, rng and vsock, and each has <dev>.h, device.c, persist.c, <dev>_test.c", () => {
-  expect(devices.sort()).toEqual(["blk", "rng", "vsock"]);
+test("the device folders are blk, net, rng and vsock, and each has <dev>.h, device.c, persist.c, <dev>_test.c", () => {
+  expect(devices.sort()).toEqual(["blk", "net", "rng", "vsock"]);
   for (const dev of devices)
     for (const file of [`${dev}.h`, "device.c", "persist.c", `${dev}_test.c`])
       expect(existsSync(join(virtioDir, dev, file)), `virtio/${dev}/${file}`).toBe(true);

@@ -94,4 +94,4 @@ bool fz_post(struct fz *f, uint16_t qi, bool mutate);
 void fz_kick(struct fz *f, uint32_t qi);
 void fz_consume(struct fz *f);
 
-extern const struct fz_adapter fz_blk, fz_rng_dev, fz_vsock;
+extern const struct fz_adapter fz_blk, fz_rng_dev, fz_vsock, fz_net;

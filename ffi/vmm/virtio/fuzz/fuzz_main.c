@@ -22,7 +22,7 @@
 #endif
 #endif
 
-static const struct fz_adapter *const adapters[] = {&fz_blk, &fz_rng_dev, &fz_vsock};
+static const struct fz_adapter *const adapters[] = {&fz_blk, &fz_rng_dev, &fz_vsock, &fz_net};
 #define N_ADAPTERS (sizeof adapters / sizeof adapters[0])
 
 /* The device reports why it failed on stderr; those lines go to a memfd and are counted here, so that a long

@@ -7,7 +7,7 @@ const ffiDir = join(import.meta.dir, "../../..");
 const SEED = process.env.VIRTIO_FUZZ_SEED ?? "1";
 const ITERATIONS = process.env.VIRTIO_FUZZ_ITERATIONS ?? "1500";
 
-test("virtio ring fuzzer: blk, rng, vsock under ASan/UBSan (fixed seed)", () => {
+test("virtio ring fuzzer: blk, rng, vsock, net under ASan/UBSan (fixed seed)", () => {
   const build = Bun.spawnSync(["make", "-C", ffiDir, "-j2", "fuzz"], { stdout: "pipe", stderr: "pipe" });
   if (build.exitCode !== 0) console.error(build.stdout.toString(), build.stderr.toString());
   expect(build.exitCode).toBe(0);
@@ -20,6 +20,6 @@ test("virtio ring fuzzer: blk, rng, vsock under ASan/UBSan (fixed seed)", () => 
   console.log(out.trimEnd()); // the coverage lines, for the CI log
   if (r.exitCode !== 0) console.error(r.stderr.toString());
   expect(r.exitCode).toBe(0);
-  for (const dev of ["blk", "rng", "vsock"]) expect(out).toMatch(new RegExp(`virtio_fuzz: ${dev} +iterations ${ITERATIONS} `));
+  for (const dev of ["blk", "rng", "vsock", "net"]) expect(out).toMatch(new RegExp(`virtio_fuzz: ${dev} +iterations ${ITERATIONS} `));
   expect(out).toContain("virtio_fuzz: ok,");
 }, 240_000);

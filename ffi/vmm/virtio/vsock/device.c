@@ -1,6 +1,5 @@
 // virtio-vsock device (virtio v1.2 §5.10): queues, guest packet dispatch, control packets owed to the guest.
 #include <errno.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,36 +189,6 @@ static void vsock_reset(struct virtio_mmio_dev *dev) {
   vs->pending_dirty = false;
 }
 
-struct loop_barrier {
-  int fd;
-  sem_t done;
-};
-
-static void barrier_fire(void *ctx, uint32_t events) {
-  struct loop_barrier *b = ctx;
-  uint64_t v;
-  if (read(b->fd, &v, sizeof v) == sizeof v) sem_post(&b->done);
-}
-
-/* Waits until the loop thread has finished any callback it had already picked up for our fds: it runs
- * callbacks one at a time, so once it runs ours, the earlier ones are done. Bounded, in case the loop
- * was never started. */
-static void loop_barrier(struct evloop *loop) {
-  struct loop_barrier b = {.fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK)};
-  if (b.fd < 0) return;
-  sem_init(&b.done, 0, 0);
-  if (evloop_add(loop, b.fd, EPOLLIN, barrier_fire, &b) == 0) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 1;
-    while (sem_timedwait(&b.done, &ts) < 0 && errno == EINTR) {
-    }
-    evloop_del(loop, b.fd);
-  }
-  close(b.fd);
-  sem_destroy(&b.done);
-}
-
 static void vsock_destroy(struct virtio_mmio_dev *dev) {
   struct vsock *vs = dev->impl;
   if (!vs) return;
@@ -229,7 +198,7 @@ static void vsock_destroy(struct virtio_mmio_dev *dev) {
   vsock_listener_close(vs, &vs->main);
   for (int i = 0; i < vs->n_fwd; i++) vsock_listener_close(vs, &vs->fwd[i]);
   pthread_mutex_unlock(&dev->lock);
-  loop_barrier(dev->env.loop);
+  evloop_barrier(dev->env.loop);
   free(vs);
   dev->impl = NULL;
 }

@@ -85,7 +85,7 @@ int vsock_reset_hold_init(struct vsock *vs) {
   return rc;
 }
 
-/* Lock held; the caller waits for the loop (loop_barrier) before freeing vs. */
+/* Lock held; the caller waits for the loop (evloop_barrier) before freeing vs. */
 void vsock_reset_hold_destroy(struct vsock *vs) {
   if (vs->hold_timer < 0) return;
   evloop_del(vs->dev->env.loop, vs->hold_timer);
