@@ -39,6 +39,12 @@ export class HostNet {
       await ensureBpffs(root, pinDir);
       const bpf = await BpfNet.open(pinDir); // reuses the maps a previous daemon pinned: its slots stay valid
       undo.push("unload eBPF", () => bpf.close());
+      // A failed start removes the pins it made, but never maps that running sandboxes' slots still have entries in.
+      undo.push("pinned maps", async () => {
+        if (bpf.slotKeys().length > 0) return;
+        await unpinBpf(pinDir);
+        rmEmptyDir(dirname(pinDir));
+      });
       const gw = gatewayIp();
       await routeLocalAdd(gw);
       undo.push("gateway local route", async () => void (await routeLocalDel(gw)));
@@ -64,14 +70,7 @@ export class HostNet {
       this.undo.release();
       return [];
     }
-    const errors = await this.undo.unwind();
-    try {
-      await unpinBpf(this.pinDir);
-      rmEmptyDir(dirname(this.pinDir)); // the onebox/ directory, unless another layout version is still there
-    } catch (e) {
-      errors.push(e as Error);
-    }
-    return errors;
+    return this.undo.unwind(); // the pinned maps go too, unless a slot entry is left in them
   }
 }
 

@@ -7,7 +7,12 @@ export const NFT_TABLE = "onebox";
 async function nft(args: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
   let proc;
   try {
-    proc = Bun.spawn(["nft", ...args], { stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+    proc = Bun.spawn(["nft", ...args], {
+      stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env }, // the PATH of now, not of process start
+    });
   } catch {
     throw new Error("`nft` is not installed: install nftables (Debian: apt-get install nftables)");
   }

@@ -37,4 +37,16 @@ describe.skipIf(!canRunNetns)("slot pool (in its own network namespace)", () => 
     expect(r.stopErrors).toEqual([]);
     expect(r.after).toEqual({ taps: [], routes: [], nft: false, pinned: [], forward: "0" });
   }, 60_000);
+
+  test("a start that fails part-way undoes every step (pinned maps too); 16 concurrent acquires get 16 distinct slots", async () => {
+    const { result: r } = await runInNetns<any>(`${here}/testing/scenario-failures.ts`);
+    const clean = { taps: [], routes: [], nft: false, pinned: [], forward: "0" };
+    expect(r.noNft.error).toContain("`nft` is not installed");
+    expect(r.noNft.left).toEqual(clean);
+    expect(r.port53Taken.error).toContain("EADDRINUSE");
+    expect(r.port53Taken.left).toEqual(clean);
+    expect(r.burst).toEqual({ taps: 16, ips: 16 });
+    expect(r.burstStopErrors).toEqual([]);
+    expect(r.after).toEqual(clean);
+  }, 60_000);
 });
