@@ -34,10 +34,22 @@ export const ENVD_VERSION = "0.6.13";
  * it is the only disk) with O_DIRECT, fsyncs, reads it back with O_DIRECT and prints
  * ONEBOX_TEST_BLK_PREFIX + sha256 hex of what it read, then powers off.
  * `boot`: prints ONEBOX_MARKER_BOOTED and powers off. `panic`: kernel panic via sysrq.
+ * `net` (with `onebox.net=`): connects TCP to the gateway's port ONEBOX_TEST_ECHO_PORT through eth0, sends
+ * `onebox-net-test\n`, prints ONEBOX_TEST_NET_PREFIX + the first line it gets back, then powers off.
  */
 export const ONEBOX_TEST_ECHO_PORT = 5000;
 export const ONEBOX_TEST_BLK_BYTES = 64 * 1024 * 1024;
 export const ONEBOX_TEST_BLK_PREFIX = "ONEBOX-TEST: blk sha256=";
+export const ONEBOX_TEST_NET_PREFIX = "ONEBOX-TEST: net reply=";
+
+/**
+ * The guest's network, on the kernel command line of a VM that has a virtio-net device (docs/guest.md "Network"):
+ * `onebox.net=<ip>/<prefix>,<gateway>`. onebox-init then gives eth0 that address, routes everything via the gateway
+ * and writes /etc/resolv.conf naming the gateway, at boot (before the template snapshot: every clone keeps it).
+ */
+export function netCmdlineArg(net: { ip: string; prefixLen: number; gateway: string }): string {
+  return `onebox.net=${net.ip}/${net.prefixLen},${net.gateway}`;
+}
 /** xorshift64 is stuck at 0, so seed 0 starts from this constant instead. */
 export const ONEBOX_BLK_SEED_ZERO = 0x9e3779b97f4a7c15n;
 

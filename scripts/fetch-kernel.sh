@@ -17,7 +17,7 @@ log() { echo "fetch-kernel: $*" >&2; }
 
 # The modules onebox-init loads (docs/architecture.md, "Inside the guest"); dependencies are added.
 GUEST_MODULES=(virtio_mmio virtio_blk virtio-rng vsock vmw_vsock_virtio_transport_common
-               vmw_vsock_virtio_transport overlay)
+               vmw_vsock_virtio_transport overlay virtio_net)
 
 DEB_CACHE=${ONEBOX_DEB_CACHE:-/var/cache/onebox/debs}
 META=${ONEBOX_KERNEL_PACKAGE:-linux-image-cloud-amd64}

@@ -16,7 +16,7 @@ set -euo pipefail
 # What onebox-init needs (docs/guest.md); dependencies are added from modules.dep, or from each
 # module's .modinfo "depends=" when the directory has no modules.dep (Debian ships none).
 GUEST_MODULES=(virtio_mmio virtio_blk virtio-rng vsock vmw_vsock_virtio_transport_common
-               vmw_vsock_virtio_transport overlay)
+               vmw_vsock_virtio_transport overlay virtio_net)
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 die() { echo "mkinitramfs: error: $*" >&2; exit 1; }

@@ -46,6 +46,43 @@ bool cmdline_parse_u64(const char *s, size_t n, uint64_t *out) {
   return true;
 }
 
+/* Dotted quad of exactly n chars, each part 0..255 without leading zeros. */
+static bool parse_ipv4(const char *s, size_t n, uint32_t *out) {
+  uint32_t v = 0;
+  size_t i = 0;
+  for (int part = 0; part < 4; part++) {
+    if (part) {
+      if (i >= n || s[i] != '.') return false;
+      i++;
+    }
+    size_t start = i;
+    uint32_t x = 0;
+    while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3) x = x * 10 + (uint32_t)(s[i++] - '0');
+    if (i == start || x > 255 || (i - start > 1 && s[start] == '0')) return false;
+    v = v << 8 | x;
+  }
+  if (i != n) return false;
+  *out = v;
+  return true;
+}
+
+bool cmdline_parse_net(const char *s, size_t n, uint32_t *ip, uint8_t *prefix, uint32_t *gw) {
+  const char *slash = memchr(s, '/', n), *comma = memchr(s, ',', n);
+  if (!slash || !comma || comma < slash) return false;
+  uint64_t p;
+  uint32_t a, g;
+  if (!parse_ipv4(s, (size_t)(slash - s), &a) || !cmdline_parse_u64(slash + 1, (size_t)(comma - slash - 1), &p) ||
+      p < 1 || p > 30 || !parse_ipv4(comma + 1, n - (size_t)(comma + 1 - s), &g))
+    return false;
+  uint32_t mask = ~0u << (32 - p);
+  bool host = (a & ~mask) != 0 && (a & ~mask) != ~mask, gw_host = (g & ~mask) != 0 && (g & ~mask) != ~mask;
+  if (!host || !gw_host || (a & mask) != (g & mask) || a == g) return false;
+  *ip = a;
+  *prefix = (uint8_t)p;
+  *gw = g;
+  return true;
+}
+
 /* next_token returns the next whitespace-separated token of buf[*pos..len). */
 static bool next_token(const char *buf, size_t len, size_t *pos, const char **tok, size_t *tlen) {
   size_t i = *pos;
@@ -93,6 +130,9 @@ int cmdline_parse(const char *buf, size_t len, struct cmdline *out) {
       out->has_seed = ok;
     } else if (key_is(tok, klen, "onebox.hostname")) {
       ok = cmdline_valid_hostname(v, vlen) && copy_value(out->hostname, sizeof out->hostname, v, vlen);
+    } else if (key_is(tok, klen, "onebox.net")) {
+      ok = cmdline_parse_net(v, vlen, &out->net_ip, &out->net_prefix, &out->net_gw);
+      out->has_net = ok;
     } else if (key_is(tok, klen, "onebox.id")) {
       ok = cmdline_valid_id(v, vlen) && copy_value(out->id, sizeof out->id, v, vlen);
     } else {

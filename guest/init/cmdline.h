@@ -12,6 +12,9 @@ struct cmdline {
   bool has_seed;
   char hostname[64];  /* onebox.hostname=, "" when absent */
   char id[65];        /* onebox.id= */
+  bool has_net;       /* onebox.net=<ip>/<prefix>,<gateway>: the VM has a network device (docs/guest.md) */
+  uint32_t net_ip, net_gw; /* host byte order */
+  uint8_t net_prefix;
   int bad;            /* number of onebox.* parameters rejected (logged by the caller) */
 };
 
@@ -27,5 +30,8 @@ int cmdline_module_params(const char *buf, size_t len, const char *module, char 
 /* Validators shared with the control channel. */
 bool cmdline_valid_hostname(const char *s, size_t n);
 bool cmdline_valid_id(const char *s, size_t n);
+/* cmdline_parse_net parses "<a.b.c.d>/<prefix>,<e.f.g.h>" of exactly n chars: a host address in a /1../30 whose
+ * network the gateway is in (not the network or broadcast address, not the address itself); false otherwise. */
+bool cmdline_parse_net(const char *s, size_t n, uint32_t *ip, uint8_t *prefix, uint32_t *gw);
 /* cmdline_parse_u64 parses decimal or 0x-hex of exactly n chars; false on junk or overflow. */
 bool cmdline_parse_u64(const char *s, size_t n, uint64_t *out);

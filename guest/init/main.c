@@ -18,6 +18,7 @@
 #include "log.h"
 #include "modules.h"
 #include "mounts.h"
+#include "network.h"
 #include "power.h"
 #include "protocol.h"
 #include "services.h"
@@ -140,6 +141,7 @@ int main(void) {
   if (bad_modules) log_info("%d modules failed to load", bad_modules);
   log_raw(ONEBOX_MARKER_BOOTED);
   system_lo_up();
+  if (network_setup(&cl) < 0) log_info("network setup failed; the sandbox has no network");
   system_set_hostname(cl.hostname[0] ? cl.hostname : "onebox");
   if (cl.id[0]) system_write_id(cl.id); /* /run is moved, not remounted: this survives switch root */
 
@@ -159,6 +161,7 @@ int main(void) {
   if (mounts_wait_dev("/dev/vdb", 3000) < 0) fatal("no layer disk /dev/vdb");
   modules_free();
   if (mounts_overlay_root("/dev/vda", "/dev/vdb") < 0) fatal("cannot mount the overlay root");
+  network_write_resolv(&cl); /* in the root the sandbox runs in */
   system_check_user();
   user_cgroup_setup(); /* before the agent: every command it starts goes in there */
 

@@ -15,7 +15,7 @@ const DEPS: Record<string, string[]> = {
   virtio_blk: ["virtio", "virtio_ring"], "virtio-rng": ["virtio", "virtio_ring"], vsock: [],
   vmw_vsock_virtio_transport_common: ["vsock"],
   vmw_vsock_virtio_transport: ["virtio", "vmw_vsock_virtio_transport_common", "virtio_ring", "vsock"],
-  overlay: [],
+  overlay: [], failover: [], net_failover: ["failover"], virtio_net: ["virtio_ring", "virtio", "net_failover"],
 };
 
 /** A fake .ko: an ELF object whose .modinfo section holds "depends=..." like a real module.

@@ -17,6 +17,34 @@
 #include "user-db.h"
 #include "test-check.h"
 
+/* onebox.net=: the guest's address, prefix and gateway; anything malformed leaves the VM without a network. */
+static void test_cmdline_net(void) {
+  struct cmdline c;
+  const char *s = "console=ttyS0 onebox.net=169.254.68.6/30,169.254.68.5 onebox.id=x";
+  cmdline_parse(s, strlen(s), &c);
+  CHECK(c.has_net && c.bad == 0 && c.net_ip == 0xa9fe4406u && c.net_prefix == 30 && c.net_gw == 0xa9fe4405u);
+  cmdline_parse("quiet", 5, &c);
+  CHECK(!c.has_net);
+  static const char *bad[] = {
+      "onebox.net=169.254.68.6/30",                 /* no gateway */
+      "onebox.net=169.254.68.6,169.254.68.5",       /* no prefix */
+      "onebox.net=169.254.68.6/31,169.254.68.7",    /* no room for a gateway */
+      "onebox.net=169.254.68.6/30,169.254.68.9",    /* gateway off-link */
+      "onebox.net=169.254.68.6/30,169.254.68.6",    /* gateway = self */
+      "onebox.net=169.254.68.7/30,169.254.68.5",    /* broadcast address */
+      "onebox.net=169.254.68.4/30,169.254.68.5",    /* network address */
+      "onebox.net=169.254.068.6/30,169.254.68.5",   /* leading zero */
+      "onebox.net=169.254.68.256/24,169.254.68.1",  /* octet > 255 */
+      "onebox.net=169.254.68.6/30,169.254.68.5x",   /* trailing junk */
+      "onebox.net=169.254.68.6/0,169.254.68.5",     /* prefix 0 */
+      "onebox.net=1.2.3/24,1.2.3.1",                /* three parts */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    cmdline_parse(bad[i], strlen(bad[i]), &c);
+    CHECK(!c.has_net && c.bad == 1);
+  }
+}
+
 static void test_cmdline(void) {
   struct cmdline c;
   const char *s = "console=ttyS0 reboot=k onebox.test=blk onebox.seed=0x10 onebox.id=abc-123 "
@@ -267,6 +295,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   test_cmdline();
+  test_cmdline_net();
   test_module_params();
   test_fwd_line();
   test_json();

@@ -15,6 +15,7 @@
 #include "blk-pattern.h"
 #include "log.h"
 #include "mounts.h"
+#include "network.h"
 #include "protocol.h"
 #include "sha256.h"
 #include "sockets.h"
@@ -118,8 +119,35 @@ void test_echo_main(void) {
   _exit(1);
 }
 
+/* The net test: TCP to the gateway's ONEBOX_TEST_ECHO_PORT through eth0 (network_setup ran), one line each way. */
+static void test_net(const struct cmdline *cl) {
+  char line[160] = "", reply[128] = "";
+  if (!cl->has_net) {
+    log_raw("ONEBOX-TEST: net error no onebox.net=");
+    return;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(ONEBOX_TEST_ECHO_PORT),
+                           .sin_addr.s_addr = htonl(cl->net_gw)};
+  sock_set_rcvtimeo(fd, 10000);
+  const char hello[] = "onebox-net-test\n";
+  if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof to) < 0 || sock_write_all(fd, hello, sizeof hello - 1) < 0 ||
+      sock_read_line(fd, reply, sizeof reply) < 0) {
+    log_errno("net test: TCP to the gateway");
+    log_raw("ONEBOX-TEST: net error");
+  } else {
+    snprintf(line, sizeof line, "%s%s", ONEBOX_TEST_NET_PREFIX, reply);
+    log_raw(line);
+  }
+  if (fd >= 0) close(fd);
+}
+
 int test_run(const struct cmdline *cl) {
   if (!strcmp(cl->test, "boot")) return 0;
+  if (!strcmp(cl->test, "net")) {
+    test_net(cl);
+    return 0;
+  }
   if (!strcmp(cl->test, "panic")) {
     int fd = open("/proc/sysrq-trigger", O_WRONLY);
     if (fd < 0 || write(fd, "c", 1) != 1) log_errno("panic: /proc/sysrq-trigger");

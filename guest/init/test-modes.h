@@ -1,8 +1,8 @@
-// The onebox.test= programs the e2e tests boot: echo, blk, boot, panic.
+// The onebox.test= programs the e2e tests boot: echo, blk, boot, panic, net.
 #pragma once
 #include "cmdline.h"
 
-/* test_run runs a one-shot test (blk, boot, panic); returns 0 when the caller should power
+/* test_run runs a one-shot test (blk, boot, panic, net); returns 0 when the caller should power
  * off, -1 when the name is not one of them. `echo` is not one-shot: PID 1 supervises
  * test_echo_main (with the forwarder and the control channel) instead. */
 int test_run(const struct cmdline *cl);

@@ -202,8 +202,10 @@ export class VmProcess {
       const dirFd = openSync(vmmDir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
       try {
         // detached: setsid(), so a daemon restart (or its process group being signalled) leaves the VM running.
-        // fd 3: the vmm's own dir (vmmDirFor), the only place it can write after the drop.
-        child = Bun.spawn([binary, ...args], { detached: true, stdio: ["ignore", out, err, dirFd] });
+        // fd 3: the vmm's own dir (vmmDirFor), the only place it can write after the drop; fd 4 (VMM_NET_FD): the TAP.
+        const stdio: (number | "ignore")[] = ["ignore", out, err, dirFd];
+        if (spec.net) stdio.push(spec.net.tapFd);
+        child = Bun.spawn([binary, ...args], { detached: true, stdio: stdio as ["ignore", number, number, number] });
       } finally {
         closeSync(out);
         closeSync(err);

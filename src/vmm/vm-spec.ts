@@ -26,7 +26,15 @@ export interface VmSpec {
   disks: { path: string; readOnly: boolean }[];
   rng: boolean;
   vsock?: { cid: number; forwardPorts: number[] }; // forwardPorts e.g. [49983, 49999]
+  /** virtio-net on a TAP the daemon opened (src/net: IFF_TAP|IFF_NO_PI|IFF_VNET_HDR), passed to the vmm as fd
+   *  VMM_NET_FD; the daemon keeps its own copy. mac: the guest's (a restore keeps the snapshot's, docs/virtio.md).
+   *  A restore needs it too: the clone runs on its own TAP. The guest configures eth0 from the kernel command line
+   *  (guest/protocol.ts netCmdlineArg), which the cold boot's cmdline must carry. */
+  net?: { tapFd: number; mac: string };
 }
+
+/** The fd a vmm inherits its TAP as (3 is its own dir, docs/vmm.md "Isolation"). */
+export const VMM_NET_FD = 4;
 
 export interface VmStats {
   rssKib: number;
@@ -110,5 +118,6 @@ export function vmmArgs(spec: VmSpec): string[] {
     // The socket path is named here, once (forwardPath): the vmm derives no socket name from another.
     for (const p of spec.vsock.forwardPorts) args.push("--forward", `${p}=${forwardPath(spec.runDir, p)}`);
   }
+  if (spec.net) args.push("--net", `${VMM_NET_FD},${spec.net.mac}`);
   return args;
 }
