@@ -23,6 +23,8 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     // Checksum offload from the guest (CHECKSUM_PARTIAL) through both programs: completed correctly by the kernel.
     expect(r.partialCsumUdp).toEqual({ vnetFlags: 0, ...GUEST, src: "198.18.0.1", proto: 17, ipChecksumOk: true, l4ChecksumOk: true });
     expect(r.partialCsumTcp).toEqual({ vnetFlags: 0, ...GUEST, src: "198.18.0.1", proto: 6, ipChecksumOk: true, l4ChecksumOk: true });
+    // ...and toward a guest that takes partial checksums (the VMM's TUNSETOFFLOAD): right once the guest completes it.
+    expect(r.offloadedReply).toEqual({ needsCsum: true, ...GUEST, src: "203.0.113.10", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.18.0.1" });
     expect(r.dns).toEqual({ ...GUEST, src: "169.254.68.5", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, id: 0xabcd, answer: [203, 0, 113, 10], resolverAsked: ["example.com"] });
     expect(r.spoofReply).toBeNull();
     expect(r.spoofDropped).toBe(1);

@@ -4,12 +4,13 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import { nativePath } from "./natives.ts";
 
 /** Must equal ONEBOX_NET_ABI_VERSION in ffi/lib/net/net.h. */
-export const LIBONEBOX_NET_ABI_VERSION = 1;
+export const LIBONEBOX_NET_ABI_VERSION = 2;
 
 const symbols = {
   onebox_net_abi_version: { args: [], returns: FFIType.i32 },
   onebox_net_error: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   onebox_tap_open: { args: [FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  onebox_tap_set_offload: { args: [FFIType.i32, FFIType.u32], returns: FFIType.i32 },
   onebox_tap_read: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
   onebox_route_add: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
   onebox_route_del: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },

@@ -20,6 +20,15 @@ export async function openTap(name: string, mac: Uint8Array, vnetHdrSize = VNET_
   return { name, fd, ifindex: ifindex[0]! };
 }
 
+/** TUN_F_* (linux/if_tun.h). */
+export const TUN_F = { CSUM: 0x01, TSO4: 0x02, TSO6: 0x04 } as const;
+
+/** TUNSETOFFLOAD on a TAP fd: what the VMM does once it owns the fd (tests play the VMM with it). */
+export async function setTapOffload(fd: number, flags: number): Promise<void> {
+  const lib = await libOneboxNet();
+  check(lib, lib.onebox_tap_set_offload(fd, flags), "TUNSETOFFLOAD");
+}
+
 /** One frame (with its vnet header) from a TAP fd, or null after timeoutMs. Blocks the calling thread: tests only. */
 export async function readFrame(fd: number, timeoutMs: number): Promise<Uint8Array | null> {
   const lib = await libOneboxNet();

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include "../../bpf/onebox_net.h"
 
-#define ONEBOX_NET_ABI_VERSION 1
+#define ONEBOX_NET_ABI_VERSION 2
 
 int onebox_net_abi_version(void);
 /* Copies the last error message (libbpf's or ours) into buf (NUL-terminated); returns its length. */
@@ -15,6 +15,8 @@ int onebox_net_error(char *buf, int len);
  * vnet header size and no offloads (the VMM sets them after feature negotiation), its MAC, IPv6 off, NOARP and up.
  * Returns the fd; *ifindex gets the interface index. */
 int onebox_tap_open(const char *name, int vnet_hdr_size, const uint8_t mac[6], int32_t *ifindex);
+/* TUNSETOFFLOAD (TUN_F_* flags): what the VMM sets once it owns the fd; the tests set it to play the VMM. */
+int onebox_tap_set_offload(int fd, unsigned flags);
 /* Reads one frame into buf within timeout_ms (poll); returns its length, or -ETIMEDOUT. */
 int onebox_tap_read(int fd, uint8_t *buf, int len, int timeout_ms);
 

@@ -84,3 +84,12 @@ int onebox_tap_read(int fd, uint8_t *buf, int len, int timeout_ms) {
   ssize_t n = read(fd, buf, (size_t)len);
   return n < 0 ? -errno : (int)n;
 }
+
+int onebox_tap_set_offload(int fd, unsigned flags) {
+  if (ioctl(fd, TUNSETOFFLOAD, flags) < 0) {
+    int e = errno;
+    onebox_net_set_error("TUNSETOFFLOAD 0x%x: %s", flags, strerror(e));
+    return -e;
+  }
+  return 0;
+}

@@ -32,7 +32,8 @@ const refilled = pool.stats();
 
 await pool.stop();
 const errors = await host.stop({ final: true });
-await Bun.sleep(100); // programs are freed after an RCU grace period
+// Programs are freed after an RCU grace period: wait for it (bounded) rather than guess its length.
+for (let t = 0; t < 100 && progIds.some(progExists); t++) await Bun.sleep(20);
 const after = leftovers(bpffs);
 console.log(
   JSON.stringify({ before, running, attached, afterRelease, refilled, after, progsAliveAfter: progIds.map(progExists), stopErrors: errors.map((e) => e.message) }),

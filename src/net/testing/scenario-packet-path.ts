@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Network } from "../network.ts";
 import { readQuestion } from "../dns-forwarder.ts";
 import type { NetSlot } from "../slot.ts";
-import { readFrame, VNET_HDR_SIZE } from "../../sys/tap.ts";
+import { readFrame, setTapOffload, TUN_F, VNET_HDR_SIZE } from "../../sys/tap.ts";
 import { formatMac, parseIpv4, parseMac } from "../../util/ipv4.ts";
 import { arp, checksum, eth, ETH_P_ARP, icmp, ipv4, l4ChecksumOk, onesSum, parseIpv4Frame, PROTO, udp } from "../../util/test-frames.ts";
 import { GUEST_NET } from "../addresses.ts";
@@ -181,6 +181,27 @@ for (const [proto, csumOffset, l4] of [
   const got = await recvWithHeader(b);
   results[`partialCsum${proto === PROTO.UDP ? "Udp" : "Tcp"}`] = got && { vnetFlags: got.hdr[0], ...describe(got.frame), text: undefined, ack: undefined, flags: undefined };
 }
+
+// The other way with the offloads the VMM sets (partial checksums toward the guest): the reply leaves the host's
+// UDP stack CHECKSUM_PARTIAL, the egress program fixes its pseudo-header part, and the guest completes it.
+await setTapOffload(a.fd!, TUN_F.CSUM | TUN_F.TSO4 | TUN_F.TSO6);
+send(a, udpFrame("203.0.113.10", 40003, "offloaded reply"));
+const off = await recvWithHeader(a);
+if (off) {
+  const hv = new DataView(off.hdr.buffer, off.hdr.byteOffset);
+  const flags = off.hdr[0]!;
+  const frame = off.frame.slice();
+  if (flags & 1) {
+    // What the guest driver does for VIRTIO_NET_HDR_F_NEEDS_CSUM: sum from csum_start, store the complement.
+    const start = hv.getUint16(6, true);
+    const at = start + hv.getUint16(8, true);
+    const sum = checksum(frame.subarray(start));
+    frame[at] = sum >> 8;
+    frame[at + 1] = sum & 255;
+  }
+  results.offloadedReply = { needsCsum: (flags & 1) === 1, ...describe(frame) };
+}
+await setTapOffload(a.fd!, 0);
 
 // DNS to the gateway: answered by the daemon's forwarder (through the host's resolver), from the gateway address.
 const gw = parseIpv4(GUEST_NET.gateway);

@@ -46,9 +46,11 @@ const adopted = report.adopted.map((s) => ({ tap: s.tapName, ip: s.slotIp, fd: s
 // The adopted slot still translates: a datagram to its address reaches the "VMM" addressed to the guest.
 const udp = await Bun.udpSocket({});
 udp.send("to the adopted slot", 9, first.ip);
-await Bun.sleep(300);
+const framesFile = join(work, "frames");
+for (let t = 0; t < 150 && !existsSync(framesFile); t++) await Bun.sleep(20); // the "VMM" polls; a loaded host is slow
+await Bun.sleep(50);
 udp.close();
-const frames = existsSync(join(work, "frames")) ? readFileSync(join(work, "frames"), "utf8").trim().split("\n").filter(Boolean) : [];
+const frames = existsSync(framesFile) ? readFileSync(framesFile, "utf8").trim().split("\n").filter(Boolean) : [];
 const seen = frames.map((h) => {
   const p = parseIpv4Frame(Buffer.from(h, "hex"));
   return { dstMac: formatMac(p.dstMac), src: p.src, dst: p.dst, text: new TextDecoder().decode(p.payload.subarray(8)) };
