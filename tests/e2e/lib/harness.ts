@@ -12,7 +12,7 @@ export const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
 /** Wall-clock budget for one boot inside the test host (nested under TCG: seconds, not ms). */
 export const BOOT_TIMEOUT_MS = 120_000;
 
-export type TestMode = "echo" | "blk" | "boot" | "panic";
+export type TestMode = "echo" | "blk" | "boot" | "panic" | "net";
 
 function env(name: string): string {
   const v = process.env[name];
@@ -68,6 +68,9 @@ export interface TestVmOptions {
   vcpus?: number;
   vsock?: boolean;
   rng?: boolean;
+  /** virtio-net on this TAP fd (docs/virtio.md); the guest configures eth0 only with cmdlineExtra's onebox.net=. */
+  net?: VmSpec["net"];
+  cmdlineExtra?: string;
 }
 
 export interface TestVm {
@@ -102,10 +105,11 @@ export async function startTestVm(o: TestVmOptions): Promise<TestVm> {
     vcpus: o.vcpus ?? 1,
     kernel: testKernel(),
     initrd: testInitramfs(),
-    cmdline: testCmdline(o.test, o.seed),
+    cmdline: [testCmdline(o.test, o.seed), o.cmdlineExtra ?? ""].join(" ").trim(),
     disks: o.disks ?? [],
     rng: o.rng ?? true,
     vsock: o.vsock === false ? undefined : { cid: nextCid++, forwardPorts: [] },
+    ...(o.net ? { net: o.net } : {}),
   };
   const vm = await VmProcess.spawn(spec);
   let exited = false;
