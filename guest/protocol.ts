@@ -35,7 +35,8 @@ export const ENVD_VERSION = "0.6.13";
  * ONEBOX_TEST_BLK_PREFIX + sha256 hex of what it read, then powers off.
  * `boot`: prints ONEBOX_MARKER_BOOTED and powers off. `panic`: kernel panic via sysrq.
  * `net` (with `onebox.net=`): connects TCP to the gateway's port ONEBOX_TEST_ECHO_PORT through eth0, sends
- * `onebox-net-test\n`, prints ONEBOX_TEST_NET_PREFIX + the first line it gets back, then powers off.
+ * `onebox-net-test <N>\n` and N = 4 MiB of the pattern (i*7 + (i>>12)) & 255, reads a line and then until EOF checking
+ * the same pattern, prints ONEBOX_TEST_NET_PREFIX + the line + ` rx=<bytes> good|bad`, then powers off.
  */
 export const ONEBOX_TEST_ECHO_PORT = 5000;
 export const ONEBOX_TEST_BLK_BYTES = 64 * 1024 * 1024;

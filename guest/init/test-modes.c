@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,9 +121,15 @@ void test_echo_main(void) {
   _exit(1);
 }
 
-/* The net test: TCP to the gateway's ONEBOX_TEST_ECHO_PORT through eth0 (network_setup ran), one line each way. */
+/* The net test: TCP to the gateway's ONEBOX_TEST_ECHO_PORT through eth0 (network_setup ran). It uploads
+ * NET_TEST_BYTES of a pattern after its hello line (large segments: the device's tx offloads), then reads the
+ * server's line and a download until EOF, checking the same pattern (rx offloads, mergeable buffers). */
+#define NET_TEST_BYTES (4u << 20)
+static uint8_t net_pattern(uint32_t i) { return (uint8_t)(i * 7 + (i >> 12)); }
+
 static void test_net(const struct cmdline *cl) {
-  char line[160] = "", reply[128] = "";
+  static uint8_t buf[65536];
+  char line[200] = "", reply[128] = "";
   if (!cl->has_net) {
     log_raw("ONEBOX-TEST: net error no onebox.net=");
     return;
@@ -129,14 +137,25 @@ static void test_net(const struct cmdline *cl) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(ONEBOX_TEST_ECHO_PORT),
                            .sin_addr.s_addr = htonl(cl->net_gw)};
-  sock_set_rcvtimeo(fd, 10000);
-  const char hello[] = "onebox-net-test\n";
-  if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof to) < 0 || sock_write_all(fd, hello, sizeof hello - 1) < 0 ||
-      sock_read_line(fd, reply, sizeof reply) < 0) {
+  sock_set_rcvtimeo(fd, 20000);
+  int n = snprintf(line, sizeof line, "onebox-net-test %u\n", NET_TEST_BYTES);
+  bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0 && sock_write_all(fd, line, (size_t)n) == 0;
+  for (uint32_t off = 0; ok && off < NET_TEST_BYTES; off += sizeof buf) {
+    for (uint32_t j = 0; j < sizeof buf; j++) buf[j] = net_pattern(off + j);
+    ok = sock_write_all(fd, buf, sizeof buf) == 0;
+  }
+  ok = ok && sock_read_line(fd, reply, sizeof reply) >= 0;
+  uint32_t got = 0, bad = 0;
+  ssize_t r;
+  while (ok && (r = read(fd, buf, sizeof buf)) > 0) {
+    for (ssize_t j = 0; j < r; j++) bad += buf[j] != net_pattern(got + (uint32_t)j);
+    got += (uint32_t)r;
+  }
+  if (!ok || r < 0) {
     log_errno("net test: TCP to the gateway");
     log_raw("ONEBOX-TEST: net error");
   } else {
-    snprintf(line, sizeof line, "%s%s", ONEBOX_TEST_NET_PREFIX, reply);
+    snprintf(line, sizeof line, "%s%s rx=%u %s", ONEBOX_TEST_NET_PREFIX, reply, got, bad ? "bad" : "good");
     log_raw(line);
   }
   if (fd >= 0) close(fd);
