@@ -52,7 +52,7 @@ test("--net names the inherited fd and the MAC, after every other device", () =>
 });
 
 describe.skipIf(!canRun)("virtio-net on a TAP (test guest)", () => {
-  test("the vmm holds the TAP as fd 4; the snapshot restores only with --net, onto the clone's own TAP", async () => {
+  test("the vmm holds the TAP as fd 4; the snapshot restores only with --net, onto the clone's own TAP (spawned and pooled)", async () => {
     const a = await tap();
     const s = spec({ net: { tapFd: a.fd, mac: MAC } });
     const vm = await VmProcess.spawn(s);
@@ -77,6 +77,16 @@ describe.skipIf(!canRun)("virtio-net on a TAP (test guest)", () => {
     expect(readlinkSync(`/proc/${clone.pid}/fd/${VMM_NET_FD}`)).toBe("/dev/net/tun");
     await clone.stop();
     expect(JSON.parse(read(c.exitFile)).reason).toBe("stopped");
+
+    // A pooled vmm (the warm pool's create path) is built with its TAP and restores the same snapshot onto it.
+    const p = spec({ testGuest: undefined, restoreFrom: dir, net: { tapFd: (await tap()).fd, mac: MAC } });
+    const pooled = await VmProcess.spawnPooled(p);
+    expect((await pooled.ping()).state).toBe("pooled");
+    await pooled.restore(dir);
+    await waitFor(() => read(p.consolePath).includes("count"));
+    expect((await pooled.ping()).state).toBe("running");
+    await pooled.stop();
+    expect(JSON.parse(read(p.exitFile)).reason).toBe("stopped");
   });
 
   test("an fd that is not a TAP is refused at start, saying so", async () => {
