@@ -22,13 +22,6 @@ export const TRANSITIONS: Record<SandboxState, readonly SandboxState[]> = {
 /** States in which the sandbox exists for the E2B API (everything else answers 404). */
 export const VISIBLE_STATES: readonly SandboxState[] = ["starting", "running", "pausing", "paused", "resuming", "stopping"];
 
-/** States whose operation is still in flight: a second operation gets 409 (spec §1.3 connect/pause). */
-export const TRANSITIONAL_STATES: readonly SandboxState[] = ["starting", "pausing", "resuming", "stopping"];
-
-export function isState(s: string): s is SandboxState {
-  return (STATES as readonly string[]).includes(s);
-}
-
 export function canTransition(from: SandboxState, to: SandboxState): boolean {
   return TRANSITIONS[from].includes(to);
 }
