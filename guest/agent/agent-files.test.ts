@@ -93,6 +93,15 @@ test("list depth, exists, makeDir, rename, remove", async () => {
   expect(lsFile?.constructor?.name).toBe("InvalidArgumentError");
 });
 
+test("list: entries come sorted by name, depth-first, as envd's filepath.WalkDir gives them", async () => {
+  // created out of order so the directory's own order (hash or creation order) differs from the name order
+  for (const n of ["zeta", "Beta", "alpha", "m/b.txt", "m/a.txt", "m/sub/z", "m/sub/c", "_x", "10", "9"]) {
+    await sbx.files.write(`${d}/order/${n}`, n);
+  }
+  const l = await sbx.files.list(`${d}/order`, { depth: 3 });
+  expect(l.map((e) => e.path.slice(`${d}/order/`.length))).toEqual(["10", "9", "Beta", "_x", "alpha", "m", "m/a.txt", "m/b.txt", "m/sub", "m/sub/c", "m/sub/z", "zeta"]);
+});
+
 test("metadata: X-Metadata-* become user.e2b.* xattrs where the filesystem allows", async () => {
   const w = await sbx.files.write(`${d}/meta.txt`, "m", { metadata: { owner: "alice", stage: "draft" } });
   expect((w as { metadata?: Record<string, string> }).metadata).toEqual({ owner: "alice", stage: "draft" });

@@ -36,6 +36,11 @@ export function fsError(e: unknown, path: string): ConnectError {
   }
 }
 
+/** Go's string order (UTF-8 bytes), which differs from JS's UTF-16 order for astral characters. */
+function byteOrder(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
 function statOrThrow(path: string) {
   try {
     return lstatSync(path);
@@ -108,6 +113,7 @@ export function createFilesystemService() {
         } catch {
           return; // unreadable subdirectory: list what we can
         }
+        names.sort(byteOrder); // envd's filepath.WalkDir visits each directory's names in byte order
         for (const name of names) {
           if (entries.length >= MAX_LIST_ENTRIES) return;
           const r = join(real, name);
