@@ -146,6 +146,19 @@ test("watchDir: start, create/write/remove events, recursive", async () => {
   expect(missing?.constructor?.name).toBe("FileNotFoundError");
 });
 
+test("watchDir: an upload gives envd's events in envd's order (CREATE, CHMOD, WRITE), also in a new subdirectory", async () => {
+  await sbx.files.makeDir(`${d}/wo`);
+  const events: string[] = [];
+  const h = await sbx.files.watchDir(`${d}/wo`, (e) => void events.push(`${e.name} ${e.type}`), { recursive: true, timeoutMs: 20_000 });
+  await sbx.files.write(`${d}/wo/new.txt`, "x");
+  await sbx.files.write(`${d}/wo/sub/deep.txt`, "y");
+  const want = ["new.txt create", "new.txt chmod", "new.txt write", "sub create", "sub chmod", "sub/deep.txt create", "sub/deep.txt chmod", "sub/deep.txt write"];
+  for (let i = 0; i < 60 && events.length < want.length; i++) await Bun.sleep(50);
+  await Bun.sleep(700); // nothing more may follow
+  await h.stop();
+  expect(events).toEqual(want);
+});
+
 test("GET /files honours Range", async () => {
   await sbx.files.write(`${d}/range.txt`, "0123456789");
   const r = await fetch(`${agent.url}/files?path=${encodeURIComponent(`${d}/range.txt`)}`, { headers: { Range: "bytes=2-5" } });

@@ -164,9 +164,12 @@ export async function writeAtomic(requested: string, chunks: AsyncIterable<Uint8
   const dir = dirname(path);
   mkdirOwned(dir, user);
   let mode = 0o644;
+  let created = true;
+  let bytes = 0;
   try {
     const old = statSync(path);
     if (old.isDirectory()) throw new HttpError(400, `path '${path}' is a directory`);
+    created = false;
     if (old.isFile()) mode = old.mode & 0o777;
   } catch (e) {
     if (e instanceof HttpError) throw e;
@@ -180,6 +183,7 @@ export async function writeAtomic(requested: string, chunks: AsyncIterable<Uint8
     for await (const c of chunks) {
       let off = 0;
       while (off < c.byteLength) off += writeSync(fd, c, off, c.byteLength - off);
+      bytes += c.byteLength;
     }
     open = false;
     closeSync(fd);
@@ -192,7 +196,7 @@ export async function writeAtomic(requested: string, chunks: AsyncIterable<Uint8
     rmSync(tmp, { force: true });
     throw e;
   }
-  notifyWritten(path);
+  notifyWritten(path, { created, bytes, metadata: Object.keys(metadata).length > 0 });
 }
 
 function decoded(req: Request): ReadableStream<Uint8Array> {

@@ -16,6 +16,8 @@ export type EventTypeName = "EVENT_TYPE_CREATE" | "EVENT_TYPE_WRITE" | "EVENT_TY
 export const UPLOAD_TEMP_PREFIX = ".onebox-upload-";
 
 const MAX_POLL_QUEUE = 1000;
+/** How long an upload's events wait for its rename to come through inotify before being reported anyway. */
+const UPLOAD_EVENT_WAIT_MS = 500;
 /** Each watcher holds one inotify instance; the kernel's default is 128 per user. */
 const MAX_WATCHERS = 100;
 const MAX_STREAM_BACKLOG = 4 * 1024 * 1024;
@@ -41,7 +43,23 @@ class DirWatcher {
     private emit: (ev: Obj) => void,
   ) {
     this.ino = InotifyWatcher.open(root, recursive, (kind, rel) => {
-      if (!isTemp(rel)) this.report(rel, KIND_TO_TYPE[kind]);
+      if (isTemp(rel)) return;
+      const up = this.uploads.get(rel);
+      if (kind === "create" && up) {
+        // the upload's rename: stands for the whole sequence envd's open/chown/write would give
+        this.uploads.delete(rel);
+        clearTimeout(up.timer);
+        if (!up.sent) for (const t of up.types) this.report(rel, t);
+        return;
+      }
+      this.report(rel, KIND_TO_TYPE[kind]);
+      // A directory made for an upload whose rename came before its watch was added: report the
+      // upload after the events already read with this one (the directory's own CHMOD).
+      if (kind === "create") {
+        setTimeout(() => {
+          for (const [r, u] of this.uploads) if (!u.sent && r.startsWith(rel + sep)) this.flushUpload(r, u);
+        }, 0);
+      }
     });
     if (!this.ino) {
       // Fallback without inotify through libc: fs.watch cannot tell renames from removals.
@@ -70,6 +88,31 @@ class DirWatcher {
     this.report(name, type);
   }
 
+  /** Uploads landed (renamed into place) whose inotify CREATE has not been read yet. */
+  private uploads = new Map<string, { types: EventTypeName[]; sent: boolean; timer: ReturnType<typeof setTimeout> }>();
+
+  /** Reports an atomic upload as envd's in-place write shows: in the inotify stream's order, at its rename. */
+  uploaded(rel: string, types: EventTypeName[]): void {
+    if (!this.ino) {
+      for (const t of types) if (t !== "EVENT_TYPE_CREATE") this.report(rel, t); // fs.watch reports the create itself
+      return;
+    }
+    const old = this.uploads.get(rel);
+    if (old) clearTimeout(old.timer);
+    const u = { types, sent: false, timer: undefined as unknown as ReturnType<typeof setTimeout> };
+    // The rename's event can be lost (queue overflow, a directory not watched yet): report anyway.
+    u.timer = setTimeout(() => {
+      this.uploads.delete(rel);
+      if (!u.sent) for (const t of u.types) this.report(rel, t);
+    }, UPLOAD_EVENT_WAIT_MS);
+    this.uploads.set(rel, u);
+  }
+
+  private flushUpload(rel: string, u: { types: EventTypeName[]; sent: boolean }): void {
+    u.sent = true; // kept until the timer, to swallow the rename's CREATE should it still come
+    for (const t of u.types) this.report(rel, t);
+  }
+
   report(name: string, type: EventTypeName): void {
     const ev: Obj = { name, type };
     if (this.includeEntry && type !== "EVENT_TYPE_REMOVE" && type !== "EVENT_TYPE_RENAME") {
@@ -91,6 +134,8 @@ class DirWatcher {
 
   close(): void {
     active.delete(this);
+    for (const u of this.uploads.values()) clearTimeout(u.timer);
+    this.uploads.clear();
     this.ino?.close();
     try {
       this.fsw?.close();
@@ -106,11 +151,20 @@ function isTemp(rel: string): boolean {
   return (rel.split(sep).pop() ?? rel).startsWith(UPLOAD_TEMP_PREFIX);
 }
 
-/** Called after an atomic upload landed: the rename shows as CREATE, a write must show as WRITE too. */
-export function notifyWritten(path: string): void {
+/**
+ * Called after an atomic upload was renamed into place. envd writes in place (open O_CREAT|O_TRUNC,
+ * chown, write, then xattrs), so its watchers see CREATE (new files only), CHMOD, WRITE (if any
+ * bytes), CHMOD (if metadata was set); the rename shows only one CREATE, so report that sequence.
+ */
+export function notifyWritten(path: string, how: { created: boolean; bytes: number; metadata: boolean }): void {
+  const types: EventTypeName[] = [];
+  if (how.created) types.push("EVENT_TYPE_CREATE");
+  types.push("EVENT_TYPE_CHMOD");
+  if (how.bytes > 0 || !how.created) types.push("EVENT_TYPE_WRITE"); // O_TRUNC of an existing file is a write too
+  if (how.metadata) types.push("EVENT_TYPE_CHMOD");
   for (const w of active) {
     const rel = w.covers(path);
-    if (rel !== undefined) w.report(rel, "EVENT_TYPE_WRITE");
+    if (rel !== undefined) w.uploaded(rel, types);
   }
 }
 
