@@ -1,4 +1,4 @@
-// The composition root: assembles the daemon from its parts (state, admin key, VMM driver, sandbox manager,
+// The composition root: assembles the daemon from its parts (state, admin key, VMM driver, guest network, sandbox manager,
 // scheduler, API, data plane) and is the only file that knows them all.
 import type { Server } from "bun";
 import { secretsFromRows } from "./proxy/access.ts";
@@ -6,6 +6,7 @@ import { DataPlane } from "./proxy/data-plane.ts";
 import type { SandboxPort } from "./proxy/sandbox-port.ts";
 import type { WsBridge } from "./proxy/websocket.ts";
 import { Admission } from "./scheduler/admission.ts";
+import { startNetwork, stopNetwork } from "./machine/guest-network.ts";
 import { SandboxManager } from "./sandbox/manager.ts";
 import { DefaultTemplateBuilder } from "./templates/build-default.ts";
 import { loadVmDriver, type VmDriverResult } from "./machine/vm-driver.ts";
@@ -33,7 +34,11 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   const newAdminKey = config.auth ? ensureAdminKey(state.keys, config.dataDir) : null;
   const drv = driver ?? (await loadVmDriver());
   if (!drv.ok) log.warn("sandboxes cannot start", { problem: drv.problem });
-  const manager = new SandboxManager(state, config, drv);
+  // Networking needs the real VMM (a test's driver has no TAP to hand over) and a host that has it.
+  const net = drv.ok && !driver ? await startNetwork(config) : null;
+  // The template snapshot key follows it (a snapshot made with a net device restores only with one).
+  config.network = net !== null;
+  const manager = new SandboxManager(state, config, drv, { net: net?.slots ?? null });
   const recovered = await manager.recover();
   if (recovered.adopted || recovered.ended) log.info("recovered sandboxes", recovered);
   // One aggregate query per create (sandboxes_live_claims), not a read of every live row.
@@ -68,6 +73,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
       if (closed) return;
       closed = true;
       await manager.detachAll();
+      if (net) await stopNetwork(net);
       await server.stop(true);
       state.close();
     },

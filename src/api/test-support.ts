@@ -18,7 +18,8 @@ export interface TestDaemon extends Daemon {
 /** `driver`: a stand-in for the VMM (tests of the data plane), else the real one. */
 export async function startTestDaemon(overrides: Partial<Config> = {}, dataDir?: string, driver?: VmDriverResult): Promise<TestDaemon> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "onebox-test-"));
-  const config = parseConfig({ port: 0, dataDir: dir, runRoot: join(dir, "run"), ...overrides });
+  // No guest networking unless a test asks: it would set up the host this test runs on (docs/network.md).
+  const config = parseConfig({ port: 0, dataDir: dir, runRoot: join(dir, "run"), network: false, ...overrides });
   const d = await startDaemon(config, driver);
   const key = readFileSync(join(dir, "admin-key"), "utf8").trim();
   return Object.assign(d, {

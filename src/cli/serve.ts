@@ -14,6 +14,7 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--idle-timeout-sec 30] [--max-connections 1024] [--max-client-connections 256] [--max-header-bytes 16384]
        [--console-log-max-mib N (or ONEBOX_CONSOLE_LOG_MAX_BYTES=B; default 1 MiB): cap of each VM's console log]
        [--sandbox-cidr 198.18.0.0/16 (or ONEBOX_SANDBOX_CIDR): sandbox addresses on the host] [--net-slot-pool 8]
+       [--no-network: sandboxes get no network (allowInternetAccess has no effect)]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
@@ -21,7 +22,7 @@ in DATA/templates/logs (docs/templates.md).`;
 const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);
 
 export async function serveCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["no-auth", "no-default-templates", "no-template-snapshots", "help"]);
+  const a = parseArgs(argv, ["no-auth", "no-default-templates", "no-template-snapshots", "no-network", "help"]);
   if (bool(a, "help")) {
     console.log(SERVE_USAGE);
     return 0;
@@ -49,6 +50,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     consoleLogMaxBytes: mibToBytes(int(a, "console-log-max-mib")) ?? envInt("ONEBOX_CONSOLE_LOG_MAX_BYTES"),
     sandboxCidr: str(a, "sandbox-cidr") ?? envVar("ONEBOX_SANDBOX_CIDR"),
     netSlotPoolSize: int(a, "net-slot-pool"),
+    network: !bool(a, "no-network"),
   });
   const daemon = await startDaemon(config);
   if (daemon.newAdminKey) {

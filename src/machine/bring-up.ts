@@ -9,6 +9,7 @@ import { tailFile } from "../util/tail-file.ts";
 import type { AgentInit } from "./agent-client.ts";
 import type { GuestLink } from "./guest-link.ts";
 import type { Machine } from "./machine.ts";
+import { withSlot } from "./net-slots.ts";
 import { deathWatch, spawnVm, vmSpecFor, type VmPlace } from "./vm-config.ts";
 import type { VmHandle } from "./vm-driver.ts";
 
@@ -38,9 +39,12 @@ export interface GuestStart {
 export async function startGuest(config: Config, m: Machine, t: TemplateRow, s: GuestStart, stages: Stages): Promise<VmHandle> {
   const { place } = s;
   const t0 = performance.now();
-  const handle = await spawnVm(m.driver.spawn, vmSpecFor(config, t, place)).catch((e: unknown) => {
-    throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
-  });
+  // A slot that cannot be had is no refused snapshot: only the spawn's failure is.
+  const handle = await withSlot(m.net, (net) =>
+    spawnVm(m.driver.spawn, vmSpecFor(config, t, { ...place, net })).catch((e: unknown) => {
+      throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
+    }),
+  );
   s.undo.push("vm process", () => stopAndWait(handle));
   stage(stages, "vmm", t0);
   await bringUp(config, m.guest, t, handle, s, stages);

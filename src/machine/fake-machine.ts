@@ -1,6 +1,6 @@
 // Test support: the machine layer in memory, for unit tests of the sandbox lifecycle on hosts without KVM. A fake
 // VmDriver (spawn, pooled spawn, restore, pause, resume, snapshot, stop, forward, adopt, readExit) and a fake
-// GuestLink (hygiene, readiness, /init, /metrics), each step able to fail on demand. The real vmm and guest
+// GuestLink (hygiene, readiness, /init, /metrics), each step able to fail on demand, and network slots (FakeNet). The real vmm and guest
 // stay covered by src/vmm's tests and tests/e2e.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,6 +8,7 @@ import { unavailable } from "../util/errors.ts";
 import type { AgentMetrics } from "./agent-client.ts";
 import type { GuestLink } from "./guest-link.ts";
 import type { Machine } from "./machine.ts";
+import type { NetLease, NetSlots } from "./net-slots.ts";
 import type { PooledVmHandle, VmDriver, VmExit, VmHandle, VmSpec } from "./vm-driver.ts";
 
 export type FakeStep =
@@ -74,7 +75,72 @@ export class FakeVm implements PooledVmHandle {
   }
 }
 
+/** Network slots in memory: which are held (by fd) and released, so a test sees a slot go back on every end. Like the
+ *  real one (net-slots.ts): a daemon stop (detach) leaves held slots to the next daemon, which re-adopts those a
+ *  running VM holds and releases the rest. */
+export class FakeNet implements NetSlots {
+  private nextFd = 1000;
+  private generation = 0;
+  /** Slots taken and not released, by fd. */
+  readonly held = new Map<number, NetLease>();
+  /** tap names, in the order released. */
+  readonly released: string[] = [];
+  failAcquire = false;
+  private unclaimed = new Set<number>();
+
+  private lease(fd: number): NetLease {
+    const gen = this.generation;
+    let done = false;
+    const l: NetLease = {
+      tapName: `obx${fd}`,
+      fd,
+      slotIp: `198.18.0.${fd % 250}`,
+      release: async () => {
+        if (done || gen !== this.generation) return;
+        done = true;
+        this.held.delete(fd);
+        this.released.push(l.tapName);
+      },
+    };
+    this.held.set(fd, l);
+    return l;
+  }
+
+  async acquire(): Promise<NetLease> {
+    if (this.failAcquire) throw new Error("fake slot acquire failed");
+    return this.lease(this.nextFd++);
+  }
+
+  adoptHeldBy(handle: VmHandle): NetLease | null {
+    const fd = (handle as FakeVm).spec?.net?.tapFd;
+    if (fd === undefined || !this.unclaimed.delete(fd)) return null;
+    const l = this.lease(fd);
+    void handle.exited.then(() => l.release());
+    return l;
+  }
+
+  async releaseUnclaimed(): Promise<void> {
+    for (const fd of this.unclaimed) {
+      const l = this.held.get(fd);
+      this.held.delete(fd);
+      if (l) this.released.push(l.tapName);
+    }
+    this.unclaimed.clear();
+  }
+
+  async detach(): Promise<void> {
+    this.generation++;
+    this.unclaimed = new Set(this.held.keys());
+  }
+
+  /** The fds of the slots held now. */
+  heldFds(): number[] {
+    return [...this.held.keys()];
+  }
+}
+
 export class FakeMachine implements Machine {
+  readonly net = new FakeNet();
   /** Steps that throw when next taken (each stays until removed). */
   readonly fail = new Set<FakeStep>();
   /** Steps that throw the next time only. */

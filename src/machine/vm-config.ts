@@ -1,6 +1,7 @@
 // What a template's microVM looks like: one place for cold boots, template snapshots, restores and pooled vmms.
 import { join } from "node:path";
-import { CODE_INTERPRETER_PORT, ENVD_PORT } from "../../guest/protocol.ts";
+import { CODE_INTERPRETER_PORT, ENVD_PORT, netCmdlineArg } from "../../guest/protocol.ts";
+import { GUEST_NET } from "../net/addresses.ts";
 import type { TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { unavailable } from "../util/errors.ts";
@@ -28,12 +29,17 @@ export interface VmPlace {
   restoreFrom?: string;
   /** When restoreFrom is a pause diff: the template snapshot it lies over (sandboxPaths().baseFile). */
   restoreBase?: string;
+  /** This VM's network slot (machine/net-slots.ts): its TAP becomes the guest's eth0. */
+  net?: { fd: number } | null;
 }
 
 /** The VM spec for template t at place p. A restore must name the same devices in the same order as
  *  the snapshotted VM (docs/snapshot.md), which holds because both come from this function. */
 export function vmSpecFor(config: Config, t: TemplateRow, p: VmPlace): VmSpec {
-  const cmdline = ["console=ttyS0 reboot=k panic=-1 quiet", `onebox.id=${p.id}`, `onebox.hostname=${p.id}`, t.cmdlineExtra]
+  // eth0's configuration is read by the guest's init at a cold boot only; a restore keeps what the snapshotted
+  // guest had (the same address on every clone, docs/network.md).
+  const net = p.net ? netCmdlineArg(GUEST_NET) : "";
+  const cmdline = ["console=ttyS0 reboot=k panic=-1 quiet", `onebox.id=${p.id}`, `onebox.hostname=${p.id}`, net, t.cmdlineExtra]
     .filter(Boolean)
     .join(" ");
   return {
@@ -55,6 +61,7 @@ export function vmSpecFor(config: Config, t: TemplateRow, p: VmPlace): VmSpec {
     ],
     rng: true,
     vsock: { cid: GUEST_CID, forwardPorts: FORWARDED_PORTS },
+    ...(p.net ? { net: { tapFd: p.net.fd, mac: GUEST_NET.mac } } : {}),
   };
 }
 

@@ -43,7 +43,7 @@ export async function fakeSandboxes(overrides: Partial<Config> = {}, attachments
   };
   state.templates.insert(template);
   const fm = new FakeMachine();
-  const make = () => new SandboxManager(state, config, { ok: true, driver: fm.driver }, { guest: fm.guest, hostProblem: () => null, attachments });
+  const make = () => new SandboxManager(state, config, { ok: true, driver: fm.driver }, { guest: fm.guest, net: fm.net, hostProblem: () => null, attachments });
   const managers = [make()];
   const s: FakeSandboxes = {
     dir, config, state, fm, template,
@@ -57,6 +57,7 @@ export async function fakeSandboxes(overrides: Partial<Config> = {}, attachments
       }),
     async restart() {
       await s.manager.detachAll();
+      await fm.net.detach();
       managers.push(make());
       await s.manager.recover();
       return s.manager;

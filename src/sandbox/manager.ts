@@ -4,6 +4,7 @@
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import type { AgentMetrics } from "../machine/agent-client.ts";
 import { realMachine } from "../machine/machine.ts";
+import type { NetSlots } from "../machine/net-slots.ts";
 import type { VmDriverResult, VmStats } from "../machine/vm-driver.ts";
 import type { SandboxRow, State, TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
@@ -32,6 +33,8 @@ export interface ManagerOptions {
   hostProblem?: () => string | null;
   /** Per-sandbox resources a create acquires before the VM boots (context.ts Attachment). */
   attachments?: Attachment[];
+  /** Network slots for every VM (machine/net-slots.ts); absent: sandboxes have no network. */
+  net?: NetSlots | null;
 }
 
 export class SandboxManager {
@@ -39,7 +42,7 @@ export class SandboxManager {
 
   constructor(state: State, config: Config, driver: VmDriverResult, opts: ManagerOptions = {}) {
     const guest = opts.guest ?? agentGuest;
-    const machine = driver.ok ? { ...realMachine(driver.driver), guest } : null;
+    const machine = driver.ok ? { ...realMachine(driver.driver, opts.net ?? null), guest } : null;
     const reg: SandboxRegistry = new SandboxRegistry(state.sandboxes, config, (id) => void expire(this.ctx, id));
     this.ctx = {
       reg,

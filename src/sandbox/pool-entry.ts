@@ -18,6 +18,7 @@ import { bringUp, stage, stopAndWait, unwindLogged, type Stages } from "../machi
 import { cloneLayer, type RestoreSource } from "../machine/disk.ts";
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import { vmSpecFor } from "../machine/vm-config.ts";
+import { withSlot, type NetSlots } from "../machine/net-slots.ts";
 import type { PooledVmHandle, VmDriver } from "../machine/vm-driver.ts";
 import { sandboxPaths } from "./paths.ts";
 import { agentInit, type BootRequest, type Booted } from "./runtime.ts";
@@ -43,7 +44,9 @@ function markerPath(config: Config, id: string): string {
 }
 
 /** Makes an entry for template t and its snapshot `from`: marker, layer copy (niced), run dir, pooled vmm. */
-export async function makePoolEntry(config: Config, driver: VmDriver, t: TemplateRow, from: RestoreSource): Promise<PoolEntry> {
+/** net: the entry's vmm is spawned with its devices, so its network slot is taken now and the create inherits it
+ *  (released when the vmm ends: taken and killed, discarded, or dead while pooled). */
+export async function makePoolEntry(config: Config, driver: VmDriver, t: TemplateRow, from: RestoreSource, net: NetSlots | null = null): Promise<PoolEntry> {
   if (!driver.spawnPooled) throw new Error("this VM driver cannot start pooled vmms");
   const id = newSandboxId();
   const p = sandboxPaths(config, id);
@@ -61,8 +64,9 @@ export async function makePoolEntry(config: Config, driver: VmDriver, t: Templat
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     // The same spec a spawn with restoreFrom gets (devices in the same order), so the snapshot fits it.
     // restoreFrom: the pooled vmm reads that snapshot at start, as root; its files stay private to root.
-    const spec = vmSpecFor(config, t, { id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: from.vmDir });
-    const handle = await driver.spawnPooled(spec);
+    const place = { id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: from.vmDir };
+    const spawnPooled = driver.spawnPooled.bind(driver);
+    const handle = await withSlot(net, (lease) => spawnPooled(vmSpecFor(config, t, { ...place, net: lease })));
     undo.release();
     return { id, templateId: t.id, vmDir: from.vmDir, handle, createdAt: Date.now() };
   } catch (e) {

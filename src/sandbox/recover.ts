@@ -22,6 +22,8 @@ export async function recover(ctx: SandboxCtx): Promise<{ adopted: number; ended
     const handle = driver ? await driver.adopt(p.runDir, p.exitFile).catch(() => null) : null;
     if (handle && row.runDir && (row.state === "running" || row.state === "paused")) {
       reg.adoptLive(row.id, handle, p.runDir);
+      // Its vmm still holds its TAP: the network slot stays with it (released when the VM ends).
+      if (!ctx.machine?.net?.adoptHeldBy(handle) && ctx.machine?.net) log.warn("an adopted sandbox holds no network slot", { id: row.id });
       if (row.state === "running") reg.armTimer(row);
       reg.event(row.id, "adopted", `pid ${handle.pid}`);
       adopted++;
@@ -49,5 +51,7 @@ export async function recover(ctx: SandboxCtx): Promise<{ adopted: number; ended
     const reaped = await reapPoolLeftovers(config, driver, (id) => reg.get(id) !== undefined);
     if (reaped) log.info("reaped warm pool leftovers", { reaped });
   }
+  // Slots a running vmm held at start that no sandbox claimed above (reaped pool entries', a template VM's).
+  await ctx.machine?.net?.releaseUnclaimed();
   return { adopted, ended };
 }

@@ -30,14 +30,15 @@ export class SandboxStarter {
     /** The template as stored now (the pool drops removed templates' entries). */
     templateOf: (id: string) => TemplateRow | null,
   ) {
-    const { driver, guest } = machine;
-    this.snapshots = config.templateSnapshots ? new TemplateSnapshots(config, driver, guest) : null;
+    const { driver, guest, net } = machine;
+    this.snapshots = config.templateSnapshots ? new TemplateSnapshots(config, driver, guest, net) : null;
     const snapshots = this.snapshots;
     this.pool =
       snapshots && config.warmPoolSize > 0 && driver.spawnPooled
         ? new WarmPool({
             config,
             driver,
+            net,
             size: config.warmPoolSize,
             snapshotOf: (t) => snapshots.current(t),
             template: templateOf,

@@ -58,7 +58,7 @@ async function takeSnapshot(name: string): Promise<RestoreSource> {
 }
 
 function deps(extra: Partial<WarmPoolDeps> = {}): WarmPoolDeps {
-  return { config, driver, size: 2, snapshotOf: async () => snap, template: () => t, busy: () => false, ...extra };
+  return { config, driver, net: null, size: 2, snapshotOf: async () => snap, template: () => t, busy: () => false, ...extra };
 }
 
 /** What an entry leaves on disk: run dir, layer copy, marker. */

@@ -6,6 +6,7 @@ import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { destroyPoolEntry, makePoolEntry, type PoolEntry } from "./pool-entry.ts";
 import type { RestoreSource } from "../machine/disk.ts";
+import type { NetSlots } from "../machine/net-slots.ts";
 import type { VmDriver } from "../machine/vm-driver.ts";
 
 /** After a failed refill a template's pool waits this long before the next try (a vmm that cannot start must
@@ -19,6 +20,8 @@ const BUSY_POLL_MS = 50;
 export interface WarmPoolDeps {
   config: Config;
   driver: VmDriver;
+  /** Each entry's vmm gets its network slot when it is made (null: no networking). */
+  net: NetSlots | null;
   /** Entries kept ready per template (0: no pool). */
   size: number;
   /** The template's current snapshot, or null; never builds one (that is a create's or warm()'s job). */
@@ -160,7 +163,7 @@ export class WarmPool {
       if (this.closed) return;
       let entry: PoolEntry;
       try {
-        entry = await makePoolEntry(this.deps.config, this.deps.driver, t, from);
+        entry = await makePoolEntry(this.deps.config, this.deps.driver, t, from, this.deps.net);
       } catch (e) {
         g.failedAt = Date.now();
         log.warn("warm pool refill failed; creates use the ordinary path meanwhile", {

@@ -12,6 +12,7 @@ import { DIED_WHILE_BOOTING } from "../machine/agent-client.ts";
 import { cloneLayer, type RestoreSource } from "../machine/disk.ts";
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import { deathWatch, spawnVm, templateFiles, vmSpecFor } from "../machine/vm-config.ts";
+import { withSlot, type NetSlots } from "../machine/net-slots.ts";
 import type { VmDriver, VmHandle } from "../machine/vm-driver.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { nativePath } from "../sys/natives.ts";
@@ -58,6 +59,9 @@ export async function snapshotKey(config: Config, t: TemplateRow): Promise<strin
     fileId(f.rootfs),
     fileId(f.layer),
     `${t.memoryMb}:${t.cpuCount}:${t.cmdlineExtra}:${t.readyPort ?? 0}`,
+    // The device set: a snapshot taken with a net device restores only with one (and its guest has eth0 up), so
+    // a daemon with networking never restores one made without (all made before networking are rebuilt).
+    config.network ? "net-v1" : "no-net",
   ];
   return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 32);
 }
@@ -91,17 +95,26 @@ export async function buildTemplateSnapshot(
   /** Holds the template VM while it runs, so a stopping daemon can end it (it would outlive it otherwise). */
   active: Set<VmHandle> = new Set(),
   guest: GuestLink = agentGuest,
+  /** The template VM's network slot comes from here (the snapshot's guest has eth0 configured, every clone too). */
+  net: NetSlots | null = null,
 ): Promise<RestoreSource> {
   try {
-    return await bootAndSnapshot(config, driver, t, active, guest);
+    return await bootAndSnapshot(config, driver, t, active, guest, net);
   } catch (e) {
     if (!(e instanceof Error) || !e.message.startsWith(DIED_WHILE_BOOTING)) throw e;
     log.warn("template VM died while booting; booting it once more", { template: t.id, error: e.message });
-    return await bootAndSnapshot(config, driver, t, active, guest);
+    return await bootAndSnapshot(config, driver, t, active, guest, net);
   }
 }
 
-async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow, active: Set<VmHandle>, guest: GuestLink): Promise<RestoreSource> {
+async function bootAndSnapshot(
+  config: Config,
+  driver: VmDriver,
+  t: TemplateRow,
+  active: Set<VmHandle>,
+  guest: GuestLink,
+  net: NetSlots | null,
+): Promise<RestoreSource> {
   const id = `template-${t.id}`;
   const runDir = join(config.runRoot, "vms", id);
   const key = await snapshotKey(config, t);
@@ -122,7 +135,7 @@ async function bootAndSnapshot(config: Config, driver: VmDriver, t: TemplateRow,
 
     const t0 = performance.now();
     const place = { id, runDir, console, exitFile: join(p.tmp, "exit.json"), layer };
-    const handle = await spawnVm(driver.spawn, vmSpecFor(config, t, place));
+    const handle = await withSlot(net, (lease) => spawnVm(driver.spawn, vmSpecFor(config, t, { ...place, net: lease })));
     active.add(handle);
     undo.push("vm process", async () => {
       active.delete(handle);
@@ -171,6 +184,7 @@ export class TemplateSnapshots {
     private readonly config: Config,
     private readonly driver: VmDriver,
     private readonly guest: GuestLink = agentGuest,
+    private readonly net: NetSlots | null = null,
   ) {}
 
   /** Calls fn whenever t's snapshot was made, dropped or pruned (the warm pool's entries follow the snapshot). */
@@ -197,7 +211,7 @@ export class TemplateSnapshots {
     const failed = this.failed.get(t.id);
     if (failed && Date.now() - failed.at < RETRY_AFTER_FAILURE_MS) throw failed.error;
     log.info("making the template snapshot", { template: t.id });
-    build = buildTemplateSnapshot(this.config, this.driver, t, this.active, this.guest);
+    build = buildTemplateSnapshot(this.config, this.driver, t, this.active, this.guest, this.net);
     this.building.set(t.id, build);
     try {
       const made = await build;

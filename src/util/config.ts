@@ -47,6 +47,9 @@ export const ConfigSchema = z.object({
    *  RFC 2544's benchmarking block (198.18.0.0/15, first half): never routed on the internet and almost never used by
    *  LANs, VPNs or clouds (unlike 10/8, 172.16/12, 192.168/16 and 100.64/10). `--sandbox-cidr` or ONEBOX_SANDBOX_CIDR. */
   sandboxCidr: z.string().regex(/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/, "a CIDR range like 198.18.0.0/16").default("198.18.0.0/16"),
+  /** Guest networking on (docs/network.md); `--no-network` turns it off. The daemon sets it false when the host
+   *  cannot have it (no libonebox-net/libbpf, no /dev/net/tun, not root): sandboxes then have no network. */
+  network: z.boolean().default(true),
   /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
   netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });

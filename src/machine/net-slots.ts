@@ -1,0 +1,114 @@
+// A VM's network slot (docs/network.md "Wiring"): taken right before its vmm spawns (cold boot, restore, warm pool
+// entry, template VM, resume), handed over as the TAP fd, and released when that vmm ends, whatever ended it.
+import { readdirSync, readFileSync } from "node:fs";
+import { GUEST_NET } from "../net/addresses.ts";
+import type { Network } from "../net/network.ts";
+import type { NetSlot } from "../net/slot.ts";
+import { log } from "../util/log.ts";
+import type { VmHandle } from "./vm-driver.ts";
+
+export interface NetLease {
+  tapName: string;
+  /** The daemon's copy of the TAP fd: the vmm gets it as `--net FD,MAC`. */
+  fd: number;
+  /** The sandbox's own address on the host. */
+  slotIp: string;
+  /** Destroys the slot; runs once, never throws (a failure is logged). */
+  release(): Promise<void>;
+}
+
+export interface NetSlots {
+  acquire(): Promise<NetLease>;
+  /** After a daemon restart: the re-adopted slot whose TAP this running vmm holds, released when it ends. */
+  adoptHeldBy(handle: VmHandle): NetLease | null;
+  /** After recovery: re-adopted slots no sandbox claimed (a reaped warm pool entry's, a template VM's) go. */
+  releaseUnclaimed(): Promise<void>;
+  /** Daemon stop: waits for releases under way, then turns release into a no-op (running sandboxes' slots are
+   *  the next daemon's to re-adopt). */
+  detach(): Promise<void>;
+}
+
+/** The MAC every guest has (a different one is dropped as spoofing). */
+export const GUEST_MAC = GUEST_NET.mac;
+
+/** Spawns a VM with a slot when the machine has networking: the slot goes when the VM ends, or at once when the
+ *  spawn fails. */
+export async function withSlot<H extends VmHandle>(net: NetSlots | null, spawn: (lease: NetLease | null) => Promise<H>): Promise<H> {
+  const lease = net ? await net.acquire() : null;
+  let handle: H;
+  try {
+    handle = await spawn(lease);
+  } catch (e) {
+    await lease?.release();
+    throw e;
+  }
+  if (lease) void handle.exited.then(() => lease.release());
+  return handle;
+}
+
+/** The TAP a process holds, from the kernel's fdinfo of its tun fds ("iff:\tobx3"). */
+export function tapHeldBy(pid: number): string | null {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fdinfo`);
+  } catch {
+    return null;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^iff:\s*(\S+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
+      if (m) return m[1] ?? null;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return null;
+}
+
+/** NetSlots over the daemon's Network (src/net): slots from its pool, re-adopted ones from its start report. */
+export function networkSlots(network: Network): NetSlots {
+  let detached = false;
+  const pending = new Set<Promise<void>>();
+  const unclaimed = new Map<string, NetSlot>(network.startReport.adopted.map((s) => [s.tapName, s]));
+  const lease = (slot: NetSlot): NetLease => {
+    let done: Promise<void> | null = null;
+    return {
+      tapName: slot.tapName,
+      fd: slot.fd ?? -1,
+      slotIp: slot.slotIp,
+      release() {
+        if (done) return done;
+        if (detached) return Promise.resolve();
+        const p = network.pool
+          .release(slot)
+          .catch((e: unknown) => log.warn("network: could not release a slot", { tap: slot.tapName, error: String(e) }))
+          .finally(() => pending.delete(p));
+        pending.add(p);
+        done = p;
+        return p;
+      },
+    };
+  };
+  return {
+    acquire: async () => lease(await network.pool.acquire()),
+    adoptHeldBy(handle) {
+      const tap = tapHeldBy(handle.pid);
+      const slot = tap ? unclaimed.get(tap) : undefined;
+      if (!tap || !slot) return null;
+      unclaimed.delete(tap);
+      const l = lease(slot);
+      void handle.exited.then(() => l.release());
+      return l;
+    },
+    async releaseUnclaimed() {
+      const rest = [...unclaimed.values()];
+      unclaimed.clear();
+      if (rest.length) log.info("network: releasing re-adopted slots no sandbox holds", { taps: rest.map((s) => s.tapName) });
+      await Promise.all(rest.map((s) => lease(s).release()));
+    },
+    async detach() {
+      while (pending.size) await Promise.all([...pending]);
+      detached = true;
+    },
+  };
+}
