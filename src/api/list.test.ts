@@ -97,6 +97,9 @@ test("paging with limit and nextToken visits every row once, both orders", async
 test("startedAfter and template (id or alias)", async () => {
   const after = new Date(T0 + 20_500).toISOString();
   expect((await list(`?state=running&startedAfter=${after}`)).items.map((x) => x.sandboxID)).toEqual(["sb024", "sb023", "sb022", "sb021"]);
+  // E2B's bound is inclusive: a sandbox's own startedAt (as listed) keeps it in the answer
+  const own = new Date(T0 + 22_000).toISOString();
+  expect((await list(`?state=running&startedAfter=${own}`)).items.map((x) => x.sandboxID)).toEqual(["sb024", "sb023", "sb022"]);
   const byAlias = (await list("?state=running&template=odd")).items;
   expect(byAlias.length).toBe(12);
   expect(byAlias.every((x) => x.templateID === "tplodd")).toBe(true);

@@ -61,7 +61,8 @@ test("template and startedAfter filters", () => {
   expect(ids({ templateIds: ["t3"] }).every((id) => Number(id.slice(1)) % 3 === 0)).toBe(true);
   expect(ids({ templateIds: ["t3"] }).length).toBe(10);
   expect(ids({ templateIds: [] })).toEqual([]);
-  expect(ids({ startedAfterMs: T0 + 13_000 })).toEqual(["s0029", "s0028"]);
+  expect(ids({ startedAfterMs: T0 + 13_001 })).toEqual(["s0029", "s0028"]);
+  expect(ids({ startedAfterMs: T0 + 14_000 })).toEqual(["s0029", "s0028"]); // inclusive, as E2B's >=
 });
 
 test("claims and counts cover live rows only", () => {

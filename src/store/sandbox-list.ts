@@ -4,7 +4,7 @@
 // their cost follows the number of live sandboxes and the page size, never the ended rows, which
 // stay in the table forever. SQLite uses a partial index only when the query repeats its WHERE term,
 // hence the literal `isNull(endedAt)` in every query here.
-import { and, asc, count, desc, eq, gt, isNull, not, sql, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, gte, isNull, not, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./db.ts";
 import { sandboxes, type SandboxRow, type SandboxState } from "./schema.ts";
 
@@ -14,6 +14,7 @@ export interface PageQuery {
   /** All pairs must match exactly (spec §1.3: infra's parseFilters). */
   metadata: [string, string][];
   templateIds?: string[];
+  /** Rows started at or after this instant (ms). */
   startedAfterMs?: number;
   /** Keyset cursor: (startedAt, id) of the last row of the previous page; rows strictly after it. */
   after?: [number, string];
@@ -36,7 +37,8 @@ export function pageQuery(db: Db, q: PageQuery) {
   const s = sandboxes;
   const where: SQL[] = [isNull(s.endedAt), sql`+${s.state} in ${q.states}`];
   if (q.templateIds) where.push(sql`+${s.templateId} in ${q.templateIds}`);
-  if (q.startedAfterMs !== undefined) where.push(gt(s.startedAt, q.startedAfterMs));
+  // Inclusive, as E2B's `started_at >= @started_after`: a sandbox's own startedAt finds it.
+  if (q.startedAfterMs !== undefined) where.push(gte(s.startedAt, q.startedAfterMs));
   // One json_each pass per row counts how many wanted pairs the row has; it must have all of them.
   // json_each compares keys as plain strings: no JSON-path quoting of user keys ('a.b', '"', '$').
   // Measured against json_extract, one EXISTS per pair and a (key, value) side table
