@@ -21,6 +21,6 @@ export function createApi(d: ApiDeps): Hono {
   app.route("/", sandboxRoutes(d));
   app.route("/", sandboxOpRoutes(d));
   app.route("/", templateRoutes(d));
-  app.route("/", unsupportedRoutes());
+  app.route("/", unsupportedRoutes((id) => d.manager.getVisible(id)));
   return app;
 }

@@ -80,6 +80,22 @@ test("the real SDK reports an unsupported route as a SandboxError with the reaso
   expect(err!.message).toContain("snapshots are not supported");
 });
 
+test("an unsupported sandbox route answers 404 (not found), not 501, for an unknown or ended sandbox: the SDK raises SandboxNotFoundError", async () => {
+  d.state.sandboxes.insert({
+    id: "endedrow", templateId: "tplone", state: "ended", cpuCount: 1, memoryMb: 256, diskSizeMb: 512, envdVersion: "0.6.13",
+    envdAccessToken: "tok", metadata: "{}", envVars: "{}", secure: true, startedAt: T0, endAt: T0 + 1000, endedAt: T0 + 500,
+  });
+  for (const id of ["nosuch", "endedrow"]) {
+    for (const [method, path] of [["POST", `/sandboxes/${id}/fork`], ["POST", `/sandboxes/${id}/snapshots`]]) {
+      const r = await json(await d.api(path!, { method, body: "{}" }));
+      expect({ path, status: r.status, code: (r.body as { code: number }).code }).toEqual({ path, status: 404, code: 404 });
+    }
+  }
+  const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: 10_000 };
+  const err = await e2b.Sandbox.createSnapshot("endedrow", opts).then(() => null, (e: unknown) => e as Error);
+  expect(err).toBeInstanceOf(e2b.SandboxNotFoundError);
+});
+
 test("GET /sandboxes/metrics: 400 without ids, only running sandboxes with a sample, not shadowed by /sandboxes/{id}", async () => {
   const none = await json(await d.api("/sandboxes/metrics"));
   expect(none.status).toBe(400);

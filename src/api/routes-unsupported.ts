@@ -27,10 +27,18 @@ const UNSUPPORTED: [Method, string, string][] = [
   ["get", "/teams/:id/metrics/max", "team metrics are not served: see `onebox sandbox ls` and GET /sandboxes/{id}/metrics"],
 ];
 
-export function unsupportedRoutes(): Hono {
+/**
+ * `lookupSandbox` throws E2B's 404 for an unknown or ended sandbox id. A route on one sandbox asks it
+ * first: E2B answers not found before anything else, and the SDK maps that 404 to
+ * SandboxNotFoundError, which code written for E2B relies on (e.g. after a kill).
+ */
+export function unsupportedRoutes(lookupSandbox: (id: string) => unknown): Hono {
   const app = new Hono();
   for (const [method, path, why] of UNSUPPORTED) {
-    app[method](path, (c) => e2bError(501, `${c.req.method} ${c.req.path}: ${why} (docs/api.md)`));
+    app[method](path, (c) => {
+      if (path.startsWith("/sandboxes/:id/")) lookupSandbox(c.req.param("id") ?? "");
+      return e2bError(501, `${c.req.method} ${c.req.path}: ${why} (docs/api.md)`);
+    });
   }
   return app;
 }
