@@ -30,6 +30,52 @@ struct {
   __type(value, __u64);
 } onebox_drops SEC(".maps");
 
+/* The same counts per slot (keyed by ifindex), so an operator can see why one sandbox's packets were dropped. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+  __uint(max_entries, ONEBOX_NET_MAX_SLOTS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, __u32);
+  __type(value, struct onebox_slot_drops);
+} onebox_slot_drops SEC(".maps");
+
+/* Always denied, whatever a slot's policy says: the host's own addresses and the sandbox range (the daemon fills it;
+ * the fixed reserved ranges are in reserved_dst below, so an empty map cannot open them). Value unused. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ONEBOX_NET_MAX_GLOBAL);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct onebox_lpm4);
+  __type(value, __u8);
+} onebox_host_deny SEC(".maps");
+
+/* Ranges the operator opened: a destination in one skips the always-denied checks (the slot's policy still applies). */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ONEBOX_NET_MAX_GLOBAL);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct onebox_lpm4);
+  __type(value, __u8);
+} onebox_open SEC(".maps");
+
+/* Each slot's egress policy (E2B's allowOut / denyOut), keyed {ifindex, prefix}: allow beats deny, so they are two
+ * tries (one trie's longest match would let a narrower deny beat a wider allow). Value unused. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ONEBOX_NET_MAX_POLICY);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct onebox_slot_lpm4);
+  __type(value, __u8);
+} onebox_allow_out SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, ONEBOX_NET_MAX_POLICY);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct onebox_slot_lpm4);
+  __type(value, __u8);
+} onebox_deny_out SEC(".maps");
+
 #define ETH_LEN 14
 #define IP_CSUM_OFF (ETH_LEN + 10)
 #define IP_SRC_OFF (ETH_LEN + 12)
@@ -64,9 +110,20 @@ struct arp_eth {
   __be32 tpa;
 } __attribute__((packed));
 
-static __always_inline int drop(__u32 reason) {
+/* Not inlined: its own frame keeps skb an unmodified ctx pointer (inlined, clang reused a pointer to skb->ifindex). */
+static __noinline int drop(struct __sk_buff *skb, __u32 reason) {
   __u64 *n = bpf_map_lookup_elem(&onebox_drops, &reason);
   if (n) *n += 1;
+  if (reason >= ONEBOX_DROP_MAX) return TC_ACT_SHOT;
+  __u32 key = skb->ifindex;
+  struct onebox_slot_drops *per = bpf_map_lookup_elem(&onebox_slot_drops, &key);
+  if (!per) {
+    /* First drop of this slot: a zeroed entry (another CPU may have made it meanwhile: then look it up again). */
+    struct onebox_slot_drops zero = {};
+    bpf_map_update_elem(&onebox_slot_drops, &key, &zero, BPF_NOEXIST);
+    per = bpf_map_lookup_elem(&onebox_slot_drops, &key);
+  }
+  if (per) per->n[reason & (ONEBOX_DROP_MAX - 1)] += 1; /* the mask: a bound the verifier keeps */
   return TC_ACT_SHOT;
 }
 
@@ -127,19 +184,19 @@ static __always_inline int rewrite_ip(struct __sk_buff *skb, __u32 addr_off, __b
                                       __u8 proto, __u32 l4_off, int first_frag, __u32 quoted_field) {
   if (first_frag) {
     if (proto == IPPROTO_TCP) {
-      if (skb->len < l4_off + 18) return drop(ONEBOX_DROP_TINY_FRAG);
-      if (bpf_l4_csum_replace(skb, l4_off + 16, from, to, BPF_F_PSEUDO_HDR | 4) < 0) return drop(ONEBOX_DROP_SHORT);
+      if (skb->len < l4_off + 18) return drop(skb, ONEBOX_DROP_TINY_FRAG);
+      if (bpf_l4_csum_replace(skb, l4_off + 16, from, to, BPF_F_PSEUDO_HDR | 4) < 0) return drop(skb, ONEBOX_DROP_SHORT);
     } else if (proto == IPPROTO_UDP) {
-      if (skb->len < l4_off + 8) return drop(ONEBOX_DROP_TINY_FRAG);
+      if (skb->len < l4_off + 8) return drop(skb, ONEBOX_DROP_TINY_FRAG);
       /* A UDP checksum of 0 means "none" (RFC 768) and stays 0; MANGLED_0 keeps a computed 0 as 0xffff. */
       if (bpf_l4_csum_replace(skb, l4_off + 6, from, to, BPF_F_PSEUDO_HDR | BPF_F_MARK_MANGLED_0 | 4) < 0)
-        return drop(ONEBOX_DROP_SHORT);
+        return drop(skb, ONEBOX_DROP_SHORT);
     } else if (proto == IPPROTO_ICMP) {
-      if (icmp_fix_quoted(skb, l4_off, quoted_field, from, to) < 0) return drop(ONEBOX_DROP_SHORT);
+      if (icmp_fix_quoted(skb, l4_off, quoted_field, from, to) < 0) return drop(skb, ONEBOX_DROP_SHORT);
     }
   }
-  if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, 4) < 0) return drop(ONEBOX_DROP_SHORT);
-  if (bpf_skb_store_bytes(skb, addr_off, &to, 4, 0) < 0) return drop(ONEBOX_DROP_SHORT);
+  if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, from, to, 4) < 0) return drop(skb, ONEBOX_DROP_SHORT);
+  if (bpf_skb_store_bytes(skb, addr_off, &to, 4, 0) < 0) return drop(skb, ONEBOX_DROP_SHORT);
   return TC_ACT_OK;
 }
 
@@ -148,10 +205,10 @@ static __always_inline int parse_ip(struct __sk_buff *skb, __be32 *saddr, __be32
                                     __u32 *l4_off, int *first_frag) {
   void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
   struct iphdr *ip = data + ETH_LEN;
-  if ((void *)(ip + 1) > end) return drop(ONEBOX_DROP_SHORT);
-  if (ip->version != 4 || ip->ihl < 5) return drop(ONEBOX_DROP_BAD_IP);
+  if ((void *)(ip + 1) > end) return drop(skb, ONEBOX_DROP_SHORT);
+  if (ip->version != 4 || ip->ihl < 5) return drop(skb, ONEBOX_DROP_BAD_IP);
   __u32 hlen = ip->ihl * 4;
-  if (skb->len < ETH_LEN + hlen || bpf_ntohs(ip->tot_len) < hlen) return drop(ONEBOX_DROP_SHORT);
+  if (skb->len < ETH_LEN + hlen || bpf_ntohs(ip->tot_len) < hlen) return drop(skb, ONEBOX_DROP_SHORT);
   *saddr = ip->saddr;
   *daddr = ip->daddr;
   *proto = ip->protocol;
@@ -177,17 +234,40 @@ static __always_inline int gateway_service(struct __sk_buff *skb, __u8 proto, __
   return 0;
 }
 
+/* The fixed part of the always-denied list (host byte order): RFC 1122 "this network", loopback, RFC 1918, RFC 6598
+ * shared space (carrier NAT, Tailscale), link-local (cloud metadata 169.254.169.254), multicast, and 240/4 with
+ * limited broadcast. In code, not a map: nothing has to fill it for it to hold. */
+static __always_inline int reserved_dst(__be32 daddr) {
+  __u32 a = bpf_ntohl(daddr);
+  return (a >> 24) == 0 || (a >> 24) == 127 || (a >> 24) == 10 || (a & 0xfff00000) == 0xac100000 ||
+         (a & 0xffff0000) == 0xc0a80000 || (a & 0xffc00000) == 0x64400000 || (a & 0xffff0000) == 0xa9fe0000 ||
+         (a >> 28) >= 14;
+}
+
+/* The egress decision for a packet from the guest to `daddr` (not the gateway): 0 to pass, or a drop reason. */
+static __always_inline __u32 egress_verdict(__u32 ifindex, __be32 daddr) {
+  struct onebox_lpm4 g = {.prefixlen = 32, .addr = daddr};
+  if (!bpf_map_lookup_elem(&onebox_open, &g)) {
+    if (bpf_map_lookup_elem(&onebox_host_deny, &g)) return ONEBOX_DROP_HOST;
+    if (reserved_dst(daddr)) return ONEBOX_DROP_RESERVED;
+  }
+  struct onebox_slot_lpm4 k = {.prefixlen = 64, .ifindex = bpf_htonl(ifindex), .addr = daddr};
+  if (bpf_map_lookup_elem(&onebox_allow_out, &k)) return 0;
+  if (bpf_map_lookup_elem(&onebox_deny_out, &k)) return ONEBOX_DROP_POLICY;
+  return 0;
+}
+
 /* Answers the guest's ARP request for the gateway from the TAP itself: the same gateway MAC on every TAP, so a
  * clone's ARP cache from the snapshot stays valid wherever it runs. */
 static __always_inline int arp_reply(struct __sk_buff *skb, struct onebox_slot_cfg *cfg) {
   void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
   struct ethhdr *eth = data;
   struct arp_eth *arp = data + ETH_LEN;
-  if ((void *)(arp + 1) > end) return drop(ONEBOX_DROP_SHORT);
+  if ((void *)(arp + 1) > end) return drop(skb, ONEBOX_DROP_SHORT);
   if (arp->h.ar_hrd != bpf_htons(ARPHRD_ETHER) || arp->h.ar_pro != bpf_htons(ETH_P_IP) || arp->h.ar_hln != ETH_ALEN ||
       arp->h.ar_pln != 4 || arp->h.ar_op != bpf_htons(ARPOP_REQUEST) || arp->tpa != cfg->gateway_ip ||
       arp->spa != cfg->guest_ip || !mac_eq(arp->sha, cfg->guest_mac))
-    return drop(ONEBOX_DROP_ARP);
+    return drop(skb, ONEBOX_DROP_ARP);
   arp->h.ar_op = bpf_htons(ARPOP_REPLY);
   mac_copy(arp->tha, cfg->guest_mac);
   arp->tpa = cfg->guest_ip;
@@ -204,23 +284,29 @@ SEC("tc")
 int onebox_from_guest(struct __sk_buff *skb) {
   __u32 key = skb->ifindex;
   struct onebox_slot_cfg *cfg = bpf_map_lookup_elem(&onebox_slots, &key);
-  if (!cfg) return drop(ONEBOX_DROP_NO_SLOT);
-  if (pull_headers(skb) < 0) return drop(ONEBOX_DROP_SHORT);
+  if (!cfg) return drop(skb, ONEBOX_DROP_NO_SLOT);
+  if (pull_headers(skb) < 0) return drop(skb, ONEBOX_DROP_SHORT);
   void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
   struct ethhdr *eth = data;
-  if ((void *)(eth + 1) > end) return drop(ONEBOX_DROP_SHORT);
-  if (!mac_eq(eth->h_source, cfg->guest_mac)) return drop(ONEBOX_DROP_SPOOF);
+  if ((void *)(eth + 1) > end) return drop(skb, ONEBOX_DROP_SHORT);
+  if (!mac_eq(eth->h_source, cfg->guest_mac)) return drop(skb, ONEBOX_DROP_SPOOF);
   if (eth->h_proto == bpf_htons(ETH_P_ARP)) return arp_reply(skb, cfg);
-  if (eth->h_proto != bpf_htons(ETH_P_IP)) return drop(ONEBOX_DROP_NOT_IPV4);
-  if (!mac_eq(eth->h_dest, cfg->gateway_mac)) return drop(ONEBOX_DROP_NOT_GATEWAY);
+  if (eth->h_proto != bpf_htons(ETH_P_IP)) return drop(skb, ONEBOX_DROP_NOT_IPV4);
+  if (!mac_eq(eth->h_dest, cfg->gateway_mac)) return drop(skb, ONEBOX_DROP_NOT_GATEWAY);
 
   __be32 saddr, daddr;
   __u8 proto;
   __u32 l4_off;
   int first, bad = parse_ip(skb, &saddr, &daddr, &proto, &l4_off, &first);
   if (bad) return bad;
-  if (saddr != cfg->guest_ip) return drop(ONEBOX_DROP_SPOOF);
-  if (daddr == cfg->gateway_ip && !gateway_service(skb, proto, l4_off, first)) return drop(ONEBOX_DROP_GATEWAY_PORT);
+  if (saddr != cfg->guest_ip) return drop(skb, ONEBOX_DROP_SPOOF);
+  if (daddr == cfg->gateway_ip) {
+    if (!gateway_service(skb, proto, l4_off, first)) return drop(skb, ONEBOX_DROP_GATEWAY_PORT);
+  } else {
+    /* Every packet is checked, not only a flow's first: a policy change cuts established flows it now denies. */
+    __u32 why = egress_verdict(skb->ifindex, daddr);
+    if (why) return drop(skb, why);
+  }
   return rewrite_ip(skb, IP_SRC_OFF, cfg->guest_ip, cfg->slot_ip, proto, l4_off, first, 16);
 }
 
@@ -229,34 +315,34 @@ SEC("tc")
 int onebox_to_guest(struct __sk_buff *skb) {
   __u32 key = skb->ifindex;
   struct onebox_slot_cfg *cfg = bpf_map_lookup_elem(&onebox_slots, &key);
-  if (!cfg) return drop(ONEBOX_DROP_NO_SLOT);
-  if (pull_headers(skb) < 0) return drop(ONEBOX_DROP_SHORT);
+  if (!cfg) return drop(skb, ONEBOX_DROP_NO_SLOT);
+  if (pull_headers(skb) < 0) return drop(skb, ONEBOX_DROP_SHORT);
   void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
   struct ethhdr *eth = data;
-  if ((void *)(eth + 1) > end) return drop(ONEBOX_DROP_SHORT);
+  if ((void *)(eth + 1) > end) return drop(skb, ONEBOX_DROP_SHORT);
   if (eth->h_proto == bpf_htons(ETH_P_ARP)) {
     /* Only the reply onebox_from_guest made passes; the host itself does not ARP on a NOARP TAP. */
     struct arp_eth *arp = data + ETH_LEN;
-    if ((void *)(arp + 1) > end) return drop(ONEBOX_DROP_SHORT);
+    if ((void *)(arp + 1) > end) return drop(skb, ONEBOX_DROP_SHORT);
     if (arp->h.ar_op == bpf_htons(ARPOP_REPLY) && arp->spa == cfg->gateway_ip && mac_eq(arp->sha, cfg->gateway_mac))
       return TC_ACT_OK;
-    return drop(ONEBOX_DROP_ARP);
+    return drop(skb, ONEBOX_DROP_ARP);
   }
-  if (eth->h_proto != bpf_htons(ETH_P_IP)) return drop(ONEBOX_DROP_NOT_IPV4);
+  if (eth->h_proto != bpf_htons(ETH_P_IP)) return drop(skb, ONEBOX_DROP_NOT_IPV4);
 
   __be32 saddr, daddr;
   __u8 proto;
   __u32 l4_off;
   int first, bad = parse_ip(skb, &saddr, &daddr, &proto, &l4_off, &first);
   if (bad) return bad;
-  if (daddr != cfg->slot_ip) return drop(ONEBOX_DROP_NOT_SLOT);
+  if (daddr != cfg->slot_ip) return drop(skb, ONEBOX_DROP_NOT_SLOT);
   int verdict = rewrite_ip(skb, IP_DST_OFF, cfg->slot_ip, cfg->guest_ip, proto, l4_off, first, 12);
   if (verdict != TC_ACT_OK) return verdict;
   /* The kernel addressed the frame to the TAP's own MAC (NOARP): address it to the guest, from the gateway. */
   data = (void *)(long)skb->data;
   end = (void *)(long)skb->data_end;
   eth = data;
-  if ((void *)(eth + 1) > end) return drop(ONEBOX_DROP_SHORT);
+  if ((void *)(eth + 1) > end) return drop(skb, ONEBOX_DROP_SHORT);
   mac_copy(eth->h_dest, cfg->guest_mac);
   mac_copy(eth->h_source, cfg->gateway_mac);
   return TC_ACT_OK;

@@ -30,7 +30,34 @@ enum onebox_drop {
   ONEBOX_DROP_NOT_SLOT = 7,    /* to the guest but not addressed to the slot's address */
   ONEBOX_DROP_TINY_FRAG = 8,   /* a first fragment too short to hold its L4 checksum (RFC 1858) */
   ONEBOX_DROP_GATEWAY_PORT = 9, /* to the gateway address but not DNS (UDP/TCP 53) or ping */
+  ONEBOX_DROP_HOST = 10,       /* to one of the host's own addresses or the sandbox range (onebox_host_deny) */
+  ONEBOX_DROP_RESERVED = 11,   /* to loopback, private, link-local, shared, multicast or broadcast space */
+  ONEBOX_DROP_POLICY = 12,     /* denied by the slot's egress policy (onebox_deny_out, not in onebox_allow_out) */
   ONEBOX_DROP_MAX = 16,
 };
 
-/* onebox_slot_cfg.flags: none yet (the policy issue adds its bits). */
+/* onebox_slot_cfg.flags: none yet. */
+
+/* Key of the global LPM tries (onebox_host_deny, onebox_open): prefixlen counts the bits of addr. */
+struct onebox_lpm4 {
+  __u32 prefixlen;
+  __be32 addr;
+};
+
+/* Key of the per-slot LPM tries (onebox_allow_out, onebox_deny_out): one trie serves every slot because the slot's
+ * ifindex comes first and prefixlen counts its 32 bits too (a slot's 0.0.0.0/0 is prefixlen 32). The ifindex is
+ * stored big-endian so that its bits are the leading bits of the key, as the trie compares them. */
+struct onebox_slot_lpm4 {
+  __u32 prefixlen;
+  __be32 ifindex;
+  __be32 addr;
+};
+
+/* Most entries of each per-slot trie over all slots, and of the global tries. */
+#define ONEBOX_NET_MAX_POLICY 262144
+#define ONEBOX_NET_MAX_GLOBAL 4096
+
+/* Per-slot drop counters (onebox_slot_drops, per CPU, keyed by ifindex): one counter per enum onebox_drop. */
+struct onebox_slot_drops {
+  __u64 n[ONEBOX_DROP_MAX];
+};

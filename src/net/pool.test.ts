@@ -11,7 +11,10 @@ describe.skipIf(!canRunNetns)("slot pool (in its own network namespace)", () => 
     expect(r.running.taps.sort()).toEqual(["obx0", "obx1"]);
     expect(r.running.nft).toBe(true);
     expect(r.running.forward).toBe("1");
-    expect(r.running.pinned.map((p: string) => p.split("/").pop()).sort()).toEqual(["net-v1", "onebox", "onebox_drops", "onebox_slots"]) // the dirs and the two maps;
+    expect(r.running.pinned.map((p: string) => p.split("/").pop()).sort()).toEqual([
+      "net-v1", "onebox", "onebox_allow_out", "onebox_deny_out", "onebox_drops", "onebox_host_deny", "onebox_open",
+      "onebox_slot_drops", "onebox_slots",
+    ]); // the dirs and the seven maps
     expect(r.running.routes.some((l: string) => l.startsWith("198.18.0.1 dev obx0"))).toBe(true);
     expect(r.running.routes.some((l: string) => l.startsWith("local 169.254.68.5 dev lo"))).toBe(true);
     expect(r.attached.tap).toBe("obx0");

@@ -1,7 +1,8 @@
 // The eBPF translation programs under BPF_PROG_TEST_RUN on crafted frames: bytes and checksums, both ways.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { BpfNet, TC_ACT, type DropReason } from "./bpf-net.ts";
-import { parseIpv4, parseMac } from "../util/ipv4.ts";
+import { readdirSync, readFileSync } from "node:fs";
+import { formatIpv4, parseCidr, parseIpv4, parseMac } from "../util/ipv4.ts";
 import {
   arp, checksum, eth, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, icmp, ipv4, l4ChecksumOk, parseIpv4Frame, PROTO, tcp, udp,
 } from "../util/test-frames.ts";
@@ -230,3 +231,150 @@ describe.skipIf(!root)("to the guest (tc egress of the TAP)", () => {
     }
   });
 });
+
+describe.skipIf(!root)("the egress policy (from the guest, after the spoof checks)", () => {
+  const cidr = (s: string) => parseCidr(s.includes("/") ? s : `${s}/32`);
+  const udpTo = (dst: string) => {
+    const d = parseIpv4(dst);
+    return fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.UDP, payload: udp(GUEST_IP, d, 40000, 9, new Uint8Array(4)) }));
+  };
+  const passes = (dst: string, ifindex = IFINDEX) => {
+    const before = bpf.drops();
+    const r = bpf.testRun("from-guest", ifindex, udpTo(dst));
+    expect({ dst, verdict: r.verdict }).toEqual({ dst, verdict: TC_ACT.OK });
+    expect(bpf.drops()).toEqual(before);
+    expect(parseIpv4Frame(r.frame).src).toBe("198.18.0.7");
+  };
+  const dropped = (dst: string, reason: DropReason, ifindex = IFINDEX) => {
+    const before = bpf.slotDrops(ifindex)[reason];
+    const r = bpf.testRun("from-guest", ifindex, udpTo(dst));
+    expect({ dst, verdict: r.verdict }).toEqual({ dst, verdict: TC_ACT.SHOT });
+    expect(bpf.slotDrops(ifindex)[reason]).toBe(before + 1); // counted for this slot, under this reason
+  };
+  const clearRules = (ifindex = IFINDEX) => {
+    for (const m of ["onebox_allow_out", "onebox_deny_out"] as const) for (const c of bpf.slotRules(m, ifindex)) bpf.slotRuleDel(m, ifindex, c);
+  };
+
+  test("every row of the always-denied list is dropped with no policy at all; their neighbours pass", () => {
+    for (const dst of [
+      "0.0.0.0", "127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255",
+      "192.168.0.1", "192.168.255.255", "169.254.169.254", "169.254.0.1", "100.64.0.1", "100.127.255.255",
+      "224.0.0.251", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+    ]) dropped(dst, "reserved");
+    for (const dst of ["11.0.0.1", "9.255.255.255", "172.15.255.255", "172.32.0.1", "192.167.255.255", "192.169.0.1",
+      "100.63.255.255", "100.128.0.1", "169.253.255.255", "223.255.255.255", "1.1.1.1", REMOTE_S]) passes(dst);
+  });
+
+  test("the host's addresses and the sandbox range (filled by the daemon) are dropped as host", () => {
+    bpf.globalRangeAdd("onebox_host_deny", cidr("203.0.113.77"));
+    bpf.globalRangeAdd("onebox_host_deny", cidr("198.18.0.0/16"));
+    try {
+      dropped("203.0.113.77", "host");
+      dropped("198.18.0.8", "host"); // another sandbox's slot address
+      dropped("198.18.0.7", "host"); // its own slot address too (hairpin through the host)
+      passes("203.0.113.78");
+      expect(bpf.globalRanges("onebox_host_deny").map((c) => `${formatIpv4(c.base)}/${c.prefix}`).sort()).toEqual(["198.18.0.0/16", "203.0.113.77/32"]);
+    } finally {
+      bpf.globalRangeDel("onebox_host_deny", cidr("203.0.113.77"));
+      bpf.globalRangeDel("onebox_host_deny", cidr("198.18.0.0/16"));
+    }
+  });
+
+  test("the gateway's DNS still passes under deny 0.0.0.0/0 (the forwarder decides what resolves)", () => {
+    bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("0.0.0.0/0"));
+    try {
+      const d = parseIpv4(GATEWAY_S);
+      const dns = fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.UDP, payload: udp(GUEST_IP, d, 5353, 53, new Uint8Array(12)) }));
+      expect(run("from-guest", dns).verdict).toBe(TC_ACT.OK);
+      dropped("203.0.113.10", "policy");
+    } finally {
+      clearRules();
+    }
+  });
+
+  test("an operator-opened range skips the always-denied list, and only that range; the slot's policy still applies", () => {
+    bpf.globalRangeAdd("onebox_open", cidr("10.9.0.0/16"));
+    try {
+      passes("10.9.1.1");
+      dropped("10.8.1.1", "reserved");
+      bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("0.0.0.0/0"));
+      dropped("10.9.1.1", "policy");
+    } finally {
+      bpf.globalRangeDel("onebox_open", cidr("10.9.0.0/16"));
+      clearRules();
+    }
+    dropped("10.9.1.1", "reserved");
+  });
+
+  test("a policy allow does not open the always-denied list", () => {
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("0.0.0.0/0"));
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("169.254.169.254"));
+    try {
+      dropped("169.254.169.254", "reserved");
+      dropped("127.0.0.1", "reserved");
+    } finally {
+      clearRules();
+    }
+  });
+
+  test("internet off (deny 0.0.0.0/0) with one allowed /32: exactly that address passes; /32 edges", () => {
+    bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("0.0.0.0/0"));
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("203.0.113.10"));
+    try {
+      passes("203.0.113.10");
+      dropped("203.0.113.11", "policy");
+      dropped("203.0.113.9", "policy");
+      dropped("1.1.1.1", "policy");
+      dropped("223.255.255.255", "policy");
+    } finally {
+      clearRules();
+    }
+  });
+
+  test("allow beats deny: a wider allow wins over a narrower deny, and a /32 deny inside a /24", () => {
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("203.0.113.0/24"));
+    bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("203.0.113.10"));
+    bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("198.51.100.0/24"));
+    try {
+      passes("203.0.113.10"); // denied by a /32, allowed by the /24: allowed
+      dropped("198.51.100.1", "policy");
+      passes("198.51.101.1"); // outside every rule: E2B's default is allow
+    } finally {
+      clearRules();
+    }
+  });
+
+  test("per-slot isolation: slot A's allow does not open slot B, nor A's deny close B", () => {
+    const other = otherIfindex();
+    if (other === null) return; // no second device in this namespace
+    bpf.setSlot(other, { slotIp: SLOT_IP, guestIp: GUEST_IP, gatewayIp: GATEWAY_IP, guestMac: GUEST_MAC, gatewayMac: GATEWAY_MAC, flags: 0 });
+    try {
+      bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("0.0.0.0/0"));
+      bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("203.0.113.10"));
+      bpf.slotRuleAdd("onebox_deny_out", other, cidr("203.0.113.0/24"));
+      passes("203.0.113.10", IFINDEX);
+      dropped("203.0.113.10", "policy", other); // A's allow is not B's
+      passes("1.1.1.1", other); // A's deny-all is not B's
+      dropped("1.1.1.1", "policy", IFINDEX);
+      expect(bpf.slotRules("onebox_deny_out", other).map((c) => `${formatIpv4(c.base)}/${c.prefix}`)).toEqual(["203.0.113.0/24"]);
+    } finally {
+      clearRules();
+      bpf.deleteSlot(other);
+    }
+    // deleteSlot took B's rules and counters with it: a later TAP with that ifindex starts clean.
+    expect(bpf.slotRules("onebox_deny_out", other)).toEqual([]);
+    expect(bpf.slotDrops(other).policy).toBe(0);
+  });
+});
+
+const REMOTE_S = "203.0.113.10";
+const GATEWAY_S = "169.254.68.5";
+
+/** Another network device of this namespace (test_run needs a real ifindex), or null. */
+function otherIfindex(): number | null {
+  for (const name of readdirSync("/sys/class/net")) {
+    const i = Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8"));
+    if (i !== IFINDEX) return i;
+  }
+  return null;
+}

@@ -1,6 +1,7 @@
 // The eBPF translation programs (ffi/bpf/onebox_net.bpf.c) through libonebox-net: load with pinned maps, attach to a
 // TAP with tc clsact, per-slot config keyed by ifindex, drop counters, BPF_PROG_TEST_RUN.
 import { ptr, type Pointer } from "bun:ffi";
+import type { Cidr } from "../util/ipv4.ts";
 import { check, cstr, libOneboxNet, type LibOneboxNet } from "./libonebox-net.ts";
 
 /** struct onebox_slot_cfg in ffi/bpf/onebox_net.h: 32 bytes. */
@@ -18,9 +19,35 @@ export interface SlotCfg {
 /** enum onebox_drop, in order. */
 export const DROP_REASONS = [
   "no-slot", "short", "bad-ip", "spoof", "not-ipv4", "arp", "not-gateway", "not-slot", "tiny-fragment", "gateway-port",
+  "host", "reserved", "policy",
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 const DROP_MAX = 16;
+
+/** The global LPM tries (struct onebox_lpm4 keys): always-denied host addresses, and ranges the operator opened. */
+export type GlobalRangeMap = "onebox_host_deny" | "onebox_open";
+/** The per-slot LPM tries (struct onebox_slot_lpm4 keys): E2B's allowOut and denyOut. */
+export type SlotRuleMap = "onebox_allow_out" | "onebox_deny_out";
+
+function lpm4Key(c: Cidr): Uint8Array {
+  const b = new Uint8Array(8);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, c.prefix, true);
+  v.setUint32(4, c.base, false);
+  return b;
+}
+
+/** prefixlen counts the ifindex's 32 bits, stored big-endian so they lead the key. */
+function slotLpm4Key(ifindex: number, c: Cidr): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, 32 + c.prefix, true);
+  v.setUint32(4, ifindex, false);
+  v.setUint32(8, c.base, false);
+  return b;
+}
+
+const cidrOf = (base: number, prefix: number): Cidr => ({ base, prefix, size: 2 ** (32 - prefix) });
 
 /** tc verdicts (linux/pkt_cls.h). */
 export const TC_ACT = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
@@ -110,12 +137,101 @@ export class BpfNet {
     return decodeSlotCfg(b);
   }
 
-  /** Deletes the slot's entry; false when there was none. */
+  /** Deletes the slot's entry, then its policy rules and drop counters (an ifindex is reused by a later TAP: it
+   *  must not inherit them); false when there was no entry. */
   deleteSlot(ifindex: number): boolean {
     const rc = this.lib.onebox_bpf_slot_del(this.h, ifindex);
+    if (rc !== -2) check(this.lib, rc, `delete slot ${ifindex}`);
+    for (const m of ["onebox_allow_out", "onebox_deny_out"] as const)
+      for (const c of this.slotRules(m, ifindex)) this.slotRuleDel(m, ifindex, c);
+    const key = new Uint32Array([ifindex]);
+    const drc = this.lib.onebox_bpf_map_delete(this.mapFd("onebox_slot_drops"), ptr(key));
+    if (drc !== -2) check(this.lib, drc, `delete slot ${ifindex}'s drop counters`);
+    return rc !== -2;
+  }
+
+  private fds = new Map<string, number>();
+  private mapFd(name: string): number {
+    let fd = this.fds.get(name);
+    if (fd === undefined) {
+      fd = check(this.lib, this.lib.onebox_bpf_map_fd(this.h, ptr(cstr(name))), `map ${name}`);
+      this.fds.set(name, fd);
+    }
+    return fd;
+  }
+
+  /** Walks a map's keys (each a fresh copy of `size` bytes). Deleting the current key while walking is allowed. */
+  private keys(name: string, size: number): Uint8Array[] {
+    const fd = this.mapFd(name);
+    const out: Uint8Array[] = [];
+    let prev: Uint8Array | null = null;
+    for (;;) {
+      const next = new Uint8Array(size);
+      const rc = this.lib.onebox_bpf_map_next_key(fd, prev ? ptr(prev) : null, ptr(next));
+      if (rc === -2) return out;
+      check(this.lib, rc, `walk ${name}`);
+      out.push(next);
+      prev = next;
+    }
+  }
+
+  private update(name: string, key: Uint8Array, what: string): void {
+    check(this.lib, this.lib.onebox_bpf_map_update(this.mapFd(name), ptr(key), ptr(new Uint8Array(1)), 0), what);
+  }
+
+  private remove(name: string, key: Uint8Array, what: string): boolean {
+    const rc = this.lib.onebox_bpf_map_delete(this.mapFd(name), ptr(key));
     if (rc === -2) return false;
-    check(this.lib, rc, `delete slot ${ifindex}`);
+    check(this.lib, rc, what);
     return true;
+  }
+
+  globalRangeAdd(map: GlobalRangeMap, c: Cidr): void {
+    this.update(map, lpm4Key(c), `add ${c.base}/${c.prefix} to ${map}`);
+  }
+
+  globalRangeDel(map: GlobalRangeMap, c: Cidr): boolean {
+    return this.remove(map, lpm4Key(c), `delete ${c.base}/${c.prefix} from ${map}`);
+  }
+
+  globalRanges(map: GlobalRangeMap): Cidr[] {
+    return this.keys(map, 8).map((k) => {
+      const v = new DataView(k.buffer);
+      return cidrOf(v.getUint32(4, false), v.getUint32(0, true));
+    });
+  }
+
+  slotRuleAdd(map: SlotRuleMap, ifindex: number, c: Cidr): void {
+    this.update(map, slotLpm4Key(ifindex, c), `add a rule to ${map} for slot ${ifindex}`);
+  }
+
+  slotRuleDel(map: SlotRuleMap, ifindex: number, c: Cidr): boolean {
+    return this.remove(map, slotLpm4Key(ifindex, c), `delete a rule from ${map} for slot ${ifindex}`);
+  }
+
+  /** The slot's rules in one trie (a walk of the whole trie: fine for the few thousand entries a host holds). */
+  slotRules(map: SlotRuleMap, ifindex: number): Cidr[] {
+    const out: Cidr[] = [];
+    for (const k of this.keys(map, 12)) {
+      const v = new DataView(k.buffer);
+      if (v.getUint32(4, false) === ifindex) out.push(cidrOf(v.getUint32(8, false), v.getUint32(0, true) - 32));
+    }
+    return out;
+  }
+
+  /** The slot's drop counters, summed over CPUs (all zero before its first drop). */
+  slotDrops(ifindex: number): Record<DropReason, number> {
+    const ncpu = this.lib.onebox_bpf_ncpu();
+    const out = new BigUint64Array(ncpu * DROP_MAX);
+    const rc = this.lib.onebox_bpf_map_lookup(this.mapFd("onebox_slot_drops"), ptr(new Uint32Array([ifindex])), ptr(out));
+    if (rc !== -2) check(this.lib, rc, `read slot ${ifindex}'s drop counters`);
+    return Object.fromEntries(
+      DROP_REASONS.map((r, i) => {
+        let n = 0n;
+        if (rc !== -2) for (let c = 0; c < ncpu; c++) n += out[c * DROP_MAX + i]!;
+        return [r, Number(n)];
+      }),
+    ) as Record<DropReason, number>;
   }
 
   /** The ifindexes that have a slot entry. */

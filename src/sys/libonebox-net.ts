@@ -4,7 +4,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import { nativePath } from "./natives.ts";
 
 /** Must equal ONEBOX_NET_ABI_VERSION in ffi/lib/net/net.h. */
-export const LIBONEBOX_NET_ABI_VERSION = 2;
+export const LIBONEBOX_NET_ABI_VERSION = 3;
 
 const symbols = {
   onebox_net_abi_version: { args: [], returns: FFIType.i32 },
@@ -33,6 +33,12 @@ const symbols = {
   onebox_bpf_slot_del: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
   onebox_bpf_slot_keys: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   onebox_bpf_drops: { args: [FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  onebox_bpf_map_fd: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  onebox_bpf_map_update: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+  onebox_bpf_map_lookup: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  onebox_bpf_map_delete: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+  onebox_bpf_map_next_key: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+  onebox_bpf_ncpu: { args: [], returns: FFIType.i32 },
   onebox_bpf_test_run: { args: [FFIType.ptr, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
 } as const;
 

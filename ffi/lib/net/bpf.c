@@ -79,7 +79,9 @@ onebox_bpf *onebox_bpf_open(const char *pin_dir, int *err) {
   int e = 0;
   if (pin_dir) {
     /* A pinned map of the same shape is reused (the slots of a running daemon's sandboxes), else made and pinned. */
-    struct bpf_map *maps[] = {skel->maps.onebox_slots, skel->maps.onebox_drops};
+    struct bpf_map *maps[] = {skel->maps.onebox_slots,     skel->maps.onebox_drops,     skel->maps.onebox_slot_drops,
+                              skel->maps.onebox_host_deny, skel->maps.onebox_open,      skel->maps.onebox_allow_out,
+                              skel->maps.onebox_deny_out};
     for (size_t i = 0; i < sizeof maps / sizeof *maps; i++) {
       char path[256];
       if ((e = pin_path(path, sizeof path, pin_dir, maps[i])) || (e = bpf_map__set_pin_path(maps[i], path))) goto fail;
@@ -107,7 +109,8 @@ void onebox_bpf_close(onebox_bpf *b) {
 }
 
 int onebox_bpf_unpin(const char *pin_dir) {
-  const char *names[] = {"onebox_slots", "onebox_drops"};
+  const char *names[] = {"onebox_slots",    "onebox_drops",     "onebox_slot_drops", "onebox_host_deny",
+                         "onebox_open",     "onebox_allow_out", "onebox_deny_out"};
   int e = 0;
   for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
     char path[256];
@@ -208,3 +211,25 @@ int onebox_bpf_test_run(onebox_bpf *b, int which, int ifindex, const uint8_t *in
   out_meta[1] = (int32_t)opts.data_size_out;
   return 0;
 }
+
+int onebox_bpf_map_fd(onebox_bpf *b, const char *name) {
+  struct bpf_map *m = bpf_object__find_map_by_name(b->skel->obj, name);
+  if (!m) {
+    onebox_net_set_error("no map named %s", name);
+    return -ENOENT;
+  }
+  return bpf_map__fd(m);
+}
+
+/* libbpf 1.x returns -errno from these. */
+int onebox_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags) {
+  return bpf_map_update_elem(fd, key, value, flags);
+}
+
+int onebox_bpf_map_lookup(int fd, const void *key, void *value) { return bpf_map_lookup_elem(fd, key, value); }
+
+int onebox_bpf_map_delete(int fd, const void *key) { return bpf_map_delete_elem(fd, key); }
+
+int onebox_bpf_map_next_key(int fd, const void *key, void *next) { return bpf_map_get_next_key(fd, key, next); }
+
+int onebox_bpf_ncpu(void) { return libbpf_num_possible_cpus(); }

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include "../../bpf/onebox_net.h"
 
-#define ONEBOX_NET_ABI_VERSION 2
+#define ONEBOX_NET_ABI_VERSION 3
 
 int onebox_net_abi_version(void);
 /* Copies the last error message (libbpf's or ours) into buf (NUL-terminated); returns its length. */
@@ -60,5 +60,14 @@ int onebox_bpf_slot_keys(onebox_bpf *b, uint32_t *keys, int n);
 int onebox_bpf_drops(onebox_bpf *b, uint64_t *out, int n);
 /* BPF_PROG_TEST_RUN of a program (0 = from_guest, 1 = to_guest) on one frame, as if it crossed `ifindex`. out_meta
  * gets [retval, data_out length, redirect ifindex or 0]. */
+/* A map of the loaded object by name (its fd, owned by the handle), and plain element operations on it (the
+ * policy maps: src/sys/bpf-net.ts encodes keys and values). key NULL in next_key: the first key. Per-CPU maps take a
+ * value of onebox_bpf_ncpu() slots. */
+int onebox_bpf_map_fd(onebox_bpf *b, const char *name);
+int onebox_bpf_map_update(int fd, const void *key, const void *value, uint64_t flags);
+int onebox_bpf_map_lookup(int fd, const void *key, void *value);
+int onebox_bpf_map_delete(int fd, const void *key);
+int onebox_bpf_map_next_key(int fd, const void *key, void *next);
+int onebox_bpf_ncpu(void);
 int onebox_bpf_test_run(onebox_bpf *b, int which, int ifindex, const uint8_t *in, int in_len, uint8_t *out,
                         int out_cap, int32_t *out_meta);
