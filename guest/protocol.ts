@@ -36,7 +36,8 @@ export const ENVD_VERSION = "0.6.13";
  * `boot`: prints ONEBOX_MARKER_BOOTED and powers off. `panic`: kernel panic via sysrq.
  * `net` (with `onebox.net=`): connects TCP to the gateway's port ONEBOX_TEST_ECHO_PORT through eth0, sends
  * `onebox-net-test <N>\n` and N = 4 MiB of the pattern (i*7 + (i>>12)) & 255, reads a line and then until EOF checking
- * the same pattern, prints ONEBOX_TEST_NET_PREFIX + the line + ` rx=<bytes> good|bad`, then powers off.
+ * the same pattern, prints ONEBOX_TEST_NET_PREFIX + the line + ` rx=<bytes> good|bad`; again every second, forever
+ * (a snapshot taken meanwhile shows whether its clones still reach the gateway).
  */
 export const ONEBOX_TEST_ECHO_PORT = 5000;
 export const ONEBOX_TEST_BLK_BYTES = 64 * 1024 * 1024;

@@ -2,7 +2,7 @@
 #pragma once
 #include "cmdline.h"
 
-/* test_run runs a one-shot test (blk, boot, panic, net); returns 0 when the caller should power
+/* test_run runs a one-shot test (blk, boot, panic; net repeats every second and never returns); returns 0 when the caller should power
  * off, -1 when the name is not one of them. `echo` is not one-shot: PID 1 supervises
  * test_echo_main (with the forwarder and the control channel) instead. */
 int test_run(const struct cmdline *cl);
