@@ -96,6 +96,16 @@ test("an unsupported sandbox route answers 404 (not found), not 501, for an unkn
   expect(err).toBeInstanceOf(e2b.SandboxNotFoundError);
 });
 
+test("GET /sandboxes/{id}/metrics over a range without now is an empty list (no history is kept); start after end is 400", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  // logsrow has no VM: a range that asks for the current sample cannot be served, one that does not need not be
+  expect(await json(await d.api(`/sandboxes/logsrow/metrics?start=${now + 3600}&end=${now + 7200}`))).toEqual({ status: 200, body: [] });
+  expect(await json(await d.api(`/sandboxes/logsrow/metrics?start=${now - 7200}&end=${now - 3600}`))).toEqual({ status: 200, body: [] });
+  expect((await d.api(`/sandboxes/logsrow/metrics?start=${now - 60}&end=${now + 60}`)).status).toBe(503);
+  expect((await d.api(`/sandboxes/logsrow/metrics?start=${now + 60}&end=${now - 60}`)).status).toBe(400);
+  expect((await d.api(`/sandboxes/nosuch/metrics?start=${now + 3600}`)).status).toBe(404);
+});
+
 test("GET /sandboxes/metrics: 400 without ids, only running sandboxes with a sample, not shadowed by /sandboxes/{id}", async () => {
   const none = await json(await d.api("/sandboxes/metrics"));
   expect(none.status).toBe(400);

@@ -52,10 +52,17 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     return c.json(sandboxJson(row, domain(d)), 201);
   });
 
-  // One current sample (no history is kept): the agent's view of the guest.
+  // One current sample (no history is kept): the agent's view of the guest. A range (Unix seconds,
+  // as the SDK sends it) that does not hold the present has no sample: an empty list.
   app.get("/sandboxes/:id/metrics", async (c) => {
-    parseQuery(c, MetricsQuery);
-    const { guest } = await d.manager.metrics(c.req.param("id"));
+    const q = parseQuery(c, MetricsQuery);
+    const id = c.req.param("id");
+    d.manager.getVisible(id); // not found comes first, as on E2B
+    if (q.start !== undefined && q.end !== undefined && q.start > q.end) throw badRequest("Invalid time range for metrics: start is after end");
+    const nowS = Date.now() / 1000;
+    // whole seconds: the SDK rounds its Dates, so `end: new Date()` may fall up to half a second before now
+    if ((q.start !== undefined && q.start > Math.ceil(nowS)) || (q.end !== undefined && q.end < Math.floor(nowS))) return c.json([]);
+    const { guest } = await d.manager.metrics(id);
     return c.json([metricJson(guest)]);
   });
 
