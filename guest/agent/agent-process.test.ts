@@ -91,6 +91,51 @@ test("timeout: Connect-Timeout-Ms kills the process", async () => {
   expect(Date.now() - t0).toBeLessThan(5000);
 });
 
+/** The envelopes of a Connect server-stream body: [flags, message]. */
+function envelopes(buf: Uint8Array): [number, Record<string, unknown>][] {
+  const out: [number, Record<string, unknown>][] = [];
+  for (let off = 0; off + 5 <= buf.byteLength; ) {
+    const len = new DataView(buf.buffer, buf.byteOffset + off + 1, 4).getUint32(0, false);
+    out.push([buf[off]!, JSON.parse(new TextDecoder().decode(buf.subarray(off + 5, off + 5 + len)))]);
+    off += 5 + len;
+  }
+  return out;
+}
+
+test("timeout: a stream that outlives Connect-Timeout-Ms ends with deadline_exceeded, as envd's (Start as the Python SDK sends it, Connect, WatchDir)", async () => {
+  const call = async (method: string, msg: unknown, timeout: number) => {
+    const json = new TextEncoder().encode(JSON.stringify(msg));
+    const env = new Uint8Array(5 + json.byteLength);
+    new DataView(env.buffer).setUint32(1, json.byteLength, false);
+    env.set(json, 5);
+    const t0 = Date.now();
+    const res = await fetch(`${agent.url}/${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", "connect-timeout-ms": String(timeout) },
+      body: env,
+    });
+    expect(res.status).toBe(200);
+    const all = envelopes(new Uint8Array(await res.arrayBuffer()));
+    return { all, ms: Date.now() - t0 };
+  };
+  const start = await call("process.Process/Start", { process: { cmd: "/bin/bash", args: ["-l", "-c", "echo hi; sleep 20"] }, tag: "deadline-start" }, 600);
+  const last = start.all[start.all.length - 1]!;
+  expect(last).toEqual([2, { error: { code: "deadline_exceeded", message: "context deadline exceeded" }, metadata: {} }]);
+  expect(start.all.some(([, m]) => (m.event as Record<string, unknown> | undefined)?.end)).toBe(false); // no "exited with -1"
+  expect(start.ms).toBeLessThan(3000);
+  await Bun.sleep(200);
+  expect((await sbx.commands.list()).some((p) => p.tag === "deadline-start")).toBe(false); // and the process was killed, as envd's procCtx does
+
+  const h = await sbx.commands.run("sleep 20", { background: true, timeoutMs: 0 });
+  const conn = await call("process.Process/Connect", { process: { pid: h.pid } }, 400);
+  expect(conn.all[conn.all.length - 1]![1]).toMatchObject({ error: { code: "deadline_exceeded" } });
+  expect((await sbx.commands.list()).some((p) => p.pid === h.pid)).toBe(true); // Connect's deadline leaves the process be
+  await sbx.commands.kill(h.pid);
+
+  const w = await call("filesystem.Filesystem/WatchDir", { path: agent.dir }, 400);
+  expect(w.all[w.all.length - 1]![1]).toMatchObject({ error: { code: "deadline_exceeded" } });
+});
+
 test("client disconnect leaves the process running", async () => {
   const h = await sbx.commands.run("sleep 30", { background: true });
   await h.disconnect();

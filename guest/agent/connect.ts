@@ -130,11 +130,25 @@ export interface StreamSink {
 
 const STREAM_HIGH_WATER_BYTES = 1024 * 1024;
 
+/** `Connect-Timeout-Ms` (§3.1): the call's deadline in ms from its arrival; undefined when absent or 0. */
+export function requestDeadlineMs(req: Request): number | undefined {
+  const h = req.headers.get("connect-timeout-ms");
+  if (h === null) return undefined;
+  if (!/^\d{1,10}$/.test(h.trim())) throw new ConnectError("invalid_argument", "invalid Connect-Timeout-Ms header");
+  const n = Number(h);
+  return n > 0 ? n : undefined;
+}
+
+/** What connect-go sends when a handler's context deadline passes (envd's streams end so). */
+export const DEADLINE_MESSAGE = "context deadline exceeded";
+
 /**
  * Builds a 200 `application/connect+json` response (errors after the headers travel in the
- * end-stream envelope, §3.1) and hands its sink to `run`.
+ * end-stream envelope, §3.1) and hands its sink to `run`. With `deadlineMs` (the request's
+ * Connect-Timeout-Ms) a stream still open then ends with deadline_exceeded, as envd's do, which
+ * the SDKs raise as their TimeoutError / TimeoutException.
  */
-export function streamResponse(run: (sink: StreamSink) => void | Promise<void>): Response {
+export function streamResponse(run: (sink: StreamSink) => void | Promise<void>, deadlineMs?: number): Response {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
   let resolveDone!: () => void;
@@ -145,9 +159,11 @@ export function streamResponse(run: (sink: StreamSink) => void | Promise<void>):
     waiters = [];
     for (const f of w) f();
   };
+  let deadline: ReturnType<typeof setTimeout> | undefined;
   const finish = () => {
     if (closed) return;
     closed = true;
+    if (deadline) clearTimeout(deadline);
     wake();
     resolveDone();
   };
@@ -196,6 +212,8 @@ export function streamResponse(run: (sink: StreamSink) => void | Promise<void>):
       return new Promise((r) => waiters.push(r));
     },
   };
+  // Armed before `run`, so it fires before a timer `run` sets for the same span (Start's process lifetime).
+  if (deadlineMs !== undefined) deadline = setTimeout(() => sink.end(new ConnectError("deadline_exceeded", DEADLINE_MESSAGE)), deadlineMs);
   queueMicrotask(async () => {
     try {
       await run(sink);

@@ -1,5 +1,5 @@
 // process.Process RPC handlers: Start, Connect, List, SendInput, StreamInput, SendSignal, Update, CloseStdin (e2b-protocol.md §3.2).
-import { ConnectError, decodeSingleEnvelope, encodeEnvelope, endStreamEnvelope, readCapped, streamResponse, type StreamSink } from "./connect.ts";
+import { ConnectError, decodeSingleEnvelope, encodeEnvelope, endStreamEnvelope, readCapped, requestDeadlineMs, streamResponse, type StreamSink } from "./connect.ts";
 import { optBool, optBytes, optObject, optString, optStringArray, optStringMap, optUint, raw, reqObject, reqString } from "./fields.ts";
 import { signalNumber, type EndEvent, type ManagedProcess, type ProcessManager, type Subscriber } from "./process-manager.ts";
 import type { AgentState } from "./state.ts";
@@ -23,15 +23,6 @@ export interface RpcContext {
 function keepaliveMs(req: Request): number {
   const v = Number(req.headers.get("keepalive-ping-interval"));
   return (Number.isFinite(v) && v > 0 ? Math.max(v, 1) : 90) * 1000;
-}
-
-/** `Connect-Timeout-Ms` (§3.1): on Start, the process's maximum lifetime. */
-function timeoutMs(req: Request): number | undefined {
-  const h = req.headers.get("connect-timeout-ms");
-  if (h === null) return undefined;
-  if (!/^\d{1,10}$/.test(h.trim())) throw new ConnectError("invalid_argument", "invalid Connect-Timeout-Ms header");
-  const n = Number(h);
-  return n > 0 ? n : undefined;
 }
 
 function selector(o: Obj): { pid?: number; tag?: string } {
@@ -97,7 +88,7 @@ export function createProcessService(pm: ProcessManager) {
       }
       const tag = optString(body, "tag");
       const stdin = optBool(body, "stdin") ?? true;
-      const lifetime = timeoutMs(ctx.req);
+      const lifetime = requestDeadlineMs(ctx.req); // also the process's maximum lifetime, as envd's procCtx (§3.1)
       const cwd = resolvePath(cwdRaw ?? "", user, ctx.state.defaultWorkdir, "cwd"); // request, else default workdir, else home
       const env: Record<string, string> = {
         PATH: process.env.PATH || DEFAULT_PATH, // envd passes its own PATH on
@@ -123,11 +114,12 @@ export function createProcessService(pm: ProcessManager) {
         };
         const mp = pm.start({ config, user, cwd, env, tag, pty, stdin, timeoutMs: lifetime }, sub);
         if (!sink.closed) withKeepalive(sink, mp, sub, ctx.req);
-      });
+      }, lifetime);
     },
 
     async Connect(ctx: RpcContext, body: Obj): Promise<Response> {
       const mp = pm.find(selector(body));
+      const deadline = requestDeadlineMs(ctx.req); // ends this stream only: the process runs on
       return streamResponse((sink) => {
         sink.send({ event: { start: { pid: mp.pid } } });
         if (mp.endEvent) {
@@ -138,7 +130,7 @@ export function createProcessService(pm: ProcessManager) {
         const sub = streamSubscriber(sink);
         mp.subscribers.add(sub);
         withKeepalive(sink, mp, sub, ctx.req);
-      });
+      }, deadline);
     },
 
     async List(): Promise<Response> {

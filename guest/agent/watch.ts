@@ -1,7 +1,7 @@
 // Directory watching: WatchDir (stream) and the polling CreateWatcher/GetWatcherEvents/RemoveWatcher (e2b-protocol.md §3.3).
 import { lstatSync, readFileSync, realpathSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { ConnectError, streamResponse } from "./connect.ts";
+import { ConnectError, requestDeadlineMs, streamResponse } from "./connect.ts";
 import { optBool, raw } from "./fields.ts";
 import { fsError } from "./filesystem-rpc.ts";
 import { InotifyWatcher, type RawKind } from "./inotify.ts";
@@ -233,6 +233,7 @@ export function createWatchService() {
     async WatchDir(ctx: RpcContext, body: Obj): Promise<Response> {
       const keepaliveS = Number(ctx.req.headers.get("keepalive-ping-interval"));
       const interval = (Number.isFinite(keepaliveS) && keepaliveS > 0 ? Math.max(keepaliveS, 1) : 90) * 1000;
+      const deadline = requestDeadlineMs(ctx.req);
       return streamResponse((sink) => {
         const w = openWatcher(ctx, body, (ev) => {
           if (sink.backlog < MAX_STREAM_BACKLOG) sink.send({ filesystem: ev });
@@ -243,7 +244,7 @@ export function createWatchService() {
           clearInterval(timer);
           w.close();
         });
-      });
+      }, deadline);
     },
 
     async CreateWatcher(ctx: RpcContext, body: Obj): Promise<Response> {
