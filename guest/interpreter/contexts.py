@@ -73,6 +73,18 @@ def resolve_run_as() -> RunAs:
                  tempfile.mkdtemp(prefix="onebox-interpreter-"), own_cwd=True)
 
 
+def make_run_root() -> str:
+    """The kernels' connection files and sockets: under ONEBOX_INTERPRETER_RUN_DIR (service.conf
+    sets /run/onebox/interpreter in the guest) so onebox's internals stay out of the user's /tmp
+    (files.list("/tmp") shows none of them); a temp dir only where it is unset (dev and tests)."""
+    base = os.environ.get("ONEBOX_INTERPRETER_RUN_DIR")
+    if base:
+        os.makedirs(base, mode=0o711, exist_ok=True)
+        os.chmod(base, 0o711)
+        return tempfile.mkdtemp(prefix="kernels-", dir=base)  # fresh per server start: no stale files
+    return tempfile.mkdtemp(prefix="onebox-kernels-")
+
+
 class UserKernelManager(AsyncKernelManager):
     """A kernel manager whose connection file the (unprivileged) kernel user can read."""
     owner: Optional[RunAs] = None
@@ -113,7 +125,7 @@ class Contexts:
         self.by_id: Dict[str, Context] = {}
         self.default_for: Dict[str, str] = {}  # language -> id of its default context
         self._default_lock = asyncio.Lock()
-        self.run_root = tempfile.mkdtemp(prefix="onebox-kernels-")
+        self.run_root = make_run_root()
         os.chmod(self.run_root, 0o711)  # the kernel user must reach its own sub-directory
 
     def kernel_env(self) -> Dict[str, str]:

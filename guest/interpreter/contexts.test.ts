@@ -1,25 +1,39 @@
 // Contexts through the real SDK: create/list/restart/remove, isolation, bash, parallel runs, errors (§4.1).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Context, NotFoundError, Sandbox, SandboxError } from "@e2b/code-interpreter";
 import { ensureTestUser } from "../agent/test-harness.ts";
 import { startInterpreter, URL, type RunningInterpreter } from "./test-harness.ts";
 
 let server: RunningInterpreter;
 let sbx: Sandbox;
+// As service.conf sets it in the guest: onebox's kernel files live outside the user's /tmp.
+const runBase = mkdtempSync(join(tmpdir(), "onebox-test-run-"));
+const kernelDirsInTmp = () => readdirSync(tmpdir()).filter((n) => n.startsWith("onebox-kernels-"));
+let tmpBefore: string[] = [];
 // Kernels are the slow part (1-3 s each on a loaded 2-core host): tests below share three.
 let pool: Promise<Context[]> | undefined;
 const shared = () => (pool ??= Promise.all([1, 2, 3].map(() => sbx.createCodeContext())));
 
 beforeAll(async () => {
   ensureTestUser(); // as in the guest image: user `user` exists (the agent's tests make it too)
-  server = await startInterpreter();
+  tmpBefore = kernelDirsInTmp();
+  server = await startInterpreter({ ONEBOX_INTERPRETER_RUN_DIR: runBase });
   sbx = await Sandbox.create({ debug: true });
 }, 40_000);
 
 afterAll(async () => {
   await server?.stop();
+  rmSync(runBase, { recursive: true, force: true });
 });
+
+test("the interpreter's runtime dir is under ONEBOX_INTERPRETER_RUN_DIR, not in the user's /tmp", async () => {
+  const f = await sbx.runCode("from ipykernel import get_connection_file\nget_connection_file()");
+  expect(f.text?.replace(/^'|'$/g, "").startsWith(runBase + "/")).toBe(true);
+  expect(kernelDirsInTmp().filter((n) => !tmpBefore.includes(n))).toEqual([]);
+}, 20_000);
 
 test("a default python context exists at startup", async () => {
   const list = await sbx.listCodeContexts();
