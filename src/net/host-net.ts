@@ -8,6 +8,7 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import { log } from "../util/log.ts";
 import { gatewayIp, SandboxRange } from "./addresses.ts";
 import { applyMasquerade, removeMasquerade } from "./masquerade.ts";
+import { formatCidr, syncHostDeny } from "./policy.ts";
 
 /** The maps' layout version: a new layout gets a new directory instead of misreading old entries. */
 export const PIN_SUBDIR = "onebox/net-v1";
@@ -45,6 +46,9 @@ export class HostNet {
         await unpinBpf(pinDir);
         rmEmptyDir(dirname(pinDir));
       });
+      // Always denied from every guest: other sandboxes' (and its own) slot addresses. The host's other addresses
+      // are not added yet (docs/network.md "Egress policy").
+      syncHostDeny(bpf, [formatCidr(range.cidr)]);
       const gw = gatewayIp();
       await routeLocalAdd(gw);
       undo.push("gateway local route", async () => void (await routeLocalDel(gw)));

@@ -20,6 +20,8 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     expect(r.udpUpstreamB).toEqual({ ...GUEST, src: "203.0.113.20", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.51.100.2" });
     expect(r.ping).toEqual({ ...GUEST, src: "203.0.113.10", proto: 1, ipChecksumOk: true, icmpType: 0, icmpChecksumOk: true });
     expect(r.synAck).toEqual({ ...GUEST, src: "203.0.113.10", proto: 6, ipChecksumOk: true, l4ChecksumOk: true, flags: 0x12, ack: 5001 });
+    // Another sandbox's slot address is always denied, counted for the sending slot; nothing reaches the other TAP.
+    expect(r.toOtherSlot).toEqual({ dropped: 1, slotDrops: 1, received: false });
     // Checksum offload from the guest (CHECKSUM_PARTIAL) through both programs: completed correctly by the kernel.
     expect(r.partialCsumUdp).toEqual({ vnetFlags: 0, ...GUEST, src: "198.18.0.1", proto: 17, ipChecksumOk: true, l4ChecksumOk: true });
     expect(r.partialCsumTcp).toEqual({ vnetFlags: 0, ...GUEST, src: "198.18.0.1", proto: 6, ipChecksumOk: true, l4ChecksumOk: true });

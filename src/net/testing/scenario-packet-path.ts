@@ -159,6 +159,12 @@ results.synAck = describe(await recv(a));
 // holding only the pseudo-header sum) to the other slot's address: both programs fix the partial checksum, and since
 // the other TAP has no offloads the kernel completes it before that "VMM" reads it, so the reader sees the real one.
 const slotB = parseIpv4(b.slotIp);
+// One guest never reaches another's slot address (always denied, reason "host")...
+const hostDropsBefore = host.bpf.drops().host;
+send(a, fromGuest(ipv4({ src: GUEST_IP, dst: slotB, proto: PROTO.UDP, payload: udp(GUEST_IP, slotB, 41002, 9002, new Uint8Array(4)) })));
+results.toOtherSlot = { dropped: host.bpf.drops().host - hostDropsBefore, slotDrops: host.bpf.slotDrops(a.ifindex).host, received: (await recv(b, 200)) !== null };
+// ...unless the operator opens the range, as this offload check does to have a second TAP read what the first sent.
+host.bpf.globalRangeAdd("onebox_open", host.range.cidr);
 for (const [proto, csumOffset, l4] of [
   [PROTO.UDP, 6, udp(GUEST_IP, slotB, 41000, 9000, new TextEncoder().encode("partial udp"))],
   [PROTO.TCP, 16, tcpWithFlags(GUEST_IP, slotB, 41001, 9001, 0x18, 1)],
@@ -181,6 +187,8 @@ for (const [proto, csumOffset, l4] of [
   const got = await recvWithHeader(b);
   results[`partialCsum${proto === PROTO.UDP ? "Udp" : "Tcp"}`] = got && { vnetFlags: got.hdr[0], ...describe(got.frame), text: undefined, ack: undefined, flags: undefined };
 }
+
+host.bpf.globalRangeDel("onebox_open", host.range.cidr);
 
 // The other way with the offloads the VMM sets (partial checksums toward the guest): the reply leaves the host's
 // UDP stack CHECKSUM_PARTIAL, the egress program fixes its pseudo-header part, and the guest completes it.

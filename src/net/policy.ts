@@ -1,0 +1,124 @@
+// A sandbox's egress policy (E2B's allowOut / denyOut / allowInternetAccess): validated and compiled into the
+// per-slot LPM tries of ffi/bpf/onebox_net.bpf.c, and written to a slot so that no moment is looser than either the
+// old or the new policy. docs/network.md "Egress policy".
+import type { BpfNet, SlotRuleMap } from "../sys/bpf-net.ts";
+import { badRequest } from "../util/errors.ts";
+import { formatIpv4, parseIpv4, type Cidr } from "../util/ipv4.ts";
+
+/** Per sandbox: IP/CIDR entries over allowOut and denyOut (after dedup), and domains in allowOut. */
+export const POLICY_LIMITS = { entries: 256, domains: 64 } as const;
+export const ALL_TRAFFIC = "0.0.0.0/0";
+
+export interface EgressConfig {
+  allowOut?: string[];
+  denyOut?: string[];
+  /** E2B's `allow_internet_access` (default true); false is `denyOut: ["0.0.0.0/0"]`. */
+  allowInternetAccess?: boolean;
+}
+
+export interface CompiledPolicy {
+  allow: Cidr[];
+  deny: Cidr[];
+  /** Domains from allowOut, lower-cased (`example.com`, `*.example.com`). Stored and validated, not yet enforced:
+   *  resolving them through the DNS forwarder into `allow` for the answer's TTL is a later step. */
+  domains: string[];
+}
+
+const cidr = (base: number, prefix: number): Cidr => ({ base, prefix, size: 2 ** (32 - prefix) });
+export const formatCidr = (c: Cidr) => `${formatIpv4(c.base)}/${c.prefix}`;
+
+/** `1.2.3.4` or `1.2.3.0/24` (host bits are cleared, as Go's net.ParseCIDR does for E2B), else null. */
+export function parseIpEntry(s: string): Cidr | null {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/.exec(s.trim());
+  if (!m) return null;
+  let addr: number;
+  try {
+    addr = parseIpv4(m[1]!);
+  } catch {
+    return null;
+  }
+  const prefix = m[2] === undefined ? 32 : Number(m[2]);
+  if (prefix > 32) return null;
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  return cidr((addr & mask) >>> 0, prefix);
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** `example.com` or `*.example.com` (lower-cased), else null. A bare `*` and IP-like names are not domains. */
+export function parseDomain(s: string): string | null {
+  const d = s.trim().toLowerCase().replace(/\.$/, "");
+  const bare = d.startsWith("*.") ? d.slice(2) : d;
+  if (d.length > 253 || bare.length === 0) return null;
+  const labels = bare.split(".");
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return null;
+  if (/^\d+$/.test(labels[labels.length - 1]!)) return null; // 1.2.3.999: a bad address, not a name
+  return d;
+}
+
+/** Validates and compiles; a 400 naming the field (`network.allowOut[2]`) on bad input. `field` prefixes names. */
+export function compilePolicy(cfg: EgressConfig, field = "network"): CompiledPolicy {
+  const allow = new Map<string, Cidr>();
+  const deny = new Map<string, Cidr>();
+  const domains = new Set<string>();
+  (cfg.allowOut ?? []).forEach((e, i) => {
+    const c = parseIpEntry(e);
+    if (c) return void allow.set(formatCidr(c), c);
+    const d = parseDomain(e);
+    if (!d) throw badRequest(`${field}.allowOut[${i}]: '${e}' is not an IPv4 address, a CIDR range or a domain name (IPv6 is not supported)`);
+    domains.add(d);
+  });
+  (cfg.denyOut ?? []).forEach((e, i) => {
+    const c = parseIpEntry(e);
+    if (!c) throw badRequest(`${field}.denyOut[${i}]: '${e}' is not an IPv4 address or CIDR range (domains are not supported in denyOut)`);
+    deny.set(formatCidr(c), c);
+  });
+  if (cfg.allowInternetAccess === false) deny.set(ALL_TRAFFIC, cidr(0, 0));
+  if (domains.size > 0 && !deny.has(ALL_TRAFFIC))
+    throw badRequest(`${field}.allowOut: allowing domains requires '${ALL_TRAFFIC}' in ${field}.denyOut (or allow_internet_access: false), else every other destination is allowed anyway`);
+  if (allow.size + deny.size > POLICY_LIMITS.entries)
+    throw badRequest(`${field}: ${allow.size + deny.size} IP/CIDR entries in allowOut and denyOut, at most ${POLICY_LIMITS.entries}`);
+  if (domains.size > POLICY_LIMITS.domains)
+    throw badRequest(`${field}.allowOut: ${domains.size} domains, at most ${POLICY_LIMITS.domains}`);
+  return { allow: [...allow.values()], deny: [...deny.values()], domains: [...domains] };
+}
+
+export const EMPTY_POLICY: CompiledPolicy = { allow: [], deny: [], domains: [] };
+
+/**
+ * Replaces the slot's rules with `p`. Each step only tightens or reaches the new policy, so a packet in flight never
+ * meets a policy looser than both the old and the new one: new denies, then old allows that go, then new allows,
+ * then old denies that go. A failure part-way leaves a policy at least as strict as the new one on the allow side
+ * (the caller retries or clears).
+ */
+export function applyPolicy(bpf: BpfNet, ifindex: number, p: CompiledPolicy): void {
+  const has = (list: Cidr[], c: Cidr) => list.some((x) => x.base === c.base && x.prefix === c.prefix);
+  const oldAllow = bpf.slotRules("onebox_allow_out", ifindex);
+  const oldDeny = bpf.slotRules("onebox_deny_out", ifindex);
+  const add = (m: SlotRuleMap, list: Cidr[], old: Cidr[]) => list.filter((c) => !has(old, c)).forEach((c) => bpf.slotRuleAdd(m, ifindex, c));
+  const del = (m: SlotRuleMap, old: Cidr[], keep: Cidr[]) => old.filter((c) => !has(keep, c)).forEach((c) => bpf.slotRuleDel(m, ifindex, c));
+  add("onebox_deny_out", p.deny, oldDeny);
+  del("onebox_allow_out", oldAllow, p.allow);
+  add("onebox_allow_out", p.allow, oldAllow);
+  del("onebox_deny_out", oldDeny, p.deny);
+}
+
+export function clearPolicy(bpf: BpfNet, ifindex: number): void {
+  applyPolicy(bpf, ifindex, EMPTY_POLICY);
+}
+
+/** Makes the always-denied host set (`onebox_host_deny`: the sandbox range, the host's addresses) exactly `entries`
+ *  (IPs or CIDRs): the new ones first, then the ones that went. */
+export function syncHostDeny(bpf: BpfNet, entries: string[]): void {
+  const want = entries.map((e) => {
+    const c = parseIpEntry(e);
+    if (!c) throw new Error(`'${e}' is not an IPv4 address or CIDR range`);
+    return c;
+  });
+  const old = bpf.globalRanges("onebox_host_deny");
+  const key = (c: Cidr) => formatCidr(c);
+  const oldKeys = new Set(old.map(key));
+  const wantKeys = new Set(want.map(key));
+  for (const c of want) if (!oldKeys.has(key(c))) bpf.globalRangeAdd("onebox_host_deny", c);
+  for (const c of old) if (!wantKeys.has(key(c))) bpf.globalRangeDel("onebox_host_deny", c);
+}
