@@ -1,24 +1,16 @@
 // The vmm's per-VM identity on this host's /dev/kvm: its own uid/gid, no capabilities, one uid per live VM.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { JAIL_ID_BASE } from "./jail.ts";
 import { VmProcess, vmmDirFor } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
 import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
+import { jailedVmmSuite } from "./jail-test-support.ts";
 
 const haveKvm = haveTestGuest("counter.bin");
-const dirs: string[] = [];
-const wasSet = process.env.ONEBOX_VMM_JAIL;
-beforeAll(() => {
-  delete process.env.ONEBOX_VMM_JAIL; // the default: jailed
-});
-afterAll(() => {
-  if (wasSet === undefined) delete process.env.ONEBOX_VMM_JAIL;
-  else process.env.ONEBOX_VMM_JAIL = wasSet;
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const dirs = jailedVmmSuite();
 
 function spec(guest = "counter.bin"): VmSpec {
   const runDir = mkdtempSync(join(tmpdir(), "vmm-jail-"));

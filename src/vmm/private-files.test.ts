@@ -1,8 +1,8 @@
 // The attack of a local user, or of another sandbox's jailed vmm (its uid is a local user too), on the data dir:
 // after the daemon's VMs took snapshots, restored them in pooled and spawned vmms and paused into diffs, a
 // process with a jail-range uid walks the data and run dirs and can open no file and list no directory there.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { describe, expect, test } from "bun:test";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openState } from "../store/index.ts";
@@ -10,18 +10,10 @@ import { JAIL_ID_BASE, JAIL_SLOTS } from "./jail.ts";
 import { VmProcess } from "./vm-process.ts";
 import type { VmSpec } from "./vm-spec.ts";
 import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
+import { jailedVmmSuite } from "./jail-test-support.ts";
 
 const haveKvm = haveTestGuest("counter.bin");
-const dirs: string[] = [];
-const wasSet = process.env.ONEBOX_VMM_JAIL;
-beforeAll(() => {
-  delete process.env.ONEBOX_VMM_JAIL; // the default: jailed
-});
-afterAll(() => {
-  if (wasSet === undefined) delete process.env.ONEBOX_VMM_JAIL;
-  else process.env.ONEBOX_VMM_JAIL = wasSet;
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const dirs = jailedVmmSuite();
 
 /** A uid in the jail range that no VM of this test gets (they take the lowest free slots). */
 const INTRUDER = JAIL_ID_BASE + JAIL_SLOTS - 7;

@@ -1,24 +1,16 @@
 // Attacks of a vmm that its guest took over on the daemon's paths: the names it can rewrite or plant in the run
 // dir, and what a restarted daemon's adopt does with them (docs/vmm.md "Isolation"). Real jailed vmms.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { VmProcess } from "./vm-process.ts";
 import { haveTestGuest, testGuestSpec } from "./test-guest.ts";
+import { jailedVmmSuite } from "./jail-test-support.ts";
 
 const haveKvm = haveTestGuest("counter.bin");
-const dirs: string[] = [];
-const wasSet = process.env.ONEBOX_VMM_JAIL;
-beforeAll(() => {
-  delete process.env.ONEBOX_VMM_JAIL; // the default: jailed
-});
-afterAll(() => {
-  if (wasSet === undefined) delete process.env.ONEBOX_VMM_JAIL;
-  else process.env.ONEBOX_VMM_JAIL = wasSet;
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const dirs = jailedVmmSuite();
 
 function tmp(prefix: string): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
