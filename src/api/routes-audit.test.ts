@@ -43,7 +43,6 @@ test("known but unsupported E2B routes answer 501 {code, message} saying why, no
     ["POST", "/sandboxes/logsrow/fork"],
     ["POST", "/sandboxes/logsrow/snapshots"],
     ["GET", "/snapshots"],
-    ["PUT", "/sandboxes/logsrow/network"],
     ["GET", "/secrets"],
     ["DELETE", "/secrets/abc"],
     ["POST", "/volumes"],

@@ -7,6 +7,7 @@ import { parseBody, parseQuery } from "./body.ts";
 import { e2bError } from "./errors.ts";
 import type { SandboxState } from "../store/index.ts";
 import { notFound, unavailable } from "../util/errors.ts";
+import { createNetwork, NetworkUpdateBody, parseStoredNetwork, updateNetwork, type StoredNetwork } from "./network-body.ts";
 import { ListQueryV2, NewSandboxV1, NewSandboxV2 } from "./schemas.ts";
 import { listedSandboxJson, sandboxDetailJson, sandboxJson } from "./serialize.ts";
 
@@ -19,7 +20,16 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   const max = d.config.maxBodyBytes;
 
   // The template is resolved once here: its cost is admitted and the same row is created from.
-  async function create(input: CreateInput) {
+  // network: validated before anything is made (a bad one is a 400 and nothing changes), stored on the row after.
+  // Not yet enforced on the slot (docs/network.md "Egress policy").
+  async function create(input: CreateInput, network: StoredNetwork | null) {
+    const row = await createRow(input);
+    if (!network) return row;
+    d.state.sandboxes.update(row.id, { network: JSON.stringify(network) });
+    return { ...row, network: JSON.stringify(network) };
+  }
+
+  async function createRow(input: CreateInput) {
     const found = d.state.templates.resolve(input.templateID);
     const build = found ? undefined : d.templateBuilds?.statusOf(input.templateID);
     if (build?.state === "building") {
@@ -36,6 +46,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   // v2 (JS 2.51): always secure, timeout default 300.
   app.post("/v2/sandboxes", async (c) => {
     const b = await parseBody(c, NewSandboxV2, max);
+    const network = createNetwork(b.network, b.allow_internet_access);
     const row = await create({
       templateID: b.templateID,
       timeoutSec: b.timeout,
@@ -45,13 +56,14 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
       autoResume: b.autoResume?.enabled ?? false,
-    });
+    }, network);
     return c.json(sandboxJson(row, domain(d)), 201);
   });
 
   // v1 (JS ≤ 2.50, Python): secure only when asked.
   app.post("/sandboxes", async (c) => {
     const b = await parseBody(c, NewSandboxV1, max);
+    const network = createNetwork(b.network, b.allow_internet_access);
     const row = await create({
       templateID: b.templateID,
       timeoutSec: b.timeout,
@@ -61,11 +73,20 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
       autoResume: b.autoResume?.enabled ?? false,
-    });
+    }, network);
     return c.json(sandboxJson(row, domain(d)), 201);
   });
 
   app.get("/sandboxes/:id", (c) => c.json(sandboxDetailJson(d.manager.getVisible(c.req.param("id")), domain(d))));
+
+  // Validated and stored (GET returns it); not yet applied to the running sandbox's slot (docs/api.md).
+  app.put("/sandboxes/:id/network", async (c) => {
+    const row = d.manager.getVisible(c.req.param("id"));
+    const b = await parseBody(c, NetworkUpdateBody, max);
+    const stored = updateNetwork(b, parseStoredNetwork(row.network));
+    d.state.sandboxes.update(row.id, { network: JSON.stringify(stored), allowInternetAccess: b.allow_internet_access ?? null });
+    return c.body(null, 204);
+  });
 
   app.delete("/sandboxes/:id", async (c) => {
     const id = c.req.param("id");

@@ -12,7 +12,6 @@ const UNSUPPORTED: [Method, string, string][] = [
   ["post", "/sandboxes/:id/fork", "forking a sandbox is not supported yet: it needs memory snapshots of running sandboxes"],
   ["post", "/sandboxes/:id/snapshots", "sandbox snapshots are not supported yet: use pause and connect to keep a sandbox's state"],
   ["get", "/snapshots", "sandbox snapshots are not supported yet: use pause and connect to keep a sandbox's state"],
-  ["put", "/sandboxes/:id/network", "network rules are not supported yet: sandboxes have no network device, so there is no egress to configure"],
   ["get", "/secrets", "secrets are not supported: pass values to the sandbox with envs on create"],
   ["post", "/secrets", "secrets are not supported: pass values to the sandbox with envs on create"],
   ["get", "/secrets/:id", "secrets are not supported: pass values to the sandbox with envs on create"],

@@ -1,5 +1,6 @@
 // zod schemas of the E2B control-plane bodies and queries (spec §1.3): the single source of truth.
 import { z } from "zod";
+import { NetworkConfig } from "./network-body.ts";
 
 /** E2B caps a sandbox's lifetime; 24 h is the largest plan's limit. */
 export const MAX_TIMEOUT_SEC = 86_400;
@@ -7,13 +8,14 @@ export const MAX_TIMEOUT_SEC = 86_400;
 const timeout = z.number().int().min(0).max(MAX_TIMEOUT_SEC);
 const stringMap = z.record(z.string(), z.string());
 
-/** Fields both create versions share. Unknown fields (network, mcp, iam, volumeMounts...) are accepted
+/** Fields both create versions share. Unknown fields (mcp, iam, volumeMounts...) are accepted
  *  and ignored: the SDK always sends some of them (spec §1.3), and docs/api.md lists what is honoured. */
 const createCommon = {
   templateID: z.string().min(1).max(256),
   metadata: stringMap.nullish(),
   envVars: stringMap.nullish(),
   allow_internet_access: z.boolean().nullish(),
+  network: NetworkConfig.nullish(),
   autoPause: z.boolean().nullish(),
   autoPauseMemory: z.boolean().nullish(),
   autoResume: z.object({ enabled: z.boolean() }).nullish(),

@@ -4,6 +4,7 @@ import { apiState } from "../sandbox/lifecycle.ts";
 import { parseJsonObject } from "../sandbox/json-fields.ts";
 import type { SandboxRow, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
+import { parseStoredNetwork } from "./network-body.ts";
 
 /** Deprecated but required by the SDK; E2B returns this constant (spec §1.3). */
 export const CLIENT_ID = "6532622b";
@@ -36,6 +37,7 @@ export function sandboxDetailJson(r: SandboxRow, domain: string) {
     state: state(r),
     metadata: parseJsonObject(r.metadata),
     allowInternetAccess: r.allowInternetAccess,
+    ...(r.network ? { network: parseStoredNetwork(r.network) ?? undefined } : {}),
     lifecycle: { onTimeout: r.onTimeout === "pause" ? "pause" : "kill", autoResume: r.autoResume },
     volumeMounts: [],
   };

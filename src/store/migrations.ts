@@ -105,4 +105,11 @@ DROP INDEX sandboxes_live_claims;
 CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_pid, ended_at) WHERE ended_at IS NULL;
 `,
   },
+  {
+    id: 5,
+    name: "sandbox network config",
+    // E2B's `network` (allowOut, denyOut, allowPublicTraffic, maskRequestHost) as JSON, returned by GET
+    // /sandboxes/{id} and replaced by PUT /sandboxes/{id}/network (docs/network.md "Egress policy").
+    sql: "ALTER TABLE sandboxes ADD COLUMN network TEXT;",
+  },
 ];

@@ -37,6 +37,8 @@ export const sandboxes = sqliteTable("sandboxes", {
   envVars: text("env_vars").notNull().default("{}"),
   secure: integer("secure", { mode: "boolean" }).notNull().default(true),
   allowInternetAccess: integer("allow_internet_access", { mode: "boolean" }),
+  /** JSON of E2B's SandboxNetworkConfig as given on create or PUT /network (src/api/network-body.ts); NULL: none. */
+  network: text("network"),
   onTimeout: text("on_timeout").notNull().default("kill"),
   autoResume: integer("auto_resume", { mode: "boolean" }).notNull().default(false),
   /** Unix ms. */
