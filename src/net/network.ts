@@ -3,6 +3,7 @@
 import { GUEST_NET } from "./addresses.ts";
 import { DnsForwarder, type Upstream } from "./dns-forwarder.ts";
 import { HostNet } from "./host-net.ts";
+import { applyPolicy, dnsVerdict, type CompiledPolicy } from "./policy.ts";
 import { SlotPool, type StartReport } from "./pool.ts";
 
 export interface NetworkOptions {
@@ -28,10 +29,14 @@ export class Network {
     const host = await HostNet.start({ sandboxCidr: o.sandboxCidr, bpffsRoot: o.bpffsRoot, stateDir: o.stateDir });
     const pools: SlotPool[] = [];
     try {
-      const dns = new DnsForwarder({ listen: GUEST_NET.gateway, allowed: host.range.cidr, upstreams: o.dnsUpstreams });
+      // The policy of the slot a query comes from decides what resolves; the pool is made below, before any query
+      // can come from one of its slots.
+      let pool: SlotPool | null = null;
+      const filter = (q: { from: string; name: string }) => dnsVerdict(pool?.used.find((s) => s.slotIp === q.from)?.policy ?? null, q.name);
+      const dns = new DnsForwarder({ listen: GUEST_NET.gateway, allowed: host.range.cidr, upstreams: o.dnsUpstreams, filter });
       await dns.start();
       try {
-        const pool = new SlotPool(host, { size: o.slotPoolSize });
+        pool = new SlotPool(host, { size: o.slotPoolSize });
         pools.push(pool);
         return new Network(host, pool, dns, await pool.start());
       } catch (e) {
@@ -43,6 +48,15 @@ export class Network {
       await host.stop({ final: true });
       throw e;
     }
+  }
+
+  /** Replaces the egress policy of the slot in use at `slotIp` (its maps and the DNS filter): at create, resume,
+   *  PUT /network and re-adoption. Throws when no slot in use has that address. */
+  setPolicy(slotIp: string, p: CompiledPolicy): void {
+    const slot = this.pool.used.find((s) => s.slotIp === slotIp);
+    if (!slot) throw new Error(`no network slot in use at ${slotIp}`);
+    applyPolicy(this.host.bpf, slot.ifindex, p);
+    slot.policy = p;
   }
 
   /** `final`: every slot is destroyed and the host setup removed. Otherwise (a restart with sandboxes left running)

@@ -20,6 +20,10 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     expect(r.udpUpstreamB).toEqual({ ...GUEST, src: "203.0.113.20", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.51.100.2" });
     expect(r.ping).toEqual({ ...GUEST, src: "203.0.113.10", proto: 1, ipChecksumOk: true, icmpType: 0, icmpChecksumOk: true });
     expect(r.synAck).toEqual({ ...GUEST, src: "203.0.113.10", proto: 6, ipChecksumOk: true, l4ChecksumOk: true, flags: 0x12, ack: 5001 });
+    // Slot b's egress policy: internet off refuses DNS (REFUSED, nothing asked upstream) and drops its traffic.
+    expect(r.internetOff).toEqual({ rcode: 5, resolverAsked: 0, echoed: false, policyDrops: 1 });
+    expect(r.domainAllowed).toEqual({ rcode: 0, resolverAsked: 1 });
+    expect(r.policyCleared).toEqual({ rcode: 0, echoed: true, policyDrops: 0 });
     // Another sandbox's slot address is always denied, counted for the sending slot; nothing reaches the other TAP.
     expect(r.toOtherSlot).toEqual({ dropped: 1, slotDrops: 1, received: false });
     // Checksum offload from the guest (CHECKSUM_PARTIAL) through both programs: completed correctly by the kernel.

@@ -5,7 +5,7 @@ import { BpfNet, TC_ACT } from "../sys/bpf-net.ts";
 import { OneboxError } from "../util/errors.ts";
 import { parseIpv4, parseMac } from "../util/ipv4.ts";
 import { eth, ETH_P_IP, ipv4, PROTO, udp } from "../util/test-frames.ts";
-import { applyPolicy, clearPolicy, compilePolicy, formatCidr, POLICY_LIMITS, syncHostDeny } from "./policy.ts";
+import { applyPolicy, clearPolicy, compilePolicy, dnsVerdict, formatCidr, POLICY_LIMITS, syncHostDeny } from "./policy.ts";
 
 const badField = (f: () => unknown) => {
   try {
@@ -51,6 +51,24 @@ describe("compilePolicy", () => {
     const names = (n: number) => Array.from({ length: n }, (_, i) => `h${i}.example.com`);
     expect(compilePolicy({ allowOut: names(POLICY_LIMITS.domains), denyOut: ["0.0.0.0/0"] }).domains.length).toBe(POLICY_LIMITS.domains);
     expect(badField(() => compilePolicy({ allowOut: names(POLICY_LIMITS.domains + 1), denyOut: ["0.0.0.0/0"] }))).toContain(`at most ${POLICY_LIMITS.domains}`);
+  });
+});
+
+describe("dnsVerdict: what the DNS forwarder resolves for a slot", () => {
+  test("no policy, or one that does not deny 0.0.0.0/0: every name", () => {
+    expect(dnsVerdict(null, "anything.example")).toBe("forward");
+    expect(dnsVerdict(compilePolicy({ denyOut: ["203.0.113.0/24"] }), "anything.example")).toBe("forward");
+  });
+
+  test("internet off: nothing resolves (no query leaves the host), even with allowed IPs", () => {
+    expect(dnsVerdict(compilePolicy({ allowInternetAccess: false }), "example.com")).toBe("refuse");
+    expect(dnsVerdict(compilePolicy({ allowOut: ["203.0.113.10"], denyOut: ["0.0.0.0/0"] }), "example.com")).toBe("refuse");
+  });
+
+  test("a domain allowlist: exact names, and wildcards for names under them at any depth but not the apex", () => {
+    const p = compilePolicy({ allowOut: ["api.example.com", "*.cdn.example"], denyOut: ["0.0.0.0/0"] });
+    expect(["api.example.com", "a.cdn.example", "x.y.cdn.example", "cdn.example", "example.com", "evilapi.example.com", "api.example.com.evil"].map((n) => dnsVerdict(p, n)))
+      .toEqual(["forward", "forward", "forward", "refuse", "refuse", "refuse", "refuse"]);
   });
 });
 

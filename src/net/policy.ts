@@ -45,13 +45,13 @@ export function parseIpEntry(s: string): Cidr | null {
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
-/** `example.com` or `*.example.com` (lower-cased), else null. A bare `*` and IP-like names are not domains. */
+/** `example.com`, `*.example.com`, `*.com` (lower-cased), else null. A bare `*` and IP-like names are not domains. */
 export function parseDomain(s: string): string | null {
   const d = s.trim().toLowerCase().replace(/\.$/, "");
   const bare = d.startsWith("*.") ? d.slice(2) : d;
   if (d.length > 253 || bare.length === 0) return null;
   const labels = bare.split(".");
-  if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return null;
+  if (!labels.every((l) => LABEL.test(l))) return null; // one label is a name too ("*.com", E2B allows broad wildcards)
   if (/^\d+$/.test(labels[labels.length - 1]!)) return null; // 1.2.3.999: a bad address, not a name
   return d;
 }
@@ -121,4 +121,19 @@ export function syncHostDeny(bpf: BpfNet, entries: string[]): void {
   const wantKeys = new Set(want.map(key));
   for (const c of want) if (!oldKeys.has(key(c))) bpf.globalRangeAdd("onebox_host_deny", c);
   for (const c of old) if (!wantKeys.has(key(c))) bpf.globalRangeDel("onebox_host_deny", c);
+}
+
+/** `*.example.com` matches names under example.com at any depth, not example.com itself (E2B's wildcard rule). */
+export function domainMatches(pattern: string, name: string): boolean {
+  return pattern.startsWith("*.") ? name.endsWith(pattern.slice(1)) : name === pattern;
+}
+
+/**
+ * What the DNS forwarder does with a slot's query. When the policy denies 0.0.0.0/0 (internet off, or a domain
+ * allowlist), only names matching an allowed domain are forwarded: nothing else leaves the host, so a query name
+ * cannot carry data out (CubeSandbox's DNS exfiltration hole). Otherwise every name resolves, as in E2B.
+ */
+export function dnsVerdict(p: CompiledPolicy | null, name: string): "forward" | "refuse" {
+  if (!p || !p.deny.some((c) => c.prefix === 0)) return "forward";
+  return p.domains.some((d) => domainMatches(d, name)) ? "forward" : "refuse";
 }

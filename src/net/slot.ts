@@ -7,9 +7,12 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import { formatIpv4 } from "../util/ipv4.ts";
 import { gatewayIp, gatewayMac, GUEST_NET, guestIp, guestMac, tapName } from "./addresses.ts";
 import type { HostNet } from "./host-net.ts";
+import type { CompiledPolicy } from "./policy.ts";
 
 export class NetSlot {
   private destroyed = false;
+  /** The egress policy written into this slot's maps (Network.setPolicy); gone with the slot. */
+  policy: CompiledPolicy | null = null;
   constructor(
     readonly index: number,
     readonly tapName: string,

@@ -4,6 +4,7 @@
 // second namespace behind a veth (reached through the masquerade). Prints what each exchange saw.
 import { join } from "node:path";
 import { Network } from "../network.ts";
+import { compilePolicy } from "../policy.ts";
 import { readQuestion } from "../dns-forwarder.ts";
 import type { NetSlot } from "../slot.ts";
 import { readFrame, setTapOffload, TUN_F, VNET_HDR_SIZE } from "../../sys/tap.ts";
@@ -216,7 +217,29 @@ const gw = parseIpv4(GUEST_NET.gateway);
 const dnsQuery = new Uint8Array([0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, ...new TextEncoder().encode("example"), 3, 99, 111, 109, 0, 0, 1, 0, 1]);
 send(b, fromGuest(ipv4({ src: GUEST_IP, dst: gw, proto: PROTO.UDP, payload: udp(GUEST_IP, gw, 5353, 53, dnsQuery) })));
 const dnsReply = await recv(b);
-results.dns = dnsReply && { ...describe(dnsReply), text: undefined, id: (dnsReply[42]! << 8) | dnsReply[43]!, answer: Array.from(dnsReply.subarray(dnsReply.length - 4)), resolverAsked };
+results.dns = dnsReply && { ...describe(dnsReply), text: undefined, id: (dnsReply[42]! << 8) | dnsReply[43]!, answer: Array.from(dnsReply.subarray(dnsReply.length - 4)), resolverAsked: [...resolverAsked] };
+
+// The egress policy on slot b (Network.setPolicy): internet off refuses every name without asking the resolver (no
+// query leaves the host) and drops b's packets to "the internet", counted for b; a domain allowlist resolves its
+// names; clearing it restores both.
+const rcodeOf = (f: Uint8Array | null) => (f ? f[45]! & 0x0f : null);
+const askDns = async () => {
+  send(b, fromGuest(ipv4({ src: GUEST_IP, dst: gw, proto: PROTO.UDP, payload: udp(GUEST_IP, gw, 5353, 53, dnsQuery) })));
+  return rcodeOf(await recv(b));
+};
+const toInternet = async () => {
+  const dropsBefore = host.bpf.slotDrops(b.ifindex).policy;
+  send(b, udpFrame("203.0.113.10", 40010, "policy probe"));
+  const echoed = (await recv(b, 300)) !== null;
+  return { echoed, policyDrops: host.bpf.slotDrops(b.ifindex).policy - dropsBefore };
+};
+const askedBefore = resolverAsked.length;
+net.setPolicy(b.slotIp, compilePolicy({ allowInternetAccess: false }));
+results.internetOff = { rcode: await askDns(), resolverAsked: resolverAsked.length - askedBefore, ...(await toInternet()) };
+net.setPolicy(b.slotIp, compilePolicy({ allowOut: ["*.com"], denyOut: ["0.0.0.0/0"] }));
+results.domainAllowed = { rcode: await askDns(), resolverAsked: resolverAsked.length - askedBefore };
+net.setPolicy(b.slotIp, compilePolicy({}));
+results.policyCleared = { rcode: await askDns(), ...(await toInternet()) };
 
 // A spoofed source never leaves, and nothing answers it.
 const before = host.bpf.drops().spoof;
