@@ -32,6 +32,9 @@ export interface DnsForwarderOptions {
   maxTcpConnections?: number;
   /** "refuse" answers REFUSED without forwarding (the policy issue's domain rules). */
   filter?: (q: DnsQuery) => "forward" | "refuse";
+  /** Sees each forwarded answer before the guest does (the policy learns an allowed name's addresses here, so they
+   *  are open by the time the guest connects). Must not throw. */
+  onAnswer?: (q: DnsQuery, reply: Uint8Array) => void;
 }
 
 const HEADER = 12;
@@ -174,6 +177,7 @@ export class DnsForwarder {
         const reply = tcp ? await this.askTcp(up, query) : await this.askUdp(up, query);
         if (reply && reply.length >= HEADER && reply[0] === query[0] && reply[1] === query[1]) {
           this.stats.answered++;
+          this.opts.onAnswer?.({ from, ...q }, reply);
           return reply;
         }
       }

@@ -3,7 +3,9 @@
 import { GUEST_NET } from "./addresses.ts";
 import { DnsForwarder, type Upstream } from "./dns-forwarder.ts";
 import { HostNet } from "./host-net.ts";
-import { applyPolicy, dnsVerdict, type CompiledPolicy } from "./policy.ts";
+import { readARecords } from "./dns-answers.ts";
+import { applyPolicy, dnsVerdict, domainMatches, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
+import type { NetSlot } from "./slot.ts";
 import { SlotPool, type StartReport } from "./pool.ts";
 
 export interface NetworkOptions {
@@ -32,13 +34,20 @@ export class Network {
       // The policy of the slot a query comes from decides what resolves; the pool is made below, before any query
       // can come from one of its slots.
       let pool: SlotPool | null = null;
-      const filter = (q: { from: string; name: string }) => dnsVerdict(pool?.used.find((s) => s.slotIp === q.from)?.policy ?? null, q.name);
-      const dns = new DnsForwarder({ listen: GUEST_NET.gateway, allowed: host.range.cidr, upstreams: o.dnsUpstreams, filter });
+      const slotAt = (ip: string) => pool?.used.find((s) => s.slotIp === ip);
+      const filter = (q: { from: string; name: string }) => dnsVerdict(slotAt(q.from)?.policy ?? null, q.name);
+      const onAnswer = (q: { from: string; name: string }, reply: Uint8Array) => {
+        const slot = slotAt(q.from);
+        if (slot) learn(host, slot, q.name, reply);
+      };
+      const dns = new DnsForwarder({ listen: GUEST_NET.gateway, allowed: host.range.cidr, upstreams: o.dnsUpstreams, filter, onAnswer });
       await dns.start();
       try {
         pool = new SlotPool(host, { size: o.slotPoolSize });
         pools.push(pool);
-        return new Network(host, pool, dns, await pool.start());
+        const net = new Network(host, pool, dns, await pool.start());
+        net.startSweep();
+        return net;
       } catch (e) {
         dns.stop();
         throw e;
@@ -55,15 +64,66 @@ export class Network {
   setPolicy(slotIp: string, p: CompiledPolicy): void {
     const slot = this.pool.used.find((s) => s.slotIp === slotIp);
     if (!slot) throw new Error(`no network slot in use at ${slotIp}`);
-    applyPolicy(this.host.bpf, slot.ifindex, p);
+    applyPolicy(this.host.bpf, slot.ifindex, p); // also removes addresses learned under the old policy
     slot.policy = p;
+    slot.learned.clear();
+  }
+
+  /** Removes learned addresses whose TTL ran out (a timer runs this while the network is up). */
+  expireLearned(now = Date.now()): void {
+    for (const slot of this.pool.used) {
+      for (const [addr, until] of slot.learned) {
+        if (until > now) continue;
+        slot.learned.delete(addr);
+        if (!slot.isDestroyed) this.host.bpf.slotRuleDel("onebox_allow_out", slot.ifindex, { base: addr, prefix: 32, size: 1 });
+      }
+    }
   }
 
   /** `final`: every slot is destroyed and the host setup removed. Otherwise (a restart with sandboxes left running)
    *  slots in use and the host setup stay for the next daemon to re-adopt. */
+  private sweep: ReturnType<typeof setInterval> | null = null;
+  private startSweep(): void {
+    this.sweep = setInterval(() => {
+      try {
+        this.expireLearned();
+      } catch {
+        // a slot destroyed meanwhile: its rules went with it
+      }
+    }, LEARN_SWEEP_MS);
+    this.sweep.unref?.();
+  }
+
   async stop(opts: { final: boolean }): Promise<Error[]> {
+    if (this.sweep) clearInterval(this.sweep);
     this.dns.stop();
     await this.pool.stop({ keepInUse: !opts.final });
     return this.host.stop({ final: opts.final && this.pool.used.length === 0 });
+  }
+}
+
+const LEARN_SWEEP_MS = 10_000;
+/** A learned address stays at least this long (a guest may cache an answer with TTL 0 for a moment) and at most a day. */
+const LEARN_MIN_SEC = 30;
+const LEARN_MAX_SEC = 86_400;
+
+/** DNS learning: when `name` is allowed by one of the slot's domains (under 0.0.0.0/0 denied), the answer's IPv4
+ *  addresses go into its allow trie as /32s until their TTL runs out. Called before the guest gets the answer. */
+function learn(host: HostNet, slot: NetSlot, name: string, reply: Uint8Array): void {
+  const p = slot.policy;
+  if (!p || slot.isDestroyed || !p.domains.some((d) => domainMatches(d, name))) return;
+  const now = Date.now();
+  for (const { addr, ttl } of readARecords(reply)) {
+    const until = now + Math.min(Math.max(ttl, LEARN_MIN_SEC), LEARN_MAX_SEC) * 1000;
+    if (p.allow.some((c) => c.prefix === 32 && c.base === addr)) continue; // allowed anyway, never expires
+    if (!slot.learned.has(addr)) {
+      if (slot.learned.size >= POLICY_LIMITS.learned) continue;
+      try {
+        host.bpf.slotRuleAdd("onebox_allow_out", slot.ifindex, { base: addr, prefix: 32, size: 1 });
+      } catch {
+        continue; // the trie is full: the name resolves but stays unreachable
+      }
+    }
+    slot.learned.set(addr, Math.max(until, slot.learned.get(addr) ?? 0));
   }
 }

@@ -22,7 +22,12 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     expect(r.synAck).toEqual({ ...GUEST, src: "203.0.113.10", proto: 6, ipChecksumOk: true, l4ChecksumOk: true, flags: 0x12, ack: 5001 });
     // Slot b's egress policy: internet off refuses DNS (REFUSED, nothing asked upstream) and drops its traffic.
     expect(r.internetOff).toEqual({ rcode: 5, resolverAsked: 0, echoed: false, policyDrops: 1 });
-    expect(r.domainAllowed).toEqual({ rcode: 0, resolverAsked: 1 });
+    // A domain allowlist: the name resolves, and its answer opens exactly that address, for b only, until its TTL.
+    expect(r.domainAllowed).toEqual({
+      rcode: 0, resolverAsked: 1, beforeResolving: { echoed: false, policyDrops: 1 }, afterResolving: { echoed: true, policyDrops: 0 },
+      learned: ["203.0.113.10/32"], notForA: 0,
+    });
+    expect(r.afterTtl).toEqual({ echoed: false, policyDrops: 1, learned: 0 });
     expect(r.policyCleared).toEqual({ rcode: 0, echoed: true, policyDrops: 0 });
     // Another sandbox's slot address is always denied, counted for the sending slot; nothing reaches the other TAP.
     expect(r.toOtherSlot).toEqual({ dropped: 1, slotDrops: 1, received: false });

@@ -5,8 +5,9 @@ import type { BpfNet, SlotRuleMap } from "../sys/bpf-net.ts";
 import { badRequest } from "../util/errors.ts";
 import { formatIpv4, parseIpv4, type Cidr } from "../util/ipv4.ts";
 
-/** Per sandbox: IP/CIDR entries over allowOut and denyOut (after dedup), and domains in allowOut. */
-export const POLICY_LIMITS = { entries: 256, domains: 64 } as const;
+/** Per sandbox: IP/CIDR entries over allowOut and denyOut (after dedup), domains in allowOut, and addresses learned
+ *  from allowed names' DNS answers at once (src/net/network.ts). */
+export const POLICY_LIMITS = { entries: 256, domains: 64, learned: 1024 } as const;
 export const ALL_TRAFFIC = "0.0.0.0/0";
 
 export interface EgressConfig {

@@ -13,6 +13,8 @@ export class NetSlot {
   private destroyed = false;
   /** The egress policy written into this slot's maps (Network.setPolicy); gone with the slot. */
   policy: CompiledPolicy | null = null;
+  /** Addresses learned from allowed names' DNS answers (in the allow trie), with when they expire (Unix ms). */
+  readonly learned = new Map<number, number>();
   constructor(
     readonly index: number,
     readonly tapName: string,
