@@ -20,6 +20,10 @@ fi
 if printf '%s\n' "${files[@]}" | grep -q 'api-code-interpreter'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-ci-template --variant code-interpreter >&2
 fi
+# The network test's image: the base variant (curl, git, CA certificates), cached the same way.
+if printf '%s\n' "${files[@]}" | grep -q '/net.test'; then
+  bash scripts/mkrootfs.sh --out .cache/api-e2e-base-template --variant base >&2
+fi
 # 12 GiB: the test host's /tmp is RAM (tmpfs) and holds every test's template copies, layers and
 # snapshots next to the guests' own memory; with 6 GiB a full suite ran into memory pressure
 # (suspected: a 100-stream vsock test hung right after the agent SDK file had run; not diagnosed).

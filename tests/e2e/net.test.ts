@@ -1,0 +1,185 @@
+// Guest networking end to end (issue 13) with the real `e2b` SDK against an in-process daemon with networking on,
+// inside the test host (scripts/test-e2e.sh). "The internet" is a dummy interface with 203.0.113.10/24 (TEST-NET-3)
+// and a tiny HTTP server on it that answers with the source address it sees; a tiny DNS responder on 127.0.0.53
+// (the test host's resolver for the run) answers internet.test. No traffic leaves the test host.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Sandbox } from "e2b";
+import { startTestDaemon, type TestDaemon } from "../../src/api/test-support.ts";
+import { registerTemplate } from "../../src/templates/register.ts";
+import type { Config } from "../../src/util/config.ts";
+
+const REPO = join(import.meta.dir, "..", "..");
+const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
+// The template snapshot is an emulated cold boot (TCG) under load: minutes.
+const BOOT_MS = 600_000;
+const INTERNET = "203.0.113.10";
+const NAME = "internet.test";
+const root = `/tmp/obx-net-${process.pid}`;
+const CONFIG: Partial<Config> = { network: true, bootTimeoutMs: BOOT_MS, warmPoolSize: 1, netSlotPoolSize: 4, maxConcurrentCreates: 8 };
+
+/** The image: `scripts/mkrootfs.sh --out .cache/api-e2e-base-template --variant base` on the outer host (curl). */
+function imageDir(): string | null {
+  const dir = process.env.ONEBOX_E2E_BASE_TEMPLATE_DIR ?? join(REPO, ".cache", "api-e2e-base-template");
+  return existsSync(join(dir, "rootfs.ext4")) ? dir : null;
+}
+
+function sh(cmd: string): string {
+  const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}): ${r.stdout}${r.stderr}`);
+  return r.stdout.toString();
+}
+
+/** The TAP that routes slot address ip (docs/network.md: one route per slot, proto 111), or null. */
+function tapOf(ip: string): string | null {
+  const m = new RegExp(`^${ip.replace(/\./g, "\\.")} dev (\\S+)`, "m").exec(sh("ip route show table all proto 111"));
+  return m?.[1] ?? null;
+}
+
+const linkExists = (tap: string) => sh("ip -o link show").split("\n").some((l) => l.split(": ")[1]?.split("@")[0] === tap);
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(50);
+  }
+}
+
+/** A DNS answer for one question: A internet.test -> 203.0.113.10; anything else: no records (NOERROR/NXDOMAIN). */
+function dnsAnswer(q: Buffer): Buffer | null {
+  if (q.length < 17) return null;
+  let i = 12;
+  const labels: string[] = [];
+  while (i < q.length && q[i] !== 0) {
+    labels.push(q.subarray(i + 1, i + 1 + q[i]!).toString());
+    i += 1 + q[i]!;
+  }
+  const qEnd = i + 5;
+  if (qEnd > q.length) return null;
+  const qtype = q.readUInt16BE(i + 1);
+  const name = labels.join(".").toLowerCase();
+  const known = name === NAME;
+  const answer = known && qtype === 1;
+  const head = Buffer.alloc(12);
+  q.copy(head, 0, 0, 2);
+  head.writeUInt16BE(known ? 0x8180 : 0x8183, 2);
+  head.writeUInt16BE(1, 4);
+  head.writeUInt16BE(answer ? 1 : 0, 6);
+  const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...INTERNET.split(".").map(Number)]);
+  return Buffer.concat([head, q.subarray(12, qEnd), answer ? rr : Buffer.alloc(0)]);
+}
+
+let d: TestDaemon;
+let dataDir = "";
+let http: ReturnType<typeof Bun.serve> | null = null;
+let dns: Awaited<ReturnType<typeof Bun.udpSocket>> | null = null;
+let resolvConf: string | null = null;
+const opts = () => ({ apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: BOOT_MS });
+const curl = async (s: Sandbox, url = `http://${INTERNET}/`) => (await s.commands.run(`curl -sS --max-time 20 ${url}`, { timeoutMs: 60_000 })).stdout;
+
+if (IN_TESTHOST && !imageDir()) console.warn("net: skipped: no image; build .cache/api-e2e-base-template on the outer host (see imageDir())");
+
+describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", () => {
+  beforeAll(async () => {
+    mkdirSync(root, { recursive: true });
+    // "The internet": a dummy link with a TEST-NET-3 address, an HTTP server that names its client.
+    sh(`ip link add obxtest-inet type dummy && ip addr add ${INTERNET}/24 dev obxtest-inet && ip link set obxtest-inet up`);
+    http = Bun.serve({ hostname: INTERNET, port: 80, fetch: (req, server) => new Response(`hello ${server.requestIP(req)?.address}\n`) });
+    // The host's resolver for this run (the forwarder reads /etc/resolv.conf at start): a responder on 127.0.0.53.
+    dns = await Bun.udpSocket({
+      hostname: "127.0.0.53",
+      port: 53,
+      socket: {
+        data(sock, buf, port, addr) {
+          const a = dnsAnswer(Buffer.from(buf));
+          if (a) sock.send(a, port, addr);
+        },
+      },
+    });
+    resolvConf = existsSync("/etc/resolv.conf") ? readFileSync("/etc/resolv.conf", "utf8") : null;
+    rmSync("/etc/resolv.conf", { force: true });
+    writeFileSync("/etc/resolv.conf", "nameserver 127.0.0.53\n");
+
+    const initrd = join(root, "initramfs.cpio.gz");
+    sh(`bash scripts/mkinitramfs.sh --modules ${join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules")} --out ${initrd}`);
+    dataDir = mkdtempSync(join(root, "data-"));
+    d = await startTestDaemon(CONFIG, dataDir);
+    expect(d.config.network).toBe(true); // the test host has what networking needs
+    await registerTemplate(d.state, d.dataDir, {
+      name: "net-base",
+      from: imageDir()!,
+      kernel: process.env.ONEBOX_TEST_KERNEL ?? "",
+      initrd,
+      cpuCount: 1,
+      memoryMb: 256,
+      diskSizeMb: 2048,
+    });
+    // The template snapshot (its VM has a slot and eth0 up), made before the creates: minutes, emulated.
+    const t0 = performance.now();
+    await d.manager.warmTemplates();
+    console.log(`net-base snapshot made in ${Math.round(performance.now() - t0)} ms`);
+  }, 1_500_000);
+
+  afterAll(async () => {
+    for (const row of d?.state.sandboxes.live() ?? []) await d.manager.kill(row.id).catch(() => undefined);
+    await d?.stop();
+    http?.stop(true);
+    dns?.close();
+    Bun.spawnSync(["ip", "link", "del", "obxtest-inet"]);
+    rmSync("/etc/resolv.conf", { force: true });
+    if (resolvConf !== null) writeFileSync("/etc/resolv.conf", resolvConf);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  let a: Sandbox;
+  let aIp = "";
+
+  test("a sandbox curls the internet, seen with its own slot address; names resolve through the gateway", async () => {
+    a = await Sandbox.create("net-base", { ...opts(), timeoutMs: 1_800_000 });
+    const out = await curl(a);
+    expect(out).toMatch(/^hello 198\.18\.\d+\.\d+\n$/);
+    aIp = out.trim().split(" ")[1]!;
+    expect(tapOf(aIp)).toMatch(/^obx\d+$/);
+    // DNS: the guest's resolver is the gateway (169.254.68.5), the daemon's forwarder asks the host's.
+    expect((await a.commands.run("cat /etc/resolv.conf")).stdout).toContain("nameserver 169.254.68.5");
+    expect(await curl(a, `http://${NAME}/`)).toBe(`hello ${aIp}\n`);
+  }, BOOT_MS);
+
+  test("clones reach it at once, each with its own source address", async () => {
+    const clones = await Promise.all([0, 1, 2].map(() => Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000 })));
+    const seen = await Promise.all(clones.map((c) => curl(c)));
+    const ips = seen.map((s) => s.trim().split(" ")[1]);
+    expect(new Set([...ips, aIp]).size).toBe(4);
+    for (const ip of ips) expect(ip).toMatch(/^198\.18\./);
+    await Promise.all(clones.map((c) => c.kill()));
+  }, BOOT_MS);
+
+  test("pause -> resume keeps it working (a new slot; the paused sandbox holds none)", async () => {
+    const tap = tapOf(aIp)!;
+    expect(await a.pause()).toBe(true);
+    await until(() => !linkExists(tap) && tapOf(aIp) === null);
+    a = await Sandbox.connect(a.sandboxId, opts());
+    const out = await curl(a);
+    expect(out).toMatch(/^hello 198\.18\./);
+    aIp = out.trim().split(" ")[1]!;
+  }, BOOT_MS);
+
+  test("a daemon restart keeps it working (the slot is re-adopted with its sandbox)", async () => {
+    const tap = tapOf(aIp);
+    await d.stop();
+    d = await startTestDaemon(CONFIG, dataDir);
+    expect(tapOf(aIp)).toBe(tap);
+    a = await Sandbox.connect(a.sandboxId, opts());
+    expect(await curl(a)).toBe(`hello ${aIp}\n`);
+  }, BOOT_MS);
+
+  test("after kill nothing of that sandbox is left: no TAP, no route", async () => {
+    const tap = tapOf(aIp)!;
+    await a.kill();
+    await until(() => !linkExists(tap) && tapOf(aIp) === null);
+    // The slots left are the pool's ready ones and the warm pool entry's: none routes a sandbox's address that ended.
+    expect(sh("ip -o link show").split("\n").filter((l) => / obx\d+[:@]/.test(l)).length).toBeLessThanOrEqual(CONFIG.netSlotPoolSize! + 1);
+  }, 120_000);
+});
