@@ -7,6 +7,7 @@ import type { SandboxPort } from "./proxy/sandbox-port.ts";
 import type { WsBridge } from "./proxy/websocket.ts";
 import { Admission } from "./scheduler/admission.ts";
 import { startNetwork, stopNetwork } from "./machine/guest-network.ts";
+import type { Network } from "./net/network.ts";
 import { SandboxManager } from "./sandbox/manager.ts";
 import { DefaultTemplateBuilder } from "./templates/build-default.ts";
 import { loadVmDriver, type VmDriverResult } from "./machine/vm-driver.ts";
@@ -22,6 +23,8 @@ export interface Daemon {
   state: State;
   manager: SandboxManager;
   templateBuilds?: DefaultTemplateBuilder;
+  /** Guest networking, when this daemon has it (machine/guest-network.ts). */
+  network: Network | null;
   url: string;
   /** The admin key if this start created it (printed once by `onebox serve`). */
   newAdminKey: string | null;
@@ -67,6 +70,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     state,
     manager,
     templateBuilds,
+    network: net?.network ?? null,
     url,
     newAdminKey,
     async close() {
