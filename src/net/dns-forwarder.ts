@@ -99,9 +99,27 @@ export class DnsForwarder {
     return this.udp?.port ?? this.opts.port ?? 53;
   }
 
+  /** UDP and TCP on one port. With port 0 (tests) the port UDP was given may be taken for TCP: then both
+   *  are tried again on another (a few times); a TCP listen that fails never leaves the UDP socket open. */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const sock = await this.bindUdp();
+      try {
+        this.tcp = this.listenTcp(sock.port);
+        this.udp = sock;
+        break;
+      } catch (e) {
+        sock.close();
+        const inUse = (e as { code?: string }).code === "EADDRINUSE";
+        if (!inUse || this.opts.port !== 0 || attempt >= 5) throw e;
+      }
+    }
+    log.info("dns forwarder listening", { on: `${this.opts.listen}:${this.port}`, upstreams: this.upstreams });
+  }
+
+  private bindUdp(): Promise<udp.Socket<"buffer">> {
     const self = this;
-    const sock = await Bun.udpSocket({
+    return Bun.udpSocket({
       hostname: this.opts.listen,
       port: this.opts.port ?? 53,
       socket: {
@@ -110,10 +128,13 @@ export class DnsForwarder {
         },
       },
     });
-    this.udp = sock;
-    this.tcp = Bun.listen<{ buf: Uint8Array; busy: boolean }>({
+  }
+
+  private listenTcp(port: number): TCPSocketListener<{ buf: Uint8Array; busy: boolean }> {
+    const self = this;
+    return Bun.listen<{ buf: Uint8Array; busy: boolean }>({
       hostname: this.opts.listen,
-      port: sock.port,
+      port,
       socket: {
         open(s) {
           if (!self.admit(s.remoteAddress) || self.tcpConns >= (self.opts.maxTcpConnections ?? 64)) {
@@ -137,7 +158,6 @@ export class DnsForwarder {
         error() {},
       },
     });
-    log.info("dns forwarder listening", { on: `${this.opts.listen}:${sock.port}`, upstreams: this.upstreams });
   }
 
   stop(): void {
