@@ -1,18 +1,10 @@
 // Deadlines with the machine layer faked: at its end time a sandbox is killed (reason timeout) or, created with
 // autoPause, paused to disk; a deadline that finds the sandbox busy is tried again.
 import { afterEach, expect, test } from "bun:test";
-import { fakeSandboxes, type FakeSandboxes } from "./fake-sandboxes.ts";
+import { fakeSandboxes, until, type FakeSandboxes } from "./fake-sandboxes.ts";
 
 let s: FakeSandboxes;
 afterEach(() => s.close());
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(10);
-  }
-}
 
 test("at its end time a sandbox is killed with reason timeout", async () => {
   s = await fakeSandboxes();

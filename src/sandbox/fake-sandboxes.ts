@@ -75,3 +75,12 @@ export async function fakeSandboxes(overrides: Partial<Config> = {}, attachments
   };
   return s;
 }
+
+/** Polls cond every 10 ms until it holds; throws after ms. */
+export async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await Bun.sleep(10);
+  }
+}

@@ -3,18 +3,10 @@
 // failed create, pause; a resume takes a new one; a warm pool entry takes one when made and its create inherits it;
 // after a daemon restart running sandboxes keep theirs and the rest are released.
 import { afterEach, expect, test } from "bun:test";
-import { fakeSandboxes, type FakeSandboxes } from "./fake-sandboxes.ts";
+import { fakeSandboxes, until, type FakeSandboxes } from "./fake-sandboxes.ts";
 
 let s: FakeSandboxes;
 afterEach(() => s.close());
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await Bun.sleep(5);
-  }
-}
 
 test("a cold-booted sandbox's VM gets a slot's TAP and eth0's address; kill releases it", async () => {
   s = await fakeSandboxes();
