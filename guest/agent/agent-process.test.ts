@@ -91,6 +91,17 @@ test("timeout: Connect-Timeout-Ms kills the process", async () => {
   expect(Date.now() - t0).toBeLessThan(5000);
 });
 
+test("timeout: waiting on a handle that outlives its timeoutMs raises TimeoutError (background Start, and Connect)", async () => {
+  const h = await sbx.commands.run("sleep 20; echo never", { background: true, timeoutMs: 700 });
+  const t0 = Date.now();
+  expect(await h.wait().catch((x) => x)).toBeInstanceOf(TimeoutError);
+  expect(Date.now() - t0).toBeLessThan(5000);
+  const bg = await sbx.commands.run("sleep 20", { background: true, timeoutMs: 0 });
+  const c = await sbx.commands.connect(bg.pid, { timeoutMs: 500 });
+  expect(await c.wait().catch((x) => x)).toBeInstanceOf(TimeoutError);
+  expect(await sbx.commands.kill(bg.pid)).toBe(true); // Connect's deadline left it running
+});
+
 /** The envelopes of a Connect server-stream body: [flags, message]. */
 function envelopes(buf: Uint8Array): [number, Record<string, unknown>][] {
   const out: [number, Record<string, unknown>][] = [];
