@@ -49,8 +49,13 @@ export class ConnLimits {
 
 /** The same response, its body wrapped so `release` runs when the body ends, errors or is cancelled
  *  (the client went away), or when the request is aborted, whichever comes first. `ending` runs
- *  just before a body that ends normally is finished (the server restores the idle timeout). */
-export function releaseWhenDone(res: Response, release: () => void, aborted: AbortSignal, ending?: () => void): Response {
+ *  just before a body that ends normally is finished (the server restores the idle timeout).
+ *  `cut` is how a body whose source fails (the sandbox was killed or paused, its vmm died) ends:
+ *  Bun answers an errored body with a TCP reset, envd's streams end with the connection closed in
+ *  the body (a FIN, no last chunk), which the SDKs map through their health check to "the sandbox
+ *  was killed". So with `cut` the body stays open without more data and `cut` has the server close
+ *  the connection (a short idle timeout); Bun then cancels the body. */
+export function releaseWhenDone(res: Response, release: () => void, aborted: AbortSignal, ending?: () => void, cut?: () => void): Response {
   if (!res.body) {
     ending?.();
     release();
@@ -61,24 +66,30 @@ export function releaseWhenDone(res: Response, release: () => void, aborted: Abo
     aborted.removeEventListener("abort", release);
     release();
   };
+  let unstall: (() => void) | undefined;
   const reader = res.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(c) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        const { done: end, value } = await reader.read();
-        if (end) {
-          ending?.();
-          done();
-          c.close();
-        } else c.enqueue(value);
+        chunk = await reader.read();
       } catch (e) {
         done();
-        c.error(e);
+        if (!cut || aborted.aborted) return c.error(e);
+        cut();
+        // No more reads: this pull ends only when Bun closes the connection and cancels the body.
+        return new Promise<void>((r) => (unstall = r));
       }
+      if (chunk.done) {
+        ending?.();
+        done();
+        c.close();
+      } else c.enqueue(chunk.value);
     },
     cancel(reason) {
+      unstall?.();
       done();
-      return reader.cancel(reason);
+      return reader.cancel(reason).catch(() => undefined);
     },
   });
   return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });

@@ -42,9 +42,12 @@ export function startServer(config: Config, api: Hono, dataPlane: DataPlane, lim
       // §1). Bun keeps a request's timeout for its connection: restored, a keep-alive idles timed.
       const streaming = () => server.timeout(req, 0);
       const restore = () => server.timeout(req, config.idleTimeoutSec);
+      // A failed stream (the sandbox killed mid-body) closes the connection as envd's do: Bun's
+      // shortest idle timeout, closed at its next 4 s check (conn-limits.ts releaseWhenDone).
+      const cut = () => server.timeout(req, 1);
       const res = await dataPlane.handle(req, url, d, server, { release, streaming });
       // undefined: upgraded to a WebSocket, which releases when it closes.
-      return res === undefined ? undefined : releaseWhenDone(res, release, req.signal, restore);
+      return res === undefined ? undefined : releaseWhenDone(res, release, req.signal, restore, cut);
     } catch (e) {
       release();
       // The data plane's own refusals (a bad routing header, an unsigned URL): JSON like every API error.
