@@ -244,6 +244,14 @@ static __always_inline int reserved_dst(__be32 daddr) {
          (a >> 28) >= 14;
 }
 
+/* The slot's own policy for a peer address: 0 to pass, or ONEBOX_DROP_POLICY. Allow beats deny. */
+static __always_inline __u32 slot_policy_verdict(__u32 ifindex, __be32 addr) {
+  struct onebox_slot_lpm4 k = {.prefixlen = 64, .ifindex = bpf_htonl(ifindex), .addr = addr};
+  if (bpf_map_lookup_elem(&onebox_allow_out, &k)) return 0;
+  if (bpf_map_lookup_elem(&onebox_deny_out, &k)) return ONEBOX_DROP_POLICY;
+  return 0;
+}
+
 /* The egress decision for a packet from the guest to `daddr` (not the gateway): 0 to pass, or a drop reason. */
 static __always_inline __u32 egress_verdict(__u32 ifindex, __be32 daddr) {
   struct onebox_lpm4 g = {.prefixlen = 32, .addr = daddr};
@@ -251,10 +259,7 @@ static __always_inline __u32 egress_verdict(__u32 ifindex, __be32 daddr) {
     if (bpf_map_lookup_elem(&onebox_host_deny, &g)) return ONEBOX_DROP_HOST;
     if (reserved_dst(daddr)) return ONEBOX_DROP_RESERVED;
   }
-  struct onebox_slot_lpm4 k = {.prefixlen = 64, .ifindex = bpf_htonl(ifindex), .addr = daddr};
-  if (bpf_map_lookup_elem(&onebox_allow_out, &k)) return 0;
-  if (bpf_map_lookup_elem(&onebox_deny_out, &k)) return ONEBOX_DROP_POLICY;
-  return 0;
+  return slot_policy_verdict(ifindex, daddr);
 }
 
 /* Answers the guest's ARP request for the gateway from the TAP itself: the same gateway MAC on every TAP, so a
@@ -336,6 +341,13 @@ int onebox_to_guest(struct __sk_buff *skb) {
   int first, bad = parse_ip(skb, &saddr, &daddr, &proto, &l4_off, &first);
   if (bad) return bad;
   if (daddr != cfg->slot_ip) return drop(skb, ONEBOX_DROP_NOT_SLOT);
+  /* A flow the slot's policy now denies (PUT /network) is cut both ways: the guest's packets are dropped on the way
+   * out, and the peer's here, so a server pushing data stops reaching the guest at once too. ICMP passes (errors
+   * from routers on an allowed path: path-MTU discovery), and so does the gateway (the DNS forwarder's answers). */
+  if (proto != IPPROTO_ICMP && saddr != cfg->gateway_ip) {
+    __u32 why = slot_policy_verdict(skb->ifindex, saddr);
+    if (why) return drop(skb, why);
+  }
   int verdict = rewrite_ip(skb, IP_DST_OFF, cfg->slot_ip, cfg->guest_ip, proto, l4_off, first, 12);
   if (verdict != TC_ACT_OK) return verdict;
   /* The kernel addressed the frame to the TAP's own MAC (NOARP): address it to the guest, from the gateway. */

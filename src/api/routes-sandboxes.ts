@@ -20,13 +20,10 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   const max = d.config.maxBodyBytes;
 
   // The template is resolved once here: its cost is admitted and the same row is created from.
-  // network: validated before anything is made (a bad one is a 400 and nothing changes), stored on the row after.
-  // Not yet enforced on the slot (docs/network.md "Egress policy").
+  // network: validated before anything is made (a bad one is a 400 and nothing changes), stored on the row and
+  // written into the sandbox's slot before its vmm spawns (src/sandbox/egress.ts).
   async function create(input: CreateInput, network: StoredNetwork | null) {
-    const row = await createRow(input);
-    if (!network) return row;
-    d.state.sandboxes.update(row.id, { network: JSON.stringify(network) });
-    return { ...row, network: JSON.stringify(network) };
+    return createRow({ ...input, network: network ? JSON.stringify(network) : null });
   }
 
   async function createRow(input: CreateInput) {
@@ -79,12 +76,13 @@ export function sandboxRoutes(d: ApiDeps): Hono {
 
   app.get("/sandboxes/:id", (c) => c.json(sandboxDetailJson(d.manager.getVisible(c.req.param("id")), domain(d))));
 
-  // Validated and stored (GET returns it); not yet applied to the running sandbox's slot (docs/api.md).
+  // Validated, stored (GET returns it) and written into the running sandbox's slot before the answer; a paused
+  // sandbox gets it at resume.
   app.put("/sandboxes/:id/network", async (c) => {
     const row = d.manager.getVisible(c.req.param("id"));
     const b = await parseBody(c, NetworkUpdateBody, max);
     const stored = updateNetwork(b, parseStoredNetwork(row.network));
-    d.state.sandboxes.update(row.id, { network: JSON.stringify(stored), allowInternetAccess: b.allow_internet_access ?? null });
+    d.manager.setNetwork(row.id, JSON.stringify(stored), b.allow_internet_access ?? null);
     return c.body(null, 204);
   });
 

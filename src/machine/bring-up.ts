@@ -1,5 +1,6 @@
 // A VM from spawn to a guest that answers: spawn the vmm (boot or restore), then the bring-up of its guest
 // (hygiene after a restore, readiness, /init), with where the time went by stage.
+import type { CompiledPolicy } from "../net/policy.ts";
 import type { TemplateRow } from "../store/index.ts";
 import type { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
@@ -32,6 +33,8 @@ export interface GuestStart {
   /** The token the agent already holds (a resumed sandbox's); a fresh guest holds none. */
   tokenHeader?: string;
   undo: CleanupStack;
+  /** The sandbox's egress policy for its slot (none: a template VM's, left open as a new slot is). */
+  egress?: CompiledPolicy;
 }
 
 /** Spawns the VM at place (restore or cold boot), then brings its guest up (bringUp). Registers the VM's
@@ -44,6 +47,7 @@ export async function startGuest(config: Config, m: Machine, t: TemplateRow, s: 
     spawnVm(m.driver.spawn, vmSpecFor(config, t, { ...place, net })).catch((e: unknown) => {
       throw place.restoreFrom ? new RestoreRefused(e instanceof Error ? e.message : String(e)) : e;
     }),
+    s.egress,
   );
   s.undo.push("vm process", () => stopAndWait(handle));
   stage(stages, "vmm", t0);

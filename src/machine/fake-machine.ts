@@ -8,6 +8,7 @@ import { unavailable } from "../util/errors.ts";
 import type { AgentMetrics } from "./agent-client.ts";
 import type { GuestLink } from "./guest-link.ts";
 import type { Machine } from "./machine.ts";
+import type { CompiledPolicy } from "../net/policy.ts";
 import type { NetLease, NetSlots } from "./net-slots.ts";
 import type { PooledVmHandle, VmDriver, VmExit, VmHandle, VmSpec } from "./vm-driver.ts";
 
@@ -86,7 +87,16 @@ export class FakeNet implements NetSlots {
   /** tap names, in the order released. */
   readonly released: string[] = [];
   failAcquire = false;
+  /** The policy each slot was last given (by fd), and every setPolicy in order (`obx1000 allow=... deny=...`). */
+  readonly policies = new Map<number, CompiledPolicy>();
+  readonly policyLog: string[] = [];
+  /** Set to make setPolicy throw (a full map). */
+  failSetPolicy = false;
   private unclaimed = new Set<number>();
+  /** When each slot got a policy, as positions in the machine's `calls` (the index the next step taken then got). */
+  readonly policySetAt = new Map<string, number[]>();
+  constructor(private readonly calls: string[] = []) {}
+  private byHandle = new WeakMap<VmHandle, NetLease>();
 
   private lease(fd: number): NetLease {
     const gen = this.generation;
@@ -95,10 +105,18 @@ export class FakeNet implements NetSlots {
       tapName: `obx${fd}`,
       fd,
       slotIp: `198.18.0.${fd % 250}`,
+      setPolicy: (p) => {
+        if (this.failSetPolicy) throw new Error("fake setPolicy failed");
+        if (done) throw new Error(`no network slot in use at ${l.slotIp}`);
+        this.policies.set(fd, p);
+        this.policySetAt.set(l.tapName, [...(this.policySetAt.get(l.tapName) ?? []), this.calls.length]);
+        this.policyLog.push(`${l.tapName} ${describePolicy(p)}`);
+      },
       release: async () => {
         if (done || gen !== this.generation) return;
         done = true;
         this.held.delete(fd);
+        this.policies.delete(fd);
         this.released.push(l.tapName);
       },
     };
@@ -111,10 +129,19 @@ export class FakeNet implements NetSlots {
     return this.lease(this.nextFd++);
   }
 
+  bind(handle: VmHandle, lease: NetLease): void {
+    this.byHandle.set(handle, lease);
+  }
+
+  leaseOf(handle: VmHandle): NetLease | null {
+    return this.byHandle.get(handle) ?? null;
+  }
+
   adoptHeldBy(handle: VmHandle): NetLease | null {
     const fd = (handle as FakeVm).spec?.net?.tapFd;
     if (fd === undefined || !this.unclaimed.delete(fd)) return null;
     const l = this.lease(fd);
+    this.byHandle.set(handle, l);
     void handle.exited.then(() => l.release());
     return l;
   }
@@ -139,14 +166,21 @@ export class FakeNet implements NetSlots {
   }
 }
 
+/** `allow=203.0.113.10/32 deny=0.0.0.0/0 domains=` (CIDRs sorted), for tests to compare. */
+export function describePolicy(p: CompiledPolicy): string {
+  const c = (l: { base: number; prefix: number }[]) =>
+    l.map((x) => `${[24, 16, 8, 0].map((s) => (x.base >>> s) & 255).join(".")}/${x.prefix}`).sort().join(",");
+  return `allow=${c(p.allow)} deny=${c(p.deny)} domains=${[...p.domains].sort().join(",")}`;
+}
+
 export class FakeMachine implements Machine {
-  readonly net = new FakeNet();
   /** Steps that throw when next taken (each stays until removed). */
   readonly fail = new Set<FakeStep>();
   /** Steps that throw the next time only. */
   readonly failOnce = new Set<FakeStep>();
   /** Every step taken, in order (with what it was taken for, where that helps a test). */
   readonly calls: string[] = [];
+  readonly net = new FakeNet(this.calls);
   /** Every VM spawned, by run dir: what adopt() finds after a "daemon restart". */
   readonly vms = new Map<string, FakeVm>();
   /** Exit records by exit file: what readExit() finds for VMs that ended while no daemon ran. */

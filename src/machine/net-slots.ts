@@ -3,6 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { GUEST_NET } from "../net/addresses.ts";
 import type { Network } from "../net/network.ts";
+import type { CompiledPolicy } from "../net/policy.ts";
 import type { NetSlot } from "../net/slot.ts";
 import { log } from "../util/log.ts";
 import type { VmHandle } from "./vm-driver.ts";
@@ -13,12 +14,18 @@ export interface NetLease {
   fd: number;
   /** The sandbox's own address on the host. */
   slotIp: string;
+  /** Writes the sandbox's egress policy into the slot (replacing the one before); throws if it cannot. */
+  setPolicy(p: CompiledPolicy): void;
   /** Destroys the slot; runs once, never throws (a failure is logged). */
   release(): Promise<void>;
 }
 
 export interface NetSlots {
   acquire(): Promise<NetLease>;
+  /** Remembers which slot a spawned vmm holds (withSlot does), for leaseOf. */
+  bind(handle: VmHandle, lease: NetLease): void;
+  /** The slot this vmm holds (spawned through withSlot, or re-adopted), or null. */
+  leaseOf(handle: VmHandle): NetLease | null;
   /** After a daemon restart: the re-adopted slot whose TAP this running vmm holds, released when it ends. */
   adoptHeldBy(handle: VmHandle): NetLease | null;
   /** After recovery: re-adopted slots no sandbox claimed (a reaped warm pool entry's, a template VM's) go. */
@@ -32,17 +39,26 @@ export interface NetSlots {
 export const GUEST_MAC = GUEST_NET.mac;
 
 /** Spawns a VM with a slot when the machine has networking: the slot goes when the VM ends, or at once when the
- *  spawn fails. */
-export async function withSlot<H extends VmHandle>(net: NetSlots | null, spawn: (lease: NetLease | null) => Promise<H>): Promise<H> {
+ *  spawn fails. `egress`: the sandbox's policy, written into the slot before the vmm exists, so no packet of the
+ *  guest ever meets the slot without it. */
+export async function withSlot<H extends VmHandle>(
+  net: NetSlots | null,
+  spawn: (lease: NetLease | null) => Promise<H>,
+  egress?: CompiledPolicy,
+): Promise<H> {
   const lease = net ? await net.acquire() : null;
   let handle: H;
   try {
+    if (lease && egress) lease.setPolicy(egress);
     handle = await spawn(lease);
   } catch (e) {
     await lease?.release();
     throw e;
   }
-  if (lease) void handle.exited.then(() => lease.release());
+  if (lease && net) {
+    net.bind(handle, lease);
+    void handle.exited.then(() => lease.release());
+  }
   return handle;
 }
 
@@ -70,12 +86,14 @@ export function networkSlots(network: Network): NetSlots {
   let detached = false;
   const pending = new Set<Promise<void>>();
   const unclaimed = new Map<string, NetSlot>(network.startReport.adopted.map((s) => [s.tapName, s]));
+  const byHandle = new WeakMap<VmHandle, NetLease>();
   const lease = (slot: NetSlot): NetLease => {
     let done: Promise<void> | null = null;
     return {
       tapName: slot.tapName,
       fd: slot.fd ?? -1,
       slotIp: slot.slotIp,
+      setPolicy: (p) => network.setPolicy(slot.slotIp, p),
       release() {
         if (done) return done;
         if (detached) return Promise.resolve();
@@ -91,12 +109,15 @@ export function networkSlots(network: Network): NetSlots {
   };
   return {
     acquire: async () => lease(await network.pool.acquire()),
+    bind: (handle, l) => void byHandle.set(handle, l),
+    leaseOf: (handle) => byHandle.get(handle) ?? null,
     adoptHeldBy(handle) {
       const tap = tapHeldBy(handle.pid);
       const slot = tap ? unclaimed.get(tap) : undefined;
       if (!tap || !slot) return null;
       unclaimed.delete(tap);
       const l = lease(slot);
+      byHandle.set(handle, l);
       void handle.exited.then(() => l.release());
       return l;
     },

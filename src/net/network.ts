@@ -4,7 +4,7 @@ import { GUEST_NET } from "./addresses.ts";
 import { DnsForwarder, type Upstream } from "./dns-forwarder.ts";
 import { HostNet } from "./host-net.ts";
 import { readARecords } from "./dns-answers.ts";
-import { applyPolicy, dnsVerdict, domainMatches, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
+import { applyPolicy, dnsVerdict, domainMatches, formatCidr, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
 import type { NetSlot } from "./slot.ts";
 import { SlotPool, type StartReport } from "./pool.ts";
 
@@ -64,6 +64,9 @@ export class Network {
   setPolicy(slotIp: string, p: CompiledPolicy): void {
     const slot = this.pool.used.find((s) => s.slotIp === slotIp);
     if (!slot) throw new Error(`no network slot in use at ${slotIp}`);
+    // The lifecycle applies the stored policy again after each start (a PUT may have come meanwhile): the same one
+    // again keeps the addresses learned so far.
+    if (slot.policy && samePolicy(slot.policy, p)) return;
     applyPolicy(this.host.bpf, slot.ifindex, p); // also removes addresses learned under the old policy
     slot.policy = p;
     slot.learned.clear();
@@ -103,6 +106,11 @@ export class Network {
 }
 
 const LEARN_SWEEP_MS = 10_000;
+
+function samePolicy(a: CompiledPolicy, b: CompiledPolicy): boolean {
+  const k = (p: CompiledPolicy) => JSON.stringify([p.allow.map(formatCidr).sort(), p.deny.map(formatCidr).sort(), [...p.domains].sort()]);
+  return k(a) === k(b);
+}
 /** A learned address stays at least this long (a guest may cache an answer with TTL 0 for a moment) and at most a day. */
 const LEARN_MIN_SEC = 30;
 const LEARN_MAX_SEC = 86_400;

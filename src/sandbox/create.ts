@@ -9,6 +9,7 @@ import { notFound, OneboxError, unavailable } from "../util/errors.ts";
 import { newAccessToken, newSandboxId } from "../util/ids.ts";
 import { log } from "../util/log.ts";
 import type { SandboxCtx } from "./context.ts";
+import { applyEgress, egressOf } from "./egress.ts";
 
 export interface CreateInput {
   templateID: string;
@@ -17,6 +18,8 @@ export interface CreateInput {
   envVars: Record<string, string>;
   secure: boolean;
   allowInternetAccess: boolean | null;
+  /** E2B's `network` as stored (JSON, validated by the API: src/api/network-body.ts), or null. */
+  network?: string | null;
   autoPause: boolean;
   autoResume: boolean;
 }
@@ -71,6 +74,7 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
       envVars: JSON.stringify(input.envVars),
       secure: input.secure,
       allowInternetAccess: input.allowInternetAccess,
+      network: input.network ?? null,
       onTimeout: input.autoPause ? "pause" : "kill",
       autoResume: input.autoResume,
       startedAt: now,
@@ -84,10 +88,12 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
       // Per-sandbox resources, in order, each with its undo on the stack (docs/architecture.md "Create").
       for (const a of ctx.attachments) await a.acquire({ id, template: t, undo });
       pooledOwned = false;
-      return starter.start({ id, template: t, envVars: input.envVars, accessToken: token ?? undefined, pooled });
+      const egress = egressOf(reg.mustGet(id));
+      return starter.start({ id, template: t, envVars: input.envVars, accessToken: token ?? undefined, pooled, egress });
     });
     const booted = await boot;
     reg.adoptLive(id, booted.handle, booted.runDir);
+    applyEgress(ctx, id); // a PUT /network during the boot changed the row after the slot got its policy
     reg.event(id, booted.mode, booted.pooled ? `from the warm pool (snapshot restored into a waiting vmm in ${booted.pooled.restoreMs.toFixed(2)} ms)` : "");
     reg.complete("create", id, { runDir: booted.runDir, sandboxDir: booted.sandboxDir, vmPid: booted.handle.pid });
     // ms per stage: vmm = spawn (layer copy before it) or, from the warm pool, the restore request alone.

@@ -11,6 +11,7 @@ import type { Config } from "../util/config.ts";
 import { connect, setTimeout } from "./connect.ts";
 import type { Attachment, SandboxCtx } from "./context.ts";
 import { create, createProblem, resolveTemplate, type CreateInput } from "./create.ts";
+import { applyEgress } from "./egress.ts";
 import { expire } from "./expire.ts";
 import { hostProblem } from "./host-check.ts";
 import { kill } from "./kill.ts";
@@ -107,6 +108,14 @@ export class SandboxManager {
 
   resume(id: string, timeoutSec?: number): Promise<SandboxRow> {
     return resume(this.ctx, id, timeoutSec);
+  }
+
+  /** PUT /sandboxes/{id}/network: stores the new config (validated by the API) and writes it into the running
+   *  sandbox's slot at once (a paused one gets it at resume). */
+  setNetwork(id: string, network: string, allowInternetAccess: boolean | null): void {
+    this.ctx.reg.getVisible(id);
+    this.ctx.reg.rows.update(id, { network, allowInternetAccess });
+    applyEgress(this.ctx, id);
   }
 
   async metrics(id: string): Promise<{ vm: VmStats; guest: AgentMetrics }> {

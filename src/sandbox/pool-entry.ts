@@ -97,6 +97,7 @@ export async function bootFromPool(
   entry: PoolEntry,
   req: BootRequest & { from: RestoreSource },
   guest: GuestLink = agentGuest,
+  net: NetSlots | null = null,
 ): Promise<Booted> {
   if (req.id !== entry.id) throw new Error(`warm pool entry ${entry.id} taken for sandbox ${req.id}`);
   const p = sandboxPaths(config, entry.id);
@@ -107,6 +108,13 @@ export async function bootFromPool(
   try {
     if (entry.vmDir !== req.from.vmDir) throw new Error(`the entry was made for snapshot ${entry.vmDir}, the current one is ${req.from.vmDir}`);
     writeFileSync(p.baseFile, req.from.vmDir);
+    // The entry's slot was taken (open, as a new slot is) when it was made; its guest runs only from the restore
+    // on, so the sandbox's policy goes in before it.
+    if (req.egress && net) {
+      const lease = net.leaseOf(entry.handle);
+      if (!lease) throw new Error(`warm pool entry ${entry.id} holds no network slot`);
+      lease.setPolicy(req.egress);
+    }
     const timings = await entry.handle.restore(req.from.vmDir);
     stage(stages, "vmm", t0);
     const place = { id: entry.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from.vmDir };

@@ -2,6 +2,7 @@
 // warm pool entries a daemon that did not stop cleanly left.
 import { log } from "../util/log.ts";
 import type { SandboxCtx } from "./context.ts";
+import { egressOf } from "./egress.ts";
 import { endReasonOf } from "./end-reasons.ts";
 import { isParked, sandboxPaths } from "./paths.ts";
 import { reapPoolLeftovers } from "./pool-entry.ts";
@@ -23,7 +24,18 @@ export async function recover(ctx: SandboxCtx): Promise<{ adopted: number; ended
     if (handle && row.runDir && (row.state === "running" || row.state === "paused")) {
       reg.adoptLive(row.id, handle, p.runDir);
       // Its vmm still holds its TAP: the network slot stays with it (released when the VM ends).
-      if (!ctx.machine?.net?.adoptHeldBy(handle) && ctx.machine?.net) log.warn("an adopted sandbox holds no network slot", { id: row.id });
+      const lease = ctx.machine?.net?.adoptHeldBy(handle) ?? null;
+      if (!lease && ctx.machine?.net) log.warn("an adopted sandbox holds no network slot", { id: row.id });
+      // The slot's maps survived the restart, but the row is the truth (a PUT the old daemon stored and died before
+      // writing, or learned addresses this daemon does not know the TTL of): its policy is written again.
+      if (lease) {
+        try {
+          lease.setPolicy(egressOf(row));
+        } catch (e) {
+          log.warn("could not write an adopted sandbox's network policy; stopping it", { id: row.id, error: String(e) });
+          await handle.stop().catch(() => undefined);
+        }
+      }
       if (row.state === "running") reg.armTimer(row);
       reg.event(row.id, "adopted", `pid ${handle.pid}`);
       adopted++;

@@ -6,6 +6,7 @@ import { unavailable } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import type { SandboxCtx } from "./context.ts";
 import { parseJsonObject } from "./json-fields.ts";
+import { applyEgress, egressOf } from "./egress.ts";
 import { precondition } from "./lifecycle.ts";
 import { resumeSandbox } from "./runtime.ts";
 
@@ -46,6 +47,7 @@ async function wake(ctx: SandboxCtx, row: SandboxRow): Promise<void> {
   if (!ctx.machine) throw new Error(ctx.machineProblem ?? "no VMM");
   const template = ctx.templates.resolve(row.templateId);
   if (!template) throw new Error(`its template ${row.templateId} was removed`);
-  const booted = await resumeSandbox(ctx.config, ctx.machine, { id: row.id, template, ...init });
+  const booted = await resumeSandbox(ctx.config, ctx.machine, { id: row.id, template, ...init, egress: egressOf(ctx.reg.mustGet(row.id)) });
   ctx.reg.adoptLive(row.id, booted.handle, booted.runDir);
+  applyEgress(ctx, row.id); // a PUT /network during the resume changed the row after the slot got its policy
 }

@@ -8,6 +8,7 @@ import { cloneLayer, type RestoreSource } from "../machine/disk.ts";
 import type { Machine } from "../machine/machine.ts";
 import { templateFiles } from "../machine/vm-config.ts";
 import type { VmHandle } from "../machine/vm-driver.ts";
+import type { CompiledPolicy } from "../net/policy.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
@@ -22,6 +23,8 @@ export interface BootRequest {
   accessToken?: string;
   /** Restore this snapshot instead of a cold boot. */
   from?: RestoreSource;
+  /** The sandbox's egress policy, written into its network slot before the vmm spawns (src/sandbox/egress.ts). */
+  egress?: CompiledPolicy;
 }
 
 export interface Booted {
@@ -56,7 +59,7 @@ export async function bootSandbox(config: Config, m: Machine, req: BootRequest):
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir };
     if (req.from) writeFileSync(p.baseFile, req.from.vmDir);
-    const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), undo }, stages);
+    const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), undo, egress: req.egress }, stages);
     undo.release();
     stage(stages, "total", t0);
     return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: req.from ? "restore" : "cold-boot", stages };
@@ -80,7 +83,7 @@ export async function resumeSandbox(config: Config, m: Machine, req: BootRequest
     const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: p.pauseDir, restoreBase };
     const stages: Stages = {};
     const t0 = performance.now();
-    const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo }, stages);
+    const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo, egress: req.egress }, stages);
     stage(stages, "total", t0);
     undo.release();
     // The running VM maps the memory file privately: unlinking keeps its pages, and the next pause

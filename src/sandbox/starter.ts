@@ -74,7 +74,7 @@ export class SandboxStarter {
     if (pooled) {
       if (from) {
         try {
-          return await bootFromPool(this.config, pooled, { ...req, from }, this.machine.guest);
+          return await bootFromPool(this.config, pooled, { ...req, from }, this.machine.guest, this.machine.net);
         } catch (e) {
           log.warn("the warm pool entry failed; starting the sandbox the ordinary way", { id: req.id, template: req.template.id, error: e instanceof Error ? e.message : String(e) });
         }

@@ -367,6 +367,31 @@ describe.skipIf(!root)("the egress policy (from the guest, after the spoof check
   });
 });
 
+describe.skipIf(!root)("the egress policy cuts established flows both ways (to the guest)", () => {
+  const cidr = (s: string) => parseCidr(s.includes("/") ? s : `${s}/32`);
+  const from = (src: string, proto: number = PROTO.TCP) => {
+    const s = parseIpv4(src);
+    const payload = proto === PROTO.TCP ? tcp(s, SLOT_IP, 80, 40000, new Uint8Array(8)) : proto === PROTO.UDP ? udp(s, SLOT_IP, 53, 40000, new Uint8Array(8)) : icmp(3, 4, 1400, new Uint8Array(28));
+    return toGuest(ipv4({ src: s, dst: SLOT_IP, proto, payload }));
+  };
+  test("a reply from a peer the slot now denies is dropped as policy; an allowed one, ICMP errors and the gateway's DNS pass", () => {
+    bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("0.0.0.0/0"));
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("203.0.113.10"));
+    try {
+      const before = bpf.slotDrops(IFINDEX).policy;
+      run("to-guest", from("203.0.113.20"), "policy");
+      run("to-guest", from("203.0.113.20", PROTO.UDP), "policy");
+      expect(bpf.slotDrops(IFINDEX).policy).toBe(before + 2);
+      expect(run("to-guest", from("203.0.113.10")).verdict).toBe(TC_ACT.OK);
+      expect(run("to-guest", from("203.0.113.20", PROTO.ICMP)).verdict).toBe(TC_ACT.OK);
+      expect(run("to-guest", from(GATEWAY_S, PROTO.UDP)).verdict).toBe(TC_ACT.OK);
+    } finally {
+      for (const m of ["onebox_allow_out", "onebox_deny_out"] as const) for (const c of bpf.slotRules(m, IFINDEX)) bpf.slotRuleDel(m, IFINDEX, c);
+    }
+    expect(run("to-guest", from("203.0.113.20")).verdict).toBe(TC_ACT.OK); // no policy: E2B's default
+  });
+});
+
 const REMOTE_S = "203.0.113.10";
 const GATEWAY_S = "169.254.68.5";
 
