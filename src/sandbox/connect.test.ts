@@ -1,5 +1,5 @@
 // Connect and the timeout routes with the machine layer faked: a running sandbox's TTL only grows, a paused one
-// is resumed, one in flight is refused (409), and setTimeout may shorten.
+// is resumed, one in flight is waited for, and setTimeout may shorten.
 import { afterEach, expect, test } from "bun:test";
 import { fakeSandboxes, type FakeSandboxes } from "./fake-sandboxes.ts";
 
@@ -27,15 +27,25 @@ test("connect to a paused sandbox resumes it (resumed: true); setTimeout may sho
   expect(t.endAt).toBeLessThan(Date.now() + 6000);
 });
 
-test("connect while another operation runs: 409 that says to retry; unknown: 404", async () => {
+test("connect while a pause is in flight waits for it, then resumes (not 409); unknown: 404", async () => {
   s = await fakeSandboxes();
   const row = await s.create();
   let open!: () => void;
   s.fm.gate.snapshot = new Promise<void>((r) => (open = r));
   const pausing = s.manager.pause(row.id);
   await Bun.sleep(20);
-  await expect(s.manager.connect(row.id, 60)).rejects.toThrow(`sandbox ${row.id} is pausing; retry the connect in a moment`);
+  expect(s.state.sandboxes.get(row.id)?.state).toBe("pausing");
+  const connecting = s.manager.connect(row.id, 60);
+  const second = s.manager.connect(row.id, 90); // two waiters: one resumes, the other finds it running
+  await Bun.sleep(20);
   open();
   await pausing;
+  const [c, c2] = await Promise.all([connecting, second]);
+  expect(c).toMatchObject({ resumed: true, row: { state: "running" } });
+  expect(c2).toMatchObject({ resumed: false, row: { state: "running" } });
+  const after = s.fm.calls.slice(s.fm.calls.indexOf("snapshot"));
+  expect(after.filter((x) => x === "spawn")).toEqual(["spawn"]); // resumed once, from the snapshot the pause made
+
+
   await expect(s.manager.connect("nosuchsandbox", 60)).rejects.toMatchObject({ kind: "not-found" });
 });

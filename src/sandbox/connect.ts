@@ -1,16 +1,20 @@
 // Connect (spec §1.3): resumes a paused sandbox (201) or extends a running one's TTL only (200); and the
-// timeout routes, which set the end time (may shorten) or extend it.
+// timeout routes, which set the end time (may shorten) or extend it. A connect during another operation (a pause in
+// flight, a resume, a boot) waits for it and then acts on the outcome, as E2B's does (issue 15).
 import type { SandboxRow } from "../store/index.ts";
-import { conflict } from "../util/errors.ts";
 import type { SandboxCtx } from "./context.ts";
-import { ACTIONS, precondition } from "./lifecycle.ts";
+import { precondition } from "./lifecycle.ts";
 import { resume } from "./resume.ts";
 
 export async function connect(ctx: SandboxCtx, id: string, timeoutSec: number): Promise<{ row: SandboxRow; resumed: boolean }> {
   const { reg } = ctx;
-  const row = reg.getVisible(id);
+  let row = reg.getVisible(id);
+  // Each wait ends with its operation; a sandbox killed meanwhile is then 404 (getVisible).
+  while (reg.locks.busy(id)) {
+    await reg.locks.settled(id);
+    row = reg.getVisible(id);
+  }
   precondition("connect", id, row.state);
-  if (reg.locks.busy(id)) throw conflict(ACTIONS.connect.refusal(id, row.state));
   let resumed = false;
   if (row.state === "paused") {
     await resume(ctx, id, timeoutSec);

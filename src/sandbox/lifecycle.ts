@@ -75,7 +75,8 @@ export const ACTIONS: Record<Op, Action> = {
     refusal: (id, s) => (s === "paused" ? `sandbox ${id} is already paused` : transitionRefused(id, s, "pausing")),
   },
   resume: { from: ["paused"], via: "resuming", to: "running", onFail: "paused", refusal: (id, s) => `sandbox ${id} is ${s}, not paused` },
-  /** Connect: a running sandbox's TTL grows, a paused one is resumed; a transitional one is refused. */
+  /** Connect: a running sandbox's TTL grows, a paused one is resumed; an operation in flight is waited for first
+   *  (connect.ts), so only a transitional state with none in flight is refused. */
   connect: { from: ["running", "paused"], via: null, to: "running", onFail: null, refusal: (id, s) => `sandbox ${id} is ${s}; retry the connect in a moment` },
 };
 
