@@ -39,7 +39,8 @@ const big = new Uint8Array(BIG_MIB << 20);
 const http = Bun.serve({ hostname: INTERNET, port: 80, fetch: (req) => new Response(new URL(req.url).pathname === "/big" ? big : "ok\n") });
 
 async function daemon(network: boolean): Promise<TestDaemon> {
-  const d = await startTestDaemon({ network, warmPoolSize: 0, bootTimeoutMs: 600_000 }, mkdtempSync(join(root, "data-")));
+  // The dummy-link server is one of the test host's own addresses, always denied to sandboxes unless opened.
+  const d = await startTestDaemon({ network, warmPoolSize: 0, bootTimeoutMs: 600_000, netAllowPrivate: ["203.0.113.0/24"] }, mkdtempSync(join(root, "data-")));
   if (d.config.network !== network) throw new Error(`the daemon's networking is ${d.config.network}, wanted ${network}`);
   await registerTemplate(d.state, d.dataDir, { name: "bench-net", from: IMAGE, kernel: process.env.ONEBOX_TEST_KERNEL ?? "", initrd, cpuCount: 1, memoryMb: 256, diskSizeMb: 2048 });
   await d.manager.warmTemplates(); // the template snapshot, before the timed creates

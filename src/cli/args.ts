@@ -4,11 +4,18 @@ import { envVar } from "../util/config.ts";
 export interface Args {
   positionals: string[];
   flags: Map<string, string | true>;
+  /** Every value of each flag given with one, in order (a repeated flag: `--net-allow-private A --net-allow-private B`). */
+  all: Map<string, string[]>;
 }
 
 export function parseArgs(argv: string[], booleans: readonly string[] = []): Args {
   const positionals: string[] = [];
   const flags = new Map<string, string | true>();
+  const all = new Map<string, string[]>();
+  const set = (k: string, v: string) => {
+    flags.set(k, v);
+    all.set(k, [...(all.get(k) ?? []), v]);
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith("--")) {
@@ -17,17 +24,22 @@ export function parseArgs(argv: string[], booleans: readonly string[] = []): Arg
     }
     const eq = a.indexOf("=");
     if (eq > 0) {
-      flags.set(a.slice(2, eq), a.slice(eq + 1));
+      set(a.slice(2, eq), a.slice(eq + 1));
     } else if (booleans.includes(a.slice(2))) {
       flags.set(a.slice(2), true);
     } else {
       const v = argv[i + 1];
       if (v === undefined || v.startsWith("--")) throw new Error(`option ${a} needs a value`);
-      flags.set(a.slice(2), v);
+      set(a.slice(2), v);
       i++;
     }
   }
-  return { positionals, flags };
+  return { positionals, flags, all };
+}
+
+/** Every value of a repeatable flag, or undefined when not given. */
+export function strs(a: Args, name: string): string[] | undefined {
+  return a.all.get(name);
 }
 
 export function str(a: Args, name: string): string | undefined {

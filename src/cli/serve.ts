@@ -1,9 +1,9 @@
 // `onebox serve`: runs the control plane and the data plane on one port until SIGINT/SIGTERM.
 import { startDaemon } from "../daemon.ts";
 import { adminKeyPath } from "../api/admin-key.ts";
-import { envInt, envOn, envVar, parseConfig } from "../util/config.ts";
+import { envInt, envList, envOn, envVar, parseConfig, type Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
-import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
+import { bool, dataDirOf, int, parseArgs, str, strs } from "./args.ts";
 
 export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.1] [--data-dir /var/lib/onebox]
        [--domain localhost:PORT] [--pvm-kernel PATH] [--run-root /run/onebox]
@@ -14,6 +14,8 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--idle-timeout-sec 30] [--max-connections 1024] [--max-client-connections 256] [--max-header-bytes 16384]
        [--console-log-max-mib N (or ONEBOX_CONSOLE_LOG_MAX_BYTES=B; default 1 MiB): cap of each VM's console log]
        [--sandbox-cidr 198.18.0.0/16 (or ONEBOX_SANDBOX_CIDR): sandbox addresses on the host] [--net-slot-pool 8]
+       [--net-allow-private CIDR (repeatable, or ONEBOX_NET_ALLOW_PRIVATE=A,B): open an always-denied range
+        (a private network, a host address) to every sandbox; their own denyOut still applies]
        [--no-network: sandboxes get no network (allowInternetAccess has no effect)]
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
@@ -21,13 +23,40 @@ in DATA/templates/logs (docs/templates.md).`;
 
 const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);
 
+const SERVE_BOOLEANS = ["no-auth", "no-default-templates", "no-template-snapshots", "no-network", "help"];
+
 export async function serveCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["no-auth", "no-default-templates", "no-template-snapshots", "no-network", "help"]);
+  const a = parseArgs(argv, SERVE_BOOLEANS);
   if (bool(a, "help")) {
     console.log(SERVE_USAGE);
     return 0;
   }
-  const config = parseConfig({
+  const config = serveConfig(argv);
+  const daemon = await startDaemon(config);
+  if (daemon.newAdminKey) {
+    // Printed once: it is stored hashed; the file copy is for the local admin.
+    console.log(`admin API key (saved to ${adminKeyPath(config.dataDir)}, shown only now): ${daemon.newAdminKey}`);
+  }
+  console.log(`onebox listening on ${daemon.url} (E2B_API_URL=E2B_SANDBOX_URL=${daemon.url})`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.info(`received ${sig}; stopping (sandboxes keep running and are re-adopted on the next start)`);
+      resolve();
+    };
+    process.once("SIGINT", () => stop("SIGINT"));
+    process.once("SIGTERM", () => stop("SIGTERM"));
+  });
+  // Bounded: a stuck close must not keep a stopping daemon alive.
+  await Promise.race([daemon.close(), Bun.sleep(5000)]);
+  // The VM processes live on by design; their control sockets and child watchers would keep this
+  // process's event loop alive, so leave explicitly (the CLI, not library code, ends the process).
+  process.exit(0);
+}
+
+/** The daemon's config from `onebox serve`'s flags and the ONEBOX_* variables (flags win). */
+export function serveConfig(argv: string[]): Config {
+  const a = parseArgs(argv, SERVE_BOOLEANS);
+  return parseConfig({
     port: int(a, "port"),
     listen: str(a, "listen"),
     dataDir: dataDirOf(a),
@@ -50,25 +79,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     consoleLogMaxBytes: mibToBytes(int(a, "console-log-max-mib")) ?? envInt("ONEBOX_CONSOLE_LOG_MAX_BYTES"),
     sandboxCidr: str(a, "sandbox-cidr") ?? envVar("ONEBOX_SANDBOX_CIDR"),
     netSlotPoolSize: int(a, "net-slot-pool"),
+    netAllowPrivate: strs(a, "net-allow-private") ?? envList("ONEBOX_NET_ALLOW_PRIVATE"),
     network: !bool(a, "no-network"),
   });
-  const daemon = await startDaemon(config);
-  if (daemon.newAdminKey) {
-    // Printed once: it is stored hashed; the file copy is for the local admin.
-    console.log(`admin API key (saved to ${adminKeyPath(config.dataDir)}, shown only now): ${daemon.newAdminKey}`);
-  }
-  console.log(`onebox listening on ${daemon.url} (E2B_API_URL=E2B_SANDBOX_URL=${daemon.url})`);
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log.info(`received ${sig}; stopping (sandboxes keep running and are re-adopted on the next start)`);
-      resolve();
-    };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
-  });
-  // Bounded: a stuck close must not keep a stopping daemon alive.
-  await Promise.race([daemon.close(), Bun.sleep(5000)]);
-  // The VM processes live on by design; their control sockets and child watchers would keep this
-  // process's event loop alive, so leave explicitly (the CLI, not library code, ends the process).
-  process.exit(0);
 }

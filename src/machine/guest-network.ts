@@ -28,6 +28,7 @@ export async function startNetwork(config: Config): Promise<DaemonNetwork | null
       sandboxCidr: config.sandboxCidr,
       slotPoolSize: config.netSlotPoolSize,
       stateDir: join(config.runRoot, "net"),
+      openRanges: config.netAllowPrivate,
     });
     return { network, slots: networkSlots(network) };
   } catch (e) {

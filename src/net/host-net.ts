@@ -8,7 +8,8 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import { log } from "../util/log.ts";
 import { gatewayIp, SandboxRange } from "./addresses.ts";
 import { applyMasquerade, removeMasquerade } from "./masquerade.ts";
-import { formatCidr, syncHostDeny } from "./policy.ts";
+import { hostAddresses } from "./host-addresses.ts";
+import { formatCidr, syncGlobalRanges, syncHostDeny } from "./policy.ts";
 
 /** The maps' layout version: a new layout gets a new directory instead of misreading old entries. */
 export const PIN_SUBDIR = "onebox/net-v1";
@@ -20,6 +21,8 @@ export interface HostNetOptions {
   bpffsRoot?: string;
   /** Small state that must outlive a daemon restart (whether forwarding was off before onebox turned it on). */
   stateDir: string;
+  /** Ranges the operator opened (`--net-allow-private`): exempt from the always-denied list (onebox_open). */
+  openRanges?: string[];
 }
 
 export class HostNet {
@@ -46,9 +49,10 @@ export class HostNet {
         await unpinBpf(pinDir);
         rmEmptyDir(dirname(pinDir));
       });
-      // Always denied from every guest: other sandboxes' (and its own) slot addresses. The host's other addresses
-      // are not added yet (docs/network.md "Egress policy").
-      syncHostDeny(bpf, [formatCidr(range.cidr)]);
+      // Exactly this daemon's flag: a range opened by the previous daemon and not by this one closes again.
+      syncGlobalRanges(bpf, "onebox_open", opts.openRanges ?? []);
+      // Always denied from every guest: the host's own addresses and every sandbox's slot address.
+      syncHostDeny(bpf, hostDenyEntries(range));
       const gw = gatewayIp();
       await routeLocalAdd(gw);
       undo.push("gateway local route", async () => void (await routeLocalDel(gw)));
@@ -61,6 +65,12 @@ export class HostNet {
       for (const err of await undo.unwind()) log.warn("network start-up undo failed", { error: err.message });
       throw e;
     }
+  }
+
+  /** Re-reads the host's addresses into the always-denied map (at start, when a slot is made, and every few
+   *  seconds: an address a DHCP lease or an operator adds is denied within that time). */
+  refreshHostDeny(): void {
+    syncHostDeny(this.bpf, hostDenyEntries(this.range));
   }
 
   /**
@@ -76,6 +86,10 @@ export class HostNet {
     }
     return this.undo.unwind(); // the pinned maps go too, unless a slot entry is left in them
   }
+}
+
+function hostDenyEntries(range: SandboxRange): string[] {
+  return [formatCidr(range.cidr), ...hostAddresses()];
 }
 
 /** Turns IPv4 forwarding on; remembers in stateDir that it was off, so the stop that follows (even after a

@@ -6,6 +6,7 @@ import { HostNet } from "./host-net.ts";
 import { readARecords } from "./dns-answers.ts";
 import { applyPolicy, dnsVerdict, domainMatches, formatCidr, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
 import type { NetSlot } from "./slot.ts";
+import { log } from "../util/log.ts";
 import { SlotPool, type StartReport } from "./pool.ts";
 
 export interface NetworkOptions {
@@ -16,6 +17,8 @@ export interface NetworkOptions {
   bpffsRoot?: string;
   /** Default: /etc/resolv.conf's nameservers. */
   dnsUpstreams?: Upstream[];
+  /** Always-denied ranges the operator opened (`--net-allow-private`). */
+  openRanges?: string[];
 }
 
 export class Network {
@@ -28,7 +31,7 @@ export class Network {
   ) {}
 
   static async start(o: NetworkOptions): Promise<Network> {
-    const host = await HostNet.start({ sandboxCidr: o.sandboxCidr, bpffsRoot: o.bpffsRoot, stateDir: o.stateDir });
+    const host = await HostNet.start({ sandboxCidr: o.sandboxCidr, bpffsRoot: o.bpffsRoot, stateDir: o.stateDir, openRanges: o.openRanges });
     const pools: SlotPool[] = [];
     try {
       // The policy of the slot a query comes from decides what resolves; the pool is made below, before any query
@@ -92,6 +95,11 @@ export class Network {
         this.expireLearned();
       } catch {
         // a slot destroyed meanwhile: its rules went with it
+      }
+      try {
+        this.host.refreshHostDeny();
+      } catch (e) {
+        log.warn("network: could not refresh the host's denied addresses", { error: String(e) });
       }
     }, LEARN_SWEEP_MS);
     this.sweep.unref?.();

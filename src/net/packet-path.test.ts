@@ -39,6 +39,11 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     expect(r.dns).toEqual({ ...GUEST, src: "169.254.68.5", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, id: 0xabcd, answer: [203, 0, 113, 10], resolverAsked: ["example.com"] });
     expect(r.spoofReply).toBeNull();
     expect(r.spoofDropped).toBe(1);
+    // The host's own addresses (every port: here a listener on every address, as the daemon's) are always denied...
+    expect(r.hostAddr).toEqual({ dropped: 1, synAck: false });
+    // ...except a range the operator opened (--net-allow-private), and one added while running once a slot is made.
+    expect(r.openedHostAddr).toEqual({ dropped: 0, synAck: true });
+    expect(r.addedLater).toEqual({ inMap: true, dropped: 1, synAck: false });
     expect(r.stopErrors).toEqual([]);
   }, 60_000);
 });

@@ -1,7 +1,7 @@
 // A sandbox's egress policy (E2B's allowOut / denyOut / allowInternetAccess): validated and compiled into the
 // per-slot LPM tries of ffi/bpf/onebox_net.bpf.c, and written to a slot so that no moment is looser than either the
 // old or the new policy. docs/network.md "Egress policy".
-import type { BpfNet, SlotRuleMap } from "../sys/bpf-net.ts";
+import type { BpfNet, GlobalRangeMap, SlotRuleMap } from "../sys/bpf-net.ts";
 import { badRequest } from "../util/errors.ts";
 import { formatIpv4, parseIpv4, type Cidr } from "../util/ipv4.ts";
 
@@ -111,17 +111,23 @@ export function clearPolicy(bpf: BpfNet, ifindex: number): void {
 /** Makes the always-denied host set (`onebox_host_deny`: the sandbox range, the host's addresses) exactly `entries`
  *  (IPs or CIDRs): the new ones first, then the ones that went. */
 export function syncHostDeny(bpf: BpfNet, entries: string[]): void {
+  syncGlobalRanges(bpf, "onebox_host_deny", entries);
+}
+
+/** Makes a global trie (`onebox_host_deny`, `onebox_open`) exactly `entries`: the new ones first, then the ones
+ *  that went (for the deny map: never a moment with fewer denied than both the old and the new set). */
+export function syncGlobalRanges(bpf: BpfNet, map: GlobalRangeMap, entries: string[]): void {
   const want = entries.map((e) => {
     const c = parseIpEntry(e);
     if (!c) throw new Error(`'${e}' is not an IPv4 address or CIDR range`);
     return c;
   });
-  const old = bpf.globalRanges("onebox_host_deny");
+  const old = bpf.globalRanges(map);
   const key = (c: Cidr) => formatCidr(c);
   const oldKeys = new Set(old.map(key));
   const wantKeys = new Set(want.map(key));
-  for (const c of want) if (!oldKeys.has(key(c))) bpf.globalRangeAdd("onebox_host_deny", c);
-  for (const c of old) if (!wantKeys.has(key(c))) bpf.globalRangeDel("onebox_host_deny", c);
+  for (const c of want) if (!oldKeys.has(key(c))) bpf.globalRangeAdd(map, c);
+  for (const c of old) if (!wantKeys.has(key(c))) bpf.globalRangeDel(map, c);
 }
 
 /** `*.example.com` matches names under example.com at any depth, not example.com itself (E2B's wildcard rule). */

@@ -122,6 +122,7 @@ export class SlotPool {
     const index = this.nextIndex();
     const t0 = performance.now();
     try {
+      this.host.refreshHostDeny(); // the host's addresses as they are now, before a guest can use this slot
       const slot = await makeSlot(this.host, index);
       this.lastMakeMs = performance.now() - t0;
       return slot;

@@ -50,11 +50,21 @@ export const ConfigSchema = z.object({
   /** Guest networking on (docs/network.md); `--no-network` turns it off. The daemon sets it false when the host
    *  cannot have it (no libonebox-net/libbpf, no /dev/net/tun, not root): sandboxes then have no network. */
   network: z.boolean().default(true),
+  /** Always-denied ranges the operator opens to every sandbox (docs/network.md "Egress policy"): a private network
+   *  or a host address sandboxes must reach. `--net-allow-private CIDR` (repeated) or ONEBOX_NET_ALLOW_PRIVATE
+   *  (comma-separated). A sandbox's own denyOut still applies. */
+  netAllowPrivate: z.array(z.string().refine(isIpv4Range, "an IPv4 address or CIDR range like 10.1.0.0/16")).max(256).default([]),
   /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
   netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/** `a.b.c.d` or `a.b.c.d/n`: octets 0..255, n 0..32. */
+function isIpv4Range(s: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/.exec(s);
+  return m !== null && m.slice(1, 5).every((o) => Number(o) <= 255) && (m[5] === undefined || Number(m[5]) <= 32);
+}
 
 export function parseConfig(input: unknown): Config {
   return ConfigSchema.parse(input);
@@ -76,6 +86,7 @@ export const ONEBOX_ENV = [
   "ONEBOX_VMM_CGROUP",
   "ONEBOX_LOG",
   "ONEBOX_SANDBOX_CIDR",
+  "ONEBOX_NET_ALLOW_PRIVATE",
 ] as const;
 export type OneboxEnv = (typeof ONEBOX_ENV)[number];
 
@@ -91,6 +102,12 @@ export function envInt(name: OneboxEnv): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got '${v}'`);
   return n;
+}
+
+/** A comma-separated list variable (empty entries dropped), or undefined when unset. */
+export function envList(name: OneboxEnv): string[] | undefined {
+  const v = process.env[name];
+  return v === undefined ? undefined : v.split(",").map((x) => x.trim()).filter(Boolean);
 }
 
 /** Debugging switches that are on unless set to "0" (ONEBOX_VMM_JAIL, ONEBOX_VMM_CGROUP, ONEBOX_TEMPLATE_SNAPSHOTS). */

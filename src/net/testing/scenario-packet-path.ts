@@ -4,7 +4,7 @@
 // second namespace behind a veth (reached through the masquerade). Prints what each exchange saw.
 import { join } from "node:path";
 import { Network } from "../network.ts";
-import { compilePolicy } from "../policy.ts";
+import { compilePolicy, formatCidr } from "../policy.ts";
 import { readQuestion } from "../dns-forwarder.ts";
 import type { NetSlot } from "../slot.ts";
 import { readFrame, setTapOffload, TUN_F, VNET_HDR_SIZE } from "../../sys/tap.ts";
@@ -66,6 +66,7 @@ const net = await Network.start({
   bpffsRoot: join(work, "bpffs"),
   stateDir: join(work, "state"),
   dnsUpstreams: [{ host: "127.0.0.1", port: resolver.port }],
+  openRanges: ["203.0.113.10/32"], // "the internet" of this test is a host address: opened as an operator would
 });
 const { host, pool } = net;
 await pool.whenFilled();
@@ -261,6 +262,28 @@ for (let f = await recv(a, 300); f; f = await recv(a, 300)) {
   break;
 }
 results.spoofDropped = host.bpf.drops().spoof - before;
+
+// The host's own addresses are always denied (reason "host"), whatever port: a TCP listener on every address stands
+// for the daemon's port. 198.51.100.2 is this namespace's (up0); 203.0.113.10 (lo) passes only because the operator
+// opened it (openRanges above), and gets the listener's SYN-ACK.
+const daemonPort = Bun.listen({ hostname: "0.0.0.0", port: 0, socket: { data() {} } });
+const hostDrops = () => host.bpf.slotDrops(a.ifindex).host;
+async function synTo(dst: string): Promise<{ dropped: number; synAck: boolean }> {
+  const d = parseIpv4(dst);
+  const h0 = hostDrops();
+  send(a, fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.TCP, payload: tcpWithFlags(GUEST_IP, d, 40100, daemonPort.port, 0x02, 7) })));
+  const f = await recv(a, 500);
+  return { dropped: hostDrops() - h0, synAck: f !== null && describe(f)?.flags === 0x12 };
+}
+results.hostAddr = await synTo("198.51.100.2");
+results.openedHostAddr = await synTo("203.0.113.10");
+// An address the host gets while running is denied from the next slot made on (and the 10 s sweep).
+sh("ip addr add 203.0.113.99/32 dev lo");
+const c = await pool.acquire(); // takes a ready slot; the refill makes the next one
+await pool.whenFilled();
+results.addedLater = { inMap: host.bpf.globalRanges("onebox_host_deny").map(formatCidr).includes("203.0.113.99/32"), ...(await synTo("203.0.113.99")) };
+await pool.release(c);
+daemonPort.stop(true);
 
 local.kill();
 upstream.kill();
