@@ -40,8 +40,8 @@ def _onebox_register_formatters():
     def figure_to_chart(fig):
         try:
             return charts.figure_to_chart(fig)
-        except Exception:  # a figure we cannot describe still renders as PNG
-            return None
+        except Exception:  # a figure we cannot describe still renders as PNG, with {} as E2B's
+            return {}
 
     class DataFormatter(BaseFormatter):
         format_type = Unicode("e2b/data")
