@@ -62,8 +62,8 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     const nowS = Date.now() / 1000;
     // whole seconds: the SDK rounds its Dates, so `end: new Date()` may fall up to half a second before now
     if ((q.start !== undefined && q.start > Math.ceil(nowS)) || (q.end !== undefined && q.end < Math.floor(nowS))) return c.json([]);
-    const { guest } = await d.manager.metrics(id);
-    return c.json([metricJson(guest)]);
+    const { guest, netDrops } = await d.manager.metrics(id);
+    return c.json([metricJson(guest, netDrops)]);
   });
 
   // Logs: lifecycle events + the console tail, filtered as E2B's query parameters say.
@@ -102,7 +102,7 @@ export function sandboxesMetricsRoute(d: ApiDeps): Hono {
     const samples = await Promise.all(
       ids.map((id) =>
         d.manager.metrics(id).then(
-          ({ guest }) => [id, metricJson(guest)] as const,
+          ({ guest, netDrops }) => [id, metricJson(guest, netDrops)] as const,
           () => null,
         ),
       ),

@@ -62,7 +62,9 @@ export function listedSandboxJson(r: SandboxRow) {
 }
 
 /** The agent's /metrics sample as E2B's SandboxMetric (the agent reports seconds or ms). */
-export function metricJson(guest: AgentMetrics) {
+/** E2B's SandboxMetric; `networkDrops` (onebox's own, absent without networking): the packets the sandbox's network
+ *  slot dropped since its vmm started, by reason (docs/network.md "Counting drops"). SDKs ignore the extra field. */
+export function metricJson(guest: AgentMetrics, netDrops: Record<string, number> | null = null) {
   const ts = guest.ts > 1e12 ? guest.ts : guest.ts * 1000;
   return {
     timestamp: new Date(ts).toISOString(),
@@ -74,6 +76,7 @@ export function metricJson(guest: AgentMetrics) {
     memCache: guest.mem_cache ?? 0,
     diskUsed: guest.disk_used,
     diskTotal: guest.disk_total,
+    ...(netDrops ? { networkDrops: netDrops } : {}),
   };
 }
 

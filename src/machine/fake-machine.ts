@@ -9,7 +9,7 @@ import type { AgentMetrics } from "./agent-client.ts";
 import type { GuestLink } from "./guest-link.ts";
 import type { Machine } from "./machine.ts";
 import type { CompiledPolicy } from "../net/policy.ts";
-import type { NetLease, NetSlots } from "./net-slots.ts";
+import { dropsJson, type NetLease, type NetSlots } from "./net-slots.ts";
 import type { PooledVmHandle, VmDriver, VmExit, VmHandle, VmSpec } from "./vm-driver.ts";
 
 export type FakeStep =
@@ -90,6 +90,8 @@ export class FakeNet implements NetSlots {
   /** The policy each slot was last given (by fd), and every setPolicy in order (`obx1000 allow=... deny=...`). */
   readonly policies = new Map<number, CompiledPolicy>();
   readonly policyLog: string[] = [];
+  /** What drops() returns for a slot (by fd); absent: all zero. */
+  readonly dropsByFd = new Map<number, Record<string, number>>();
   /** Set to make setPolicy throw (a full map). */
   failSetPolicy = false;
   private unclaimed = new Set<number>();
@@ -112,6 +114,7 @@ export class FakeNet implements NetSlots {
         this.policySetAt.set(l.tapName, [...(this.policySetAt.get(l.tapName) ?? []), this.calls.length]);
         this.policyLog.push(`${l.tapName} ${describePolicy(p)}`);
       },
+      drops: () => (done ? null : dropsJson({ policy: 0, host: 0, reserved: 0, ...this.dropsByFd.get(fd) })),
       release: async () => {
         if (done || gen !== this.generation) return;
         done = true;

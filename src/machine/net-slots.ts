@@ -16,6 +16,9 @@ export interface NetLease {
   slotIp: string;
   /** Writes the sandbox's egress policy into the slot (replacing the one before); throws if it cannot. */
   setPolicy(p: CompiledPolicy): void;
+  /** The packets the slot's programs dropped since it was made, by reason (camelCase: `gatewayPort`); every reason is
+   *  present. Null once the slot is gone. */
+  drops(): NetDrops | null;
   /** Destroys the slot; runs once, never throws (a failure is logged). */
   release(): Promise<void>;
 }
@@ -33,6 +36,14 @@ export interface NetSlots {
   /** Daemon stop: waits for releases under way, then turns release into a no-op (running sandboxes' slots are
    *  the next daemon's to re-adopt). */
   detach(): Promise<void>;
+}
+
+/** Dropped packets of one slot by reason (src/sys/bpf-net.ts DROP_REASONS, camelCased). */
+export type NetDrops = Record<string, number>;
+
+/** `gateway-port` -> `gatewayPort`: JSON field names, as the rest of the metrics sample has. */
+export function dropsJson(d: Record<string, number>): NetDrops {
+  return Object.fromEntries(Object.entries(d).map(([k, v]) => [k.replace(/-(\w)/g, (_, c: string) => c.toUpperCase()), v]));
 }
 
 /** The MAC every guest has (a different one is dropped as spoofing). */
@@ -94,9 +105,18 @@ export function networkSlots(network: Network): NetSlots {
       fd: slot.fd ?? -1,
       slotIp: slot.slotIp,
       setPolicy: (p) => network.setPolicy(slot.slotIp, p),
+      drops: () => (slot.isDestroyed ? null : dropsJson(network.host.bpf.slotDrops(slot.ifindex))),
       release() {
         if (done) return done;
         if (detached) return Promise.resolve();
+        // The counters go with the slot: what it dropped is logged first, so an operator can still see why.
+        try {
+          const d: Record<string, number> = slot.isDestroyed ? {} : network.host.bpf.slotDrops(slot.ifindex);
+          const nonzero = Object.fromEntries(Object.entries(d).filter(([, n]) => n > 0));
+          if (Object.keys(nonzero).length) log.info("network: packets a slot dropped, by reason", { tap: slot.tapName, slotIp: slot.slotIp, drops: nonzero });
+        } catch {
+          // counters unreadable: the release goes on
+        }
         const p = network.pool
           .release(slot)
           .catch((e: unknown) => log.warn("network: could not release a slot", { tap: slot.tapName, error: String(e) }))

@@ -3,6 +3,7 @@
 // entry, before the restore), at once on PUT /network, at resume from the row as it is then, and again after a
 // daemon restart; a slot that cannot take it fails the start and leaves nothing.
 import { afterEach, expect, test } from "bun:test";
+import { metricJson } from "../api/serialize.ts";
 import { describePolicy } from "../machine/fake-machine.ts";
 import { fakeSandboxes, until, type FakeSandboxes } from "./fake-sandboxes.ts";
 
@@ -95,4 +96,16 @@ test("a slot that cannot take the policy fails the create before any vmm runs, a
   expect(s.fm.calls).not.toContain("spawn");
   expect(s.fm.net.held.size).toBe(0);
   expect(s.state.sandboxes.inStates(null)).toEqual([]);
+});
+
+test("metrics: the packets the sandbox's slot dropped, by reason, in its metrics sample (networkDrops)", async () => {
+  s = await fakeSandboxes();
+  const row = await s.create({ network: ONLY_10 });
+  s.fm.net.dropsByFd.set(s.fm.vm(row.runDir!)!.spec.net!.tapFd, { policy: 3, "gateway-port": 1 });
+  const { guest, netDrops } = await s.manager.metrics(row.id);
+  expect(netDrops).toEqual({ policy: 3, host: 0, reserved: 0, gatewayPort: 1 });
+  const sample = metricJson(guest, netDrops);
+  expect(sample.networkDrops).toEqual({ policy: 3, host: 0, reserved: 0, gatewayPort: 1 });
+  expect(sample.cpuCount).toBe(1); // E2B's fields as before
+  expect("networkDrops" in metricJson(guest)).toBe(false); // no network: no field
 });

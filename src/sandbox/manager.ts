@@ -4,7 +4,7 @@
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import type { AgentMetrics } from "../machine/agent-client.ts";
 import { realMachine } from "../machine/machine.ts";
-import type { NetSlots } from "../machine/net-slots.ts";
+import type { NetDrops, NetSlots } from "../machine/net-slots.ts";
 import type { VmDriverResult, VmStats } from "../machine/vm-driver.ts";
 import type { SandboxRow, State, TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
@@ -118,11 +118,12 @@ export class SandboxManager {
     applyEgress(this.ctx, id);
   }
 
-  async metrics(id: string): Promise<{ vm: VmStats; guest: AgentMetrics }> {
+  /** netDrops: the packets its network slot dropped since its vmm started (null: no network). */
+  async metrics(id: string): Promise<{ vm: VmStats; guest: AgentMetrics; netDrops: NetDrops | null }> {
     const row = this.ctx.reg.getVisible(id);
     const live = this.ctx.reg.liveOrUnavailable(id);
     const [vm, guest] = await Promise.all([live.handle.stats(), this.ctx.guest.metrics(live.runDir, row.envdAccessToken)]);
-    return { vm, guest };
+    return { vm, guest, netDrops: this.ctx.machine?.net?.leaseOf(live.handle)?.drops() ?? null };
   }
 
   route(id: string): Route | null {
