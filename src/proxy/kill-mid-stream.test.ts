@@ -11,6 +11,16 @@ import { parseConfig } from "../util/config.ts";
 import { DataPlane } from "./data-plane.ts";
 import type { SandboxPort } from "./sandbox-port.ts";
 import type { WsBridge } from "./websocket.ts";
+import { Sandbox, TimeoutError } from "e2b";
+import { ENVD_VERSION } from "../../guest/protocol.ts";
+
+function envelope(msg: unknown): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(msg));
+  const out = new Uint8Array(5 + json.byteLength);
+  new DataView(out.buffer).setUint32(1, json.byteLength, false);
+  out.set(json, 5);
+  return out;
+}
 
 let dir: string;
 let upstream: ReturnType<typeof Bun.serve>;
@@ -21,19 +31,24 @@ let sandbox: AbortController;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "onebox-kill-stream-"));
   const sock = join(dir, "fwd-49983");
-  // The guest's end: a Connect stream that sends a message every 50 ms and never ends by itself.
+  // The guest's end: envd's /health, and a Connect stream (Start's: its start event, then a little
+  // stdout every 50 ms) that never ends by itself.
   upstream = Bun.serve({
     unix: sock,
-    fetch: () =>
-      new Response(
+    fetch(req) {
+      if (new URL(req.url).pathname === "/health") return new Response(null, { status: 204 });
+      let started = false;
+      return new Response(
         new ReadableStream({
           async pull(c) {
-            c.enqueue(new TextEncoder().encode("\x00\x00\x00\x00\x02{}"));
+            c.enqueue(envelope(started ? { event: { data: { stdout: btoa("x") } } } : { event: { start: { pid: 7 } } }));
+            started = true;
             await Bun.sleep(50);
           },
         }),
         { headers: { "content-type": "application/connect+json" } },
-      ),
+      );
+    },
   });
   const sandboxes: SandboxPort = {
     routeOrResume: async (id) => (id === "sbx1" && !sandbox.signal.aborted ? { signal: sandbox.signal, socket: async () => sock } : null),
@@ -57,7 +72,7 @@ test("kill during a stream: the client reads the data sent, then the connection 
   );
   sock.on("data", (b) => {
     got += b.toString("latin1");
-    if (got.includes("{}") && !sandbox.signal.aborted) setTimeout(() => sandbox.abort(), 120);
+    if (got.includes('"start"') && !sandbox.signal.aborted) setTimeout(() => sandbox.abort(), 120);
   });
   const ended = await new Promise<string>((r) => {
     sock.on("end", () => r("FIN"));
@@ -71,20 +86,12 @@ test("kill during a stream: the client reads the data sent, then the connection 
   expect(Date.now() - t0).toBeLessThan(9000); // Bun's idle check runs every 4 s
 }, 15_000);
 
-test("the JS SDK's view: fetch's body read fails as the connection dropped mid-body", async () => {
+test("the e2b SDK's view: commands.run raises TimeoutError 'the sandbox was killed' (its /health probe answers 502)", async () => {
   sandbox = new AbortController();
-  const res = await fetch(`http://127.0.0.1:${server.port}/process.Process/Start`, {
-    method: "POST",
-    headers: { "e2b-sandbox-id": "sbx1", "e2b-sandbox-port": "49983", "content-type": "application/connect+json" },
-    body: "",
-  });
-  expect(res.status).toBe(200);
-  const reader = res.body!.getReader();
-  await reader.read();
-  sandbox.abort();
-  const err = await (async () => {
-    for (;;) if ((await reader.read()).done) return "ended cleanly";
-  })().catch((e: Error) => e.message);
-  // One of the messages the e2b SDK reads as a dropped connection, then probes /health (502 → killed).
-  expect(err).toMatch(/socket connection was closed unexpectedly|terminated/);
+  const Ctor = Sandbox as unknown as new (o: Record<string, unknown>) => Sandbox;
+  const sbx = new Ctor({ sandboxId: "sbx1", envdVersion: ENVD_VERSION, debug: true, sandboxUrl: `http://127.0.0.1:${server.port}` });
+  setTimeout(() => sandbox.abort(), 300);
+  const e = await sbx.commands.run("sleep 600").catch((x: Error) => x);
+  expect(e).toBeInstanceOf(TimeoutError);
+  expect((e as Error).message).toContain("The sandbox was killed or reached its end of life");
 }, 15_000);
