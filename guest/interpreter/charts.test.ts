@@ -142,5 +142,5 @@ test("superchart: one chart per subplot, the suptitle; a blank figure is {}", ()
   expect(c.type).toBe("superchart");
   expect(c.title).toBe("both");
   expect(c.elements.map((e) => e.type)).toEqual(["line", "bar"]);
-  expect(charts.blank).toEqual({});
+  expect(charts.blank as unknown).toEqual({});
 });

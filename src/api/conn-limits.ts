@@ -70,7 +70,7 @@ export function releaseWhenDone(res: Response, release: () => void, aborted: Abo
   const reader = res.body.getReader();
   const body = new ReadableStream<Uint8Array>({
     async pull(c) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
       try {
         chunk = await reader.read();
       } catch (e) {
