@@ -16,6 +16,9 @@ const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
 const BOOT_MS = 600_000;
 const INTERNET = "203.0.113.10";
 const NAME = "internet.test";
+const OTHER = "203.0.113.20";
+/** One of the test host's addresses the operator did not open (TEST-NET-2). */
+const HOST_ADDR = "198.51.100.77";
 const root = `/tmp/obx-net-${process.pid}`;
 // "The internet" is on the test host's own dummy link, so one of its addresses: always denied unless the operator
 // opens it, as here (--net-allow-private). 198.51.100.77 on the same link stays a denied host address.
@@ -157,6 +160,48 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     for (const ip of ips) expect(ip).toMatch(/^198\.18\./);
     await Promise.all(clones.map((c) => c.kill()));
   }, BOOT_MS);
+
+  test("egress policy: only the allowed server answers, PUT /network opens another at once, and the host's addresses (the daemon's port) are never reached", async () => {
+    // A second server on the same link, and a host address the operator did not open, with a listener on every
+    // address standing for any host service; the daemon's own port listens on 127.0.0.1 only (so without the
+    // always-denied list a probe to it would be refused at once, not dropped).
+    sh(`ip addr add ${OTHER}/32 dev obxtest-inet && ip addr add ${HOST_ADDR}/32 dev obxtest-inet`);
+    const other = Bun.serve({ hostname: OTHER, port: 80, fetch: () => new Response("other\n") });
+    const anyAddr = Bun.serve({ hostname: "0.0.0.0", port: 0, fetch: () => new Response("host service\n") });
+    try {
+      expect(await (await fetch(`http://${HOST_ADDR}:${anyAddr.port}/`)).text()).toBe("host service\n"); // the host reaches it
+      const b = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000, network: { allowOut: [INTERNET], denyOut: ["0.0.0.0/0"] } });
+      try {
+        /** curl's exit code and output: 0 answered, 28 timed out (dropped), 7 refused (reached the host). */
+        const probe = async (url: string) => {
+          const r = await b.commands.run(`curl -sS --connect-timeout 3 --max-time 5 ${url}; echo "exit=$?"`, { timeoutMs: 30_000 });
+          return r.stdout.trim().split("\n").pop()!;
+        };
+        expect(await curl(b)).toMatch(/^hello 198\.18\./);
+        expect(await probe(`http://${OTHER}/`)).toBe("exit=28");
+        const drops = async () => {
+          const res = await fetch(`${d.url}/sandboxes/${b.sandboxId}/metrics`, { headers: { "X-API-Key": d.key } });
+          return ((await res.json()) as { networkDrops: Record<string, number> }[])[0]!.networkDrops;
+        };
+        expect((await drops()).policy).toBeGreaterThan(0);
+        // PUT /network (the SDK's updateNetwork) replaces the whole policy; in force when it answers.
+        await b.updateNetwork({ allowOut: [INTERNET, OTHER], denyOut: ["0.0.0.0/0"] });
+        expect(await curl(b, `http://${OTHER}/`)).toBe("other\n");
+        // The host's own addresses: dropped (a timeout, not a refusal), whatever the policy, counted as "host".
+        const port = new URL(d.url).port;
+        const hostBefore = (await drops()).host;
+        expect(await probe(`http://${HOST_ADDR}:${port}/health`)).toBe("exit=28");
+        expect(await probe(`http://${HOST_ADDR}:${anyAddr.port}/`)).toBe("exit=28");
+        expect((await drops()).host).toBeGreaterThan(hostBefore);
+      } finally {
+        await b.kill();
+      }
+    } finally {
+      other.stop(true);
+      anyAddr.stop(true);
+      Bun.spawnSync(["sh", "-c", `ip addr del ${OTHER}/32 dev obxtest-inet; ip addr del ${HOST_ADDR}/32 dev obxtest-inet`]);
+    }
+  }, 120_000);
 
   test("pause -> resume keeps it working (a new slot; the paused sandbox holds none)", async () => {
     const tap = tapOf(aIp)!;
