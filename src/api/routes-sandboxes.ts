@@ -23,7 +23,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
   // network: validated before anything is made (a bad one is a 400 and nothing changes), stored on the row and
   // written into the sandbox's slot before its vmm spawns (src/sandbox/egress.ts).
   async function create(input: CreateInput, network: StoredNetwork | null) {
-    return createRow({ ...input, network: network ? JSON.stringify(network) : null });
+    return createRow({ ...input, network: network ? JSON.stringify(network) : null, allowPublicTraffic: network?.allowPublicTraffic });
   }
 
   async function createRow(input: CreateInput) {

@@ -21,7 +21,8 @@ export function sandboxJson(r: SandboxRow, domain: string) {
     // Handed out only for secure sandboxes (v2 always, v1 when `secure`), spec §1.3.
     envdAccessToken: r.secure ? (r.envdAccessToken ?? undefined) : undefined,
     domain,
-    trafficAccessToken: null,
+    // Issued on create with network.allowPublicTraffic: false; the data plane then requires it (src/proxy/access.ts).
+    trafficAccessToken: r.trafficAccessToken ?? null,
     ...(r.alias ? { alias: r.alias } : {}),
   };
 }

@@ -36,6 +36,7 @@ function guestServer(path: string, port: number): Server<undefined> {
           }),
         );
       }
+      if (url.pathname === "/host") return Response.json({ host: req.headers.get("host") });
       return Response.json({ port, path: url.pathname });
     },
   });
@@ -72,22 +73,29 @@ function standInDriver(): VmDriverResult {
   };
 }
 
-function row(id: string, token: string | null, runDir: string): NewSandboxRow {
+function row(id: string, token: string | null, runDir: string, traffic: string | null = null, network: string | null = null): NewSandboxRow {
   const now = Date.now();
   return {
     id, templateId: "tpl", state: "running", cpuCount: 1, memoryMb: 256, diskSizeMb: 512, envdVersion: "0.6.13",
     envdAccessToken: token, metadata: "{}", envVars: "{}", secure: token !== null, startedAt: now, endAt: now + 3_600_000, runDir,
+    trafficAccessToken: traffic, network,
   };
 }
+const TRAFFIC = "traffic-token-abcdef0123456789";
 
 beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), "onebox-access-"));
   const runRoot = join(dir, "run");
   const st = openState(dir);
-  for (const [id, token] of [["securebox", TOKEN], ["openbox", null], ["slowstop", null]] as const) {
+  for (const [id, token, traffic] of [
+    ["securebox", TOKEN, null], ["openbox", null, null], ["slowstop", null, null],
+    ["privatebox", null, TRAFFIC], ["privatesecure", TOKEN, TRAFFIC], // allowPublicTraffic: false
+    ["maskbox", null, null],
+  ] as const) {
     const runDir = join(runRoot, "vms", id);
     mkdirSync(runDir, { recursive: true });
-    st.sandboxes.insert(row(id, token, runDir));
+    const network = id === "maskbox" ? JSON.stringify({ maskRequestHost: "localhost:${PORT}" }) : null;
+    st.sandboxes.insert(row(id, token, runDir, traffic, network));
     // envd and the interpreter are forwarded at spawn: their sockets exist without a slot.
     for (const port of [49983, 49999]) guests.push(guestServer(forwardPath(runDir, port), port));
   }
@@ -193,3 +201,30 @@ test("streams the client abandons release their hold: the address is served agai
   expect((await port("openbox", 8080, "/after")).status).toBe(200);
   expect((await fetch(d.url + "/health")).status).toBe(200);
 }, 20_000);
+
+test("allowPublicTraffic: false: every port but envd's needs the traffic token (403 without, before any slot); envd keeps its own token", async () => {
+  const before = slots.length;
+  for (const id of ["privatebox", "privatesecure"]) {
+    const res = await port(id, 8000, "/");
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { message: string }).message).toContain("e2b-traffic-access-token");
+    expect((await port(id, 8000, "/", { "e2b-traffic-access-token": "wrong" })).status).toBe(403);
+    expect((await port(id, 49999, "/contexts")).status).toBe(403); // the interpreter's tokenless calls too
+  }
+  expect(slots.length).toBe(before); // refused before routing
+  const ok = await port("privatebox", 8000, "/y", { "e2b-traffic-access-token": TRAFFIC });
+  expect(ok.status).toBe(200);
+  expect(await ok.json()).toEqual({ port: 8000, path: "/y" });
+  expect((await port("privatesecure", 8001, "/", { "e2b-traffic-access-token": TRAFFIC })).status).toBe(200);
+  // envd: open on a sandbox without an envd token; the traffic token never opens a secure one's.
+  expect((await port("privatebox", 49983, "/process.Process/List", {}, { method: "POST", body: "{}" })).status).toBe(200);
+  expect((await port("privatesecure", 49983, "/process.Process/List", { "e2b-traffic-access-token": TRAFFIC }, { method: "POST", body: "{}" })).status).toBe(401);
+  expect((await port("privatesecure", 49983, "/process.Process/List", { "X-Access-Token": TOKEN }, { method: "POST", body: "{}" })).status).toBe(200);
+});
+
+test("maskRequestHost: the sandbox's ports see that Host, ${PORT} replaced by the port; without one, Host is as before", async () => {
+  expect(await (await port("maskbox", 8000, "/host")).json()).toEqual({ host: "localhost:8000" });
+  expect(await (await port("maskbox", 49999, "/host")).json()).toEqual({ host: "localhost:49999" });
+  const plain = (await (await port("openbox", 8000, "/host")).json()) as { host: string };
+  expect(plain.host).not.toContain("localhost:8000");
+});

@@ -4,23 +4,43 @@ import { VISIBLE_STATES } from "../sandbox/lifecycle.ts";
 import { safeEqual } from "../util/safe-equal.ts";
 import { signedWith } from "./signed-url.ts";
 
-/** The secrets a sandbox's ports accept. `traffic` is E2B's trafficAccessToken (allowPublicTraffic:
- *  false), which onebox does not issue yet; the check honours it once the store has one. */
+/** The secrets a sandbox's ports accept. `traffic` is E2B's trafficAccessToken (allowPublicTraffic: false, issued on
+ *  create): every port but envd's then needs it. */
 export interface PortSecrets {
   envd: string | null;
   traffic: string | null;
+  /** Not a secret, but looked up with them: E2B's network.maskRequestHost (`${PORT}` is the port), the Host header
+   *  the sandbox's ports see instead of the client's; null: the client's is passed on. */
+  maskRequestHost?: string | null;
 }
 
 /** null: no such visible sandbox (the router then answers its 502). */
 export type SecretsLookup = (id: string) => PortSecrets | null;
 
 /** The lookup over the sandbox rows: the proxy needs only this, not the whole manager. */
-export function secretsFromRows(rows: { get(id: string): { state: string; envdAccessToken: string | null } | undefined }): SecretsLookup {
+export function secretsFromRows(rows: {
+  get(id: string): { state: string; envdAccessToken: string | null; trafficAccessToken: string | null; network: string | null } | undefined;
+}): SecretsLookup {
   return (id) => {
     const row = rows.get(id);
     if (!row || !(VISIBLE_STATES as readonly string[]).includes(row.state)) return null;
-    return { envd: row.envdAccessToken, traffic: null };
+    return { envd: row.envdAccessToken, traffic: row.trafficAccessToken, maskRequestHost: maskOf(row.network) };
   };
+}
+
+function maskOf(network: string | null): string | null {
+  if (!network) return null;
+  try {
+    const m = (JSON.parse(network) as { maskRequestHost?: unknown }).maskRequestHost;
+    return typeof m === "string" && m !== "" ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The Host header a request to `port` carries into the sandbox under mask (E2B's `${PORT}` placeholder). */
+export function maskedHost(mask: string, port: number): string {
+  return mask.replaceAll("${PORT}", String(port));
 }
 
 /** envd's own 401 (spec §3.5): the SDK maps it to AuthenticationError. */
@@ -49,9 +69,18 @@ function exempt(req: Request, url: URL, port: number, secrets: PortSecrets): boo
   return /^\/contexts\/[^/]+$/.test(p) ? m === "DELETE" : /^\/contexts\/[^/]+\/restart$/.test(p) && m === "POST";
 }
 
-/** null when the request may pass, else the 401 to answer. Runs before any forward slot or resume. */
+/** E2B's edge for a sandbox created with allowPublicTraffic: false and a request without its traffic token. */
+function forbidden(sandboxId: string, port: number): Response {
+  const message = `sandbox ${sandboxId} does not allow public traffic: send its trafficAccessToken in the e2b-traffic-access-token header to reach port ${port}`;
+  return Response.json({ code: 403, message }, { status: 403 });
+}
+
+/** null when the request may pass, else the 401 or 403 to answer. Runs before any forward slot or resume. */
 export async function checkPortAccess(req: Request, url: URL, sandboxId: string, port: number, secrets: PortSecrets | null): Promise<Response | null> {
   if (!secrets || (secrets.envd === null && secrets.traffic === null)) return null; // not secure: open, as E2B
+  // envd keeps its own access token (or none, for a v1 sandbox created without `secure`): the traffic token is
+  // never asked there.
+  if (port === ENVD_PORT && secrets.envd === null) return null;
   const token = req.headers.get("x-access-token");
   if (secrets.envd !== null && token !== null && safeEqual(token, secrets.envd)) return null;
   // E2B's edge: the traffic token opens every port but envd, which checks X-Access-Token itself.
@@ -61,5 +90,5 @@ export async function checkPortAccess(req: Request, url: URL, sandboxId: string,
   // envd's /files: with no header, a signature made with this sandbox's token (spec §3.5).
   const isFiles = port === ENVD_PORT && url.pathname === "/files" && (req.method === "GET" || req.method === "POST");
   if (isFiles && token === null && secrets.envd !== null && (await signedWith(url, req.method, secrets.envd))) return null;
-  return unauthorized(sandboxId, port);
+  return port !== ENVD_PORT && secrets.traffic !== null ? forbidden(sandboxId, port) : unauthorized(sandboxId, port);
 }

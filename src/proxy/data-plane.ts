@@ -2,7 +2,7 @@
 import { ENVD_PORT } from "../../guest/protocol.ts";
 import { badRequest, OneboxError, unauthorized } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { checkPortAccess } from "./access.ts";
+import { checkPortAccess, maskedHost } from "./access.ts";
 import type { Dispatch } from "./dispatch.ts";
 import { forwardRequest, PortClosedError } from "./forward.ts";
 import { sandboxForSignedUrl } from "./signed-url.ts";
@@ -44,9 +44,12 @@ export class DataPlane {
       return this.forward(req, url, id, ENVD_PORT, server, hooks);
     }
     // Before routing: a refused request resumes nothing and takes no forward slot.
-    const refused = await checkPortAccess(req, url, d.sandboxId, d.port, this.sandboxes.secrets(d.sandboxId));
+    const secrets = this.sandboxes.secrets(d.sandboxId);
+    const refused = await checkPortAccess(req, url, d.sandboxId, d.port, secrets);
     if (refused) return refused;
-    return this.forward(req, url, d.sandboxId, d.port, server, hooks);
+    // maskRequestHost: the Host the sandbox's port sees; without one it gets what it got before (not the client's).
+    const host = secrets?.maskRequestHost ? maskedHost(secrets.maskRequestHost, d.port) : null;
+    return this.forward(req, url, d.sandboxId, d.port, server, hooks, host);
   }
 
   private async forward(
@@ -56,6 +59,7 @@ export class DataPlane {
     port: number,
     server: Server<WsBridge>,
     hooks: ServerHooks,
+    host: string | null = null,
   ): Promise<Response | undefined> {
     const route = await this.sandboxes.routeOrResume(id);
     // Unknown, dead and paused sandboxes all look the same to the SDK: 502 (isRunning() → false).
@@ -63,12 +67,12 @@ export class DataPlane {
     try {
       const socket = await route.socket(port);
       if (isWebSocketUpgrade(req)) {
-        const upstream = await openUpstream(req, url, socket).catch(() => null);
+        const upstream = await openUpstream(req, url, socket, undefined, host).catch(() => null);
         if (!upstream) return portNotOpen(id, port);
         if (upgradeClient(server, req, upstream, route.signal, hooks.release)) return undefined;
         throw badRequest("WebSocket upgrade failed: send a valid WebSocket handshake");
       }
-      return await forwardRequest(req, url, socket, route.signal, hooks.streaming);
+      return await forwardRequest(req, url, socket, route.signal, hooks.streaming, host);
     } catch (e) {
       if (e instanceof OneboxError) throw e;
       if (e instanceof PortClosedError) return portNotOpen(id, port);

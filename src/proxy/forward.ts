@@ -23,8 +23,17 @@ function copyHeaders(from: Headers, drop: Set<string>): Headers {
  *  `signal` is the sandbox's: aborting it (kill, pause) errors the response stream so the client
  *  sees a dropped connection, as the SDK expects (spec §3.1 disconnects and kills).
  *  `sent` is called once the request body has been read to its end (at once without one). */
-export async function forwardRequest(req: Request, url: URL, socketPath: string, signal: AbortSignal, sent?: () => void): Promise<Response> {
+export async function forwardRequest(
+  req: Request,
+  url: URL,
+  socketPath: string,
+  signal: AbortSignal,
+  sent?: () => void,
+  /** The Host the guest sees (the sandbox's maskRequestHost); null: fetch's own. */
+  host: string | null = null,
+): Promise<Response> {
   const headers = copyHeaders(req.headers, DROP_REQUEST);
+  if (host) headers.set("host", host);
   const hasBody = req.method !== "GET" && req.method !== "HEAD" && req.body !== null;
   const body = hasBody && sent ? req.body!.pipeThrough(new TransformStream({ flush: () => sent() })) : hasBody ? req.body : undefined;
   if (!hasBody) sent?.();

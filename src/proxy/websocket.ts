@@ -23,11 +23,12 @@ export function isWebSocketUpgrade(req: Request): boolean {
 export class UpstreamClosedError extends Error {}
 
 /** Opens the guest side; rejects (port not open) if it does not reach `open` within the timeout. */
-export function openUpstream(req: Request, url: URL, socketPath: string, timeoutMs = 10_000): Promise<WebSocket> {
+export function openUpstream(req: Request, url: URL, socketPath: string, timeoutMs = 10_000, host: string | null = null): Promise<WebSocket> {
   const headers: Record<string, string> = {};
   req.headers.forEach((v, k) => {
     if (!HANDSHAKE_HEADERS.has(k.toLowerCase())) headers[k] = v;
   });
+  if (host) headers.host = host;
   const protocols = (req.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim()).filter(Boolean);
   // Bun's client speaks `ws+unix://<socket>:<path>` (the `ws` package's form).
   const ws = new WebSocket(`ws+unix://${socketPath}:${url.pathname}${url.search}`, {

@@ -20,6 +20,8 @@ export interface CreateInput {
   allowInternetAccess: boolean | null;
   /** E2B's `network` as stored (JSON, validated by the API: src/api/network-body.ts), or null. */
   network?: string | null;
+  /** E2B's network.allowPublicTraffic (default true); false issues a trafficAccessToken. */
+  allowPublicTraffic?: boolean;
   autoPause: boolean;
   autoResume: boolean;
 }
@@ -75,6 +77,7 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
       secure: input.secure,
       allowInternetAccess: input.allowInternetAccess,
       network: input.network ?? null,
+      trafficAccessToken: input.allowPublicTraffic === false ? newAccessToken() : null,
       onTimeout: input.autoPause ? "pause" : "kill",
       autoResume: input.autoResume,
       startedAt: now,

@@ -3,7 +3,7 @@
 // entry, before the restore), at once on PUT /network, at resume from the row as it is then, and again after a
 // daemon restart; a slot that cannot take it fails the start and leaves nothing.
 import { afterEach, expect, test } from "bun:test";
-import { metricJson } from "../api/serialize.ts";
+import { metricJson, sandboxJson } from "../api/serialize.ts";
 import { describePolicy } from "../machine/fake-machine.ts";
 import { fakeSandboxes, until, type FakeSandboxes } from "./fake-sandboxes.ts";
 
@@ -108,4 +108,14 @@ test("metrics: the packets the sandbox's slot dropped, by reason, in its metrics
   expect(sample.networkDrops).toEqual({ policy: 3, host: 0, reserved: 0, gatewayPort: 1 });
   expect(sample.cpuCount).toBe(1); // E2B's fields as before
   expect("networkDrops" in metricJson(guest)).toBe(false); // no network: no field
+});
+
+test("allowPublicTraffic: false issues a trafficAccessToken, returned with the sandbox; otherwise none", async () => {
+  s = await fakeSandboxes();
+  const priv = await s.create({ network: JSON.stringify({ allowPublicTraffic: false }), allowPublicTraffic: false });
+  expect(priv.trafficAccessToken).toMatch(/^.{16,}$/);
+  expect(sandboxJson(priv, "localhost").trafficAccessToken).toBe(priv.trafficAccessToken);
+  const pub = await s.create();
+  expect(pub.trafficAccessToken).toBeNull();
+  expect(sandboxJson(pub, "localhost").trafficAccessToken).toBeNull();
 });

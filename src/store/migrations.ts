@@ -112,4 +112,10 @@ CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_
     // /sandboxes/{id} and replaced by PUT /sandboxes/{id}/network (docs/network.md "Egress policy").
     sql: "ALTER TABLE sandboxes ADD COLUMN network TEXT;",
   },
+  {
+    id: 6,
+    name: "sandbox traffic access token",
+    // E2B's trafficAccessToken (network.allowPublicTraffic: false), checked by the data plane on every port but envd's.
+    sql: "ALTER TABLE sandboxes ADD COLUMN traffic_access_token TEXT;",
+  },
 ];

@@ -39,6 +39,9 @@ export const sandboxes = sqliteTable("sandboxes", {
   allowInternetAccess: integer("allow_internet_access", { mode: "boolean" }),
   /** JSON of E2B's SandboxNetworkConfig as given on create or PUT /network (src/api/network-body.ts); NULL: none. */
   network: text("network"),
+  /** E2B's trafficAccessToken, issued on create with `network.allowPublicTraffic: false`: every port but envd's
+   *  then needs it in the `e2b-traffic-access-token` header (src/proxy/access.ts). NULL: ports public. */
+  trafficAccessToken: text("traffic_access_token"),
   onTimeout: text("on_timeout").notNull().default("kill"),
   autoResume: integer("auto_resume", { mode: "boolean" }).notNull().default(false),
   /** Unix ms. */

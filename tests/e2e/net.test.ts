@@ -161,7 +161,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     await Promise.all(clones.map((c) => c.kill()));
   }, BOOT_MS);
 
-  test("egress policy: only the allowed server answers, PUT /network opens another at once, and the host's addresses (the daemon's port) are never reached", async () => {
+  test("egress policy: only the allowed server answers, PUT /network opens another at once, the host's addresses (the daemon's port) are never reached; allowPublicTraffic: false guards the ports", async () => {
     // A second server on the same link, and a host address the operator did not open, with a listener on every
     // address standing for any host service; the daemon's own port listens on 127.0.0.1 only (so without the
     // always-denied list a probe to it would be refused at once, not dropped).
@@ -170,8 +170,19 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     const anyAddr = Bun.serve({ hostname: "0.0.0.0", port: 0, fetch: () => new Response("host service\n") });
     try {
       expect(await (await fetch(`http://${HOST_ADDR}:${anyAddr.port}/`)).text()).toBe("host service\n"); // the host reaches it
-      const b = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000, network: { allowOut: [INTERNET], denyOut: ["0.0.0.0/0"] } });
+      const b = await Sandbox.create("net-base", {
+        ...opts(),
+        timeoutMs: 600_000,
+        network: { allowOut: [INTERNET], denyOut: ["0.0.0.0/0"], allowPublicTraffic: false },
+      });
       try {
+        // allowPublicTraffic: false: a trafficAccessToken, without which a port is 403 (with it: past the check, to a
+        // port nothing listens on: 502).
+        expect(b.trafficAccessToken).toBeString();
+        const toPort = (headers: Record<string, string>) =>
+          fetch(`${d.url}/`, { headers: { "E2b-Sandbox-Id": b.sandboxId, "E2b-Sandbox-Port": "8000", ...headers } });
+        expect((await toPort({})).status).toBe(403);
+        expect((await toPort({ "e2b-traffic-access-token": b.trafficAccessToken! })).status).toBe(502);
         /** curl's exit code and output: 0 answered, 28 timed out (dropped), 7 refused (reached the host). */
         const probe = async (url: string) => {
           const r = await b.commands.run(`curl -sS --connect-timeout 3 --max-time 5 ${url}; echo "exit=$?"`, { timeoutMs: 30_000 });
