@@ -83,6 +83,12 @@ let dns: Awaited<ReturnType<typeof Bun.udpSocket>> | null = null;
 let resolvConf: string | null = null;
 const opts = () => ({ apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: BOOT_MS });
 const curl = async (s: Sandbox, url = `http://${INTERNET}/`) => (await s.commands.run(`curl -sS --max-time 20 ${url}`, { timeoutMs: 60_000 })).stdout;
+/** curl's exit code: 0 answered, 28 timed out (dropped), 7 refused (reached the host). */
+const probe = async (s: Sandbox, url: string) => {
+  const r = await s.commands.run(`curl -sS -o /dev/null --connect-timeout 3 --max-time 5 ${url}; echo "exit=$?"`, { timeoutMs: 30_000 });
+  return r.stdout.trim().split("\n").pop()!;
+};
+let other: ReturnType<typeof Bun.serve> | null = null;
 
 if (IN_TESTHOST && !imageDir()) console.warn("net: skipped: no image; build .cache/api-e2e-base-template on the outer host (see imageDir())");
 
@@ -92,6 +98,9 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     // "The internet": a dummy link with a TEST-NET-3 address, an HTTP server that names its client.
     sh(`ip link add obxtest-inet type dummy && ip addr add ${INTERNET}/24 dev obxtest-inet && ip link set obxtest-inet up`);
     http = Bun.serve({ hostname: INTERNET, port: 80, fetch: (req, server) => new Response(`hello ${server.requestIP(req)?.address}\n`) });
+    // A second server on the same link (the policy tests allow one and not the other).
+    sh(`ip addr add ${OTHER}/32 dev obxtest-inet`);
+    other = Bun.serve({ hostname: OTHER, port: 80, fetch: () => new Response("other\n") });
     // The host's resolver for this run (the forwarder reads /etc/resolv.conf at start): a responder on 127.0.0.53.
     dns = await Bun.udpSocket({
       hostname: "127.0.0.53",
@@ -131,6 +140,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     for (const row of d?.state.sandboxes.live() ?? []) await d.manager.kill(row.id).catch(() => undefined);
     await d?.stop();
     http?.stop(true);
+    other?.stop(true);
     dns?.close();
     Bun.spawnSync(["ip", "link", "del", "obxtest-inet"]);
     rmSync("/etc/resolv.conf", { force: true });
@@ -165,8 +175,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     // A second server on the same link, and a host address the operator did not open, with a listener on every
     // address standing for any host service; the daemon's own port listens on 127.0.0.1 only (so without the
     // always-denied list a probe to it would be refused at once, not dropped).
-    sh(`ip addr add ${OTHER}/32 dev obxtest-inet && ip addr add ${HOST_ADDR}/32 dev obxtest-inet`);
-    const other = Bun.serve({ hostname: OTHER, port: 80, fetch: () => new Response("other\n") });
+    sh(`ip addr add ${HOST_ADDR}/32 dev obxtest-inet`);
     const anyAddr = Bun.serve({ hostname: "0.0.0.0", port: 0, fetch: () => new Response("host service\n") });
     try {
       expect(await (await fetch(`http://${HOST_ADDR}:${anyAddr.port}/`)).text()).toBe("host service\n"); // the host reaches it
@@ -183,13 +192,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
           fetch(`${d.url}/`, { headers: { "E2b-Sandbox-Id": b.sandboxId, "E2b-Sandbox-Port": "8000", ...headers } });
         expect((await toPort({})).status).toBe(403);
         expect((await toPort({ "e2b-traffic-access-token": b.trafficAccessToken! })).status).toBe(502);
-        /** curl's exit code and output: 0 answered, 28 timed out (dropped), 7 refused (reached the host). */
-        const probe = async (url: string) => {
-          const r = await b.commands.run(`curl -sS --connect-timeout 3 --max-time 5 ${url}; echo "exit=$?"`, { timeoutMs: 30_000 });
-          return r.stdout.trim().split("\n").pop()!;
-        };
         expect(await curl(b)).toMatch(/^hello 198\.18\./);
-        expect(await probe(`http://${OTHER}/`)).toBe("exit=28");
+        expect(await probe(b, `http://${OTHER}/`)).toBe("exit=28");
         const drops = async () => {
           const res = await fetch(`${d.url}/sandboxes/${b.sandboxId}/metrics`, { headers: { "X-API-Key": d.key } });
           return ((await res.json()) as { networkDrops: Record<string, number> }[])[0]!.networkDrops;
@@ -201,20 +205,21 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
         // The host's own addresses: dropped (a timeout, not a refusal), whatever the policy, counted as "host".
         const port = new URL(d.url).port;
         const hostBefore = (await drops()).host;
-        expect(await probe(`http://${HOST_ADDR}:${port}/health`)).toBe("exit=28");
-        expect(await probe(`http://${HOST_ADDR}:${anyAddr.port}/`)).toBe("exit=28");
+        expect(await probe(b, `http://${HOST_ADDR}:${port}/health`)).toBe("exit=28");
+        expect(await probe(b, `http://${HOST_ADDR}:${anyAddr.port}/`)).toBe("exit=28");
         expect((await drops()).host).toBeGreaterThan(hostBefore);
       } finally {
         await b.kill();
       }
     } finally {
-      other.stop(true);
       anyAddr.stop(true);
-      Bun.spawnSync(["sh", "-c", `ip addr del ${OTHER}/32 dev obxtest-inet; ip addr del ${HOST_ADDR}/32 dev obxtest-inet`]);
+      Bun.spawnSync(["ip", "addr", "del", `${HOST_ADDR}/32`, "dev", "obxtest-inet"]);
     }
   }, 120_000);
 
-  test("pause -> resume keeps it working (a new slot; the paused sandbox holds none)", async () => {
+  test("pause -> resume keeps it working (a new slot; the paused sandbox holds none), its egress policy included", async () => {
+    await a.updateNetwork({ denyOut: [`${OTHER}/32`] });
+    expect(await probe(a, `http://${OTHER}/`)).toBe("exit=28");
     const tap = tapOf(aIp)!;
     expect(await a.pause()).toBe(true);
     await until(() => !linkExists(tap) && tapOf(aIp) === null);
@@ -222,6 +227,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     const out = await curl(a);
     expect(out).toMatch(/^hello 198\.18\./);
     aIp = out.trim().split(" ")[1]!;
+    expect(await probe(a, `http://${OTHER}/`)).toBe("exit=28"); // the new slot got the stored policy
   }, BOOT_MS);
 
   test("a daemon restart keeps it working (the slot is re-adopted with its sandbox)", async () => {
@@ -231,6 +237,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     expect(tapOf(aIp)).toBe(tap);
     a = await Sandbox.connect(a.sandboxId, opts());
     expect(await curl(a)).toBe(`hello ${aIp}\n`);
+    expect(await probe(a, `http://${OTHER}/`)).toBe("exit=28"); // the adopted slot's policy is the stored one
   }, BOOT_MS);
 
   test("after kill nothing of that sandbox is left: no TAP, no route", async () => {
