@@ -9,7 +9,9 @@
 # modules/modules.dep (for the subset) and kernel.json:
 #   {"name","version","package","vmlinuz","modules_dir","modules":[paths relative to modules_dir, load order]}
 # Environment: ONEBOX_DEB_CACHE (default /var/cache/onebox/debs), ONEBOX_KERNEL_PACKAGE (meta package,
-# default linux-image-cloud-amd64).
+# default linux-image-cloud-amd64), ONEBOX_KERNEL_SUITE (take the package from this Debian suite
+# only, e.g. bookworm-backports, through a private apt index under the cache; default: the
+# machine's own apt sources). ONEBOX_DEBIAN_MIRROR: the mirror for ONEBOX_KERNEL_SUITE.
 set -euo pipefail
 
 die() { echo "fetch-kernel: $*" >&2; exit 1; }
@@ -21,21 +23,32 @@ GUEST_MODULES=(virtio_mmio virtio_blk virtio-rng vsock vmw_vsock_virtio_transpor
 
 DEB_CACHE=${ONEBOX_DEB_CACHE:-/var/cache/onebox/debs}
 META=${ONEBOX_KERNEL_PACKAGE:-linux-image-cloud-amd64}
+SUITE=${ONEBOX_KERNEL_SUITE:-}
+APT=() # extra apt options: a private index holding only $SUITE (the machine's sources stay as they are)
+if [ -n "$SUITE" ]; then
+  [[ $SUITE =~ ^[a-z0-9-]+$ ]] || die "ONEBOX_KERNEL_SUITE: not a suite name: $SUITE"
+  adir="$DEB_CACHE/apt-$SUITE"
+  mkdir -p "$adir/lists/partial" "$adir/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian} $SUITE main" \
+    >"$adir/sources.list"
+  APT=(-o "Dir::Etc::SourceList=$adir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+       -o "Dir::State::Lists=$adir/lists" -o "Dir::Cache=$adir/cache")
+fi
 
 # kernel_deb: print the path of the cached kernel .deb, downloading it on first use.
 kernel_deb() {
   command -v apt-get >/dev/null || die "apt-get not found: this script needs a Debian/Ubuntu host"
   local pkg unsigned
-  pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+  pkg=$(apt-cache "${APT[@]}" depends "$META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}' || true)
   if [ -z "$pkg" ]; then
-    log "package index has no $META; running apt-get update"
-    apt-get update -qq >&2 || die "apt-get update failed"
-    pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    log "package index has no $META${SUITE:+ in $SUITE}; running apt-get update"
+    apt-get "${APT[@]}" update -qq >&2 || die "apt-get update failed"
+    pkg=$(apt-cache "${APT[@]}" depends "$META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}' || true)
   fi
   [ -n "$pkg" ] || die "cannot resolve $META to a kernel package (is deb.debian.org reachable?)"
   # Prefer the -unsigned build: same kernel without the signing wrapper package.
   unsigned="${pkg%-unsigned}-unsigned"
-  if apt-cache show "$unsigned" >/dev/null 2>&1; then pkg=$unsigned; fi
+  if apt-cache "${APT[@]}" show "$unsigned" >/dev/null 2>&1; then pkg=$unsigned; fi
   mkdir -p "$DEB_CACHE"
   local have
   have=$(ls "$DEB_CACHE/${pkg}_"*.deb 2>/dev/null | head -1 || true)
@@ -44,7 +57,7 @@ kernel_deb() {
     # apt-get download writes into the current directory; the _apt sandbox user may not be able
     # to, so download as root into a temporary directory and move the file in atomically.
     local tmp; tmp=$(mktemp -d "$DEB_CACHE/.dl.XXXXXX")
-    (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) \
+    (cd "$tmp" && apt-get "${APT[@]}" download -q -o APT::Sandbox::User=root "$pkg" >&2) \
       || { rm -rf "$tmp"; die "apt-get download $pkg failed"; }
     have=$(ls "$tmp/${pkg}_"*.deb | head -1)
     mv "$have" "$DEB_CACHE/"; rm -rf "$tmp"
