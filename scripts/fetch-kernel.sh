@@ -24,16 +24,9 @@ GUEST_MODULES=(virtio_mmio virtio_blk virtio-rng vsock vmw_vsock_virtio_transpor
 DEB_CACHE=${ONEBOX_DEB_CACHE:-/var/cache/onebox/debs}
 META=${ONEBOX_KERNEL_PACKAGE:-linux-image-cloud-amd64}
 SUITE=${ONEBOX_KERNEL_SUITE:-}
-APT=() # extra apt options: a private index holding only $SUITE (the machine's sources stay as they are)
-if [ -n "$SUITE" ]; then
-  [[ $SUITE =~ ^[a-z0-9-]+$ ]] || die "ONEBOX_KERNEL_SUITE: not a suite name: $SUITE"
-  adir="$DEB_CACHE/apt-$SUITE"
-  mkdir -p "$adir/lists/partial" "$adir/cache/archives/partial"
-  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian} $SUITE main" \
-    >"$adir/sources.list"
-  APT=(-o "Dir::Etc::SourceList=$adir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-       -o "Dir::State::Lists=$adir/lists" -o "Dir::Cache=$adir/cache")
-fi
+# shellcheck source=apt-suite.sh
+. "$(dirname "$0")/apt-suite.sh"
+apt_suite "$SUITE" "$DEB_CACHE" "${ONEBOX_DEBIAN_MIRROR:-}" || die "ONEBOX_KERNEL_SUITE: not a suite name: $SUITE"
 
 # kernel_deb: print the path of the cached kernel .deb, downloading it on first use.
 kernel_deb() {
