@@ -244,22 +244,27 @@ static __always_inline int reserved_dst(__be32 daddr) {
          (a >> 28) >= 14;
 }
 
-/* The slot's own policy for a peer address: 0 to pass, or ONEBOX_DROP_POLICY. Allow beats deny. */
-static __always_inline __u32 slot_policy_verdict(__u32 ifindex, __be32 addr) {
+/* The slot's own policy for a peer address: 0 to pass, or ONEBOX_DROP_POLICY. Allow beats deny. `learned` (may be
+ * NULL) is set when the allowing entry is an address learned from an allowed name (ONEBOX_RULE_LEARNED). */
+static __always_inline __u32 slot_policy_verdict(__u32 ifindex, __be32 addr, int *learned) {
   struct onebox_slot_lpm4 k = {.prefixlen = 64, .ifindex = bpf_htonl(ifindex), .addr = addr};
-  if (bpf_map_lookup_elem(&onebox_allow_out, &k)) return 0;
+  __u8 *v = bpf_map_lookup_elem(&onebox_allow_out, &k);
+  if (v) {
+    if (learned) *learned = *v == ONEBOX_RULE_LEARNED;
+    return 0;
+  }
   if (bpf_map_lookup_elem(&onebox_deny_out, &k)) return ONEBOX_DROP_POLICY;
   return 0;
 }
 
 /* The egress decision for a packet from the guest to `daddr` (not the gateway): 0 to pass, or a drop reason. */
-static __always_inline __u32 egress_verdict(__u32 ifindex, __be32 daddr) {
+static __always_inline __u32 egress_verdict(__u32 ifindex, __be32 daddr, int *learned) {
   struct onebox_lpm4 g = {.prefixlen = 32, .addr = daddr};
   if (!bpf_map_lookup_elem(&onebox_open, &g)) {
     if (bpf_map_lookup_elem(&onebox_host_deny, &g)) return ONEBOX_DROP_HOST;
     if (reserved_dst(daddr)) return ONEBOX_DROP_RESERVED;
   }
-  return slot_policy_verdict(ifindex, daddr);
+  return slot_policy_verdict(ifindex, daddr, learned);
 }
 
 /* Answers the guest's ARP request for the gateway from the TAP itself: the same gateway MAC on every TAP, so a
@@ -309,8 +314,13 @@ int onebox_from_guest(struct __sk_buff *skb) {
     if (!gateway_service(skb, proto, l4_off, first)) return drop(skb, ONEBOX_DROP_GATEWAY_PORT);
   } else {
     /* Every packet is checked, not only a flow's first: a policy change cuts established flows it now denies. */
-    __u32 why = egress_verdict(skb->ifindex, daddr);
+    int learned = 0;
+    __u32 why = egress_verdict(skb->ifindex, daddr, &learned);
     if (why) return drop(skb, why);
+    /* Allowed only as an address an allowed name resolved to: it may serve other names too (a CDN), so TCP to the
+     * web ports goes to the name proxy, which checks the SNI/Host (nft DNATs the mark; every packet of the flow is
+     * marked, the DNAT is decided on its first). Other ports and protocols pass unchecked (docs/network.md). */
+    if (learned && proto == IPPROTO_TCP) skb->mark = ONEBOX_PROXY_MARK;
   }
   return rewrite_ip(skb, IP_SRC_OFF, cfg->guest_ip, cfg->slot_ip, proto, l4_off, first, 16);
 }
@@ -345,7 +355,7 @@ int onebox_to_guest(struct __sk_buff *skb) {
    * out, and the peer's here, so a server pushing data stops reaching the guest at once too. ICMP passes (errors
    * from routers on an allowed path: path-MTU discovery), and so does the gateway (the DNS forwarder's answers). */
   if (proto != IPPROTO_ICMP && saddr != cfg->gateway_ip) {
-    __u32 why = slot_policy_verdict(skb->ifindex, saddr);
+    __u32 why = slot_policy_verdict(skb->ifindex, saddr, 0);
     if (why) return drop(skb, why);
   }
   int verdict = rewrite_ip(skb, IP_DST_OFF, cfg->slot_ip, cfg->guest_ip, proto, l4_off, first, 12);

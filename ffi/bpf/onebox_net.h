@@ -38,6 +38,14 @@ enum onebox_drop {
 
 /* onebox_slot_cfg.flags: none yet. */
 
+/* Value of an onebox_allow_out entry: an IP/CIDR rule of the policy, or an address learned from an allowed name's DNS
+ * answer (src/net/network.ts). TCP 80/443 to a learned address is marked for the name proxy (docs/network.md). */
+#define ONEBOX_RULE_POLICY 0
+#define ONEBOX_RULE_LEARNED 1
+
+/* skb->mark of those packets ("obxp"); nft `table ip onebox` DNATs marked TCP 80/443 to the daemon's name proxy. */
+#define ONEBOX_PROXY_MARK 0x6f627870
+
 /* Key of the global LPM tries (onebox_host_deny, onebox_open): prefixlen counts the bits of addr. */
 struct onebox_lpm4 {
   __u32 prefixlen;

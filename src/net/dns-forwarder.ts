@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import type { Socket, TCPSocketListener, udp } from "bun";
 import { cidrContains, parseIpv4, type Cidr } from "../util/ipv4.ts";
 import { log } from "../util/log.ts";
+import { readARecords } from "./dns-answers.ts";
 
 export interface Upstream {
   host: string;
@@ -240,6 +241,31 @@ export class DnsForwarder {
       framed.set(reply, 2);
       s.write(framed);
     }
+  }
+
+  /** The name's IPv4 addresses as the host's resolvers answer (the name proxy connects there, never where the guest
+   *  chose): the upstreams in order, over TCP when a UDP answer is truncated; [] when none answers with an address. */
+  async lookupA(name: string): Promise<number[]> {
+    const labels = name.split(".").map((l) => new TextEncoder().encode(l));
+    const q = new Uint8Array(HEADER + labels.reduce((n, l) => n + 1 + l.length, 0) + 5);
+    crypto.getRandomValues(q.subarray(0, 2));
+    q[2] = 0x01; // RD
+    q[5] = 1; // one question
+    let i = HEADER;
+    for (const l of labels) {
+      q[i++] = l.length;
+      q.set(l, i);
+      i += l.length;
+    }
+    q[i + 2] = 1; // after the root label: QTYPE A
+    q[i + 4] = 1; // QCLASS IN
+    for (const up of this.upstreams) {
+      let reply = await this.askUdp(up, q);
+      if (reply && reply.length >= HEADER && reply[2]! & 0x02) reply = await this.askTcp(up, q); // TC
+      if (!reply || reply.length < HEADER || reply[0] !== q[0] || reply[1] !== q[1]) continue;
+      return readARecords(reply).map((r) => r.addr);
+    }
+    return [];
   }
 
   /** One UDP try from a fresh socket (a random source port per query), with the deadline. */

@@ -4,7 +4,11 @@ import { GUEST_NET } from "./addresses.ts";
 import { DnsForwarder, type Upstream } from "./dns-forwarder.ts";
 import { HostNet } from "./host-net.ts";
 import { readARecords } from "./dns-answers.ts";
-import { applyPolicy, dnsVerdict, domainMatches, formatCidr, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
+import { applySteering } from "./masquerade.ts";
+import { NameProxy } from "./name-proxy.ts";
+import { alwaysDenied, applyPolicy, dnsVerdict, domainMatches, formatCidr, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
+import { PROXY_MARK } from "../sys/bpf-net.ts";
+import { cidrContains } from "../util/ipv4.ts";
 import type { NetSlot } from "./slot.ts";
 import { log } from "../util/log.ts";
 import { SlotPool, type StartReport } from "./pool.ts";
@@ -26,6 +30,8 @@ export class Network {
     readonly host: HostNet,
     readonly pool: SlotPool,
     readonly dns: DnsForwarder,
+    /** Checks the SNI/Host of TCP 80/443 to addresses learned for allowed names (docs/network.md "Domain rules"). */
+    readonly proxy: NameProxy,
     /** Slots re-adopted at start (sandboxes still running) and leftovers reaped. */
     readonly startReport: StartReport,
   ) {}
@@ -45,13 +51,21 @@ export class Network {
       };
       const dns = new DnsForwarder({ listen: GUEST_NET.gateway, allowed: host.range.cidr, upstreams: o.dnsUpstreams, filter, onAnswer });
       await dns.start();
+      const proxy = new NameProxy({
+        listen: GUEST_NET.gateway,
+        policyOf: (ip) => slotAt(ip)?.policy ?? null,
+        resolve: (name) => dns.lookupA(name),
+        denied: (addr) => alwaysDenied(addr, host.bpf.globalRanges("onebox_host_deny"), host.bpf.globalRanges("onebox_open")),
+      });
       try {
+        await applySteering(GUEST_NET.gateway, PROXY_MARK, proxy.start());
         pool = new SlotPool(host, { size: o.slotPoolSize });
         pools.push(pool);
-        const net = new Network(host, pool, dns, await pool.start());
+        const net = new Network(host, pool, dns, proxy, await pool.start());
         net.startSweep();
         return net;
       } catch (e) {
+        proxy.stop();
         dns.stop();
         throw e;
       }
@@ -108,6 +122,7 @@ export class Network {
   async stop(opts: { final: boolean }): Promise<Error[]> {
     if (this.sweep) clearInterval(this.sweep);
     this.dns.stop();
+    this.proxy.stop();
     await this.pool.stop({ keepInUse: !opts.final });
     return this.host.stop({ final: opts.final && this.pool.used.length === 0 });
   }
@@ -131,11 +146,13 @@ function learn(host: HostNet, slot: NetSlot, name: string, reply: Uint8Array): v
   const now = Date.now();
   for (const { addr, ttl } of readARecords(reply)) {
     const until = now + Math.min(Math.max(ttl, LEARN_MIN_SEC), LEARN_MAX_SEC) * 1000;
-    if (p.allow.some((c) => c.prefix === 32 && c.base === addr)) continue; // allowed anyway, never expires
+    // Allowed anyway by an IP/CIDR rule: not learned, so it keeps the fast path (only learned addresses are marked
+    // for the name proxy) and never expires.
+    if (p.allow.some((c) => cidrContains(c, addr))) continue;
     if (!slot.learned.has(addr)) {
       if (slot.learned.size >= POLICY_LIMITS.learned) continue;
       try {
-        host.bpf.slotRuleAdd("onebox_allow_out", slot.ifindex, { base: addr, prefix: 32, size: 1 });
+        host.bpf.slotRuleAdd("onebox_allow_out", slot.ifindex, { base: addr, prefix: 32, size: 1 }, true);
       } catch {
         continue; // the trie is full: the name resolves but stays unreachable
       }

@@ -27,6 +27,12 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
       rcode: 0, resolverAsked: 1, beforeResolving: { echoed: false, policyDrops: 1 }, afterResolving: { echoed: true, policyDrops: 0 },
       learned: ["203.0.113.10/32"], notForA: 0,
     });
+    // TCP 80/443 to that learned address is steered to the name proxy (SYN-ACK from it, seen from 203.0.113.10, where
+    // nothing listens on 80/443: the kernel would answer RST); another port goes straight through.
+    expect(r.steered).toEqual({ http: { src: "203.0.113.10", flags: 0x12 }, tls: { src: "203.0.113.10", flags: 0x12 }, other: { src: "203.0.113.10", flags: 0x12 } });
+    expect(r.unsteered).toBeNull(); // the proxy's DNAT missing: the guard drops it (no RST, no SYN-ACK from the server)
+    // Allowed by an IP rule: the fast path (not learned, not proxied: the RST of nothing listening on 80).
+    expect(r.ruleNotSteered).toEqual({ learned: 0, http: { src: "203.0.113.10", flags: 0x14 } });
     expect(r.afterTtl).toEqual({ echoed: false, policyDrops: 1, learned: 0 });
     expect(r.policyCleared).toEqual({ rcode: 0, echoed: true, policyDrops: 0 });
     // Another sandbox's slot address is always denied, counted for the sending slot; nothing reaches the other TAP.

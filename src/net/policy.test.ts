@@ -5,7 +5,7 @@ import { BpfNet, TC_ACT } from "../sys/bpf-net.ts";
 import { OneboxError } from "../util/errors.ts";
 import { parseIpv4, parseMac } from "../util/ipv4.ts";
 import { eth, ETH_P_IP, ipv4, PROTO, udp } from "../util/test-frames.ts";
-import { applyPolicy, clearPolicy, compilePolicy, dnsVerdict, formatCidr, POLICY_LIMITS, syncHostDeny } from "./policy.ts";
+import { alwaysDenied, applyPolicy, clearPolicy, compilePolicy, dnsVerdict, formatCidr, nameVerdict, parseIpEntry, POLICY_LIMITS, proxiesNames, syncHostDeny } from "./policy.ts";
 
 const badField = (f: () => unknown) => {
   try {
@@ -69,6 +69,36 @@ describe("dnsVerdict: what the DNS forwarder resolves for a slot", () => {
     const p = compilePolicy({ allowOut: ["api.example.com", "*.cdn.example"], denyOut: ["0.0.0.0/0"] });
     expect(["api.example.com", "a.cdn.example", "x.y.cdn.example", "cdn.example", "example.com", "evilapi.example.com", "api.example.com.evil"].map((n) => dnsVerdict(p, n)))
       .toEqual(["forward", "forward", "forward", "refuse", "refuse", "refuse", "refuse"]);
+  });
+});
+
+describe("nameVerdict: what the name proxy lets through (SNI or Host of TCP 80/443 to a learned address)", () => {
+  const p = compilePolicy({ allowOut: ["allowed.test", "*.cdn.example", "203.0.113.20"], denyOut: ["0.0.0.0/0"] });
+
+  test("a name an allowed domain matches, exactly or under a wildcard; any other name, or none, is refused", () => {
+    expect(["allowed.test", "a.cdn.example", "x.y.cdn.example", "other.test", "cdn.example", "sub.allowed.test", "allowed.test.evil", "203.0.113.20"].map((n) => nameVerdict(p, n)))
+      .toEqual(["allow", "allow", "allow", "refuse", "refuse", "refuse", "refuse", "refuse"]);
+    expect(nameVerdict(p, null)).toBe("refuse"); // no SNI / no Host: a learned address may serve any name
+    expect(nameVerdict(null, "allowed.test")).toBe("refuse"); // not a sandbox's connection
+  });
+
+  test("only a policy with domains sends traffic to the proxy; IP/CIDR rules alone keep the fast path", () => {
+    expect(proxiesNames(p)).toBe(true);
+    expect(proxiesNames(compilePolicy({ allowOut: ["203.0.113.10"], denyOut: ["0.0.0.0/0"] }))).toBe(false);
+    expect(proxiesNames(null)).toBe(false);
+  });
+});
+
+describe("alwaysDenied: where the proxy (the host itself) must not connect for a sandbox", () => {
+  const c = (s: string) => parseIpEntry(s)!;
+  const hostDeny = [c("198.18.0.0/16"), c("198.51.100.77")];
+  test("the reserved ranges, the host's addresses and the sandbox range; an operator-opened range is not", () => {
+    const at = (ip: string, open: string[] = []) => alwaysDenied(parseIpv4(ip), hostDeny, open.map(c));
+    expect(["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255", "198.18.0.9", "198.51.100.77"].filter((ip) => !at(ip))).toEqual([]);
+    expect(["203.0.113.10", "1.1.1.1", "198.51.100.78", "172.32.0.1", "11.0.0.1"].filter((ip) => at(ip))).toEqual([]);
+    expect(at("198.51.100.77", ["198.51.100.0/24"])).toBe(false);
+    expect(at("10.1.2.3", ["10.1.2.3"])).toBe(false);
+    expect(at("10.1.2.4", ["10.1.2.3"])).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
 // old or the new policy. docs/network.md "Egress policy".
 import type { BpfNet, GlobalRangeMap, SlotRuleMap } from "../sys/bpf-net.ts";
 import { badRequest } from "../util/errors.ts";
-import { formatIpv4, parseIpv4, type Cidr } from "../util/ipv4.ts";
+import { cidrContains, formatIpv4, parseIpv4, type Cidr } from "../util/ipv4.ts";
 
 /** Per sandbox: IP/CIDR entries over allowOut and denyOut (after dedup), domains in allowOut, and addresses learned
  *  from allowed names' DNS answers at once (src/net/network.ts). */
@@ -20,8 +20,8 @@ export interface EgressConfig {
 export interface CompiledPolicy {
   allow: Cidr[];
   deny: Cidr[];
-  /** Domains from allowOut, lower-cased (`example.com`, `*.example.com`). Stored and validated, not yet enforced:
-   *  resolving them through the DNS forwarder into `allow` for the answer's TTL is a later step. */
+  /** Domains from allowOut, lower-cased (`example.com`, `*.example.com`): what the DNS forwarder resolves (their
+   *  answers are learned into the slot's allow trie) and what the name proxy lets through by SNI/Host. */
   domains: string[];
 }
 
@@ -143,4 +143,31 @@ export function domainMatches(pattern: string, name: string): boolean {
 export function dnsVerdict(p: CompiledPolicy | null, name: string): "forward" | "refuse" {
   if (!p || !p.deny.some((c) => c.prefix === 0)) return "forward";
   return p.domains.some((d) => domainMatches(d, name)) ? "forward" : "refuse";
+}
+
+/** Whether the slot's policy sends its TCP 80/443 through the name proxy: it has domains (their learned addresses
+ *  are what the eBPF program marks for it; traffic allowed by IP/CIDR rules only never goes there). */
+export const proxiesNames = (p: CompiledPolicy | null): boolean => !!p && p.domains.length > 0;
+
+/**
+ * The name proxy's decision for a connection whose first bytes named `name` (SNI or Host; null: named nothing or
+ * could not be read): allowed only when a domain of the slot's policy matches it, as DNS filtering does. A
+ * connection that names nothing is refused: its destination was reached only through a learned address, which may
+ * serve any name.
+ */
+export function nameVerdict(p: CompiledPolicy | null, name: string | null): "allow" | "refuse" {
+  if (!p || name === null) return "refuse";
+  return p.domains.some((d) => domainMatches(d, name)) ? "allow" : "refuse";
+}
+
+/** The fixed always-denied ranges, as `reserved_dst` in ffi/bpf/onebox_net.bpf.c has them. */
+const RESERVED = ["0.0.0.0/8", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "224.0.0.0/4", "240.0.0.0/4"].map(
+  (s) => parseIpEntry(s)!,
+);
+
+/** The always-denied list of the eBPF program for an address the host itself connects to on a sandbox's behalf (the
+ *  name proxy): the host's addresses and the sandbox range (`hostDeny`) and the reserved ranges, unless `open`ed. */
+export function alwaysDenied(addr: number, hostDeny: Cidr[], open: Cidr[]): boolean {
+  if (open.some((c) => cidrContains(c, addr))) return false;
+  return hostDeny.some((c) => cidrContains(c, addr)) || RESERVED.some((c) => cidrContains(c, addr));
 }

@@ -1,6 +1,6 @@
 // The eBPF translation programs under BPF_PROG_TEST_RUN on crafted frames: bytes and checksums, both ways.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { BpfNet, TC_ACT, type DropReason } from "./bpf-net.ts";
+import { BpfNet, PROXY_MARK, TC_ACT, type DropReason } from "./bpf-net.ts";
 import { readdirSync, readFileSync } from "node:fs";
 import { formatIpv4, parseCidr, parseIpv4, parseMac } from "../util/ipv4.ts";
 import {
@@ -326,6 +326,28 @@ describe.skipIf(!root)("the egress policy (from the guest, after the spoof check
       dropped("203.0.113.9", "policy");
       dropped("1.1.1.1", "policy");
       dropped("223.255.255.255", "policy");
+    } finally {
+      clearRules();
+    }
+  });
+
+  test("TCP to an address learned for an allowed name is marked for the name proxy; one allowed by a rule is not", () => {
+    const tcpTo = (dst: string, port: number) => {
+      const d = parseIpv4(dst);
+      return fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.TCP, payload: tcp(GUEST_IP, d, 40000, port, new Uint8Array(0)) }));
+    };
+    bpf.slotRuleAdd("onebox_deny_out", IFINDEX, cidr("0.0.0.0/0"));
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("203.0.113.10")); // allowOut: an IP rule (the fast path)
+    bpf.slotRuleAdd("onebox_allow_out", IFINDEX, cidr("203.0.113.20"), true); // learned from an allowed name's answer
+    try {
+      for (const port of [80, 443]) {
+        const learned = run("from-guest", tcpTo("203.0.113.20", port));
+        expect({ verdict: learned.verdict, mark: learned.mark }).toEqual({ verdict: TC_ACT.OK, mark: PROXY_MARK });
+        const rule = run("from-guest", tcpTo("203.0.113.10", port));
+        expect({ verdict: rule.verdict, mark: rule.mark }).toEqual({ verdict: TC_ACT.OK, mark: 0 });
+      }
+      expect(run("from-guest", udpTo("203.0.113.20")).mark).toBe(0); // only TCP goes to the proxy (nft picks 80/443)
+      dropped("203.0.113.30", "policy");
     } finally {
       clearRules();
     }

@@ -50,6 +50,9 @@ function slotLpm4Key(ifindex: number, c: Cidr): Uint8Array {
 const cidrOf = (base: number, prefix: number): Cidr => ({ base, prefix, size: 2 ** (32 - prefix) });
 
 /** tc verdicts (linux/pkt_cls.h). */
+/** ONEBOX_RULE_LEARNED and ONEBOX_PROXY_MARK of ffi/bpf/onebox_net.h. */
+export const RULE_LEARNED = 1;
+export const PROXY_MARK = 0x6f627870;
 export const TC_ACT = { OK: 0, SHOT: 2, REDIRECT: 7 } as const;
 
 export function encodeSlotCfg(c: SlotCfg): Uint8Array {
@@ -175,8 +178,8 @@ export class BpfNet {
     }
   }
 
-  private update(name: string, key: Uint8Array, what: string): void {
-    check(this.lib, this.lib.onebox_bpf_map_update(this.mapFd(name), ptr(key), ptr(new Uint8Array(1)), 0), what);
+  private update(name: string, key: Uint8Array, what: string, value = 0): void {
+    check(this.lib, this.lib.onebox_bpf_map_update(this.mapFd(name), ptr(key), ptr(Uint8Array.of(value)), 0), what);
   }
 
   private remove(name: string, key: Uint8Array, what: string): boolean {
@@ -201,8 +204,10 @@ export class BpfNet {
     });
   }
 
-  slotRuleAdd(map: SlotRuleMap, ifindex: number, c: Cidr): void {
-    this.update(map, slotLpm4Key(ifindex, c), `add a rule to ${map} for slot ${ifindex}`);
+  /** `learned`: an address learned from an allowed name's DNS answer (RULE_LEARNED; the program marks TCP to it for
+   *  the name proxy), else a rule of the policy. */
+  slotRuleAdd(map: SlotRuleMap, ifindex: number, c: Cidr, learned = false): void {
+    this.update(map, slotLpm4Key(ifindex, c), `add a rule to ${map} for slot ${ifindex}`, learned ? RULE_LEARNED : 0);
   }
 
   slotRuleDel(map: SlotRuleMap, ifindex: number, c: Cidr): boolean {
@@ -248,16 +253,16 @@ export class BpfNet {
   }
 
   /** BPF_PROG_TEST_RUN: runs one program on `frame` as if it crossed `ifindex`; the frame as the program left it. */
-  testRun(which: "from-guest" | "to-guest", ifindex: number, frame: Uint8Array): { verdict: number; frame: Uint8Array } {
+  testRun(which: "from-guest" | "to-guest", ifindex: number, frame: Uint8Array): { verdict: number; frame: Uint8Array; mark: number } {
     const out = new Uint8Array(frame.length + 256);
-    const meta = new Int32Array(2);
+    const meta = new Int32Array(3);
     const input = frame.length ? frame : new Uint8Array(1);
     check(
       this.lib,
       this.lib.onebox_bpf_test_run(this.h, which === "from-guest" ? 0 : 1, ifindex, ptr(input), frame.length, ptr(out), out.length, ptr(meta)),
       "BPF_PROG_TEST_RUN",
     );
-    return { verdict: meta[0]!, frame: out.slice(0, meta[1]!) };
+    return { verdict: meta[0]!, frame: out.slice(0, meta[1]!), mark: meta[2]! >>> 0 };
   }
 
   close(): void {

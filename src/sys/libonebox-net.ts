@@ -4,7 +4,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import { nativePath } from "./natives.ts";
 
 /** Must equal ONEBOX_NET_ABI_VERSION in ffi/lib/net/net.h. */
-export const LIBONEBOX_NET_ABI_VERSION = 3;
+export const LIBONEBOX_NET_ABI_VERSION = 4;
 
 const symbols = {
   onebox_net_abi_version: { args: [], returns: FFIType.i32 },

@@ -204,11 +204,13 @@ int onebox_bpf_test_run(onebox_bpf *b, int which, int ifindex, const uint8_t *in
   struct bpf_program *p = which == 0 ? b->skel->progs.onebox_from_guest : b->skel->progs.onebox_to_guest;
   struct __sk_buff ctx = {.ifindex = (uint32_t)ifindex};
   DECLARE_LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = in_len, .data_out = out,
-                      .data_size_out = out_cap, .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
+                      .data_size_out = out_cap, .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .ctx_out = &ctx,
+                      .ctx_size_out = sizeof ctx, .repeat = 1);
   int e = bpf_prog_test_run_opts(bpf_program__fd(p), &opts);
   if (e) return e;
   out_meta[0] = (int32_t)opts.retval;
   out_meta[1] = (int32_t)opts.data_size_out;
+  out_meta[2] = (int32_t)ctx.mark; /* the name proxy's mark (ONEBOX_PROXY_MARK) */
   return 0;
 }
 

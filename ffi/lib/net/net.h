@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include "../../bpf/onebox_net.h"
 
-#define ONEBOX_NET_ABI_VERSION 3
+#define ONEBOX_NET_ABI_VERSION 4
 
 int onebox_net_abi_version(void);
 /* Copies the last error message (libbpf's or ours) into buf (NUL-terminated); returns its length. */
@@ -59,7 +59,7 @@ int onebox_bpf_slot_keys(onebox_bpf *b, uint32_t *keys, int n);
 /* Drop counters summed over CPUs into out[0..n) (n <= ONEBOX_DROP_MAX); returns n. */
 int onebox_bpf_drops(onebox_bpf *b, uint64_t *out, int n);
 /* BPF_PROG_TEST_RUN of a program (0 = from_guest, 1 = to_guest) on one frame, as if it crossed `ifindex`. out_meta
- * gets [retval, data_out length, redirect ifindex or 0]. */
+ * gets [retval, data_out length, skb->mark after the run (ONEBOX_PROXY_MARK for the name proxy)]. */
 /* A map of the loaded object by name (its fd, owned by the handle), and plain element operations on it (the
  * policy maps: src/sys/bpf-net.ts encodes keys and values). key NULL in next_key: the first key. Per-CPU maps take a
  * value of onebox_bpf_ncpu() slots. */

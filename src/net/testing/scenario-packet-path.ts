@@ -5,6 +5,8 @@
 import { join } from "node:path";
 import { Network } from "../network.ts";
 import { compilePolicy, formatCidr } from "../policy.ts";
+import { applySteering } from "../masquerade.ts";
+import { PROXY_MARK } from "../../sys/bpf-net.ts";
 import { readQuestion } from "../dns-forwarder.ts";
 import type { NetSlot } from "../slot.ts";
 import { readFrame, setTapOffload, TUN_F, VNET_HDR_SIZE } from "../../sys/tap.ts";
@@ -156,6 +158,8 @@ results.ping = describe(await recv(a));
 const fixed = tcpWithFlags(GUEST_IP, r10, 40002, 8080, 0x02, 5000);
 send(a, fromGuest(ipv4({ src: GUEST_IP, dst: r10, proto: PROTO.TCP, payload: fixed })));
 results.synAck = describe(await recv(a));
+// Reset it: its retransmitted SYN-ACKs (1 s, 3 s later) would otherwise answer a later probe on slot a.
+send(a, fromGuest(ipv4({ src: GUEST_IP, dst: r10, proto: PROTO.TCP, payload: tcpWithFlags(GUEST_IP, r10, 40002, 8080, 0x04, 5001) })));
 
 // A guest that offloads its checksums (virtio-net VIRTIO_NET_F_CSUM: vnet header NEEDS_CSUM, the L4 checksum field
 // holding only the pseudo-header sum) to the other slot's address: both programs fix the partial checksum, and since
@@ -245,10 +249,32 @@ results.domainAllowed = {
   learned: host.bpf.slotRules("onebox_allow_out", b.ifindex).map((c) => `${c.base >>> 24}.${(c.base >>> 16) & 255}.${(c.base >>> 8) & 255}.${c.base & 255}/${c.prefix}`),
   notForA: host.bpf.slotRules("onebox_allow_out", a.ifindex).length,
 };
+// TCP 80/443 to the learned address goes to the daemon's name proxy (the eBPF mark, nft's DNAT): the SYN-ACK comes
+// from the proxy (nothing listens on 203.0.113.10:80/443 here; without the steering the kernel answers RST), seen by
+// the guest from the address it chose. Another port goes straight there (the echo server's 8080).
+let synPort = 40200;
+const synFromB = async (dst: string, port: number) => {
+  const d = parseIpv4(dst);
+  const sport = synPort++;
+  send(b, fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.TCP, payload: tcpWithFlags(GUEST_IP, d, sport, port, 0x02, 7) })));
+  const f = describe(await recv(b, 500)) as { src?: string; flags?: number } | null;
+  if (f?.flags === 0x12) send(b, fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.TCP, payload: tcpWithFlags(GUEST_IP, d, sport, port, 0x04, 8) })));
+  return f && { src: f.src, flags: f.flags };
+};
+results.steered = { http: await synFromB("203.0.113.10", 80), tls: await synFromB("203.0.113.10", 443), other: await synFromB("203.0.113.10", 8080) };
+// Without the DNAT rules (a restart between the table and the proxy): dropped by the guard, never sent on unchecked.
+sh("nft flush chain ip onebox prerouting");
+results.unsteered = await synFromB("203.0.113.10", 80);
+await applySteering(GUEST_NET.gateway, PROXY_MARK, net.proxy.ports);
 net.expireLearned(Date.now() + 2 * 86_400_000); // past the TTL: unlearned
 results.afterTtl = { ...(await toInternet()), learned: host.bpf.slotRules("onebox_allow_out", b.ifindex).length };
 net.setPolicy(b.slotIp, compilePolicy({}));
 results.policyCleared = { rcode: await askDns(), ...(await toInternet()) };
+// Allowed by an IP rule (and a domain): the fast path, not the proxy (its answer is not learned: the rule covers it).
+net.setPolicy(b.slotIp, compilePolicy({ allowOut: ["203.0.113.10", "*.com"], denyOut: ["0.0.0.0/0"] }));
+await askDns();
+results.ruleNotSteered = { learned: b.learned.size, http: await synFromB("203.0.113.10", 80) };
+net.setPolicy(b.slotIp, compilePolicy({}));
 
 // A spoofed source never leaves, and nothing answers it.
 const before = host.bpf.drops().spoof;
@@ -273,7 +299,10 @@ async function synTo(dst: string): Promise<{ dropped: number; synAck: boolean }>
   const h0 = hostDrops();
   send(a, fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.TCP, payload: tcpWithFlags(GUEST_IP, d, 40100, daemonPort.port, 0x02, 7) })));
   const f = await recv(a, 500);
-  return { dropped: hostDrops() - h0, synAck: f !== null && describe(f)?.flags === 0x12 };
+  const synAck = f !== null && describe(f)?.flags === 0x12;
+  // Reset the half-open connection: its retransmitted SYN-ACK would otherwise answer the next probe.
+  if (synAck) send(a, fromGuest(ipv4({ src: GUEST_IP, dst: d, proto: PROTO.TCP, payload: tcpWithFlags(GUEST_IP, d, 40100, daemonPort.port, 0x04, 8) })));
+  return { dropped: hostDrops() - h0, synAck };
 }
 results.hostAddr = await synTo("198.51.100.2");
 results.openedHostAddr = await synTo("203.0.113.10");
