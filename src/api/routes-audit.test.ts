@@ -41,8 +41,6 @@ async function json(res: Response): Promise<{ status: number; body: unknown }> {
 test("known but unsupported E2B routes answer 501 {code, message} saying why, not 404", async () => {
   for (const [method, path] of [
     ["POST", "/sandboxes/logsrow/fork"],
-    ["POST", "/sandboxes/logsrow/snapshots"],
-    ["GET", "/snapshots"],
     ["GET", "/secrets"],
     ["DELETE", "/secrets/abc"],
     ["POST", "/volumes"],
@@ -62,21 +60,21 @@ test("known but unsupported E2B routes answer 501 {code, message} saying why, no
     expect(b.message).toMatch(/not (supported|served)/);
   }
   // Still 401 without a key: the 501s sit behind auth like every route.
-  expect((await fetch(d.url + "/snapshots")).status).toBe(401);
+  expect((await fetch(d.url + "/secrets")).status).toBe(401);
   // DELETE /templates/tags did not delete a template called "tags", nor anything else.
   expect(d.state.templates.list().length).toBe(3);
 });
 
 test("the real SDK reports an unsupported route as a SandboxError with the reason, not 'not found'", async () => {
   const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: 10_000 };
-  const err = await e2b.Sandbox.createSnapshot("logsrow", opts).then(
+  const err = await e2b.Sandbox.fork("logsrow", opts).then(
     () => null,
     (e: unknown) => e as Error,
   );
   expect(err).toBeInstanceOf(e2b.SandboxError);
   expect(err).not.toBeInstanceOf(e2b.SandboxNotFoundError);
   expect(err!.message).toContain("501");
-  expect(err!.message).toContain("snapshots are not supported");
+  expect(err!.message).toContain("forking a sandbox is not supported");
 });
 
 test("an unsupported sandbox route answers 404 (not found), not 501, for an unknown or ended sandbox: the SDK raises SandboxNotFoundError", async () => {

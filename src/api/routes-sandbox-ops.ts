@@ -1,13 +1,14 @@
-// Operations on one sandbox: connect (v1, v2), timeout, refreshes, pause, resume, metrics, logs (spec §1.3);
+// Operations on one sandbox: connect (v1, v2), timeout, refreshes, pause, snapshot, resume, metrics, logs (spec §1.3);
 // and the batch metrics route.
 import { Hono } from "hono";
 import { sandboxLogs } from "../sandbox/logs.ts";
 import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
-import { ConnectBody, MetricsQuery, PauseBody, RefreshBody, ResumeBody, TimeoutBody } from "./schemas.ts";
+import { ConnectBody, MetricsQuery, PauseBody, RefreshBody, ResumeBody, SnapshotBody, TimeoutBody } from "./schemas.ts";
 import { filterLogs, LogsQueryV1, LogsQueryV2, type LogFilter } from "./logs-query.ts";
 import { metricJson, sandboxJson } from "./serialize.ts";
 import { badRequest } from "../util/errors.ts";
+import { aliasesOf } from "../store/template-store.ts";
 
 export function sandboxOpRoutes(d: ApiDeps): Hono {
   const app = new Hono();
@@ -43,6 +44,16 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     await parseBody(c, PauseBody, max, true);
     await d.manager.pause(c.req.param("id"));
     return c.body(null, 204);
+  });
+
+  // 201 SnapshotInfo {snapshotID, names}: the id (and the name) work as a templateID (src/sandbox/snapshot.ts).
+  // Not found comes before a bad body, as on E2B.
+  app.post("/sandboxes/:id/snapshots", async (c) => {
+    const id = c.req.param("id");
+    d.manager.getVisible(id);
+    const b = await parseBody(c, SnapshotBody, max, true);
+    const t = await d.manager.snapshot(id, b.name ?? undefined);
+    return c.json({ snapshotID: t.id, names: aliasesOf(t) }, 201);
   });
 
   // Deprecated resume (old SDKs): 201 Sandbox; 409 if running.

@@ -1,12 +1,12 @@
-// Template routes: list (v1, v2), get, alias lookup, update, delete (spec §1.4); builds and tags
-// are not served over the API yet (501).
+// Template routes: list (v1, v2), get, alias lookup, update, delete (spec §1.4), and the list of sandbox
+// snapshots, which are templates (GET /snapshots, spec §1.3); builds and tags are not served over the API yet (501).
 import { Hono } from "hono";
 import { z } from "zod";
 import { parseBody, parseQuery } from "./body.ts";
 import type { ApiDeps } from "./deps.ts";
 import { conflict, notFound, notImplemented } from "../util/errors.ts";
 import { templateJson } from "./serialize.ts";
-import { decodeCursor, encodeCursor } from "../sandbox/list-query.ts";
+import { templatePage } from "./template-page.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { removeTemplate } from "../templates/register.ts";
 
@@ -20,18 +20,21 @@ export function templateRoutes(d: ApiDeps): Hono {
   // A host has a handful of templates, so the page is cut in JS from the full list.
   app.get("/v2/templates", (c) => {
     const q = parseQuery(c, TemplatesQueryV2);
-    const all = d.state.templates.list().sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    let start = 0;
-    if (q.nextToken) {
-      const after = decodeCursor(q.nextToken);
-      start = all.findIndex((t) => t.createdAt > after[0] || (t.createdAt === after[0] && t.id > after[1]));
-      if (start < 0) start = all.length;
-    }
-    const page = all.slice(start, start + q.limit);
-    const last = page[page.length - 1];
-    // The same [time, id] token as the sandbox list, here (createdAt, id).
-    if (last && start + q.limit < all.length) c.header("X-Next-Token", encodeCursor({ startedAt: last.createdAt, id: last.id }));
+    const { page, nextToken } = templatePage(d.state.templates.list(), q.limit, q.nextToken);
+    if (nextToken) c.header("X-Next-Token", nextToken);
     return c.json(page.map(templateJson));
+  });
+
+  // Sandbox snapshots (POST /sandboxes/{id}/snapshots) are the templates that name the sandbox they were taken
+  // of; `name` matches a snapshot's id or name, `sandboxID` the sandbox. SnapshotInfo is {snapshotID, names}.
+  app.get("/snapshots", (c) => {
+    const q = parseQuery(c, SnapshotsQuery);
+    const rows = d.state.templates
+      .list()
+      .filter((t) => t.snapshotOf !== null && (!q.sandboxID || t.snapshotOf === q.sandboxID) && (!q.name || t.id === q.name || aliasesOf(t).includes(q.name)));
+    const { page, nextToken } = templatePage(rows, q.limit, q.nextToken);
+    if (nextToken) c.header("X-Next-Token", nextToken);
+    return c.json(page.map((t) => ({ snapshotID: t.id, names: aliasesOf(t) })));
   });
 
   // Tags are not kept (one build per template): 501 rather than a 404 the SDK would read as
@@ -71,8 +74,9 @@ export function templateRoutes(d: ApiDeps): Hono {
   update(false);
   update(true);
 
-  // CLI `template delete` and the SDK's deleteSnapshot: 204, 404 (→ false). A template that live
-  // sandboxes boot from is kept (409): their read-only base disk lives in its directory.
+  // CLI `template delete` and the SDK's deleteSnapshot: 204, 404 (→ false). A template (or snapshot) that live
+  // sandboxes were created from is kept (409): their read-only base disk lives in its directory, and their
+  // pause diffs lie over its memory file.
   app.delete("/templates/:id", (c) => {
     const id = c.req.param("id");
     const t = d.state.templates.resolve(id);
@@ -101,6 +105,13 @@ const TemplatesQueryV2 = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(100),
   nextToken: z.string().max(512).optional(),
   teamID: z.string().optional(),
+});
+
+const SnapshotsQuery = z.object({
+  sandboxID: z.string().max(128).optional(),
+  name: z.string().max(256).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(100),
+  nextToken: z.string().max(512).optional(),
 });
 
 const TemplateUpdate = z.object({ public: z.boolean().optional() });

@@ -44,6 +44,13 @@ export const ConnectBody = z.object({
 
 export const TimeoutBody = z.object({ timeout });
 export const RefreshBody = z.object({ duration: z.number().int().min(0).max(3600).default(60) });
+/** A snapshot's name becomes a template alias: the same characters as `onebox template add` names. */
+export const SnapshotBody = z.object({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "name must be 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+    .nullish(),
+});
 export const PauseBody = z.object({ memory: z.boolean().nullish() });
 export const ResumeBody = z.object({
   timeout: timeout.nullish(),

@@ -9,6 +9,9 @@ import { templateFiles } from "./vm-config.ts";
 export interface RestoreSource {
   vmDir: string;
   layer: string;
+  /** The envd token the snapshotted guest holds (a snapshot of a sandbox, src/sandbox/snapshot.ts): a clone's
+   *  /init must show it to set its own. Absent for a template's snapshot, whose guest never had /init. */
+  guestToken?: string;
 }
 
 /** What is missing for this template to boot, or null. */

@@ -188,6 +188,8 @@ export class FakeMachine implements Machine {
   readonly vms = new Map<string, FakeVm>();
   /** Exit records by exit file: what readExit() finds for VMs that ended while no daemon ran. */
   readonly exits = new Map<string, VmExit>();
+  /** The X-Access-Token each /init was sent with (null: none), in order. */
+  readonly initTokenHeaders: (string | null)[] = [];
   /** Set to make a step wait (e.g. a slow boot that a kill must wait for). */
   gate: Partial<Record<FakeStep, Promise<void>>> = {};
 
@@ -235,9 +237,10 @@ export class FakeMachine implements Machine {
   readonly guest: GuestLink = {
     hygiene: async () => this.gated("hygiene"),
     waitReady: async () => this.gated("ready"),
-    init: async (runDir) => {
+    init: async (runDir, _body, tokenHeader) => {
       await this.gated("init");
       this.calls.push(`init ${runDir}`);
+      this.initTokenHeaders.push(tokenHeader ?? null);
     },
     metrics: async (): Promise<AgentMetrics> => {
       this.step("metrics");

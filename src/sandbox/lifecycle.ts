@@ -38,7 +38,7 @@ export function assertTransition(id: string, from: SandboxState, to: SandboxStat
  *  it is parked (pause to disk: its VM stops, the sandbox lives on), or the daemon detaches (VMs live on). */
 export type VmEnding = { why: "end"; reason: EndReason } | { why: "park" } | { why: "detach" };
 
-export type Op = "create" | "kill" | "pause" | "resume" | "connect";
+export type Op = "create" | "kill" | "pause" | "resume" | "connect" | "snapshot";
 
 export interface Action {
   /** The states it may start from; any other answers 409 with refusal(). */
@@ -55,7 +55,7 @@ export interface Action {
   refusal(id: string, state: SandboxState): string;
 }
 
-/** The lifecycle operations as data (src/sandbox/{create,kill,pause,resume,connect}.ts carry them out). */
+/** The lifecycle operations as data (src/sandbox/{create,kill,pause,resume,connect,snapshot}.ts carry them out). */
 export const ACTIONS: Record<Op, Action> = {
   create: { from: [], via: "starting", to: "running", onFail: "deleted", refusal: (id, s) => transitionRefused(id, s, "starting") },
   kill: {
@@ -78,6 +78,15 @@ export const ACTIONS: Record<Op, Action> = {
   /** Connect: a running sandbox's TTL grows, a paused one is resumed; an operation in flight is waited for first
    *  (connect.ts), so only a transitional state with none in flight is refused. */
   connect: { from: ["running", "paused"], via: null, to: "running", onFail: null, refusal: (id, s) => `sandbox ${id} is ${s}; retry the connect in a moment` },
+  /** Snapshot (POST /sandboxes/{id}/snapshots): the VM is paused only while its state is captured and runs on
+   *  after, success or failure, so the row stays running throughout (the op lock keeps other operations out). */
+  snapshot: {
+    from: ["running"],
+    via: null,
+    to: "running",
+    onFail: null,
+    refusal: (id, s) => `sandbox ${id} is ${s}; only a running sandbox can be snapshotted${s === "paused" ? ": resume it (connect) first" : ", retry in a moment"}`,
+  },
 };
 
 /** Throws the action's 409 unless it may start from `state`. */

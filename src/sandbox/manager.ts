@@ -1,6 +1,6 @@
 // The sandbox service the API and the data plane call: builds the operations' context (registry, machine
-// layer, starter) and hands each call to its operation's file (create, kill, pause, resume, connect, recover,
-// expire, route).
+// layer, starter) and hands each call to its operation's file (create, kill, pause, resume, connect, snapshot,
+// recover, expire, route).
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import type { AgentMetrics } from "../machine/agent-client.ts";
 import { realMachine } from "../machine/machine.ts";
@@ -22,6 +22,7 @@ import { SandboxRegistry } from "./registry.ts";
 import { resume } from "./resume.ts";
 import { route, routeOrResume, runningTokens, type Route } from "./route.ts";
 import { snapshotsInUse } from "./runtime.ts";
+import { snapshot } from "./snapshot.ts";
 import { SandboxStarter } from "./starter.ts";
 
 export type { CreateInput } from "./create.ts";
@@ -104,6 +105,11 @@ export class SandboxManager {
 
   pause(id: string): Promise<void> {
     return pause(this.ctx, id);
+  }
+
+  /** POST /sandboxes/{id}/snapshots: the new snapshot template (its id works as a templateID). */
+  snapshot(id: string, name?: string): Promise<TemplateRow> {
+    return snapshot(this.ctx, id, name);
   }
 
   resume(id: string, timeoutSec?: number): Promise<SandboxRow> {

@@ -118,7 +118,7 @@ export async function bootFromPool(
     const timings = await entry.handle.restore(req.from.vmDir);
     stage(stages, "vmm", t0);
     const place = { id: entry.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from.vmDir };
-    await bringUp(config, guest, req.template, entry.handle, { place, init: agentInit(req) }, stages);
+    await bringUp(config, guest, req.template, entry.handle, { place, init: agentInit(req), tokenHeader: req.from.guestToken }, stages);
     // A sandbox now: no longer the reaper's (recover() adopts it through its row from here on).
     rmSync(markerPath(config, entry.id), { force: true });
     undo.release();

@@ -59,7 +59,7 @@ export async function bootSandbox(config: Config, m: Machine, req: BootRequest):
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir };
     if (req.from) writeFileSync(p.baseFile, req.from.vmDir);
-    const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), undo, egress: req.egress }, stages);
+    const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), tokenHeader: req.from?.guestToken, undo, egress: req.egress }, stages);
     undo.release();
     stage(stages, "total", t0);
     return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: req.from ? "restore" : "cold-boot", stages };

@@ -70,7 +70,8 @@ export class SandboxStarter {
 
   private async startCounted({ pooled, ...req }: StartRequest): Promise<Booted> {
     const from = await this.snapshotOf(req.template);
-    if (from) this.pool?.want(req.template);
+    // A sandbox's snapshots get no pool of their own: there may be many, each entry a vmm held ready.
+    if (from && !req.template.snapshotOf) this.pool?.want(req.template);
     if (pooled) {
       if (from) {
         try {
@@ -98,7 +99,7 @@ export class SandboxStarter {
    *  the warm pool fills for each that has one. */
   async warm(templates: TemplateRow[]): Promise<void> {
     for (const t of templates) {
-      if (await this.snapshotOf(t)) this.pool?.want(t);
+      if (await this.snapshotOf(t)) if (!t.snapshotOf) this.pool?.want(t);
     }
   }
 

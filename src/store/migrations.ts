@@ -118,4 +118,11 @@ CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_
     // E2B's trafficAccessToken (network.allowPublicTraffic: false), checked by the data plane on every port but envd's.
     sql: "ALTER TABLE sandboxes ADD COLUMN traffic_access_token TEXT;",
   },
+  {
+    id: 7,
+    name: "template snapshot of a sandbox",
+    // A template made by POST /sandboxes/{id}/snapshots (src/sandbox/snapshot.ts) names the sandbox it was taken
+    // of: GET /snapshots lists these rows (and filters by sandboxID); NULL for templates registered from images.
+    sql: "ALTER TABLE templates ADD COLUMN snapshot_of TEXT;",
+  },
 ];

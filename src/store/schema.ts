@@ -71,6 +71,8 @@ export const templates = sqliteTable("templates", {
   cmdlineExtra: text("cmdline_extra").notNull().default(""),
   /** Guest port whose GET /health must answer before a create returns (migration 2). */
   readyPort: integer("ready_port"),
+  /** The sandbox this template is a snapshot of (POST /sandboxes/{id}/snapshots, migration 7); NULL: a registered image. */
+  snapshotOf: text("snapshot_of"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

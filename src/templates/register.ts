@@ -48,6 +48,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
     const now = Date.now();
     const row: TemplateRow = {
       readyPort: input.readyPort ?? null,
+      snapshotOf: null,
       id,
       aliases: JSON.stringify([input.name]),
       dir,

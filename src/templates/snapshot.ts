@@ -29,6 +29,8 @@ export interface SnapshotMeta {
   /** Cold boot to ready, then pause + snapshot: what every restore saves. */
   bootMs: number;
   snapshotMs: number;
+  /** Set for a snapshot of a sandbox (src/sandbox/snapshot.ts): the token its guest holds (RestoreSource.guestToken). */
+  guestToken?: string;
 }
 
 /** Snapshots live in t.dir/snapshots/<key>/: a rebuilt snapshot gets a new directory, so the old one
@@ -80,7 +82,7 @@ export async function currentSnapshot(config: Config, t: TemplateRow): Promise<R
   const p = snapshotPaths(t, key);
   const meta = readMeta(t, key);
   if (meta?.key !== key || !existsSync(join(p.vmDir, "state")) || !existsSync(p.layer)) return null;
-  return { vmDir: p.vmDir, layer: p.layer };
+  return { vmDir: p.vmDir, layer: p.layer, ...(meta.guestToken ? { guestToken: meta.guestToken } : {}) };
 }
 
 /** Boots t, waits until it is ready, and snapshots it into t.dir/snapshots/<key> (built in <key>.tmp and

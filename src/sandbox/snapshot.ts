@@ -1,0 +1,74 @@
+// Snapshot (POST /sandboxes/{id}/snapshots): a running sandbox's memory, devices and disk layer captured at one
+// instant into a new template (src/templates/from-sandbox.ts), while the sandbox runs on: its VM is paused only
+// for the capture. The snapshot's id (and its name) then work wherever a template's do. A failure leaves the
+// sandbox running and nothing of the snapshot behind (no row, no dir).
+import { rmSync } from "node:fs";
+import { cloneLayer } from "../machine/disk.ts";
+import type { TemplateRow } from "../store/index.ts";
+import { finishSnapshotTemplate, startSnapshotTemplate } from "../templates/from-sandbox.ts";
+import { CleanupStack } from "../util/cleanup-stack.ts";
+import { conflict, OneboxError, unavailable } from "../util/errors.ts";
+import { newTemplateId } from "../util/ids.ts";
+import { log } from "../util/log.ts";
+import type { SandboxCtx } from "./context.ts";
+import { precondition } from "./lifecycle.ts";
+import { sandboxPaths } from "./paths.ts";
+
+const MIB = 1024 * 1024;
+
+export async function snapshot(ctx: SandboxCtx, id: string, name?: string): Promise<TemplateRow> {
+  const { reg, templates, config } = ctx;
+  precondition("snapshot", id, reg.getVisible(id).state);
+  if (name && templates.resolve(name)) throw conflict(`a template or snapshot named '${name}' exists: pick another name or delete that one first`);
+  return reg.locks.with(id, "snapshot", async () => {
+    const row = reg.begin("snapshot", id); // the precondition again, now that no other operation runs
+    const live = reg.liveOrUnavailable(id);
+    const source = templates.byId(row.templateId);
+    if (!source) throw unavailable(`sandbox ${id}'s template ${row.templateId} was removed; its snapshot cannot be taken`);
+    const undo = new CleanupStack();
+    const t0 = performance.now();
+    try {
+      const draft = startSnapshotTemplate(config, source, { id: newTemplateId(), name, sandboxId: id });
+      undo.push("snapshot dir", () => rmSync(draft.row.dir, { recursive: true, force: true }));
+      // The VM state and the layer must be of one instant: the guest writes nothing while its vCPUs are stopped.
+      const tPause = performance.now();
+      await live.handle.pause();
+      let captureError: unknown = null;
+      try {
+        await live.handle.snapshot(draft.vmDir);
+        cloneLayer(sandboxPaths(config, id).layer, draft.layer, config.dataDir);
+      } catch (e) {
+        captureError = e;
+      }
+      try {
+        await live.handle.resume();
+      } catch (e) {
+        throw unavailable(`sandbox ${id} could not be resumed after its snapshot was captured (${String(e)}); kill it`);
+      }
+      const pausedMs = performance.now() - tPause;
+      if (captureError) throw captureError;
+      const size = await finishSnapshotTemplate(config, draft, { snapshotMs: Math.round(pausedMs), guestToken: row.envdAccessToken ?? undefined });
+      templates.insert(draft.row);
+      undo.release();
+      const ms = performance.now() - t0;
+      const mib = (size.vmBytes + size.layerBytes) / MIB;
+      reg.event(id, "snapshot", `${draft.row.id} taken in ${ms.toFixed(0)} ms (paused ${pausedMs.toFixed(0)} ms), ${mib.toFixed(1)} MiB written`);
+      log.info("snapshot taken", {
+        id,
+        snapshot: draft.row.id,
+        name: name ?? null,
+        ms: Math.round(ms),
+        pausedMs: Math.round(pausedMs),
+        vmMiB: +(size.vmBytes / MIB).toFixed(1),
+        layerMiB: +(size.layerBytes / MIB).toFixed(1),
+      });
+      return draft.row;
+    } catch (e) {
+      for (const err of await undo.unwind()) log.warn("cleanup after failed snapshot", { id, error: err.message });
+      const msg = e instanceof Error ? e.message : String(e);
+      log.warn("snapshot failed", { id, error: msg });
+      if (e instanceof OneboxError) throw e;
+      throw unavailable(`the snapshot of sandbox ${id} failed (${msg}); it is still running, retry`);
+    }
+  });
+}
