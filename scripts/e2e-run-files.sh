@@ -31,6 +31,8 @@ dump_state() {
 # (docs/testhost.md): with ONEBOX_E2E_CRASH=F, while F runs in one of the first
 # ONEBOX_E2E_CRASH_ATTEMPTS (default 1) test hosts, crash this kernel (sysrq 'c': a panic, and the
 # test host ends) ONEBOX_E2E_CRASH_AFTER s (default 20) after F's bun started. Unset: nothing.
+# ONEBOX_E2E_CRASH_HOW=reset resets the machine instead (sysrq 'b': no panic on the console, as when
+# the test host itself triple-faulted in a CI-shaped run).
 maybe_crash() {
   [ -n "${ONEBOX_E2E_CRASH:-}" ] && [ "$1" = "$ONEBOX_E2E_CRASH" ] \
     && [ "${ONEBOX_E2E_ATTEMPT:-1}" -le "${ONEBOX_E2E_CRASH_ATTEMPTS:-1}" ] || return 0
@@ -38,7 +40,7 @@ maybe_crash() {
   while kill -0 "$2" 2>/dev/null && ((t < ${ONEBOX_E2E_CRASH_AFTER:-20})); do sleep 1; t=$((t + 1)); done
   echo "e2e-run-files: ONEBOX_E2E_CRASH: crashing the test host's kernel during $1 (attempt ${ONEBOX_E2E_ATTEMPT:-1})"
   sync
-  echo c >/proc/sysrq-trigger
+  if [ "${ONEBOX_E2E_CRASH_HOW:-panic}" = reset ]; then echo b >/proc/sysrq-trigger; else echo c >/proc/sysrq-trigger; fi
   sleep 60 # not reached: the kernel panics and the test host ends
 }
 
