@@ -17,6 +17,8 @@ const BOOT_MS = 600_000;
 const INTERNET = "203.0.113.10";
 const NAME = "internet.test";
 const OTHER = "203.0.113.20";
+/** Names the test resolver answers with INTERNET: the domain-rule test allows one and sends the other as Host. */
+const NAMES = [NAME, "allowed.test", "other.test"];
 /** One of the test host's addresses the operator did not open (TEST-NET-2). */
 const HOST_ADDR = "198.51.100.77";
 const root = `/tmp/obx-net-${process.pid}`;
@@ -65,7 +67,7 @@ function dnsAnswer(q: Buffer): Buffer | null {
   if (qEnd > q.length) return null;
   const qtype = q.readUInt16BE(i + 1);
   const name = labels.join(".").toLowerCase();
-  const known = name === NAME;
+  const known = NAMES.includes(name);
   const answer = known && qtype === 1;
   const head = Buffer.alloc(12);
   q.copy(head, 0, 0, 2);
@@ -214,6 +216,21 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     } finally {
       anyAddr.stop(true);
       Bun.spawnSync(["ip", "addr", "del", `${HOST_ADDR}/32`, "dev", "obxtest-inet"]);
+    }
+  }, 120_000);
+
+  test("domain rules: the allowed name works through the name proxy, another name on the same (learned) address is refused by its Host, an address not learned is dropped", async () => {
+    const c = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000, network: { allowOut: ["allowed.test"], denyOut: ["0.0.0.0/0"] } });
+    try {
+      // Resolved through the gateway's forwarder (learned), then steered to the proxy, which connects to allowed.test
+      // as the host resolves it: the server sees the host, not the slot.
+      expect(await curl(c, "http://allowed.test/")).toMatch(/^hello \d+\.\d+\.\d+\.\d+\n$/);
+      // The same address, another name: the proxy closes the connection (curl: empty reply or reset).
+      expect(await probe(c, `-H 'Host: other.test' http://${INTERNET}/`)).toMatch(/^exit=(52|55|56)$/);
+      expect(await probe(c, "http://other.test/")).toBe("exit=6"); // and the name itself does not resolve
+      expect(await probe(c, `http://${OTHER}/`)).toBe("exit=28"); // never learned: dropped
+    } finally {
+      await c.kill();
     }
   }, 120_000);
 
