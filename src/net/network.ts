@@ -58,7 +58,12 @@ export class Network {
         denied: (addr) => alwaysDenied(addr, host.bpf.globalRanges("onebox_host_deny"), host.bpf.globalRanges("onebox_open")),
       });
       try {
-        await applySteering(GUEST_NET.gateway, PROXY_MARK, proxy.start());
+        const ports = proxy.start();
+        // Without nft's DNAT (a kernel without nft_nat) the guard chain still drops what was marked for the proxy:
+        // domain-allowed sandboxes then cannot reach 80/443 (fail closed); everything else keeps working.
+        await applySteering(GUEST_NET.gateway, PROXY_MARK, ports).catch((e) =>
+          log.warn("network: the name proxy's steering could not be set up: TCP 80/443 to names a domain rule allowed is dropped", { error: String(e) }),
+        );
         pool = new SlotPool(host, { size: o.slotPoolSize });
         pools.push(pool);
         const net = new Network(host, pool, dns, proxy, await pool.start());
