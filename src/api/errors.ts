@@ -29,6 +29,13 @@ export function zodMessage(err: ZodError, where: string): string {
   return `invalid ${where}: ${issues.join("; ")}`;
 }
 
+/** E2B's {code, message} for an error that is one entry of a response (fork's per-sandbox results). */
+export function errorBody(err: unknown): { code: number; message: string } {
+  if (err instanceof OneboxError) return { code: STATUS[err.kind], message: err.message };
+  log.error("unhandled error", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  return { code: 500, message: "internal error in onebox; see the daemon's log and report it" };
+}
+
 export function errorResponse(err: unknown): Response {
   if (err instanceof OneboxError) {
     const status = STATUS[err.kind];

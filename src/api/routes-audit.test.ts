@@ -40,7 +40,6 @@ async function json(res: Response): Promise<{ status: number; body: unknown }> {
 
 test("known but unsupported E2B routes answer 501 {code, message} saying why, not 404", async () => {
   for (const [method, path] of [
-    ["POST", "/sandboxes/logsrow/fork"],
     ["GET", "/secrets"],
     ["DELETE", "/secrets/abc"],
     ["POST", "/volumes"],
@@ -65,16 +64,16 @@ test("known but unsupported E2B routes answer 501 {code, message} saying why, no
   expect(d.state.templates.list().length).toBe(3);
 });
 
-test("the real SDK reports an unsupported route as a SandboxError with the reason, not 'not found'", async () => {
+test("the real SDK reports an unsupported route as an error with the reason, not 'not found'", async () => {
   const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: 10_000 };
-  const err = await e2b.Sandbox.fork("logsrow", opts).then(
+  const err = await e2b.Volume.list(opts).then(
     () => null,
     (e: unknown) => e as Error,
   );
-  expect(err).toBeInstanceOf(e2b.SandboxError);
-  expect(err).not.toBeInstanceOf(e2b.SandboxNotFoundError);
+  expect(err).toBeInstanceOf(e2b.VolumeError);
+  expect(err).not.toBeInstanceOf(e2b.NotFoundError);
   expect(err!.message).toContain("501");
-  expect(err!.message).toContain("forking a sandbox is not supported");
+  expect(err!.message).toContain("volumes are not supported");
 });
 
 test("an unsupported sandbox route answers 404 (not found), not 501, for an unknown or ended sandbox: the SDK raises SandboxNotFoundError", async () => {

@@ -4,10 +4,11 @@ import { Hono } from "hono";
 import { sandboxLogs } from "../sandbox/logs.ts";
 import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
-import { ConnectBody, MetricsQuery, PauseBody, RefreshBody, ResumeBody, SnapshotBody, TimeoutBody } from "./schemas.ts";
+import { ConnectBody, ForkBody, MetricsQuery, PauseBody, RefreshBody, ResumeBody, SnapshotBody, TimeoutBody } from "./schemas.ts";
 import { filterLogs, LogsQueryV1, LogsQueryV2, type LogFilter } from "./logs-query.ts";
 import { metricJson, sandboxJson } from "./serialize.ts";
 import { badRequest } from "../util/errors.ts";
+import { errorBody } from "./errors.ts";
 import { aliasesOf } from "../store/template-store.ts";
 
 export function sandboxOpRoutes(d: ApiDeps): Hono {
@@ -54,6 +55,16 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     const b = await parseBody(c, SnapshotBody, max, true);
     const t = await d.manager.snapshot(id, b.name ?? undefined);
     return c.json({ snapshotID: t.id, names: aliasesOf(t) }, 201);
+  });
+
+  // 201 [{sandbox} | {error: {code, message}}], one entry per fork (spec §1.3): a fork refused by admission or
+  // failed to start is its own entry's error; the parent runs on either way. count 1..10, default 1.
+  app.post("/sandboxes/:id/fork", async (c) => {
+    const id = c.req.param("id");
+    d.manager.getVisible(id);
+    const b = await parseBody(c, ForkBody, max, true);
+    const results = await d.manager.fork(id, { timeoutSec: b.timeout || undefined, count: b.count ?? 1 }, (cost, fn) => d.admission.admit(cost, fn));
+    return c.json(results.map((r) => ("sandbox" in r ? { sandbox: sandboxJson(r.sandbox, domain(d)) } : { error: errorBody(r.error) })), 201);
   });
 
   // Deprecated resume (old SDKs): 201 Sandbox; 409 if running.

@@ -31,7 +31,7 @@ export function templateRoutes(d: ApiDeps): Hono {
     const q = parseQuery(c, SnapshotsQuery);
     const rows = d.state.templates
       .list()
-      .filter((t) => t.snapshotOf !== null && (!q.sandboxID || t.snapshotOf === q.sandboxID) && (!q.name || t.id === q.name || aliasesOf(t).includes(q.name)));
+      .filter((t) => t.snapshotOf !== null && !t.ephemeral && (!q.sandboxID || t.snapshotOf === q.sandboxID) && (!q.name || t.id === q.name || aliasesOf(t).includes(q.name)));
     const { page, nextToken } = templatePage(rows, q.limit, q.nextToken);
     if (nextToken) c.header("X-Next-Token", nextToken);
     return c.json(page.map((t) => ({ snapshotID: t.id, names: aliasesOf(t) })));

@@ -9,7 +9,6 @@ import { e2bError } from "./errors.ts";
 type Method = "get" | "post" | "put" | "delete";
 
 const UNSUPPORTED: [Method, string, string][] = [
-  ["post", "/sandboxes/:id/fork", "forking a sandbox is not supported yet: take a snapshot (createSnapshot) and create sandboxes from its id"],
   ["get", "/secrets", "secrets are not supported: pass values to the sandbox with envs on create"],
   ["post", "/secrets", "secrets are not supported: pass values to the sandbox with envs on create"],
   ["get", "/secrets/:id", "secrets are not supported: pass values to the sandbox with envs on create"],

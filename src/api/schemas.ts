@@ -1,5 +1,6 @@
 // zod schemas of the E2B control-plane bodies and queries (spec §1.3): the single source of truth.
 import { z } from "zod";
+import { MAX_FORK_COUNT } from "../sandbox/fork.ts";
 import { NetworkConfig } from "./network-body.ts";
 
 /** E2B caps a sandbox's lifetime; 24 h is the largest plan's limit. */
@@ -50,6 +51,10 @@ export const SnapshotBody = z.object({
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "name must be 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
     .nullish(),
+});
+export const ForkBody = z.object({
+  timeout: z.number().int().min(0).max(MAX_TIMEOUT_SEC).nullish(),
+  count: z.number().int().min(1).max(MAX_FORK_COUNT).nullish(),
 });
 export const PauseBody = z.object({ memory: z.boolean().nullish() });
 export const ResumeBody = z.object({

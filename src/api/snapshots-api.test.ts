@@ -1,6 +1,7 @@
-// Tests the snapshot routes' edges through the API and the real SDK on rows without a VM: POST
-// /sandboxes/{id}/snapshots refusals (404 before a bad body, 400 bad name, 409 paused), GET /snapshots filters
-// and X-Next-Token paging, and DELETE /templates/{snapshotID}: 409 while a live sandbox was created from it.
+// Tests the snapshot and fork routes' edges through the API and the real SDK on rows without a VM: POST
+// /sandboxes/{id}/snapshots and /fork refusals (404 before a bad body, 400 bad input, 409 paused), GET /snapshots
+// filters (a fork's capture is not listed) and X-Next-Token paging, and DELETE /templates/{snapshotID}: 409 while
+// a live sandbox was created from it.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -34,6 +35,8 @@ beforeAll(async () => {
   sandbox("sbxa");
   sandbox("sbxpaused", { state: "paused" });
   sandbox("fromsnap", { templateId: "snap4" });
+  template("forkcap", T0 + 20, "sbxa");
+  d.state.sqlite.run("UPDATE templates SET ephemeral = 1 WHERE id = 'forkcap'");
 });
 afterAll(() => d.stop());
 
@@ -51,7 +54,21 @@ test("POST /sandboxes/{id}/snapshots: unknown 404 (before a bad body), bad name 
   expect(await codes("sbxpaused", "{}")).toEqual([409, 409]);
   expect(await codes("sbxa", '{"name": "base"}')).toEqual([409, 409]);
   await expect(e2b.Sandbox.createSnapshot("nosuch", opts())).rejects.toBeInstanceOf(e2b.SandboxNotFoundError);
-  expect(d.state.templates.list()).toHaveLength(6);
+  expect(d.state.templates.list()).toHaveLength(7);
+});
+
+test("POST /sandboxes/{id}/fork: unknown 404 (before a bad body), count 0 or over 10 400, paused 409; nothing made", async () => {
+  const codes = async (id: string, body: string) => {
+    const r = await post(`/sandboxes/${id}/fork`, body);
+    return [r.status, ((await r.json()) as { code: number }).code];
+  };
+  expect(await codes("nosuch", '{"count": 0}')).toEqual([404, 404]);
+  expect(await codes("sbxa", '{"count": 0}')).toEqual([400, 400]);
+  expect(await codes("sbxa", '{"count": 11}')).toEqual([400, 400]);
+  expect(await codes("sbxa", '{"timeout": -1}')).toEqual([400, 400]);
+  expect(await codes("sbxpaused", '{"count": 2}')).toEqual([409, 409]);
+  await expect(e2b.Sandbox.fork("nosuch", opts())).rejects.toBeInstanceOf(e2b.SandboxNotFoundError);
+  expect(d.state.templates.list()).toHaveLength(7);
 });
 
 test("GET /snapshots: only snapshots, filtered by sandboxID and name, paged with X-Next-Token; the SDK pages through", async () => {

@@ -38,7 +38,7 @@ export function assertTransition(id: string, from: SandboxState, to: SandboxStat
  *  it is parked (pause to disk: its VM stops, the sandbox lives on), or the daemon detaches (VMs live on). */
 export type VmEnding = { why: "end"; reason: EndReason } | { why: "park" } | { why: "detach" };
 
-export type Op = "create" | "kill" | "pause" | "resume" | "connect" | "snapshot";
+export type Op = "create" | "kill" | "pause" | "resume" | "connect" | "snapshot" | "fork";
 
 export interface Action {
   /** The states it may start from; any other answers 409 with refusal(). */
@@ -86,6 +86,14 @@ export const ACTIONS: Record<Op, Action> = {
     to: "running",
     onFail: null,
     refusal: (id, s) => `sandbox ${id} is ${s}; only a running sandbox can be snapshotted${s === "paused" ? ": resume it (connect) first" : ", retry in a moment"}`,
+  },
+  /** Fork (POST /sandboxes/{id}/fork): a snapshot's capture (the parent runs on), then creates from it. */
+  fork: {
+    from: ["running"],
+    via: null,
+    to: "running",
+    onFail: null,
+    refusal: (id, s) => `sandbox ${id} is ${s}; only a running sandbox can be forked${s === "paused" ? ": resume it (connect) first" : ", retry in a moment"}`,
   },
 };
 

@@ -1,6 +1,6 @@
 // The sandbox service the API and the data plane call: builds the operations' context (registry, machine
 // layer, starter) and hands each call to its operation's file (create, kill, pause, resume, connect, snapshot,
-// recover, expire, route).
+// fork, recover, expire, route).
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import type { AgentMetrics } from "../machine/agent-client.ts";
 import { realMachine } from "../machine/machine.ts";
@@ -22,6 +22,7 @@ import { SandboxRegistry } from "./registry.ts";
 import { resume } from "./resume.ts";
 import { route, routeOrResume, runningTokens, type Route } from "./route.ts";
 import { snapshotsInUse } from "./runtime.ts";
+import { dropUnusedCapture, fork, type Admit, type ForkResult } from "./fork.ts";
 import { snapshot } from "./snapshot.ts";
 import { SandboxStarter } from "./starter.ts";
 
@@ -45,7 +46,12 @@ export class SandboxManager {
   constructor(state: State, config: Config, driver: VmDriverResult, opts: ManagerOptions = {}) {
     const guest = opts.guest ?? agentGuest;
     const machine = driver.ok ? { ...realMachine(driver.driver, opts.net ?? null), guest } : null;
-    const reg: SandboxRegistry = new SandboxRegistry(state.sandboxes, config, (id) => void expire(this.ctx, id));
+    const reg: SandboxRegistry = new SandboxRegistry(
+      state.sandboxes,
+      config,
+      (id) => void expire(this.ctx, id),
+      (templateId) => dropUnusedCapture(this.ctx, templateId),
+    );
     this.ctx = {
       reg,
       templates: state.templates,
@@ -61,6 +67,8 @@ export class SandboxManager {
 
   /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
   async warmTemplates(): Promise<void> {
+    // Fork captures whose forks all ended while no daemon ran (or left by one that stopped mid-fork) go first.
+    for (const t of this.ctx.templates.list()) dropUnusedCapture(this.ctx, t.id);
     const snaps = this.ctx.starter?.snapshots;
     if (!snaps) return;
     const templates = this.ctx.templates.list();
@@ -110,6 +118,11 @@ export class SandboxManager {
   /** POST /sandboxes/{id}/snapshots: the new snapshot template (its id works as a templateID). */
   snapshot(id: string, name?: string): Promise<TemplateRow> {
     return snapshot(this.ctx, id, name);
+  }
+
+  /** POST /sandboxes/{id}/fork: one capture, `count` creates from it (each admitted by `admit`), one result each. */
+  fork(id: string, opts: { timeoutSec?: number; count: number }, admit: Admit): Promise<ForkResult[]> {
+    return fork(this.ctx, id, opts, admit);
   }
 
   resume(id: string, timeoutSec?: number): Promise<SandboxRow> {

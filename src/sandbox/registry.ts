@@ -26,6 +26,8 @@ export class SandboxRegistry {
     readonly rows: SandboxStore,
     private readonly config: Config,
     onDeadline: (id: string) => void,
+    /** Called once a sandbox's end is recorded, with its template's id (a fork's capture may go: fork.ts). */
+    private readonly onEnded: (templateId: string) => void = () => undefined,
   ) {
     this.timers = new DeadlineTimers(onDeadline);
   }
@@ -120,6 +122,7 @@ export class SandboxRegistry {
       log.warn("could not remove sandbox files", { id, error: String(e) });
     }
     log.info("sandbox ended", { id, reason, detail });
+    this.onEnded(row.templateId);
   }
 
   /** Daemon stop: timers stop, and every VM's end from here on is the next daemon's to see (it re-adopts them). */

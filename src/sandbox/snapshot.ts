@@ -16,19 +16,21 @@ import { sandboxPaths } from "./paths.ts";
 
 const MIB = 1024 * 1024;
 
-export async function snapshot(ctx: SandboxCtx, id: string, name?: string): Promise<TemplateRow> {
+/** ephemeral: a fork's capture (fork.ts), removed once no live sandbox uses it (dropUnusedCapture). */
+export async function snapshot(ctx: SandboxCtx, id: string, name?: string, opts: { ephemeral?: boolean; op?: "snapshot" | "fork" } = {}): Promise<TemplateRow> {
   const { reg, templates, config } = ctx;
-  precondition("snapshot", id, reg.getVisible(id).state);
+  const op = opts.op ?? "snapshot";
+  precondition(op, id, reg.getVisible(id).state);
   if (name && templates.resolve(name)) throw conflict(`a template or snapshot named '${name}' exists: pick another name or delete that one first`);
-  return reg.locks.with(id, "snapshot", async () => {
-    const row = reg.begin("snapshot", id); // the precondition again, now that no other operation runs
+  return reg.locks.with(id, op, async () => {
+    const row = reg.begin(op, id); // the precondition again, now that no other operation runs
     const live = reg.liveOrUnavailable(id);
     const source = templates.byId(row.templateId);
     if (!source) throw unavailable(`sandbox ${id}'s template ${row.templateId} was removed; its snapshot cannot be taken`);
     const undo = new CleanupStack();
     const t0 = performance.now();
     try {
-      const draft = startSnapshotTemplate(config, source, { id: newTemplateId(), name, sandboxId: id });
+      const draft = startSnapshotTemplate(config, source, { id: newTemplateId(), name, sandboxId: id, ephemeral: opts.ephemeral });
       undo.push("snapshot dir", () => rmSync(draft.row.dir, { recursive: true, force: true }));
       // The VM state and the layer must be of one instant: the guest writes nothing while its vCPUs are stopped.
       const tPause = performance.now();
@@ -52,7 +54,7 @@ export async function snapshot(ctx: SandboxCtx, id: string, name?: string): Prom
       undo.release();
       const ms = performance.now() - t0;
       const mib = (size.vmBytes + size.layerBytes) / MIB;
-      reg.event(id, "snapshot", `${draft.row.id} taken in ${ms.toFixed(0)} ms (paused ${pausedMs.toFixed(0)} ms), ${mib.toFixed(1)} MiB written`);
+      reg.event(id, op, `${draft.row.id} taken in ${ms.toFixed(0)} ms (paused ${pausedMs.toFixed(0)} ms), ${mib.toFixed(1)} MiB written`);
       log.info("snapshot taken", {
         id,
         snapshot: draft.row.id,

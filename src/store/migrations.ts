@@ -125,4 +125,11 @@ CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_
     // of: GET /snapshots lists these rows (and filters by sandboxID); NULL for templates registered from images.
     sql: "ALTER TABLE templates ADD COLUMN snapshot_of TEXT;",
   },
+  {
+    id: 8,
+    name: "fork captures",
+    // A fork's capture (POST /sandboxes/{id}/fork, src/sandbox/fork.ts) is a snapshot template of its own, hidden
+    // from GET /snapshots and removed once no live sandbox was created from it.
+    sql: "ALTER TABLE templates ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;",
+  },
 ];

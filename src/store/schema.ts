@@ -73,6 +73,8 @@ export const templates = sqliteTable("templates", {
   readyPort: integer("ready_port"),
   /** The sandbox this template is a snapshot of (POST /sandboxes/{id}/snapshots, migration 7); NULL: a registered image. */
   snapshotOf: text("snapshot_of"),
+  /** A fork's capture (migration 8): not listed as a snapshot, removed once no live sandbox uses it. */
+  ephemeral: integer("ephemeral", { mode: "boolean" }).notNull().default(false),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });

@@ -20,7 +20,7 @@ export interface SnapshotDraft {
 
 /** Makes the snapshot template's dir with its root image (a hard link: the base never changes and outlives a
  *  removal of the source template) and an empty capture dir. The caller removes row.dir if anything later fails. */
-export function startSnapshotTemplate(config: Config, source: TemplateRow, opts: { id: string; name?: string; sandboxId: string }): SnapshotDraft {
+export function startSnapshotTemplate(config: Config, source: TemplateRow, opts: { id: string; name?: string; sandboxId: string; ephemeral?: boolean }): SnapshotDraft {
   const dir = join(config.dataDir, "templates", opts.id);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const rootfs = templateFiles(source).rootfs;
@@ -40,6 +40,7 @@ export function startSnapshotTemplate(config: Config, source: TemplateRow, opts:
     dir,
     public: false,
     snapshotOf: opts.sandboxId,
+    ephemeral: opts.ephemeral ?? false,
     createdAt: now,
     updatedAt: now,
   };

@@ -49,6 +49,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
     const row: TemplateRow = {
       readyPort: input.readyPort ?? null,
       snapshotOf: null,
+      ephemeral: false,
       id,
       aliases: JSON.stringify([input.name]),
       dir,

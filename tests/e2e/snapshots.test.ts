@@ -1,7 +1,8 @@
-// Sandbox snapshots through the real e2b SDK against real microVMs (`onebox serve` as a subprocess): a file and a
-// counting process in a sandbox, createSnapshot while it runs on, the file changed after; a sandbox created from the
-// snapshot id has the snapshot's file and its process counting on, under its own identity; listSnapshots shows it,
-// deleteSnapshot is refused while that sandbox lives and removes it after. Runs only inside the test host.
+// Sandbox snapshots and forks through the real e2b SDK against real microVMs (`onebox serve` as a subprocess): a
+// file and a counting process in a sandbox, createSnapshot while it runs on, the file changed after; a sandbox
+// created from the snapshot id has the snapshot's file and its process counting on, under its own identity;
+// listSnapshots shows it, deleteSnapshot is refused while that sandbox lives and removes it after; fork({count: 3})
+// makes three copies that outlive their parent. Runs only inside the test host.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -170,5 +171,34 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("sandbox snapshots against real mic
     expect(await Sandbox.listSnapshots(opts()).nextItems()).toEqual([]);
     expect(await Sandbox.deleteSnapshot(snap.snapshotId, opts())).toBe(false);
     expect(existsSync(join(dataDir, "templates", snap.snapshotId))).toBe(false);
+  }, 2 * BOOT_MS);
+
+  test("fork({count: 3}): three sandboxes with the parent's file and process, their own ids, hostnames and entropy; the parent's end leaves them", async () => {
+    const p = await Sandbox.create("base", { ...opts(), metadata: { snapshots: "1" }, timeoutMs: 600_000 });
+    await p.files.write("/home/user/state.txt", "forked");
+    await p.commands.run(counter, { background: true });
+    await Bun.sleep(1000);
+    const results = await p.fork({ count: 3, timeoutMs: 600_000 });
+    const forks = results.filter((r): r is Sandbox => r instanceof Sandbox);
+    expect(results.filter((r) => r instanceof Error)).toEqual([]);
+    expect(forks).toHaveLength(3);
+    expect(await p.isRunning()).toBe(true);
+    await p.kill();
+    const probe = `printf '%s\\n' "$(cat /run/onebox/sandbox-id)" "$(hostname)" "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')" "$(cat /home/user/state.txt)"`;
+    const seen = await Promise.all(
+      forks.map(async (f) => {
+        const [id, host, rnd, file] = (await f.commands.run(probe)).stdout.trim().split("\n");
+        expect([id, host, file]).toEqual([f.sandboxId, f.sandboxId, "forked"]);
+        const c1 = await count(f);
+        await Bun.sleep(600);
+        expect(await count(f)).toBeGreaterThan(c1);
+        return rnd!;
+      }),
+    );
+    expect(new Set([p.sandboxId, ...forks.map((f) => f.sandboxId)]).size).toBe(4);
+    expect(new Set(seen).size).toBe(3);
+    // The fork's capture is not a listed snapshot.
+    expect(await Sandbox.listSnapshots(opts()).nextItems()).toEqual([]);
+    for (const f of forks) await f.kill();
   }, 2 * BOOT_MS);
 });
