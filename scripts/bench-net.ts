@@ -1,8 +1,10 @@
-// bun run bench:net [--runs 8]: guest networking's cost and speed (issue 13), in the test host. Creates (SDK,
-// sequential, warm pool off so every create restores into a fresh vmm) against a daemon with networking and one
-// without; from one sandbox, TCP download throughput and request RTT to an HTTP server on a dummy link in the test
-// host (203.0.113.10); the slot setup time of the daemon's pool. Last line JSON (ms; emulated, nested under TCG).
-// Not measured here: QEMU's own virtio-net for comparison (`qemu_tcp_mbps` and the ratio are null).
+// bun run bench:net [--runs 8]: guest networking's cost and speed (issues 13, 14), in the test host. Creates (SDK,
+// sequential, warm pool off so every create restores into a fresh vmm) against a daemon without networking, and
+// against one with it, with and without a 100-entry egress policy (alternating); from one sandbox, TCP download
+// throughput and request RTT to an HTTP server on a dummy link in the test host (203.0.113.10), with and without
+// the policy, and PUT /network's latency (each one checked in the guest); the same curl workload from a guest on
+// QEMU's own virtio-net (scripts/bench-net-qemu.ts); the slot setup time of the daemon's pool. Last line JSON (ms;
+// emulated: the test host runs under TCG, its guests nested). One run takes ~10 minutes in the test host.
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,18 +12,22 @@ import { Sandbox } from "e2b";
 import { startTestDaemon, type TestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
 import { note, pct, REPO, rerunInTesthost } from "./bench-lib.ts";
+import { qemuNet } from "./bench-net-qemu.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "8" } } });
 const RUNS = Number(values.runs);
 const IMAGE = join(REPO, ".cache", "api-e2e-base-template");
 const INTERNET = "203.0.113.10";
-const BIG_MIB = 64;
+const BIG_MIB = 16; // per download: 16 MiB took seconds, not minutes, nested under TCG
+const FETCHES = 3; // downloads per configuration
+const REQUESTS = 20; // small requests for the RTT
+const UPDATES = 3; // rounds of PUT /network (3 PUTs each)
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
   // The test host has no network for debootstrap: the image (curl) is built out here, from mkrootfs.sh's cache.
   const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", IMAGE, "--variant", "base"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
   if ((await p.exited) !== 0) throw new Error("building the base image failed (see above)");
-  await rerunInTesthost(`bun scripts/bench-net.ts --runs ${RUNS}`, ["--timeout", "3600", "--mem", "8192"]);
+  await rerunInTesthost(`bun scripts/bench-net.ts --runs ${RUNS}`, ["--timeout", "1500", "--stall", "420", "--mem", "8192"]);
 }
 
 function sh(cmd: string): string {
@@ -47,58 +53,117 @@ async function daemon(network: boolean): Promise<TestDaemon> {
   return d;
 }
 
-async function creates(d: TestDaemon): Promise<number[]> {
+type Net = { allowOut?: string[]; denyOut?: string[] };
+// 100 entries: 98 addresses nobody uses (TEST-NET-2), the server, and deny-all (E2B's allowlist shape).
+const POLICY: Net = {
+  allowOut: [...Array.from({ length: 98 }, (_, i) => `198.51.100.${i + 1}`), INTERNET],
+  denyOut: ["0.0.0.0/0"],
+};
+const DENY_ALL: Net = { denyOut: ["0.0.0.0/0"] };
+
+/** RUNS timed creates for each entry of `networks` (interleaved, so drift hits all alike), each killed after. */
+async function creates(d: TestDaemon, networks: (Net | undefined)[]): Promise<number[][]> {
   const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: 600_000 };
   await (await Sandbox.create("bench-net", opts)).kill(); // first create after the snapshot: not timed
-  const ms: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t0 = performance.now();
-    const s = await Sandbox.create("bench-net", opts);
-    ms.push(performance.now() - t0);
-    await s.kill();
-  }
+  const ms: number[][] = networks.map(() => []);
+  for (let i = 0; i < RUNS; i++)
+    for (const [j, network] of networks.entries()) {
+      const t0 = performance.now();
+      const s = await Sandbox.create("bench-net", { ...opts, ...(network ? { network } : {}) });
+      ms[j]!.push(performance.now() - t0);
+      await s.kill();
+    }
   return ms;
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
+const mbps = (bytesPerS: number[]) => round((pct(bytesPerS, 50) * 8) / 1e6);
 try {
+  // The baseline first, while no onebox TAP or program exists.
+  const qemu = await qemuNet({
+    root,
+    kernel: process.env.ONEBOX_TEST_KERNEL ?? "",
+    modules: process.env.ONEBOX_TEST_MODULES ?? "",
+    rootfs: join(IMAGE, "rootfs.ext4"),
+    bigUrl: `http://${INTERNET}/big`,
+    smallUrl: `http://${INTERNET}/`,
+    fetches: FETCHES,
+    requests: REQUESTS,
+  });
+  note(`QEMU virtio-net: ${qemu.speeds.map((x) => round((x * 8) / 1e6)).join(", ")} Mbit/s; RTT p50 ${pct(qemu.rtts, 50)} ms`);
+
   const off = await daemon(false);
-  const nonet = await creates(off);
+  const [nonet] = await creates(off, [undefined]);
   await off.stop();
-  note(`creates without networking: ${nonet.map(round).join(", ")} ms`);
+  note(`creates without networking: ${nonet!.map(round).join(", ")} ms`);
 
   const on = await daemon(true);
   await on.network?.pool.whenFilled();
   const slotSetupMs = on.network?.pool.stats().lastMakeMs ?? null;
-  const net = await creates(on);
-  note(`creates with networking: ${net.map(round).join(", ")} ms`);
+  const [net, withPolicy] = await creates(on, [undefined, POLICY]);
+  note(`creates with networking: ${net!.map(round).join(", ")} ms`);
+  note(`creates with networking and a 100-entry policy: ${withPolicy!.map(round).join(", ")} ms`);
+
   const opts = { apiKey: on.key, apiUrl: on.url, sandboxUrl: on.url, requestTimeoutMs: 600_000 };
   const s = await Sandbox.create("bench-net", opts);
   const run = async (cmd: string) => (await s.commands.run(cmd, { timeoutMs: 300_000 })).stdout;
+  // curl's exit status as text (28: timed out, the packets dropped); commands.run throws on a non-zero exit.
+  const probe = async () => (await run(`curl -sS -o /dev/null --max-time 2 http://${INTERNET}/; echo "exit=$?"`)).trim();
+  const fetchBig = async () => Number(await run(`curl -sS -o /dev/null -w '%{speed_download}' http://${INTERNET}/big`));
+  const put = async (network: Net) => {
+    const t0 = performance.now();
+    await s.updateNetwork(network); // the 204 comes after the slot's maps are written (docs/network.md)
+    return performance.now() - t0;
+  };
   await run(`curl -sS -o /dev/null http://${INTERNET}/`); // ARP, conntrack, page cache
-  const speeds: number[] = [];
-  for (let i = 0; i < 3; i++) speeds.push(Number(await run(`curl -sS -o /dev/null -w '%{speed_download}' http://${INTERNET}/big`)));
-  const rtts = (await run(`for i in $(seq 20); do curl -sS -o /dev/null -w '%{time_total}\\n' http://${INTERNET}/; done`))
+  const open: number[] = [];
+  const policed: number[] = [];
+  for (let i = 0; i < FETCHES; i++) {
+    open.push(await fetchBig());
+    await put(POLICY);
+    policed.push(await fetchBig());
+    await put({});
+  }
+  const rtts = (await run(`for i in $(seq ${REQUESTS}); do curl -sS -o /dev/null -w '%{time_total}\\n' http://${INTERNET}/; done`))
     .trim()
     .split("\n")
     .map((x) => Number(x) * 1000);
+  // PUT /network until enforced: each PUT timed, then checked from the guest (deny-all: the server times out).
+  const updates: number[] = [];
+  for (let i = 0; i < UPDATES; i++) {
+    for (const [network, want] of [[POLICY, "exit=0"], [DENY_ALL, "exit=28"], [{}, "exit=0"]] as const) {
+      updates.push(await put(network));
+      const got = await probe();
+      if (got !== want) throw new Error(`after PUT /network ${JSON.stringify(network).slice(0, 80)}: curl ${got}, wanted ${want}`);
+    }
+  }
   await s.kill();
   await on.stop();
+  note(`downloads: ${open.map((x) => round((x * 8) / 1e6)).join(", ")} Mbit/s; with the policy ${policed.map((x) => round((x * 8) / 1e6)).join(", ")}`);
+  note(`PUT /network: ${updates.map(round).join(", ")} ms`);
 
-  const tcpMbps = (pct(speeds, 50) * 8) / 1e6;
+  const tcpMbps = mbps(open);
+  const qemuMbps = mbps(qemu.speeds);
   const out = {
     runs: RUNS,
-    create_net_p50_ms: pct(net, 50),
-    create_net_p99_ms: pct(net, 99),
-    create_nonet_p50_ms: pct(nonet, 50),
-    create_nonet_p99_ms: pct(nonet, 99),
-    create_net_ratio: round(pct(net, 50) / pct(nonet, 50)),
-    tcp_mbps: round(tcpMbps),
-    qemu_tcp_mbps: null,
-    throughput_ratio_vs_qemu: null,
+    create_net_p50_ms: pct(net!, 50),
+    create_net_p99_ms: pct(net!, 99),
+    create_nonet_p50_ms: pct(nonet!, 50),
+    create_nonet_p99_ms: pct(nonet!, 99),
+    create_net_ratio: round(pct(net!, 50) / pct(nonet!, 50)),
+    tcp_mbps: tcpMbps,
+    qemu_tcp_mbps: qemuMbps,
+    throughput_ratio_vs_qemu: round(tcpMbps / qemuMbps),
     rtt_p50_ms: pct(rtts, 50),
     rtt_p99_ms: pct(rtts, 99),
+    qemu_rtt_p50_ms: pct(qemu.rtts, 50),
     slot_setup_ms: slotSetupMs === null ? null : round(slotSetupMs),
+    create_policy_p50_ms: pct(withPolicy!, 50),
+    create_policy_ratio: round(pct(withPolicy!, 50) / pct(net!, 50)),
+    policy_update_ms: pct(updates, 50),
+    policy_update_p99_ms: pct(updates, 99),
+    tcp_policy_mbps: mbps(policed),
+    throughput_policy_ratio: round(mbps(policed) / tcpMbps),
     emulated: true,
   };
   console.log(JSON.stringify(out));
