@@ -44,12 +44,16 @@ sh(`ip link add obxbench-inet type dummy && ip addr add ${INTERNET}/24 dev obxbe
 const big = new Uint8Array(BIG_MIB << 20);
 const http = Bun.serve({ hostname: INTERNET, port: 80, fetch: (req) => new Response(new URL(req.url).pathname === "/big" ? big : "ok\n") });
 
+const T0 = performance.now();
+const say = (s: string) => note(`bench-net: [+${Math.round((performance.now() - T0) / 1000)}s] ${s}`);
+
 async function daemon(network: boolean): Promise<TestDaemon> {
   // The dummy-link server is one of the test host's own addresses, always denied to sandboxes unless opened.
   const d = await startTestDaemon({ network, warmPoolSize: 0, bootTimeoutMs: 600_000, netAllowPrivate: ["203.0.113.0/24"] }, mkdtempSync(join(root, "data-")));
   if (d.config.network !== network) throw new Error(`the daemon's networking is ${d.config.network}, wanted ${network}`);
   await registerTemplate(d.state, d.dataDir, { name: "bench-net", from: IMAGE, kernel: process.env.ONEBOX_TEST_KERNEL ?? "", initrd, cpuCount: 1, memoryMb: 256, diskSizeMb: 2048 });
   await d.manager.warmTemplates(); // the template snapshot, before the timed creates
+  say(`daemon with networking ${network ? "on" : "off"}: template snapshot ready`);
   return d;
 }
 
@@ -76,8 +80,6 @@ async function creates(d: TestDaemon, networks: (Net | undefined)[]): Promise<nu
   return ms;
 }
 
-const T0 = performance.now();
-const say = (s: string) => note(`bench-net: [+${Math.round((performance.now() - T0) / 1000)}s] ${s}`);
 const round = (x: number) => Math.round(x * 100) / 100;
 const mbps = (bytesPerS: number[]) => round((pct(bytesPerS, 50) * 8) / 1e6);
 try {
