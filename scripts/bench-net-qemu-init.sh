@@ -17,7 +17,9 @@ mount -t ext4 -o ro,noload /dev/vda /newroot || echo "BENCH-ERROR mount /dev/vda
 mount -t proc proc /newroot/proc
 mount -t devtmpfs dev /newroot/dev
 big=$(arg big) small=$(arg small)
+echo
 chroot /newroot curl -sS -o /dev/null "$small" || echo "BENCH-ERROR curl $small" # ARP, page cache: as the sandbox's first request
+chroot /newroot curl -sS -o /dev/null "$big" || echo "BENCH-ERROR curl $big" # one untimed download, as in the sandbox
 for i in $(seq "$(arg fetches)"); do
   echo "BENCH-SPEED $(chroot /newroot curl -sS -o /dev/null -w '%{speed_download}' "$big")"
 done

@@ -55,11 +55,12 @@ export async function qemuNet(o: {
       { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
     );
     const timer = setTimeout(() => p.kill(), 600_000);
+    // Matched anywhere in a line: the firmware's terminal reset codes precede the guest's first line.
     const out = (await new Response(p.stdout).text()).replaceAll("\r", "");
     clearTimeout(timer);
     const code = await p.exited;
-    const speeds = [...out.matchAll(/^BENCH-SPEED (\S+)$/gm)].map((m) => Number(m[1]));
-    const rtts = [...out.matchAll(/^BENCH-RTT (\S+)$/gm)].map((m) => Number(m[1]) * 1000);
+    const speeds = [...out.matchAll(/BENCH-SPEED (\S+)$/gm)].map((m) => Number(m[1]));
+    const rtts = [...out.matchAll(/BENCH-RTT (\S+)$/gm)].map((m) => Number(m[1]) * 1000);
     if (speeds.length !== o.fetches || rtts.length !== o.requests || [...speeds, ...rtts].some((x) => !(x > 0)))
       throw new Error(`the QEMU guest did not report its figures (exit ${code}):\n${out.slice(-3000)}${await new Response(p.stderr).text()}`);
     return { speeds, rtts };
