@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { REPO } from "./bench-lib.ts";
 
-const TAP = "obxbench-qtap";
+const TAP = "bnqtap0"; // not obx*: the daemon's own TAPs are named so
 
 export interface QemuNetResult {
   /** curl's speed_download of each fetch of `bigUrl`, bytes/s. */

@@ -3,7 +3,7 @@
 // against one with it, with and without a 100-entry egress policy (alternating); from one sandbox, TCP download
 // throughput and request RTT to an HTTP server on a dummy link in the test host (203.0.113.10), with and without
 // the policy, and PUT /network's latency (each one checked in the guest); the same curl workload from a guest on
-// QEMU's own virtio-net (scripts/bench-net-qemu.ts); the slot setup time of the daemon's pool. Last line JSON (ms;
+// QEMU's own virtio-net (scripts/bench-net-qemu.ts, booted right before and after those downloads); the slot setup time of the daemon's pool. Last line JSON (ms;
 // emulated: the test host runs under TCG, its guests nested). One run: ~4-5 minutes in the test host.
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import { Sandbox } from "e2b";
 import { startTestDaemon, type TestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
 import { note, pct, REPO, rerunInTesthost } from "./bench-lib.ts";
-import { qemuNet } from "./bench-net-qemu.ts";
+import { type QemuNetResult, qemuNet } from "./bench-net-qemu.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "12" } } });
 const RUNS = Number(values.runs);
@@ -81,10 +81,11 @@ async function creates(d: TestDaemon, networks: (Net | undefined)[]): Promise<nu
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;
-const mbps = (bytesPerS: number[]) => round((pct(bytesPerS, 50) * 8) / 1e6);
-try {
-  // The baseline first, while no onebox TAP or program exists. A failure costs only its fields (null), not the run.
-  const qemu = await qemuNet({
+const mbitList = (bytesPerS: number[]) => bytesPerS.map((x) => round((x * 8) / 1e6)).join(", ");
+
+/** One boot of the QEMU baseline guest; a failure costs only its fields (null), not the run. */
+async function baseline(): Promise<QemuNetResult | null> {
+  const r = await qemuNet({
     root,
     kernel: process.env.ONEBOX_TEST_KERNEL ?? "",
     modules: process.env.ONEBOX_TEST_MODULES ?? "",
@@ -97,8 +98,11 @@ try {
     say(`QEMU baseline failed: ${e instanceof Error ? e.message : String(e)}`);
     return null;
   });
-  if (qemu) say(`QEMU virtio-net: ${qemu.speeds.map((x) => round((x * 8) / 1e6)).join(", ")} Mbit/s; RTT p50 ${pct(qemu.rtts, 50)} ms`);
-
+  if (r) say(`QEMU virtio-net: ${mbitList(r.speeds)} Mbit/s; RTT p50 ${pct(r.rtts, 50)} ms`);
+  return r;
+}
+const mbps = (bytesPerS: number[]) => round((pct(bytesPerS, 50) * 8) / 1e6);
+try {
   const off = await daemon(false);
   const [nonet] = await creates(off, [undefined]);
   await off.stop();
@@ -111,6 +115,9 @@ try {
   say(`creates with networking: ${net!.map(round).join(", ")} ms`);
   say(`creates with networking and a 100-entry policy: ${withPolicy!.map(round).join(", ")} ms`);
 
+  // The baseline right before and right after the sandbox's downloads (the shared machine's load drifts; run 2
+  // measured creates 3x slower than run 1), both boots' figures pooled.
+  const qemuBefore = await baseline();
   const opts = { apiKey: on.key, apiUrl: on.url, sandboxUrl: on.url, requestTimeoutMs: 600_000 };
   const s = await Sandbox.create("bench-net", opts);
   const run = async (cmd: string) => (await s.commands.run(cmd, { timeoutMs: 300_000 })).stdout;
@@ -146,8 +153,10 @@ try {
     }
   }
   await s.kill();
+  const qemuAfter = await baseline();
+  const qemu = qemuBefore && qemuAfter ? { speeds: [...qemuBefore.speeds, ...qemuAfter.speeds], rtts: [...qemuBefore.rtts, ...qemuAfter.rtts] } : (qemuBefore ?? qemuAfter);
   await on.stop();
-  say(`downloads: ${open.map((x) => round((x * 8) / 1e6)).join(", ")} Mbit/s; with the policy ${policed.map((x) => round((x * 8) / 1e6)).join(", ")}`);
+  say(`downloads: ${mbitList(open)} Mbit/s; with the policy ${mbitList(policed)}`);
   say(`PUT /network: ${updates.map(round).join(", ")} ms`);
 
   const tcpMbps = mbps(open);
