@@ -4,7 +4,7 @@
 // throughput and request RTT to an HTTP server on a dummy link in the test host (203.0.113.10), with and without
 // the policy, and PUT /network's latency (each one checked in the guest); the same curl workload from a guest on
 // QEMU's own virtio-net (scripts/bench-net-qemu.ts, booted right before and after those downloads); the slot setup time of the daemon's pool. Last line JSON (ms;
-// emulated: the test host runs under TCG, its guests nested). One run: ~4-5 minutes in the test host.
+// emulated: the test host runs under TCG, its guests nested). One run: 3-6 minutes in the test host.
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
