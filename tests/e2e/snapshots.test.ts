@@ -182,8 +182,10 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("sandbox snapshots against real mic
     expect(forks).toHaveLength(3);
     expect(await p.isRunning()).toBe(true);
     await p.kill();
-    // One command per fork: identity, entropy, the file, and the counter read twice 0.6 s apart.
-    const probe = `printf '%s\\n' "$(cat /run/onebox/sandbox-id)" "$(hostname)" "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')" "$(cat /home/user/state.txt)" "$(cat /tmp/count)" "$(sleep 0.6; cat /tmp/count)"`;
+    // One command per fork: identity, entropy, the file, and the counter read until it moves (up to 10 s: three
+    // new guests under emulation share the test host, and one turn of the loop took over 0.6 s in a run).
+    const moved = 'c1=$(cat /tmp/count); c2=$c1; i=0; while [ $i -lt 100 ] && [ "$c2" = "$c1" ]; do sleep 0.1; c2=$(cat /tmp/count); i=$((i+1)); done; echo "$c1"; echo "$c2"';
+    const probe = `printf '%s\\n' "$(cat /run/onebox/sandbox-id)" "$(hostname)" "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n')" "$(cat /home/user/state.txt)"; ${moved}`;
     const seen = await Promise.all(
       forks.map(async (f) => {
         const [id, host, rnd, file, c1, c2] = (await f.commands.run(probe)).stdout.trim().split("\n");
