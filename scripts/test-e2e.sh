@@ -53,7 +53,7 @@ for ((attempt = 1; attempt <= max_attempts; attempt++)); do
   ((left >= 300)) || left=300
   : >"$raw"
   set +e # (under set -e a failed pipeline would end this script here, before any rerun)
-  ONEBOX_E2E_ATTEMPT=$attempt scripts/testhost run --timeout "$left" --stall "${ONEBOX_E2E_STALL:-420}" \
+  ONEBOX_E2E_ATTEMPT=$attempt scripts/testhost run --timeout "$left" --stall "${ONEBOX_E2E_STALL:-240}" \
     --mem "${ONEBOX_E2E_MEM:-12288}" "bash scripts/e2e-run-files.sh ${files[*]}" 2>&1 | tee "$raw"
   rc=${PIPESTATUS[0]}
   set -e
