@@ -91,15 +91,20 @@ function kvmTrace(pid: number, ms: number): string[] {
   return lines.filter((l) => tids.some((t) => l.includes(`-${t} `) || l.includes(`-${t}  `)));
 }
 
+/** The pid the daemon recorded for a VM's vmm (0 if it has no record). */
+function vmmPid(id: string): number {
+  try {
+    return (JSON.parse(readFileSync(join(runRoot, "vms", id, "vmm.json"), "utf8")) as { pid: number }).pid;
+  } catch {
+    return 0;
+  }
+}
+
 async function examine(id: string, why: string): Promise<void> {
   log(`SILENT ${id}: ${why}`);
   const runDir = join(runRoot, "vms", id);
-  let pid = 0;
-  try {
-    pid = (JSON.parse(readFileSync(join(runDir, "vmm.json"), "utf8")) as { pid: number }).pid;
-  } catch (e) {
-    log(`  no vmm.json: ${String(e)}`);
-  }
+  const pid = vmmPid(id);
+  if (!pid) log("  no vmm.json");
   if (pid && existsSync(`/proc/${pid}`)) {
     const a = threads(pid);
     await Bun.sleep(3000);
@@ -141,12 +146,14 @@ async function probe(s: Sandbox): Promise<string | null> {
 let made = 0, silent = 0, createFailed = 0;
 for (let r = 1; r <= rounds; r++) {
   const t0 = performance.now();
-  const pending = Array.from({ length: concurrency }, () => Sandbox.create("base", { ...opts, timeoutMs: 600_000 }));
-  const settledAll = Promise.allSettled(pending);
+  const done = new Set<string>(); // ids of the creates that have returned
+  const settledAll = Promise.allSettled(
+    Array.from({ length: concurrency }, () =>
+      Sandbox.create("base", { ...opts, timeoutMs: 600_000 }).then((s) => (done.add(s.sandboxId), s)),
+    ),
+  );
   // A create still running after --probe-ms is examined while it hangs (the daemon's own deadline would tear it down).
   if (!(await Promise.race([settledAll.then(() => true), Bun.sleep(probeMs).then(() => false)]))) {
-    const done = new Set<string>();
-    for (const p of pending) await Promise.race([p.then((s) => done.add(s.sandboxId), () => undefined), Bun.sleep(1)]);
     for (const id of existsSync(join(runRoot, "vms")) ? readdirSync(join(runRoot, "vms")) : []) {
       if (!done.has(id) && existsSync(join(dataDir, "sandboxes", id))) await examine(id, `its create has not finished after ${probeMs} ms`);
     }
@@ -174,8 +181,11 @@ daemon.kill("SIGTERM");
 await daemon.exited;
 for (const d of existsSync(join(runRoot, "vms")) ? readdirSync(join(runRoot, "vms")) : []) {
   try {
-    process.kill((JSON.parse(readFileSync(join(runRoot, "vms", d, "vmm.json"), "utf8")) as { pid: number }).pid, "SIGKILL");
-  } catch {}
+    const pid = vmmPid(d);
+    if (pid) process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
 }
 rmSync(root, { recursive: true, force: true });
 console.log(JSON.stringify({ rounds, sandboxes: made, silent, createFailed }));
