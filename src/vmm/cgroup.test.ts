@@ -2,7 +2,7 @@
 // limits of its VM; the cgroup is gone after the VM ends; a guest that outgrows the memory limit is OOM-killed
 // and recorded as such.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { endReasonOf, wasOomKilled } from "../sandbox/end-reasons.ts";
@@ -90,6 +90,38 @@ describe.skipIf(version === null)("onebox-vmm runs in its VM's own cgroup", () =
     expect(oom).toBe(true);
     expect(endReasonOf(exit, oom).reason).toBe("oom");
     for (const d of removed) expect(existsSync(d)).toBe(false);
+  });
+
+  test("a snapshot's memory file is charged to a sibling: the running VM keeps its limit and its usage", async () => {
+    // In tmpfs (as a test host's data dir is) the copy cannot be reclaimed: charged to the VM's cgroup, it would
+    // sit inside the guest's limit for as long as the sandbox runs on after a snapshot or a fork.
+    const shm = mkdtempSync(join("/dev/shm", "vmm-cg-snap-"));
+    dirs.push(shm);
+    const s = testGuestSpec(join(shm, "run"), "touch_mem.bin", { id: "cgroup-snap", memMib: 64, vcpus: 1 });
+    const vm = await VmProcess.spawn(s);
+    try {
+      const cg = vm.cgroup;
+      if (!cg) throw new Error(`no cgroup although this host has cgroup v${version}`);
+      const mem = cg.dirs.memory ?? "";
+      const usage = () => Number(read(mem, cg.version === 2 ? "memory.current" : "memory.usage_in_bytes"));
+      const limit = () => Number(read(mem, cg.version === 2 ? "memory.max" : "memory.limit_in_bytes"));
+      await waitConsole(s, "touched");
+      await vm.pause();
+      const before = usage();
+      const snap = join(shm, "snap");
+      await vm.snapshot(snap);
+      const copy = statSync(join(snap, "memory")).blocks * 512;
+      expect(copy).toBeGreaterThan(50 * 1024 * 1024); // the 56 MiB the guest wrote are in tmpfs
+      expect(limit()).toBe(cg.memoryBytes);
+      expect(usage()).toBeLessThan(before + 8 * 1024 * 1024);
+      expect(existsSync(`${mem}.snap`)).toBe(false);
+      expect(read(mem, "cgroup.procs").split("\n")).toEqual([String(vm.pid)]);
+      console.log(`vmm cgroup v${cg.version}: ${before >> 20} MiB before the snapshot, ${usage() >> 20} MiB after; the ${copy >> 20} MiB copy is charged elsewhere`);
+      await vm.resume();
+    } finally {
+      await vm.stop();
+    }
+    expect((await vm.exited).reason).toBe("stopped");
   });
 
   test("a cgroup the vmm cannot join fails the start cleanly", async () => {

@@ -190,18 +190,70 @@ function sweepStale(parent: string): void {
 function writeLimits(cg: VmCgroup, limits: VmLimits): void {
   const { memory, pids, cpu } = cg.dirs;
   if (!memory || !pids) throw new Error("VM cgroup without memory or pids directory");
-  setMemoryLimit(cg, limits.memoryBytes);
+  setMemoryLimit(cg.version, memory, limits.memoryBytes);
   writeFileSync(join(pids, "pids.max"), `${limits.pids}\n`);
   // CPU share proportional to vCPUs, relative to the default of one cgroup (v1 shares 1024, v2 weight 100).
   if (cpu && cg.version === 1) writeFileSync(join(cpu, "cpu.shares"), `${1024 * limits.vcpus}\n`);
   if (cpu && cg.version === 2) writeFileSync(join(cpu, "cpu.weight"), `${Math.min(10_000, 100 * limits.vcpus)}\n`);
 }
 
-/** Sets the memory limit (also used to give a snapshot's page cache room while it is written). */
-export function setMemoryLimit(cg: VmCgroup, bytes: number): void {
-  const dir = cg.dirs.memory;
-  if (!dir) return;
-  writeFileSync(join(dir, cg.version === 2 ? "memory.max" : "memory.limit_in_bytes"), `${bytes}\n`);
+/** Sets the memory limit of a VM's memory cgroup directory. */
+function setMemoryLimit(version: 1 | 2, dir: string, bytes: number): void {
+  writeFileSync(join(dir, version === 2 ? "memory.max" : "memory.limit_in_bytes"), `${bytes}\n`);
+}
+
+/** Suffix of the sibling a VM's process writes a snapshot from (chargeSnapshotElsewhere). */
+const SNAPSHOT_SUFFIX = ".snap";
+
+/** Runs `write` (a snapshot of the VM whose process is pid) with that process moved into a sibling memory cgroup
+ *  with the same limit, then moves it back and removes the sibling.
+ *  Why: the memory file is written through the page cache (or into tmpfs), and a page is charged to the memory
+ *  cgroup of the task that allocates it, for as long as it lives: written from the VM's own cgroup, the copy
+ *  would count against the guest's limit while the sandbox runs on (a snapshot of a running sandbox, a fork),
+ *  and a tmpfs copy cannot be reclaimed without swap, so the guest would be OOM-killed for memory it never used.
+ *  Charges stay where they were made when a process moves (v2 always, v1 with move_charge_at_immigrate 0, the
+ *  default): the guest's RAM stays on the VM's cgroup, the copy goes to the sibling, and once the sibling is
+ *  removed to the onebox parent, which has no limit of its own. The sibling has the VM's limit (the copy is at most
+ *  guest RAM, below it). If the sibling cannot be made, the write runs where the process is (and may OOM-kill a
+ *  VM near its limit: logged). */
+export async function chargeSnapshotElsewhere<T>(cg: VmCgroup, pid: number, write: () => Promise<T>): Promise<T> {
+  const home = cg.dirs.memory;
+  if (!home) return write();
+  const sibling = `${home}${SNAPSHOT_SUFFIX}`;
+  const moveTo = (dir: string) => writeFileSync(join(dir, "cgroup.procs"), `${pid}\n`);
+  try {
+    live.add(sibling);
+    mkdirSync(sibling);
+    setMemoryLimit(cg.version, sibling, cg.memoryBytes);
+    // v2: the sibling holds every controller the VM's cgroup has; keep the pids bound while the process is there.
+    if (cg.version === 2) writeFileSync(join(sibling, "pids.max"), `${VM_PIDS_MAX}\n`);
+    moveTo(sibling);
+  } catch (e) {
+    console.warn(`onebox: the snapshot of vmm ${pid} is charged to the VM's own cgroup (${(e as Error).message})`);
+    removeSibling(sibling);
+    return write();
+  }
+  try {
+    return await write();
+  } finally {
+    try {
+      moveTo(home);
+    } catch (e) {
+      // The process ended meanwhile (ESRCH), or the move failed: it stays under the same limit in the sibling,
+      // which the stale sweep removes once the process is gone.
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") console.warn(`onebox: vmm ${pid} stays in ${sibling}: ${(e as Error).message}`);
+    }
+    removeSibling(sibling);
+  }
+}
+
+function removeSibling(dir: string): void {
+  live.delete(dir);
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not made, or still holds the process (the stale sweep takes it once empty)
+  }
 }
 
 /** Creates and limits the cgroup for one VM (name: unique among live VMs), or null when cgroups are off or the

@@ -8,11 +8,11 @@ import { nativePath } from "../sys/natives.ts";
 import {
   adoptVmCgroup,
   cgroupDirs,
+  chargeSnapshotElsewhere,
   createVmCgroup,
   oomKills,
   recordVmOom,
   removeVmCgroup,
-  setMemoryLimit,
   type VmCgroup,
   vmLimits,
 } from "./cgroup.ts";
@@ -376,14 +376,10 @@ export class VmProcess {
   async snapshot(dir: string, opts: { diff?: boolean } = {}): Promise<void> {
     if (existsSync(dir)) throw new Error(`snapshot directory ${dir} already exists: a snapshot goes into a new one`);
     const name = `snap-${randomBytes(6).toString("hex")}`;
-    // The memory file is written through the page cache (or into tmpfs), charged to the VM's cgroup next to the
-    // guest's RAM: room for a second copy. Not lowered again: with the copy still charged (tmpfs cannot be
-    // reclaimed without swap) a v2 memory.max below usage OOM-kills the VM, and a snapshot is normally followed
-    // by stop anyway (template build, pause).
-    const cg = this.cgroup;
-    if (cg) setMemoryLimit(cg, 2 * cg.memoryBytes);
-    // A failed snapshot's leftovers stay in the vmm's dir, removed with it once the vmm is gone.
-    await this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${VMM_DIR_IN_VMM}/${name}`, 120_000);
+    // A failed snapshot's leftovers stay in the vmm's dir, removed with it once the vmm is gone. The memory file's
+    // pages are charged to a sibling cgroup, not to the guest's limit (chargeSnapshotElsewhere says why).
+    const write = () => this.request(`${opts.diff ? "snapshot-diff" : "snapshot"} ${VMM_DIR_IN_VMM}/${name}`, 120_000);
+    await (this.cgroup ? chargeSnapshotElsewhere(this.cgroup, this.pid, write) : write());
     const vmmDir = vmmDirFor(this.exitFile);
     claimVmmDir(join(vmmDir, name), dir, this.jail?.uid ?? ownUid(), ["state", "memory"], vmmDir);
   }
