@@ -11,6 +11,7 @@ const STATUS: Record<ErrorKind, number> = {
   conflict: 409,
   "too-large": 413,
   "rate-limited": 429,
+  "insufficient-storage": 507,
   unavailable: 503,
   "not-implemented": 501,
   internal: 500,

@@ -4,7 +4,12 @@ import { probeKvm, KVM_API_VERSION, type KvmProbe } from "../sys/kvm-probe.ts";
 import { hostKindInfo, type HostKindInfo } from "../sys/host-kind.ts";
 import { resolveGuestKernel, type GuestKernel } from "../sys/guest-kernel.ts";
 import { checkNetwork, type NetworkReport } from "../net/host-checks.ts";
-import { envVar, parseConfig } from "../util/config.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { openState } from "../store/index.ts";
+import { DB_FILE } from "../store/data-dir-guard.ts";
+import { snapshotStorage } from "../templates/snapshot-storage.ts";
+import { envInt, envVar, parseConfig } from "../util/config.ts";
 
 export interface DoctorReport {
   ok: boolean;
@@ -16,6 +21,8 @@ export interface DoctorReport {
   notes: string[];
   /** Guest networking (docs/network.md): kernel features and the sandbox range; not part of `ok`. */
   network?: NetworkReport;
+  /** What snapshots and fork captures hold on disk against their bound; absent before the daemon's first start. */
+  snapshots?: { count: number; mib: number; maxMib: number; perSandboxMib: number; largestSandboxMib: number };
 }
 
 const PVM_ADVICE =
@@ -62,7 +69,33 @@ export async function diagnose(opts: { device?: string; kernel?: string; initrd?
     notes.push("no initramfs built yet beside the kernel: scripts/mkinitramfs.sh builds it (onebox-init and the kernel's modules)");
   }
   const network = opts.sandboxCidr ? await checkNetwork(opts.sandboxCidr) : undefined;
-  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network };
+  const snapshots = snapshotReport(opts.dataDir);
+  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network, ...(snapshots ? { snapshots } : {}) };
+}
+
+/** Snapshot storage from the data dir's database, counted as the daemon counts it; nothing is made when there is none. */
+function snapshotReport(dataDir: string): DoctorReport["snapshots"] {
+  if (!existsSync(join(dataDir, DB_FILE))) return undefined;
+  let state: ReturnType<typeof openState>;
+  try {
+    state = openState(dataDir);
+  } catch {
+    return undefined; // not readable by this user, or not onebox's: doctor reports the host, not the data dir
+  }
+  try {
+    const s = snapshotStorage(state.templates.list());
+    const config = parseConfig({ snapshotStorageMaxMib: envInt("ONEBOX_SNAPSHOT_STORAGE_MAX_MIB"), snapshotStoragePerSandboxMib: envInt("ONEBOX_SNAPSHOT_STORAGE_PER_SANDBOX_MIB") });
+    const mib = (b: number) => Math.round(b / (1024 * 1024));
+    return {
+      count: s.count,
+      mib: mib(s.totalBytes),
+      maxMib: config.snapshotStorageMaxMib,
+      perSandboxMib: config.snapshotStoragePerSandboxMib,
+      largestSandboxMib: mib(Math.max(0, ...s.bySandbox.values())),
+    };
+  } finally {
+    state.close();
+  }
 }
 
 function describeKvm(k: KvmProbe): string {
@@ -86,6 +119,7 @@ export function formatReport(r: DoctorReport): string {
     `host          ${describeHost(r.host)}`,
     `guest kernel  ${kernelLine}`,
     `initramfs     ${k.initrd ?? "none yet"}`,
+    ...(r.snapshots ? [`snapshots     ${r.snapshots.count}, ${r.snapshots.mib} MiB of ${r.snapshots.maxMib} MiB (one sandbox's at most ${r.snapshots.largestSandboxMib} of ${r.snapshots.perSandboxMib} MiB)`] : []),
     ...(r.network ? r.network.checks.map((c) => `${`net ${c.name}`.padEnd(13)} ${c.ok ? "" : "FAILED: "}${c.detail}`) : []),
     "",
     ...r.problems.map((p) => `problem: ${p}`),

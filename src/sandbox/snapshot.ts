@@ -2,10 +2,11 @@
 // instant into a new template (src/templates/from-sandbox.ts), while the sandbox runs on: its VM is paused only
 // for the capture. The snapshot's id (and its name) then work wherever a template's do. A failure leaves the
 // sandbox running and nothing of the snapshot behind (no row, no dir).
-import { rmSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
 import { cloneLayer } from "../machine/disk.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { finishSnapshotTemplate, startSnapshotTemplate } from "../templates/from-sandbox.ts";
+import { admitSnapshot } from "../templates/snapshot-storage.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import { conflict, OneboxError, unavailable } from "../util/errors.ts";
 import { newTemplateId } from "../util/ids.ts";
@@ -27,6 +28,8 @@ export async function snapshot(ctx: SandboxCtx, id: string, name?: string, opts:
     const live = reg.liveOrUnavailable(id);
     const source = templates.byId(row.templateId);
     if (!source) throw unavailable(`sandbox ${id}'s template ${row.templateId} was removed; its snapshot cannot be taken`);
+    // Before anything is written: at most the guest's RAM (the memory file) and its layer as it is now.
+    admitSnapshot(config, templates.list(), id, row.memoryMb * MIB + statSync(sandboxPaths(config, id).layer).blocks * 512);
     const undo = new CleanupStack();
     const t0 = performance.now();
     try {

@@ -54,6 +54,12 @@ export const ConfigSchema = z.object({
    *  or a host address sandboxes must reach. `--net-allow-private CIDR` (repeated) or ONEBOX_NET_ALLOW_PRIVATE
    *  (comma-separated). A sandbox's own denyOut still applies. */
   netAllowPrivate: z.array(z.string().refine(isIpv4Range, "an IPv4 address or CIDR range like 10.1.0.0/16")).max(256).default([]),
+  /** Snapshot storage bounds (docs/api.md "Snapshots"): MiB on disk that all snapshots and fork captures may hold
+   *  together, and that the snapshots of one sandbox may hold. A snapshot that could pass either is refused (507)
+   *  before anything is written. `--snapshot-storage-max-mib` / ONEBOX_SNAPSHOT_STORAGE_MAX_MIB and
+   *  `--snapshot-storage-per-sandbox-mib` / ONEBOX_SNAPSHOT_STORAGE_PER_SANDBOX_MIB; 0 = no snapshots. */
+  snapshotStorageMaxMib: z.number().int().min(0).default(65536),
+  snapshotStoragePerSandboxMib: z.number().int().min(0).default(16384),
   /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
   netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });
@@ -82,6 +88,8 @@ export const ONEBOX_ENV = [
   "ONEBOX_TEMPLATE_SNAPSHOTS",
   "ONEBOX_WARM_POOL",
   "ONEBOX_CONSOLE_LOG_MAX_BYTES",
+  "ONEBOX_SNAPSHOT_STORAGE_MAX_MIB",
+  "ONEBOX_SNAPSHOT_STORAGE_PER_SANDBOX_MIB",
   "ONEBOX_VMM_JAIL",
   "ONEBOX_VMM_CGROUP",
   "ONEBOX_LOG",

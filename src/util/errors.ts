@@ -7,6 +7,7 @@ export type ErrorKind =
   | "conflict"
   | "too-large"
   | "rate-limited"
+  | "insufficient-storage"
   | "unavailable"
   | "not-implemented"
   | "internal";
@@ -28,6 +29,8 @@ export const unauthorized = (msg: string) => new OneboxError("unauthorized", msg
 export const notFound = (msg: string) => new OneboxError("not-found", msg);
 export const conflict = (msg: string) => new OneboxError("conflict", msg);
 export const unavailable = (msg: string) => new OneboxError("unavailable", msg);
+/** A bound on stored data (snapshot storage) would be passed: 507, free space by deleting something first. */
+export const insufficientStorage = (msg: string) => new OneboxError("insufficient-storage", msg);
 export const notImplemented = (msg: string) => new OneboxError("not-implemented", msg);
 export const rateLimited = (msg: string, retryAfterSec: number) =>
   new OneboxError("rate-limited", msg, { retryAfterSec });
