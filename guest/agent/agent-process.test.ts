@@ -173,6 +173,22 @@ test("pty: create, sendInput, resize, output", async () => {
   expect(e.exitCode).toBe(5);
 });
 
+test("pty reconnect as the SDK's own test does it: create with envs, disconnect, pty.connect, both streams see the output", async () => {
+  const td = new TextDecoder();
+  let first = "";
+  let again = "";
+  const h = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => void (first += td.decode(d)), envs: { FOO: "bar" }, timeoutMs: 20_000 });
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("echo [$FOO]\n"));
+  await Bun.sleep(300); // the SDK's test gives the first output 300 ms
+  expect(first).toContain("[bar]");
+  await h.disconnect();
+  const h2 = await sbx.pty.connect(h.pid, { onData: (d) => void (again += td.decode(d)), timeoutMs: 20_000 });
+  expect(h2.pid).toBe(h.pid);
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("echo [$FOO]\nexit\n"));
+  expect((await h2.wait()).exitCode).toBe(0);
+  expect(again).toContain("[bar]");
+});
+
 test("a debug sandbox from Sandbox.create (no API call, envdVersion 99.99.99) works against the agent", async () => {
   const s = await Sandbox.create({ debug: true, sandboxUrl: agent.url });
   expect(s.sandboxId).toBe("debug_sandbox_id");

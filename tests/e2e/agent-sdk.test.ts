@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { CommandExitError, FilesystemEventType, InvalidArgumentError, Sandbox, TimeoutError, type FilesystemEvent } from "e2b";
 import { startTestDaemon, type TestDaemon } from "../../src/api/test-support.ts";
 import { registerTemplate } from "../../src/templates/register.ts";
+import { eventually } from "./lib/eventually.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
@@ -32,15 +33,6 @@ if (IN_TESTHOST && !imageDir()) {
   console.warn("agent-sdk: skipped: no template image; build .cache/api-e2e-template on the outer host (see imageDir())");
 }
 
-/** Polls `check` until it returns true or `ms` pass; returns the last answer. */
-async function eventually(check: () => Promise<boolean> | boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await Bun.sleep(200);
-  }
-}
 
 let d: TestDaemon;
 let a: Sandbox;
@@ -128,6 +120,21 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("the guest agent through the e2b SD
     await a.pty.sendInput(h.pid, enc.encode("stty size; exit 7\n"));
     await until(/43 132\r?\n/);
     expect((await h.wait().catch((x) => x)).exitCode).toBe(7);
+  }, 90_000);
+
+  test("pty reconnect: disconnect, pty.connect to the same PTY, output after it arrives on the new stream", async () => {
+    // The SDK's own test, with its fixed 300 ms wait replaced by waiting for the output (emulated guests are slower).
+    let first = "";
+    let again = "";
+    const td = new TextDecoder();
+    const h = await a.pty.create({ cols: 80, rows: 24, onData: (x) => void (first += td.decode(x)), envs: { FOO: "bar" }, timeoutMs: 60_000 });
+    await a.pty.sendInput(h.pid, enc.encode("echo [$FOO]\n"));
+    expect(await eventually(() => first.includes("[bar]"), 20_000) ? first : `no [bar] in: ${first}`).toContain("[bar]");
+    await h.disconnect();
+    const h2 = await a.pty.connect(h.pid, { onData: (x) => void (again += td.decode(x)), timeoutMs: 60_000 });
+    await a.pty.sendInput(h.pid, enc.encode("echo [$FOO]\nexit\n"));
+    expect((await h2.wait()).exitCode).toBe(0);
+    expect(again).toContain("[bar]");
   }, 90_000);
 
   test("files: write/read text and bytes, list with depth, exists, rename, remove, makeDir", async () => {

@@ -7,6 +7,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { Sandbox, SandboxNotFoundError } from "e2b";
 import { pidAlive } from "../../src/vmm/index.ts";
+import { eventually } from "./lib/eventually.ts";
 
 const REPO = join(import.meta.dir, "..", "..");
 const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
@@ -229,6 +230,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
     await a.files.write("/home/user/kept.txt", "before pause");
     await a.commands.run("nohup sh -c 'while :; do sleep 1; done' >/dev/null 2>&1 & echo $! > /home/user/loop.pid", { background: false });
     const loopPid = (await a.files.read("/home/user/loop.pid")).trim();
+    // A background command of the SDK's, paused in its sleep, finishes after the resume (E2B's behaviour).
+    await a.commands.run("sleep 2 && echo done > /home/user/bg-done", { background: true });
     for (let round = 0; round < 2; round++) {
       expect(await a.pause()).toBe(true);
       expect(await a.isRunning()).toBe(false);
@@ -242,6 +245,10 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
       expect((await c.commands.run(`kill -0 ${loopPid} && echo alive`)).stdout).toBe("alive\n");
       const clock = Number((await c.commands.run("date +%s")).stdout.trim());
       expect(Math.abs(clock - Date.now() / 1000)).toBeLessThan(10);
+      if (round === 0) {
+        const done = async () => (await c.files.exists("/home/user/bg-done")) && (await c.files.read("/home/user/bg-done")) === "done\n";
+        expect(await eventually(done, 15_000)).toBe(true);
+      }
     }
     // A clone of the template snapshot is saved as a diff over it (docs/snapshot.md "Pause to disk").
     expect(lifecycleOf(a.sandboxId).match(/saved: diff over the template snapshot/g)?.length).toBe(2);
@@ -253,6 +260,12 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
     expect((await Sandbox.getInfo(a.sandboxId, opts())).state).toBe("running");
     expect(await during.files.read("/home/user/kept.txt")).toBe("before pause");
   }, 240_000);
+
+  test("a command with a newline in it runs as a two-line script and prints both lines", async () => {
+    const r = await a.commands.run('echo "Hello,\nWorld!"');
+    expect(r.stdout).toBe("Hello,\nWorld!\n");
+    expect((await a.commands.run("echo one\necho two")).stdout).toBe("one\ntwo\n");
+  }, 60_000);
 
   /** A process.Process/Start stream (`sleep 600`) over a raw TCP connection to the data plane. */
   function rawStart(id: string, token: string): { started: Promise<void>; ended: Promise<string> } {
