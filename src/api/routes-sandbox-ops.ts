@@ -10,6 +10,10 @@ import { metricJson, sandboxJson } from "./serialize.ts";
 import { badRequest } from "../util/errors.ts";
 import { errorBody } from "./errors.ts";
 import { aliasesOf } from "../store/template-store.ts";
+import type { Admit } from "../sandbox/fork.ts";
+
+/** How long one fork entry waits for a create slot: ten forks at the default bound of 4 are three rounds of creates. */
+const FORK_SLOT_WAIT_MS = 120_000;
 
 export function sandboxOpRoutes(d: ApiDeps): Hono {
   const app = new Hono();
@@ -63,7 +67,10 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     const id = c.req.param("id");
     d.manager.getVisible(id);
     const b = await parseBody(c, ForkBody, max, true);
-    const results = await d.manager.fork(id, { timeoutSec: b.timeout || undefined, count: b.count ?? 1 }, (cost, fn) => d.admission.admit(cost, fn));
+    // A fork's creates wait for a slot under the concurrent-create bound (a client cannot retry one entry); only a
+    // full budget, or no slot within FORK_SLOT_WAIT_MS, makes an entry's 429.
+    const admit: Admit = (cost, fn) => d.admission.admit(cost, fn, { waitForSlotMs: FORK_SLOT_WAIT_MS });
+    const results = await d.manager.fork(id, { timeoutSec: b.timeout || undefined, count: b.count ?? 1 }, admit);
     return c.json(results.map((r) => ("sandbox" in r ? { sandbox: sandboxJson(r.sandbox, domain(d)) } : { error: errorBody(r.error) })), 201);
   });
 

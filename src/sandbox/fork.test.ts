@@ -4,6 +4,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { Admission } from "../scheduler/admission.ts";
 import { rateLimited } from "../util/errors.ts";
 import { fakeSandboxes, type FakeSandboxes } from "./fake-sandboxes.ts";
 import type { Admit, ForkResult } from "./fork.ts";
@@ -84,4 +85,13 @@ test("a failed capture makes nothing; a paused parent is 409; the sweep drops a 
   expect(s.state.templates.byId(capture!.id)).toBeUndefined();
   await s.manager.pause(parent.id);
   await expect(s.manager.fork(parent.id, { count: 1 }, admitAll)).rejects.toThrow("only a running sandbox can be forked");
+});
+
+test("fork of 10 past a concurrent-create bound of 2: every entry waits for a slot and is made (was: 8 entries 429)", async () => {
+  s = await fakeSandboxes();
+  const parent = await s.create();
+  const admission = new Admission({ cpuBudget: 64, memoryBudgetMib: 65536, maxConcurrentCreates: 2, retryAfterSec: 3 }, () => ({ cpus: 0, memoryMib: 0 }));
+  const r = await s.manager.fork(parent.id, { count: 10 }, (cost, fn) => admission.admit(cost, fn, { waitForSlotMs: 10_000 }));
+  expect(errors(r)).toEqual([]);
+  expect(new Set(sandboxes(r).map((f) => f.id)).size).toBe(10);
 });

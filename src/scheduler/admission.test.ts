@@ -38,3 +38,43 @@ test("two concurrent creates cannot both take the last room", async () => {
   release();
   await first;
 });
+
+test("waitForSlotMs: past the concurrent bound a create waits for a slot, in turn; the budget still refuses at once", async () => {
+  const a = new Admission({ ...budget, cpuBudget: 100, memoryBudgetMib: 100000 }, () => ({ cpus: 0, memoryMib: 0 }));
+  const gates: (() => void)[] = [];
+  let running = 0;
+  let most = 0;
+  const slow = (i: number) =>
+    a.admit(
+      { cpus: 1, memoryMib: 1 },
+      async () => {
+        most = Math.max(most, ++running);
+        await new Promise<void>((r) => gates.push(r));
+        running--;
+        return i;
+      },
+      { waitForSlotMs: 5000 },
+    );
+  const all = Promise.all([0, 1, 2, 3, 4].map(slow));
+  await Bun.sleep(10);
+  expect(a.creating).toBe(2); // three wait: none refused
+  while (gates.length || a.creating) {
+    gates.shift()?.();
+    await Bun.sleep(5);
+  }
+  expect(await all).toEqual([0, 1, 2, 3, 4]);
+  expect(most).toBe(2);
+  // No slot within the wait: 429 after it.
+  const held = a.admit({ cpus: 1, memoryMib: 1 }, () => new Promise<void>((r) => gates.push(r)));
+  const held2 = a.admit({ cpus: 1, memoryMib: 1 }, () => new Promise<void>((r) => gates.push(r)));
+  const t0 = Date.now();
+  await expect(a.admit({ cpus: 1, memoryMib: 1 }, async () => 0, { waitForSlotMs: 100 })).rejects.toMatchObject({ kind: "rate-limited" });
+  expect(Date.now() - t0).toBeGreaterThanOrEqual(90);
+  // A full budget does not wait.
+  const full = new Admission({ ...budget, cpuBudget: 1 }, () => ({ cpus: 1, memoryMib: 0 }));
+  const t1 = Date.now();
+  await expect(full.admit({ cpus: 1, memoryMib: 1 }, async () => 0, { waitForSlotMs: 5000 })).rejects.toThrow("host is full");
+  expect(Date.now() - t1).toBeLessThan(50);
+  for (const g of gates) g();
+  await Promise.all([held, held2]);
+});
