@@ -88,12 +88,14 @@ export function blkTestPattern(seed: bigint, bytes: number): Uint8Array {
  * entropy = base64 of 1..512 random bytes (credited in full), id = [A-Za-z0-9_-]{1,64},
  * hostname = [A-Za-z0-9.-]{1,63}. poweroff: the guest shuts down after replying. status: replies
  * {"ok":true,"id":"<sandbox id or empty>","random":"<16 fresh CRNG bytes, hex>","time_ns":<CLOCK_REALTIME>}
- * (lets the host check that clone hygiene took effect).
+ * (lets the host check that clone hygiene took effect). sync: the guest writes every dirty page to its disks
+ * (sync(2)) and then replies (before a filesystem-only pause).
  */
 export type ControlRequest =
   | { op: "ping" }
   | { op: "poweroff" }
   | { op: "status" }
+  | { op: "sync" }
   | { op: "hygiene"; time_ns?: number; entropy?: string; id?: string; hostname?: string };
 export type ControlReply = { ok: true } | { ok: false; error: string };
 export type ControlStatus = { ok: true; id: string; random: string; time_ns: number };

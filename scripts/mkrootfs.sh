@@ -6,7 +6,7 @@
 #            [--agent FILE] [--packages-file FILE] [--extra SRC:DEST ...] [--layer-size SIZE] [--mirror URL]
 #   --out DIR            gets rootfs.ext4, layer.ext4 and manifest.json (replaced atomically)
 #   --variant            minimal: bash coreutils procps ca-certificates
-#                        base:    minimal + python3, pip, git, curl, sudo, iproute2 and the like
+#                        base:    minimal + python (3), pip, Node.js, npm, git, curl, sudo, iproute2 and the like
 #                        code-interpreter: base + guest/interpreter (packages.txt, its .py files in
 #                        /opt/onebox/interpreter, service.conf as services.d/interpreter.conf)
 #   --extra SRC:DEST     copy a file or directory into the image at DEST (repeatable)
@@ -23,8 +23,10 @@ set -euo pipefail
 RECIPE_VERSION=2
 SUITE=bookworm
 MINIMAL_PKGS=(bash coreutils procps ca-certificates)
-BASE_PKGS=(python3 python3-pip python3-venv git curl wget sudo iproute2 iputils-ping less vim-tiny
-           unzip xz-utils jq file)
+# E2B's base image has `python` (python-is-python3) and `python3` with pip, Node.js with npm, git and curl: code
+# written for E2B runs `python -m http.server` or `npm install` unchanged.
+BASE_PKGS=(python3 python3-pip python3-venv python-is-python3 nodejs npm git curl wget sudo iproute2 iputils-ping
+           less vim-tiny unzip xz-utils jq file)
 
 # Packages Debian declares as hard dependencies but that nothing in a sandbox needs at run time,
 # satisfied by one empty package (onebox-image-stubs) so apt never installs them:

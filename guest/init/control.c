@@ -37,6 +37,7 @@ int control_parse(const char *line, size_t len, struct control_msg *out, char *e
   if (!strcmp(op, "ping")) { out->op = CONTROL_PING; return 0; }
   if (!strcmp(op, "poweroff")) { out->op = CONTROL_POWEROFF; return 0; }
   if (!strcmp(op, "status")) { out->op = CONTROL_STATUS; return 0; }
+  if (!strcmp(op, "sync")) { out->op = CONTROL_SYNC; return 0; }
   if (strcmp(op, "hygiene") != 0) { snprintf(err, errcap, "unknown op"); return -1; }
   out->op = CONTROL_HYGIENE;
 
@@ -106,6 +107,12 @@ static int write_id(const char *id, char *err, size_t errcap) {
 
 int control_apply(const struct control_msg *m, char *err, size_t errcap) {
   if (m->op == CONTROL_PING || m->op == CONTROL_STATUS) return 0;
+  if (m->op == CONTROL_SYNC) {
+    /* Before a filesystem-only pause: the layer must hold every write, as the VM's memory is not kept. Linux's
+     * sync() returns once the writeback it started is done. */
+    sync();
+    return 0;
+  }
   if (m->op == CONTROL_POWEROFF) {
     /* PID 1 owns the shutdown sequence (stop services, sync, power-off port). */
     if (kill(1, SIGTERM) < 0) { snprintf(err, errcap, "signal init: %s", strerror(errno)); return -1; }

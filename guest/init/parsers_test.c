@@ -216,6 +216,8 @@ static void test_control_parse(void) {
   CHECK(!strcmp(m.id, "sbx_1") && !strcmp(m.hostname, "sbx-1"));
   const char *p = "{\"op\":\"poweroff\"}";
   CHECK(control_parse(p, strlen(p), &m, err, sizeof err) == 0 && m.op == CONTROL_POWEROFF);
+  const char *sy = "{\"op\":\"sync\"}";
+  CHECK(control_parse(sy, strlen(sy), &m, err, sizeof err) == 0 && m.op == CONTROL_SYNC);
   const char *bad[] = {"{}", "{\"op\":\"reboot\"}", "{\"op\":\"hygiene\",\"time_ns\":-1}",
                        "{\"op\":\"hygiene\",\"time_ns\":\"1\"}", "{\"op\":\"hygiene\",\"entropy\":\"!!\"}",
                        "{\"op\":\"hygiene\",\"id\":\"../etc\"}", "{\"op\":\"hygiene\",\"hostname\":\"a b\"}",

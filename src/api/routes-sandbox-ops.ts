@@ -23,7 +23,7 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
   const connect = (optionalBody: boolean) =>
     app.post(optionalBody ? "/v2/sandboxes/:id/connect" : "/sandboxes/:id/connect", async (c) => {
       const b = await parseBody(c, ConnectBody, max, optionalBody);
-      const { row, resumed } = await d.manager.connect(c.req.param("id"), b.timeout);
+      const { row, resumed } = await d.manager.connect(c.req.param("id"), b.timeout, { reboot: b.memory === false });
       return c.json(sandboxJson(row, domain(d)), resumed ? 201 : 200);
     });
   connect(true);
@@ -46,8 +46,8 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
   });
 
   app.post("/sandboxes/:id/pause", async (c) => {
-    await parseBody(c, PauseBody, max, true);
-    await d.manager.pause(c.req.param("id"));
+    const b = await parseBody(c, PauseBody, max, true);
+    await d.manager.pause(c.req.param("id"), { memory: b.memory ?? undefined });
     return c.body(null, 204);
   });
 
@@ -77,7 +77,7 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
   // Deprecated resume (old SDKs): 201 Sandbox; 409 if running.
   app.post("/sandboxes/:id/resume", async (c) => {
     const b = await parseBody(c, ResumeBody, max, true);
-    const row = await d.manager.resume(c.req.param("id"), b.timeout ?? undefined);
+    const row = await d.manager.resume(c.req.param("id"), b.timeout ?? undefined, { reboot: b.memory === false });
     return c.json(sandboxJson(row, domain(d)), 201);
   });
 

@@ -52,6 +52,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       secure: true,
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
+      autoPauseMemory: b.autoPauseMemory ?? true,
       autoResume: b.autoResume?.enabled ?? false,
     }, network);
     return c.json(sandboxJson(row, domain(d)), 201);
@@ -69,6 +70,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       secure: b.secure ?? false,
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
+      autoPauseMemory: b.autoPauseMemory ?? true,
       autoResume: b.autoResume?.enabled ?? false,
     }, network);
     return c.json(sandboxJson(row, domain(d)), 201);

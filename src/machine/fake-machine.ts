@@ -14,7 +14,7 @@ import type { PooledVmHandle, VmDriver, VmExit, VmHandle, VmSpec } from "./vm-dr
 
 export type FakeStep =
   | "spawn" | "spawnPooled" | "restore" | "pause" | "resume" | "snapshot" | "snapshot-diff" | "stop" | "stats" | "forward"
-  | "adopt" | "hygiene" | "ready" | "init" | "metrics";
+  | "adopt" | "hygiene" | "sync" | "ready" | "init" | "metrics";
 
 const GUEST_STEPS: FakeStep[] = ["hygiene", "ready", "init", "metrics"];
 
@@ -236,6 +236,7 @@ export class FakeMachine implements Machine {
 
   readonly guest: GuestLink = {
     hygiene: async () => this.gated("hygiene"),
+    syncDisks: async () => this.gated("sync"),
     waitReady: async () => this.gated("ready"),
     init: async (runDir, _body, tokenHeader) => {
       await this.gated("init");

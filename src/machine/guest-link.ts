@@ -3,13 +3,15 @@
 import type { TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { AgentClient, waitHealthy, type AgentInit, type AgentMetrics } from "./agent-client.ts";
-import { sendHygiene } from "./hygiene.ts";
+import { sendHygiene, syncGuestDisks } from "./hygiene.ts";
 import { FORWARDED_PORTS } from "./vm-config.ts";
 import { forwardSocketPath, vsockPath, type VmHandle } from "./vm-driver.ts";
 
 export interface GuestLink {
   /** A restored clone's own clock, entropy and identity (docs/snapshot.md), before anything else talks to it. */
   hygiene(runDir: string, id: string, timeoutMs: number): Promise<void>;
+  /** The guest writes its dirty pages to its disks (before a filesystem-only pause). */
+  syncDisks(runDir: string, timeoutMs: number): Promise<void>;
   /** Until the agent answers /health, then the template's ready port (if it has one). */
   waitReady(config: Config, t: TemplateRow, handle: VmHandle, runDir: string, dead: () => string | null): Promise<void>;
   /** POST /init (spec §3.4): tokenHeader is the token the agent already holds (a resumed guest's). */
@@ -20,6 +22,7 @@ export interface GuestLink {
 /** The real guest: onebox-init's control channel over vsock and the agent over its forward socket. */
 export const agentGuest: GuestLink = {
   hygiene: (runDir, id, timeoutMs) => sendHygiene(vsockPath(runDir), { id, hostname: id, timeoutMs }),
+  syncDisks: (runDir, timeoutMs) => syncGuestDisks(vsockPath(runDir), timeoutMs),
   async waitReady(config, t, handle, runDir, dead) {
     await new AgentClient(runDir).waitHealthy(Date.now() + config.bootTimeoutMs, dead);
     const ready = t.readyPort;

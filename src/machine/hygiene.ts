@@ -118,6 +118,18 @@ export async function sendHygiene(vsockPath: string, o: HygieneOptions = {}): Pr
   }
 }
 
+/** Has the guest write every dirty page to its disks (sync(2)) and waits for its reply: after it the layer holds
+ *  the guest's files as they are, without its memory (a filesystem-only pause). */
+export async function syncGuestDisks(vsockPath: string, timeoutMs = 30_000): Promise<void> {
+  const sock = await dialControl(vsockPath, timeoutMs);
+  try {
+    const r = await exchange(sock, `${JSON.stringify({ op: "sync" } satisfies ControlRequest)}\n`, timeoutMs);
+    if (!r.ok) throw new Error(`guest sync failed: ${r.error}`);
+  } finally {
+    sock.destroy();
+  }
+}
+
 /** Asks the guest what it is now (id, fresh random bytes, clock): how a test sees that hygiene took effect. */
 export async function guestStatus(vsockPath: string, timeoutMs = 10_000): Promise<ControlStatus> {
   const sock = await dialControl(vsockPath, timeoutMs);

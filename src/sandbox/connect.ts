@@ -6,7 +6,8 @@ import type { SandboxCtx } from "./context.ts";
 import { precondition } from "./lifecycle.ts";
 import { resume } from "./resume.ts";
 
-export async function connect(ctx: SandboxCtx, id: string, timeoutSec: number): Promise<{ row: SandboxRow; resumed: boolean }> {
+/** `reboot`: a paused sandbox boots its files afresh (E2B's `memory: false`, the SDK's onResume "reboot"). */
+export async function connect(ctx: SandboxCtx, id: string, timeoutSec: number, opts: { reboot?: boolean } = {}): Promise<{ row: SandboxRow; resumed: boolean }> {
   const { reg } = ctx;
   let row = reg.getVisible(id);
   // Each wait ends with its operation; a sandbox killed meanwhile is then 404 (getVisible).
@@ -17,7 +18,7 @@ export async function connect(ctx: SandboxCtx, id: string, timeoutSec: number): 
   precondition("connect", id, row.state);
   let resumed = false;
   if (row.state === "paused") {
-    await resume(ctx, id, timeoutSec);
+    await resume(ctx, id, timeoutSec, opts);
     resumed = true;
   }
   const current = reg.mustGet(id);

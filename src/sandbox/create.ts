@@ -23,6 +23,8 @@ export interface CreateInput {
   /** E2B's network.allowPublicTraffic (default true); false issues a trafficAccessToken. */
   allowPublicTraffic?: boolean;
   autoPause: boolean;
+  /** false: a timeout's pause keeps only the filesystem (E2B's lifecycle keepMemory: false); default true. */
+  autoPauseMemory?: boolean;
   autoResume: boolean;
 }
 
@@ -80,6 +82,7 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
       trafficAccessToken: input.allowPublicTraffic === false ? newAccessToken() : null,
       onTimeout: input.autoPause ? "pause" : "kill",
       autoResume: input.autoResume,
+      autoPauseMemory: input.autoPauseMemory ?? true,
       startedAt: now,
       endAt: now + input.timeoutSec * 1000,
     });

@@ -16,7 +16,7 @@ export async function expire(ctx: SandboxCtx, id: string): Promise<void> {
     return;
   }
   try {
-    if (row.onTimeout === "pause") await pause(ctx, id);
+    if (row.onTimeout === "pause") await pause(ctx, id, { memory: row.autoPauseMemory });
     else await kill(ctx, id, "timeout");
   } catch (e) {
     log.warn("deadline action failed; retrying", { id, error: String(e) });

@@ -107,12 +107,12 @@ export class SandboxManager {
     return setTimeout(this.ctx, id, timeoutSec);
   }
 
-  connect(id: string, timeoutSec: number): Promise<{ row: SandboxRow; resumed: boolean }> {
-    return connect(this.ctx, id, timeoutSec);
+  connect(id: string, timeoutSec: number, opts: { reboot?: boolean } = {}): Promise<{ row: SandboxRow; resumed: boolean }> {
+    return connect(this.ctx, id, timeoutSec, opts);
   }
 
-  pause(id: string): Promise<void> {
-    return pause(this.ctx, id);
+  pause(id: string, opts: { memory?: boolean } = {}): Promise<void> {
+    return pause(this.ctx, id, opts);
   }
 
   /** POST /sandboxes/{id}/snapshots: the new snapshot template (its id works as a templateID). */
@@ -125,8 +125,8 @@ export class SandboxManager {
     return fork(this.ctx, id, opts, admit);
   }
 
-  resume(id: string, timeoutSec?: number): Promise<SandboxRow> {
-    return resume(this.ctx, id, timeoutSec);
+  resume(id: string, timeoutSec?: number, opts: { reboot?: boolean } = {}): Promise<SandboxRow> {
+    return resume(this.ctx, id, timeoutSec, opts);
   }
 
   /** PUT /sandboxes/{id}/network: stores the new config (validated by the API) and writes it into the running

@@ -18,7 +18,13 @@ export function sandboxPaths(config: Config, id: string) {
   };
 }
 
-/** Whether a paused sandbox has a complete snapshot to resume from (the vmm renames `state` in last). */
+/** In pauseDir instead of a VM state: a filesystem-only pause (E2B's keepMemory: false), which the resume boots afresh
+ *  from the layer. Written once the VM has ended, so it also says the layer is final. */
+export const FILESYSTEM_ONLY = "filesystem-only";
+
+/** Whether a paused sandbox has something complete to resume from: a snapshot (the vmm renames `state` in last) or
+ *  a filesystem-only pause's layer. */
 export function isParked(config: Config, id: string): boolean {
-  return existsSync(join(sandboxPaths(config, id).pauseDir, "state"));
+  const dir = sandboxPaths(config, id).pauseDir;
+  return existsSync(join(dir, "state")) || existsSync(join(dir, FILESYSTEM_ONLY));
 }

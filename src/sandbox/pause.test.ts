@@ -4,7 +4,7 @@ import { afterEach, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fakeSandboxes, type FakeSandboxes } from "./fake-sandboxes.ts";
-import { sandboxPaths } from "./paths.ts";
+import { FILESYSTEM_ONLY, sandboxPaths } from "./paths.ts";
 
 let s: FakeSandboxes;
 afterEach(() => s.close());
@@ -65,4 +65,33 @@ test("pause of a sandbox whose VM this daemon does not hold: 503 saying what to 
   });
   await expect(s.manager.pause("orphan")).rejects.toThrow("has no VM process attached to this daemon");
   expect(s.manager.get("orphan")?.state).toBe("running");
+});
+
+test("pause with memory: false: the guest syncs its disks before its vCPUs stop, no snapshot, the layer and a marker stay", async () => {
+  s = await fakeSandboxes();
+  const row = await s.create();
+  const vm = s.fm.vm(row.runDir!)!;
+  const p = sandboxPaths(s.config, row.id);
+  writeFileSync(p.baseFile, "/some/template/snapshot/vm");
+  s.fm.calls.length = 0;
+  await s.manager.pause(row.id, { memory: false });
+  expect(s.fm.calls.filter((c) => c !== "stats")).toEqual(["sync", "pause", "stop"]);
+  expect(vm.state).toBe("ended");
+  expect(s.manager.get(row.id)).toMatchObject({ state: "paused", vmPid: null, endedAt: null });
+  expect(existsSync(join(p.pauseDir, FILESYSTEM_ONLY)) && !existsSync(join(p.pauseDir, "state"))).toBe(true);
+  expect(existsSync(p.layer)).toBe(true);
+  expect(s.state.sandboxes.eventsOf(row.id).find((e) => e.kind === "saved")?.detail).toBe("filesystem only (the resume boots it afresh)");
+  // A daemon restart keeps it paused (it has something to resume from).
+  await s.restart();
+  expect(s.manager.get(row.id)?.state).toBe("paused");
+});
+
+test("pause with memory: false whose guest cannot sync: 503, still running, nothing written", async () => {
+  s = await fakeSandboxes();
+  const row = await s.create();
+  s.fm.failOnce.add("sync");
+  await expect(s.manager.pause(row.id, { memory: false })).rejects.toMatchObject({ kind: "unavailable" });
+  expect(s.manager.get(row.id)?.state).toBe("running");
+  expect(s.fm.vm(row.runDir!)!.state).toBe("running");
+  expect(s.files(row.id).paused).toBe(false);
 });

@@ -4,15 +4,22 @@
 import { unavailable } from "../util/errors.ts";
 import type { SandboxCtx } from "./context.ts";
 import { precondition } from "./lifecycle.ts";
-import { parkSandbox } from "./runtime.ts";
+import { parkFilesystemOnly, parkSandbox } from "./runtime.ts";
 
-export async function pause(ctx: SandboxCtx, id: string): Promise<void> {
+/** How long the guest may take to write its dirty pages before a filesystem-only pause gives up (it stays running). */
+const SYNC_TIMEOUT_MS = 60_000;
+
+/** `memory: false` (E2B's keepMemory: false): keep only the filesystem; the resume boots it afresh. */
+export async function pause(ctx: SandboxCtx, id: string, opts: { memory?: boolean } = {}): Promise<void> {
+  const keepMemory = opts.memory !== false;
   const { reg } = ctx;
   precondition("pause", id, reg.getVisible(id).state);
   await reg.locks.with(id, "pause", async () => {
     const live = reg.liveOrUnavailable(id);
     reg.begin("pause", id);
     try {
+      // The guest's page cache goes with its memory: its disks must hold every write first.
+      if (!keepMemory) await ctx.guest.syncDisks(live.runDir, SYNC_TIMEOUT_MS);
       await live.handle.pause();
     } catch (e) {
       reg.fail("pause", id);
@@ -23,8 +30,13 @@ export async function pause(ctx: SandboxCtx, id: string): Promise<void> {
     // From here its VM's exit is the park's, not an end.
     live.ending = { why: "park" };
     try {
-      const { diff } = await parkSandbox(ctx.config, id, live.handle);
-      reg.event(id, "saved", diff ? "diff over the template snapshot" : "full memory");
+      if (keepMemory) {
+        const { diff } = await parkSandbox(ctx.config, id, live.handle);
+        reg.event(id, "saved", diff ? "diff over the template snapshot" : "full memory");
+      } else {
+        await parkFilesystemOnly(ctx.config, id, live.handle);
+        reg.event(id, "saved", "filesystem only (the resume boots it afresh)");
+      }
     } catch (e) {
       live.ending = null;
       await live.handle.resume().catch(() => undefined);

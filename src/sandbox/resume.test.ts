@@ -1,6 +1,7 @@
 // Resume from a pause to disk with the machine layer faked: a new VM restored from paused/, hygiene, /init with
 // the token the agent holds; each failure leaves the sandbox paused with its snapshot, so a retry works.
 import { afterEach, expect, test } from "bun:test";
+import { existsSync, writeFileSync } from "node:fs";
 import type { FakeStep } from "../machine/fake-machine.ts";
 import { fakeSandboxes, type FakeSandboxes } from "./fake-sandboxes.ts";
 import { sandboxPaths } from "./paths.ts";
@@ -23,6 +24,33 @@ test("resume: running again in a new VM restored from paused/, which is then rem
   expect(s.files(row.id).paused).toBe(false);
   expect(s.manager.route(row.id)).not.toBeNull();
   await expect(s.manager.resume(row.id)).rejects.toThrow(`sandbox ${row.id} is running, not paused`);
+});
+
+test("a filesystem-only pause resumes by a boot of its own layer: no restore, no hygiene, the marker removed", async () => {
+  s = await fakeSandboxes();
+  const row = await s.create();
+  await s.manager.pause(row.id, { memory: false });
+  s.fm.calls.length = 0;
+  const resumed = await s.manager.resume(row.id, 60);
+  expect(resumed.state).toBe("running");
+  const vm = s.fm.vm(sandboxPaths(s.config, row.id).runDir)!;
+  expect(vm.spec.restoreFrom).toBeUndefined();
+  expect(vm.spec.disks.map((d) => d.path)).toContain(sandboxPaths(s.config, row.id).layer);
+  expect(s.fm.calls).not.toContain("hygiene");
+  expect(s.files(row.id).paused).toBe(false);
+  expect(s.state.sandboxes.eventsOf(row.id).map((e) => e.kind)).toContain("rebooted");
+});
+
+test("connect with reboot (E2B's memory: false) boots a memory pause afresh and drops its snapshot and base", async () => {
+  s = await fakeSandboxes();
+  const row = await s.create();
+  const p = sandboxPaths(s.config, row.id);
+  await s.manager.pause(row.id);
+  writeFileSync(p.baseFile, "/some/template/snapshot/vm");
+  const { resumed } = await s.manager.connect(row.id, 60, { reboot: true });
+  expect(resumed).toBe(true);
+  expect(s.fm.vm(p.runDir)!.spec.restoreFrom).toBeUndefined();
+  expect(existsSync(p.pauseDir) || existsSync(p.baseFile)).toBe(false);
 });
 
 for (const step of ["spawn", "hygiene", "ready", "init"] as FakeStep[]) {

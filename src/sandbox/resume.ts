@@ -13,14 +13,16 @@ import { resumeSandbox } from "./runtime.ts";
 /** Without a timeout a resumed sandbox keeps its end time, but gets at least this long. */
 const RESUME_MIN_MS = 300_000;
 
-export async function resume(ctx: SandboxCtx, id: string, timeoutSec?: number): Promise<SandboxRow> {
+/** `reboot` (E2B's connect/resume with `memory: false`): boot the sandbox's files afresh instead of restoring its
+ *  memory; a filesystem-only pause always resumes so. */
+export async function resume(ctx: SandboxCtx, id: string, timeoutSec?: number, opts: { reboot?: boolean } = {}): Promise<SandboxRow> {
   const { reg } = ctx;
   const row = reg.getVisible(id);
   precondition("resume", id, row.state);
   await reg.locks.with(id, "resume", async () => {
     reg.begin("resume", id);
     try {
-      await wake(ctx, row);
+      await wake(ctx, row, opts.reboot === true);
     } catch (e) {
       reg.fail("resume", id);
       throw unavailable(`resuming sandbox ${id} failed (${e instanceof Error ? e.message : String(e)}); it is still paused, retry`);
@@ -33,7 +35,7 @@ export async function resume(ctx: SandboxCtx, id: string, timeoutSec?: number): 
 }
 
 /** Restores a paused sandbox from its snapshot; a VM paused in memory by an older daemon just continues. */
-async function wake(ctx: SandboxCtx, row: SandboxRow): Promise<void> {
+async function wake(ctx: SandboxCtx, row: SandboxRow, reboot: boolean): Promise<void> {
   const init = { envVars: parseJsonObject(row.envVars), accessToken: row.envdAccessToken ?? undefined };
   const live = ctx.reg.live.get(row.id);
   if (live) {
@@ -47,7 +49,8 @@ async function wake(ctx: SandboxCtx, row: SandboxRow): Promise<void> {
   if (!ctx.machine) throw new Error(ctx.machineProblem ?? "no VMM");
   const template = ctx.templates.resolve(row.templateId);
   if (!template) throw new Error(`its template ${row.templateId} was removed`);
-  const booted = await resumeSandbox(ctx.config, ctx.machine, { id: row.id, template, ...init, egress: egressOf(ctx.reg.mustGet(row.id)) });
+  const booted = await resumeSandbox(ctx.config, ctx.machine, { id: row.id, template, ...init, egress: egressOf(ctx.reg.mustGet(row.id)) }, { reboot });
+  if (booted.mode === "cold-boot") ctx.reg.event(row.id, "rebooted", "from its filesystem (its memory was not kept)");
   ctx.reg.adoptLive(row.id, booted.handle, booted.runDir);
   applyEgress(ctx, row.id); // a PUT /network during the resume changed the row after the slot got its policy
 }

@@ -2,6 +2,7 @@
 // its own pause snapshot, park it (pause to disk), and its files. Every step registers its undo; a failure
 // unwinds them all (no leaked dirs, layers, processes).
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { AgentInit } from "../machine/agent-client.ts";
 import { stage, startGuest, unwindLogged, type Stages } from "../machine/bring-up.ts";
 import { cloneLayer, type RestoreSource } from "../machine/disk.ts";
@@ -13,7 +14,7 @@ import type { TemplateRow } from "../store/index.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
-import { sandboxPaths } from "./paths.ts";
+import { FILESYSTEM_ONLY, sandboxPaths } from "./paths.ts";
 
 export interface BootRequest {
   id: string;
@@ -69,18 +70,21 @@ export async function bootSandbox(config: Config, m: Machine, req: BootRequest):
   }
 }
 
-/** Brings a paused sandbox back from its own snapshot (sandboxPaths().pauseDir) and layer. A failure
- *  leaves both in place, so the sandbox stays paused and the resume can be retried. */
-export async function resumeSandbox(config: Config, m: Machine, req: BootRequest): Promise<Booted> {
+/** Brings a paused sandbox back from its own snapshot (sandboxPaths().pauseDir) and layer, or, after a
+ *  filesystem-only pause or when `reboot` is asked (E2B's connect with `memory: false`), boots its layer afresh: a
+ *  new boot, the same files. A failure leaves both in place, so the sandbox stays paused and the resume can be
+ *  retried. */
+export async function resumeSandbox(config: Config, m: Machine, req: BootRequest, opts: { reboot?: boolean } = {}): Promise<Booted> {
   const p = sandboxPaths(config, req.id);
+  const reboot = opts.reboot === true || !existsSync(join(p.pauseDir, "state"));
   const undo = new CleanupStack();
   try {
     rmSync(p.runDir, { recursive: true, force: true });
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
     // A pause diff lies over the template snapshot this sandbox came from: the daemon's record names it.
-    const restoreBase = existsSync(p.baseFile) ? readFileSync(p.baseFile, "utf8") : undefined;
-    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: p.pauseDir, restoreBase };
+    const restoreBase = !reboot && existsSync(p.baseFile) ? readFileSync(p.baseFile, "utf8") : undefined;
+    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: reboot ? undefined : p.pauseDir, restoreBase };
     const stages: Stages = {};
     const t0 = performance.now();
     const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), tokenHeader: req.accessToken, undo, egress: req.egress }, stages);
@@ -89,7 +93,8 @@ export async function resumeSandbox(config: Config, m: Machine, req: BootRequest
     // The running VM maps the memory file privately: unlinking keeps its pages, and the next pause
     // writes a new file instead of truncating the one under the mapping.
     rmSync(p.pauseDir, { recursive: true, force: true });
-    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: "restore", stages };
+    if (reboot) rmSync(p.baseFile, { force: true }); // a booted VM does not depend on the template snapshot
+    return { handle, runDir: p.runDir, sandboxDir: p.sandboxDir, mode: reboot ? "cold-boot" : "restore", stages };
   } catch (e) {
     await unwindLogged(req.id, undo, p.console);
     throw e;
@@ -120,6 +125,16 @@ export async function parkSandbox(config: Config, id: string, handle: VmHandle):
   if (!diff) rmSync(p.baseFile, { force: true }); // its resumed VM no longer depends on the template snapshot
   await handle.stop();
   return { diff };
+}
+
+/** Filesystem-only pause (E2B's keepMemory: false): the guest has written its dirty pages to the layer (pause.ts),
+ *  so the VM just ends; the layer stays and the marker says the resume boots it afresh. */
+export async function parkFilesystemOnly(config: Config, id: string, handle: VmHandle): Promise<void> {
+  const p = sandboxPaths(config, id);
+  rmSync(p.pauseDir, { recursive: true, force: true });
+  mkdirSync(p.pauseDir, { recursive: true, mode: 0o700 });
+  await handle.stop();
+  writeFileSync(join(p.pauseDir, FILESYSTEM_ONLY), "", { mode: 0o600 });
 }
 
 /** The template snapshot VM dirs that live sandboxes depend on (see sandboxPaths().baseFile). */

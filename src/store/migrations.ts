@@ -132,4 +132,11 @@ CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_
     // from GET /snapshots and removed once no live sandbox was created from it.
     sql: "ALTER TABLE templates ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;",
   },
+  {
+    id: 9,
+    name: "filesystem-only auto-pause",
+    // E2B's lifecycle.onTimeout {action: "pause", keepMemory: false} (the create body's autoPauseMemory): the
+    // timeout's pause keeps only the filesystem and the resume boots it afresh (src/sandbox/pause.ts).
+    sql: "ALTER TABLE sandboxes ADD COLUMN auto_pause_memory INTEGER NOT NULL DEFAULT 1;",
+  },
 ];

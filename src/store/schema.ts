@@ -44,6 +44,8 @@ export const sandboxes = sqliteTable("sandboxes", {
   trafficAccessToken: text("traffic_access_token"),
   onTimeout: text("on_timeout").notNull().default("kill"),
   autoResume: integer("auto_resume", { mode: "boolean" }).notNull().default(false),
+  /** false: the timeout's pause (onTimeout "pause") keeps only the filesystem (E2B's keepMemory: false). */
+  autoPauseMemory: integer("auto_pause_memory", { mode: "boolean" }).notNull().default(true),
   /** Unix ms. */
   startedAt: integer("started_at").notNull(),
   endAt: integer("end_at").notNull(),

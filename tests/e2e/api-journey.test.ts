@@ -261,6 +261,25 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("SDK journey against real microVMs"
     expect(await during.files.read("/home/user/kept.txt")).toBe("before pause");
   }, 240_000);
 
+  test("pause({keepMemory: false}) keeps only the files: connect boots them afresh (new boot id, no old processes)", async () => {
+    const f = await Sandbox.create("base", opts());
+    try {
+      await f.files.write("/home/user/fs-only.txt", "kept on disk");
+      const bootId = (await f.commands.run("cat /proc/sys/kernel/random/boot_id")).stdout.trim();
+      await f.commands.run("nohup sleep 600 >/dev/null 2>&1 &");
+      expect(await f.pause({ keepMemory: false })).toBe(true);
+      expect(lifecycleOf(f.sandboxId)).toContain("saved: filesystem only");
+      expect(livePid(f.sandboxId)).toBeNull();
+      const c = await Sandbox.connect(f.sandboxId, opts());
+      expect(await c.files.read("/home/user/fs-only.txt")).toBe("kept on disk");
+      expect((await c.commands.run("cat /proc/sys/kernel/random/boot_id")).stdout.trim()).not.toBe(bootId);
+      expect((await c.commands.run("pgrep -x sleep || echo none")).stdout.trim()).toBe("none");
+      expect(lifecycleOf(f.sandboxId)).toContain("rebooted");
+    } finally {
+      await f.kill();
+    }
+  }, 300_000);
+
   test("a command with a newline in it runs as a two-line script and prints both lines", async () => {
     const r = await a.commands.run('echo "Hello,\nWorld!"');
     expect(r.stdout).toBe("Hello,\nWorld!\n");
