@@ -25,8 +25,11 @@ SUITE=bookworm
 MINIMAL_PKGS=(bash coreutils procps ca-certificates)
 # E2B's base image has `python` (python-is-python3) and `python3` with pip, Node.js with npm, git and curl: code
 # written for E2B runs `python -m http.server` or `npm install` unchanged.
-BASE_PKGS=(python3 python3-pip python3-venv python-is-python3 nodejs npm git curl wget sudo iproute2 iputils-ping
+BASE_PKGS=(python3 python3-pip python3-venv python-is-python3 git curl wget sudo iproute2 iputils-ping
            less vim-tiny unzip xz-utils jq file)
+# Installed by apt-get after debootstrap (see apt_pkgs below): debootstrap fails configuring npm's ~300 node-*
+# dependencies ("Failure while configuring base packages ... possibly the package npm is at fault").
+BASE_APT_PKGS=(nodejs npm)
 
 # Packages Debian declares as hard dependencies but that nothing in a sandbox needs at run time,
 # satisfied by one empty package (onebox-image-stubs) so apt never installs them:
@@ -68,15 +71,16 @@ done
 
 # pkgs: installed by debootstrap --include (its resolver copes with these short lists);
 # apt_pkgs: from packages files, installed afterwards with apt-get in the chroot, because
-# debootstrap's resolver fails on larger sets (measured: python3-zmq for the interpreter).
+# debootstrap's resolver fails on larger sets (measured: python3-zmq for the interpreter, npm for base).
 pkgs=("${MINIMAL_PKGS[@]}")
 apt_pkgs=()
 case "$VARIANT" in
   minimal) ;;
-  base) pkgs+=("${BASE_PKGS[@]}") ;;
+  base) pkgs+=("${BASE_PKGS[@]}"); apt_pkgs+=("${BASE_APT_PKGS[@]}") ;;
   code-interpreter)
     # guest/interpreter/README.md, "Installing it in an image".
     pkgs+=("${BASE_PKGS[@]}")
+    apt_pkgs+=("${BASE_APT_PKGS[@]}")
     INTERP="$REPO/guest/interpreter"
     PKGFILES+=("$INTERP/packages.txt")
     for f in "$INTERP"/*.py; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done

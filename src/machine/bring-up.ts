@@ -61,7 +61,14 @@ export async function stopAndWait(handle: VmHandle): Promise<void> {
   await Promise.race([handle.exited, Bun.sleep(5000)]);
 }
 
-/** A started VM's guest: a restored one gets its hygiene first; then wait until it is ready and send /init. */
+/** A started VM's guest. A cold boot: wait until it is ready, then send /init. A restore: its clone hygiene
+ *  (clock, entropy, identity: onebox-init's control channel) and /init (the agent) go out at once and the start
+ *  waits for both, one round trip instead of three in series (issue 18). No readiness probe after a restore: a
+ *  snapshot is only ever taken of a ready guest (a template's once its agent and ready port answered,
+ *  src/templates/snapshot.ts; a pause's, snapshot's or fork's of a running sandbox), so the restored guest is
+ *  ready by construction, and the vmm holds the first connections until its vsock transport reset is handled
+ *  (docs/virtio.md). Neither message depends on the other: /init sets the agent's env vars and token, hygiene the
+ *  kernel's clock, CRNG and names; the data plane opens only after both. */
 export async function bringUp(
   config: Config,
   guest: GuestLink,
@@ -72,24 +79,33 @@ export async function bringUp(
 ): Promise<void> {
   const { place } = s;
   const dead = deathWatch(handle);
-  let at = performance.now();
+  const t0 = performance.now();
+  // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
+  const init = (since: number) =>
+    guest.init(place.runDir, s.init, s.tokenHeader).then(
+      () => void stage(stages, "init", since),
+      (e: unknown) => {
+        // A VM that died meanwhile explains an /init that found no socket better than the socket error.
+        const death = dead();
+        throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
+      },
+    );
   if (place.restoreFrom) {
-    // Before anything else talks to it, the clone gets its own clock, entropy and identity (docs/snapshot.md).
-    // The identity comes from here, not the kernel command line, which is the template VM's.
-    await guest.hygiene(place.runDir, place.id, config.bootTimeoutMs).catch((e: unknown) => {
-      throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
-    });
-    at = stage(stages, "hygiene", at);
+    // The identity comes from hygiene, not the kernel command line, which is the template VM's.
+    const hygiene = guest.hygiene(place.runDir, place.id, config.bootTimeoutMs).then(
+      () => void stage(stages, "hygiene", t0),
+      (e: unknown) => {
+        throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
+      },
+    );
+    // allSettled first: a failure must not leave the other exchange running against a VM being torn down.
+    const [h, i] = await Promise.allSettled([hygiene, init(t0)]);
+    if (h.status === "rejected") throw h.reason;
+    if (i.status === "rejected") throw i.reason;
+    return;
   }
   await guest.waitReady(config, t, handle, place.runDir, dead);
-  at = stage(stages, "ready", at);
-  // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
-  await guest.init(place.runDir, s.init, s.tokenHeader).catch((e: unknown) => {
-    // A VM that died meanwhile explains an /init that found no socket better than the socket error.
-    const death = dead();
-    throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
-  });
-  stage(stages, "init", at);
+  await init(stage(stages, "ready", t0));
 }
 
 /** Unwinds a failed start's undo stack, logging the console's end first (the undo may remove it). */

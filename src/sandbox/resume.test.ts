@@ -20,7 +20,8 @@ test("resume: running again in a new VM restored from paused/, which is then rem
   const vm = s.fm.vm(sandboxPaths(s.config, row.id).runDir)!;
   expect(vm.spec.restoreFrom).toBe(sandboxPaths(s.config, row.id).pauseDir);
   expect(resumed.vmPid).toBe(vm.pid);
-  expect(s.fm.calls.filter((c) => c !== "stats")).toEqual(["spawn", "hygiene", "ready", "init", `init ${row.runDir}`]);
+  // Hygiene and /init at once; no readiness probe: the paused guest was ready.
+  expect(s.fm.calls.filter((c) => c !== "stats")).toEqual(["spawn", "hygiene", "init", `init ${row.runDir}`]);
   expect(s.files(row.id).paused).toBe(false);
   expect(s.manager.route(row.id)).not.toBeNull();
   await expect(s.manager.resume(row.id)).rejects.toThrow(`sandbox ${row.id} is running, not paused`);
@@ -53,7 +54,7 @@ test("connect with reboot (E2B's memory: false) boots a memory pause afresh and 
   expect(existsSync(p.pauseDir) || existsSync(p.baseFile)).toBe(false);
 });
 
-for (const step of ["spawn", "hygiene", "ready", "init"] as FakeStep[]) {
+for (const step of ["spawn", "hygiene", "init"] as FakeStep[]) {
   test(`resume fails at ${step}: 503, still paused with its snapshot, no VM or run dir left; a retry resumes`, async () => {
     s = await fakeSandboxes();
     const row = await s.create();
