@@ -164,6 +164,12 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     expect(await curl(a, `http://${NAME}/`)).toBe(`hello ${aIp}\n`);
   }, BOOT_MS);
 
+  test("base has E2B's tools: `python` (3) with pip, Node.js with npm, git, curl", async () => {
+    const r = await a.commands.run("python -c 'import sys; print(sys.version_info[0])' && pip --version && node -e 'console.log(process.versions.node)' && npm --version && git --version");
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^3\npip \d+.*\n\d+\.\d+\.\d+\n\d+\.\d+\.\d+\ngit version /);
+  }, BOOT_MS);
+
   test("clones reach it at once, each with its own source address", async () => {
     const clones = await Promise.all([0, 1, 2].map(() => Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000 })));
     const seen = await Promise.all(clones.map((c) => curl(c)));
