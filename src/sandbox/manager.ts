@@ -65,6 +65,11 @@ export class SandboxManager {
     };
   }
 
+  /** Warm pool entries ready for a template now (0 without a pool): how a benchmark waits for a full pool. */
+  warmPoolReady(templateId: string): number {
+    return this.ctx.starter?.pool?.ready(templateId) ?? 0;
+  }
+
   /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
   async warmTemplates(): Promise<void> {
     // Fork captures whose forks all ended while no daemon ran (or left by one that stopped mid-fork) go first.
