@@ -60,7 +60,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     runningTokens: () => manager.runningTokens(),
     secrets: secretsFromRows(state.sandboxes),
   };
-  const server = startServer(config, api, new DataPlane(sandboxes));
+  const server = startServer(config, api, new DataPlane(sandboxes, (status) => manager.daemonMetrics.dataPlaneAnswered(status)));
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;
   const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${server.port}`;

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
 import { apiKeyAuth } from "./auth.ts";
 import { e2bError, onError } from "./errors.ts";
+import { metricsRoute } from "./routes-metrics.ts";
 import { sandboxesMetricsRoute, sandboxOpRoutes } from "./routes-sandbox-ops.ts";
 import { sandboxRoutes } from "./routes-sandboxes.ts";
 import { templateRoutes } from "./routes-templates.ts";
@@ -17,6 +18,7 @@ export function createApi(d: ApiDeps): Hono {
   app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
   // GET /sandboxes/metrics goes before GET /sandboxes/{id}, which would take "metrics" for an id:
   // Hono tries handlers in the order they were added (routes-templates.ts orders /templates/tags so).
+  app.route("/", metricsRoute(d));
   app.route("/", sandboxesMetricsRoute(d));
   app.route("/", sandboxRoutes(d));
   app.route("/", sandboxOpRoutes(d));

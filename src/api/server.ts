@@ -47,12 +47,16 @@ export function startServer(config: Config, api: Hono, dataPlane: DataPlane, lim
       const cut = () => server.timeout(req, 1);
       const res = await dataPlane.handle(req, url, d, server, { release, streaming });
       // undefined: upgraded to a WebSocket, which releases when it closes.
-      return res === undefined ? undefined : releaseWhenDone(res, release, req.signal, restore, cut);
+      if (res === undefined) return undefined;
+      dataPlane.answered(res.status);
+      return releaseWhenDone(res, release, req.signal, restore, cut);
     } catch (e) {
       release();
       // The data plane's own refusals (a bad routing header, an unsigned URL): JSON like every API error.
-      if (e instanceof OneboxError) return errorResponse(e);
-      throw e;
+      if (!(e instanceof OneboxError)) throw e;
+      const res = errorResponse(e);
+      dataPlane.answered(res.status);
+      return res;
     }
   }
 

@@ -24,7 +24,11 @@ export interface ServerHooks {
 }
 
 export class DataPlane {
-  constructor(private readonly sandboxes: SandboxPort) {}
+  /** `answered`: told the status of every answer the server sends for the data plane (the daemon's metrics). */
+  constructor(
+    private readonly sandboxes: SandboxPort,
+    readonly answered: (status: number) => void = () => {},
+  ) {}
 
   /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. The server's
    *  hooks: `release` goes with an upgraded socket (released when it closes); `streaming` is called

@@ -7,6 +7,7 @@ import type { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import type { SandboxRegistry } from "./registry.ts";
 import type { SandboxStarter } from "./starter.ts";
+import type { DaemonMetrics } from "../metrics/daemon-metrics.ts";
 
 /** One create's scope for its attachments: what they attach to, and the stack their undo goes on. */
 export interface CreateScope {
@@ -35,4 +36,6 @@ export interface SandboxCtx {
   /** Why this host cannot boot sandboxes right now (src/sandbox/host-check.ts), or null. */
   hostProblem: () => string | null;
   attachments: readonly Attachment[];
+  /** The daemon's Prometheus metrics (GET /metrics): the create path counts what it did. */
+  metrics: DaemonMetrics;
 }

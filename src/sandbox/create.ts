@@ -105,6 +105,7 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
     // ms per stage: vmm = spawn (layer copy before it) or, from the warm pool, the restore request alone.
     // vmmStartUs: the vmm's own count to the guest's first exit, from main() (spawned) or from `restore` (pooled).
     const started = { id, template: t.id, mode: booted.mode, warmPool: booted.pooled !== undefined, ms: booted.stages };
+    ctx.metrics.created(booted.mode, booted.pooled ? "hit" : ctx.starter?.pool ? "miss" : "off", booted.stages);
     void booted.handle.stats().then(
       (st) => log.info("sandbox started", { ...started, vmmStartUs: st.startUs, vmmEnterUs: st.enterUs }),
       () => log.info("sandbox started", started),
@@ -117,6 +118,7 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
     if (!inserted) throw e;
     const msg = e instanceof Error ? e.message : String(e);
     log.warn("create failed", { id, template: t.id, error: msg });
+    ctx.metrics.createFailed(e instanceof OneboxError ? e.kind : "internal");
     if (e instanceof OneboxError && e.kind === "unavailable") throw unavailable(`cannot start a sandbox: ${msg}`);
     throw e;
   } finally {

@@ -25,6 +25,7 @@ import { snapshotsInUse } from "./runtime.ts";
 import { dropUnusedCapture, fork, type Admit, type ForkResult } from "./fork.ts";
 import { snapshot } from "./snapshot.ts";
 import { SandboxStarter } from "./starter.ts";
+import { DaemonMetrics } from "../metrics/daemon-metrics.ts";
 
 export type { CreateInput } from "./create.ts";
 export type { Route } from "./route.ts";
@@ -62,7 +63,13 @@ export class SandboxManager {
       starter: machine ? new SandboxStarter(config, machine, (id) => state.templates.byId(id) ?? null) : null,
       hostProblem: opts.hostProblem ?? (() => hostProblem(config)),
       attachments: opts.attachments ?? [],
+      metrics: new DaemonMetrics(),
     };
+  }
+
+  /** The daemon's Prometheus metrics: counted by the create path and the data plane, rendered by GET /metrics. */
+  get daemonMetrics(): DaemonMetrics {
+    return this.ctx.metrics;
   }
 
   /** Warm pool entries ready for a template now (0 without a pool): how a benchmark waits for a full pool. */
