@@ -44,6 +44,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   const manager = new SandboxManager(state, config, drv, { net: net?.slots ?? null });
   const recovered = await manager.recover();
   if (recovered.adopted || recovered.ended) log.info("recovered sandboxes", recovered);
+  manager.startMetricsHistory();
   // One aggregate query per create (sandboxes_live_claims), not a read of every live row.
   const admission = new Admission(config, () => state.sandboxes.claims());
   let templateBuilds: DefaultTemplateBuilder | undefined;

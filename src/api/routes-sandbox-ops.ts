@@ -6,7 +6,7 @@ import { domain, type ApiDeps } from "./deps.ts";
 import { parseBody, parseQuery } from "./body.ts";
 import { ConnectBody, ForkBody, MetricsQuery, PauseBody, RefreshBody, ResumeBody, SnapshotBody, TimeoutBody } from "./schemas.ts";
 import { filterLogs, LogsQueryV1, LogsQueryV2, type LogFilter } from "./logs-query.ts";
-import { metricJson, sandboxJson } from "./serialize.ts";
+import { metricJson, sampleJson, sandboxJson } from "./serialize.ts";
 import { badRequest } from "../util/errors.ts";
 import { errorBody } from "./errors.ts";
 import { aliasesOf } from "../store/template-store.ts";
@@ -81,18 +81,28 @@ export function sandboxOpRoutes(d: ApiDeps): Hono {
     return c.json(sandboxJson(row, domain(d)), 201);
   });
 
-  // One current sample (no history is kept): the agent's view of the guest. A range (Unix seconds,
-  // as the SDK sends it) that does not hold the present has no sample: an empty list.
+  // The samples recorded in the range (Unix seconds, as the SDK sends it; default: since the sandbox started, until
+  // now; src/sandbox/metrics-sampler.ts), oldest first, then, when the range holds the present and the sandbox runs,
+  // a sample taken now (with onebox's networkDrops). A sandbox just created has only that one.
   app.get("/sandboxes/:id/metrics", async (c) => {
     const q = parseQuery(c, MetricsQuery);
     const id = c.req.param("id");
-    d.manager.getVisible(id); // not found comes first, as on E2B
+    const row = d.manager.getVisible(id); // not found comes first, as on E2B
     if (q.start !== undefined && q.end !== undefined && q.start > q.end) throw badRequest("Invalid time range for metrics: start is after end");
     const nowS = Date.now() / 1000;
+    const startMs = q.start !== undefined ? q.start * 1000 : row.startedAt;
+    const endMs = q.end !== undefined ? q.end * 1000 + 999 : Date.now();
+    const recorded = d.state.metrics.range(id, startMs, endMs).map(sampleJson);
     // whole seconds: the SDK rounds its Dates, so `end: new Date()` may fall up to half a second before now
-    if ((q.start !== undefined && q.start > Math.ceil(nowS)) || (q.end !== undefined && q.end < Math.floor(nowS))) return c.json([]);
-    const { guest, netDrops } = await d.manager.metrics(id);
-    return c.json([metricJson(guest, netDrops)]);
+    const holdsNow = !(q.start !== undefined && q.start > Math.ceil(nowS)) && !(q.end !== undefined && q.end < Math.floor(nowS));
+    if (!holdsNow || row.state !== "running") return c.json(recorded);
+    try {
+      const { guest, netDrops } = await d.manager.metrics(id);
+      return c.json([...recorded, metricJson(guest, netDrops)]);
+    } catch (e) {
+      if (recorded.length) return c.json(recorded); // the history answers even when the guest does not right now
+      throw e;
+    }
   });
 
   // Logs: lifecycle events + the console tail, filtered as E2B's query parameters say.

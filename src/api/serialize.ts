@@ -2,7 +2,7 @@
 import type { AgentMetrics } from "../machine/agent-client.ts";
 import { apiState } from "../sandbox/lifecycle.ts";
 import { parseJsonObject } from "../sandbox/json-fields.ts";
-import type { SandboxRow, TemplateRow } from "../store/index.ts";
+import type { MetricSampleRow, SandboxRow, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { parseStoredNetwork } from "./network-body.ts";
 
@@ -78,6 +78,21 @@ export function metricJson(guest: AgentMetrics, netDrops: Record<string, number>
     diskUsed: guest.disk_used,
     diskTotal: guest.disk_total,
     ...(netDrops ? { networkDrops: netDrops } : {}),
+  };
+}
+
+/** A recorded sample (the metrics history) as E2B's SandboxMetric. */
+export function sampleJson(m: MetricSampleRow) {
+  return {
+    timestamp: new Date(m.ts).toISOString(),
+    timestampUnix: Math.floor(m.ts / 1000),
+    cpuCount: m.cpuCount,
+    cpuUsedPct: m.cpuUsedPct,
+    memUsed: m.memUsed,
+    memTotal: m.memTotal,
+    memCache: m.memCache,
+    diskUsed: m.diskUsed,
+    diskTotal: m.diskTotal,
   };
 }
 

@@ -26,6 +26,7 @@ import { dropUnusedCapture, fork, type Admit, type ForkResult } from "./fork.ts"
 import { snapshot } from "./snapshot.ts";
 import { SandboxStarter } from "./starter.ts";
 import { DaemonMetrics } from "../metrics/daemon-metrics.ts";
+import { MetricsSampler } from "./metrics-sampler.ts";
 
 export type { CreateInput } from "./create.ts";
 export type { Route } from "./route.ts";
@@ -43,6 +44,7 @@ export interface ManagerOptions {
 
 export class SandboxManager {
   private readonly ctx: SandboxCtx;
+  private readonly sampler: MetricsSampler;
 
   constructor(state: State, config: Config, driver: VmDriverResult, opts: ManagerOptions = {}) {
     const guest = opts.guest ?? agentGuest;
@@ -65,6 +67,17 @@ export class SandboxManager {
       attachments: opts.attachments ?? [],
       metrics: new DaemonMetrics(),
     };
+    this.sampler = new MetricsSampler(this.ctx, state.metrics, config.metricsIntervalSec * 1000, config.metricsRetentionMin * 60_000);
+  }
+
+  /** Starts sampling running sandboxes' guests for the metrics history (the daemon does, after recover). */
+  startMetricsHistory(): void {
+    this.sampler.start();
+  }
+
+  /** A round of the metrics history now (tests; the daemon's timer calls the same). */
+  sampleMetrics(): Promise<void> {
+    return this.sampler.round();
   }
 
   /** The daemon's Prometheus metrics: counted by the create path and the data plane, rendered by GET /metrics. */
@@ -175,6 +188,7 @@ export class SandboxManager {
 
   /** Stops timers without touching VMs: they live on and are re-adopted by the next daemon. */
   async detachAll(): Promise<void> {
+    this.sampler.stop();
     this.ctx.reg.detach();
     // Template snapshot VMs and warm pool vmms are not sandboxes: none may outlive the daemon.
     await this.ctx.starter?.close();

@@ -1,6 +1,7 @@
 // The store facade: one object holding the database and its query classes.
 import { openStore, type Store } from "./db.ts";
 import { KeyStore } from "./key-store.ts";
+import { MetricsStore } from "./metrics-store.ts";
 import { SandboxStore } from "./sandbox-store.ts";
 import { TemplateStore } from "./template-store.ts";
 
@@ -8,6 +9,7 @@ export interface State extends Store {
   sandboxes: SandboxStore;
   keys: KeyStore;
   templates: TemplateStore;
+  metrics: MetricsStore;
 }
 
 export function openState(dataDir: string | null): State {
@@ -17,11 +19,13 @@ export function openState(dataDir: string | null): State {
     sandboxes: new SandboxStore(store.db),
     keys: new KeyStore(store.db),
     templates: new TemplateStore(store.db),
+    metrics: new MetricsStore(store.db),
   };
 }
 
 export { END_REASONS, SANDBOX_STATES, type EndReason, type SandboxState } from "./schema.ts";
-export type { SandboxRow, TemplateRow, NewTemplateRow, ApiKeyRow, EventRow, NewSandboxRow } from "./schema.ts";
+export type { SandboxRow, TemplateRow, NewTemplateRow, ApiKeyRow, EventRow, NewSandboxRow, MetricSampleRow } from "./schema.ts";
+export type { MetricsStore } from "./metrics-store.ts";
 export type { Claims, PageQuery } from "./sandbox-list.ts";
 export type { SandboxStore } from "./sandbox-store.ts";
 export type { TemplateStore } from "./template-store.ts";

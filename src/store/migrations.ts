@@ -139,4 +139,24 @@ CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_
     // timeout's pause keeps only the filesystem and the resume boots it afresh (src/sandbox/pause.ts).
     sql: "ALTER TABLE sandboxes ADD COLUMN auto_pause_memory INTEGER NOT NULL DEFAULT 1;",
   },
+  {
+    id: 10,
+    name: "sandbox metrics history",
+    // The guest's CPU, memory and disk, sampled every few seconds while a sandbox runs (src/sandbox/metrics-sampler.ts),
+    // kept for a bounded time: GET /sandboxes/{id}/metrics?start&end answers from here.
+    sql: `
+CREATE TABLE sandbox_metrics (
+  sandbox_id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  cpu_count INTEGER NOT NULL,
+  cpu_used_pct REAL NOT NULL,
+  mem_used INTEGER NOT NULL,
+  mem_total INTEGER NOT NULL,
+  mem_cache INTEGER NOT NULL,
+  disk_used INTEGER NOT NULL,
+  disk_total INTEGER NOT NULL,
+  PRIMARY KEY (sandbox_id, ts)
+) WITHOUT ROWID;
+CREATE INDEX sandbox_metrics_ts ON sandbox_metrics (ts);`,
+  },
 ];

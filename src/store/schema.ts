@@ -1,6 +1,6 @@
 // drizzle schema of onebox's SQLite state: sandboxes, templates, API keys, lifecycle events.
 // The SQL that creates these tables lives in migrations.ts; keep the two in step.
-import { integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** A sandbox row's states (src/sandbox/lifecycle.ts has the table of transitions between them). */
 export const SANDBOX_STATES = ["starting", "running", "pausing", "paused", "resuming", "stopping", "ended"] as const;
@@ -101,9 +101,27 @@ export const events = sqliteTable("events", {
   detail: text("detail").notNull().default(""),
 });
 
+/** One sample of a running sandbox's guest (the agent's /metrics), unix ms. */
+export const sandboxMetrics = sqliteTable(
+  "sandbox_metrics",
+  {
+    sandboxId: text("sandbox_id").notNull(),
+    ts: integer("ts").notNull(),
+    cpuCount: integer("cpu_count").notNull(),
+    cpuUsedPct: real("cpu_used_pct").notNull(),
+    memUsed: integer("mem_used").notNull(),
+    memTotal: integer("mem_total").notNull(),
+    memCache: integer("mem_cache").notNull(),
+    diskUsed: integer("disk_used").notNull(),
+    diskTotal: integer("disk_total").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sandboxId, t.ts] })],
+);
+
 export type SandboxRow = typeof sandboxes.$inferSelect;
 export type NewSandboxRow = typeof sandboxes.$inferInsert;
 export type TemplateRow = typeof templates.$inferSelect;
 export type NewTemplateRow = typeof templates.$inferInsert;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type EventRow = typeof events.$inferSelect;
+export type MetricSampleRow = typeof sandboxMetrics.$inferSelect;

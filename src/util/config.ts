@@ -60,6 +60,11 @@ export const ConfigSchema = z.object({
    *  `--snapshot-storage-per-sandbox-mib` / ONEBOX_SNAPSHOT_STORAGE_PER_SANDBOX_MIB; 0 = no snapshots. */
   snapshotStorageMaxMib: z.number().int().min(0).default(65536),
   snapshotStoragePerSandboxMib: z.number().int().min(0).default(16384),
+  /** Metrics history (GET /sandboxes/{id}/metrics with a range, src/sandbox/metrics-sampler.ts): each running
+   *  sandbox's guest is sampled every `metricsIntervalSec` (0 = no history: only the current sample is answered) and
+   *  samples are kept `metricsRetentionMin` minutes. `--metrics-interval-sec`, `--metrics-retention-min`. */
+  metricsIntervalSec: z.number().int().min(0).max(3600).default(5),
+  metricsRetentionMin: z.number().int().min(1).max(7 * 24 * 60).default(60),
   /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
   netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });

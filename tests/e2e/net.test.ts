@@ -204,7 +204,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
         expect(await probe(b, `http://${OTHER}/`)).toBe("exit=28");
         const drops = async () => {
           const res = await fetch(`${d.url}/sandboxes/${b.sandboxId}/metrics`, { headers: { "X-API-Key": d.key } });
-          return ((await res.json()) as { networkDrops: Record<string, number> }[])[0]!.networkDrops;
+          // The last entry is the sample of now (the ones before it are the recorded history, without drops).
+          return ((await res.json()) as { networkDrops: Record<string, number> }[]).at(-1)!.networkDrops;
         };
         expect((await drops()).policy).toBeGreaterThan(0);
         // PUT /network (the SDK's updateNetwork) replaces the whole policy; in force when it answers.
