@@ -9,6 +9,7 @@ import { templateJson } from "./serialize.ts";
 import { templatePage } from "./template-page.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { removeTemplate } from "../templates/register.ts";
+import { snapshotsOver } from "../templates/snapshot.ts";
 
 export function templateRoutes(d: ApiDeps): Hono {
   const app = new Hono();
@@ -83,6 +84,8 @@ export function templateRoutes(d: ApiDeps): Hono {
     if (!t) throw notFound(`template '${id}' not found`);
     const users = d.state.sandboxes.countLiveOfTemplate(t.id);
     if (users > 0) throw conflict(`template '${id}' is used by ${users} live sandbox(es): kill them first`);
+    const over = snapshotsOver(t, d.state.templates.list());
+    if (over.length > 0) throw conflict(`template '${id}' has snapshots whose memory is a diff over its own (${over.join(", ")}): delete them first`);
     removeTemplate(d.state, t.id);
     return c.body(null, 204);
   });

@@ -9,6 +9,7 @@ import { cliProgress } from "../templates/progress.ts";
 import { buildTemplateSnapshot } from "../templates/snapshot.ts";
 import { envVar, parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
+import { snapshotsOver } from "../templates/snapshot.ts";
 import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
 
 const USAGE = `usage: onebox template ls [--json]
@@ -133,6 +134,12 @@ export async function templateCommand(argv: string[]): Promise<number> {
         if (!target) {
           console.error("onebox template rm: name the template by id or name");
           return 2;
+        }
+        const t = state.templates.resolve(target);
+        const over = t ? snapshotsOver(t, state.templates.list()) : [];
+        if (over.length > 0) {
+          console.error(`onebox template rm: snapshots ${over.join(", ")} are diffs over '${target}''s snapshot: delete them first`);
+          return 1;
         }
         if (!removeTemplate(state, target)) {
           console.error(`onebox template rm: no template '${target}' (see \`onebox template ls\`)`);

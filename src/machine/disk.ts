@@ -12,6 +12,9 @@ export interface RestoreSource {
   /** The envd token the snapshotted guest holds (a snapshot of a sandbox, src/sandbox/snapshot.ts): a clone's
    *  /init must show it to set its own. Absent for a template's snapshot, whose guest never had /init. */
   guestToken?: string;
+  /** The VM dir this snapshot's memory is a diff over (a snapshot of a sandbox restored from a template snapshot):
+   *  a restore maps it under the diff (VmSpec.restoreBase). Absent for a full snapshot. */
+  base?: string;
 }
 
 /** What is missing for this template to boot, or null. */

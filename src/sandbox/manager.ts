@@ -22,6 +22,7 @@ import { SandboxRegistry } from "./registry.ts";
 import { resume } from "./resume.ts";
 import { route, routeOrResume, runningTokens, type Route } from "./route.ts";
 import { snapshotsInUse } from "./runtime.ts";
+import { snapshotBases } from "../templates/snapshot.ts";
 import { dropUnusedCapture, fork, type Admit, type ForkResult } from "./fork.ts";
 import { snapshot } from "./snapshot.ts";
 import { SandboxStarter } from "./starter.ts";
@@ -99,7 +100,9 @@ export class SandboxManager {
     const templates = this.ctx.templates.list();
     await this.ctx.starter?.warm(templates.filter((t) => this.createProblem(t) === null));
     // Old snapshots go once no live sandbox was restored from them (their pause diffs lie over them).
+    // ... and the ones sandbox snapshots and fork captures are diffs over.
     const inUse = snapshotsInUse(this.ctx.config, this.ctx.reg.rows.live().map((r) => r.id));
+    for (const base of snapshotBases(templates).keys()) inUse.add(base);
     for (const t of templates) await snaps.prune(t, inUse);
   }
 

@@ -58,8 +58,10 @@ export async function bootSandbox(config: Config, m: Machine, req: BootRequest):
     stage(stages, "layer", t0);
     mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
     undo.push("run dir", () => rmSync(p.runDir, { recursive: true, force: true }));
-    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir };
-    if (req.from) writeFileSync(p.baseFile, req.from.vmDir);
+    const place = { id: req.id, runDir: p.runDir, console: p.console, exitFile: p.exitFile, layer: p.layer, restoreFrom: req.from?.vmDir, restoreBase: req.from?.base };
+    // Its pauses (and snapshots) are diffs over what it was restored from, unless that is itself a diff (a clone of
+    // a snapshot captured as one): those are written in full, so diffs never chain.
+    if (req.from && !req.from.base) writeFileSync(p.baseFile, req.from.vmDir);
     const handle = await startGuest(config, m, req.template, { place, init: agentInit(req), tokenHeader: req.from?.guestToken, undo, egress: req.egress }, stages);
     undo.release();
     stage(stages, "total", t0);

@@ -2,7 +2,7 @@
 // instant into a new template (src/templates/from-sandbox.ts), while the sandbox runs on: its VM is paused only
 // for the capture. The snapshot's id (and its name) then work wherever a template's do. A failure leaves the
 // sandbox running and nothing of the snapshot behind (no row, no dir).
-import { rmSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { cloneLayer } from "../machine/disk.ts";
 import type { TemplateRow } from "../store/index.ts";
 import { finishSnapshotTemplate, startSnapshotTemplate } from "../templates/from-sandbox.ts";
@@ -35,13 +35,25 @@ export async function snapshot(ctx: SandboxCtx, id: string, name?: string, opts:
     try {
       const draft = startSnapshotTemplate(config, source, { id: newTemplateId(), name, sandboxId: id, ephemeral: opts.ephemeral });
       undo.push("snapshot dir", () => rmSync(draft.row.dir, { recursive: true, force: true }));
+      // A sandbox restored from a template snapshot is captured as a diff over it (only the pages it changed, as a
+      // pause does): the capture's time and size follow what the sandbox did, not its memory size. Its clones
+      // restore the diff over that base and are captured (and paused) in full: one level of diffs, never a chain.
+      const paths = sandboxPaths(config, id);
+      let base = existsSync(paths.baseFile) ? readFileSync(paths.baseFile, "utf8") : undefined;
       // The VM state and the layer must be of one instant: the guest writes nothing while its vCPUs are stopped.
       const tPause = performance.now();
       await live.handle.pause();
       let captureError: unknown = null;
       try {
-        await live.handle.snapshot(draft.vmDir);
-        cloneLayer(sandboxPaths(config, id).layer, draft.layer, config.dataDir);
+        if (base) {
+          await live.handle.snapshot(draft.vmDir, { diff: true }).catch((e: unknown) => {
+            log.warn("diff snapshot failed; writing a full one", { id, error: e instanceof Error ? e.message : String(e) });
+            base = undefined;
+            rmSync(draft.vmDir, { recursive: true, force: true });
+          });
+        }
+        if (!base) await live.handle.snapshot(draft.vmDir);
+        cloneLayer(paths.layer, draft.layer, config.dataDir);
       } catch (e) {
         captureError = e;
       }
@@ -52,12 +64,12 @@ export async function snapshot(ctx: SandboxCtx, id: string, name?: string, opts:
       }
       const pausedMs = performance.now() - tPause;
       if (captureError) throw captureError;
-      const size = await finishSnapshotTemplate(config, draft, { snapshotMs: Math.round(pausedMs), guestToken: row.envdAccessToken ?? undefined });
+      const size = await finishSnapshotTemplate(config, draft, { snapshotMs: Math.round(pausedMs), guestToken: row.envdAccessToken ?? undefined, base });
       templates.insert(draft.row);
       undo.release();
       const ms = performance.now() - t0;
       const mib = (size.vmBytes + size.layerBytes) / MIB;
-      reg.event(id, op, `${draft.row.id} taken in ${ms.toFixed(0)} ms (paused ${pausedMs.toFixed(0)} ms), ${mib.toFixed(1)} MiB written`);
+      reg.event(id, op, `${draft.row.id} taken in ${ms.toFixed(0)} ms (paused ${pausedMs.toFixed(0)} ms), ${mib.toFixed(1)} MiB written${base ? ", memory as a diff over the template snapshot" : ""}`);
       log.info("snapshot taken", {
         id,
         snapshot: draft.row.id,
@@ -66,6 +78,7 @@ export async function snapshot(ctx: SandboxCtx, id: string, name?: string, opts:
         pausedMs: Math.round(pausedMs),
         vmMiB: +(size.vmBytes / MIB).toFixed(1),
         layerMiB: +(size.layerBytes / MIB).toFixed(1),
+        diff: base !== undefined,
       });
       return draft.row;
     } catch (e) {

@@ -53,11 +53,18 @@ export function startSnapshotTemplate(config: Config, source: TemplateRow, opts:
 export async function finishSnapshotTemplate(
   config: Config,
   d: SnapshotDraft,
-  meta: { snapshotMs: number; guestToken?: string },
+  meta: { snapshotMs: number; guestToken?: string; base?: string },
 ): Promise<{ vmBytes: number; layerBytes: number }> {
   linkSync(d.layer, templateFiles(d.row).layer);
   const key = await snapshotKey(config, d.row);
-  const m: SnapshotMeta = { key, createdAt: d.row.createdAt, bootMs: 0, snapshotMs: meta.snapshotMs, ...(meta.guestToken ? { guestToken: meta.guestToken } : {}) };
+  const m: SnapshotMeta = {
+    key,
+    createdAt: d.row.createdAt,
+    bootMs: 0,
+    snapshotMs: meta.snapshotMs,
+    ...(meta.guestToken ? { guestToken: meta.guestToken } : {}),
+    ...(meta.base ? { base: meta.base } : {}),
+  };
   writeFileSync(join(d.tmp, "meta.json"), `${JSON.stringify(m)}\n`, { mode: 0o600 });
   const vmBytes = allocated(d.vmDir);
   const layerBytes = statSync(d.layer).blocks * 512;

@@ -31,6 +31,8 @@ export interface SnapshotMeta {
   snapshotMs: number;
   /** Set for a snapshot of a sandbox (src/sandbox/snapshot.ts): the token its guest holds (RestoreSource.guestToken). */
   guestToken?: string;
+  /** Set for a snapshot of a sandbox written as a diff: the template snapshot's VM dir it lies over (RestoreSource.base). */
+  base?: string;
 }
 
 /** Snapshots live in t.dir/snapshots/<key>/: a rebuilt snapshot gets a new directory, so the old one
@@ -82,7 +84,35 @@ export async function currentSnapshot(config: Config, t: TemplateRow): Promise<R
   const p = snapshotPaths(t, key);
   const meta = readMeta(t, key);
   if (meta?.key !== key || !existsSync(join(p.vmDir, "state")) || !existsSync(p.layer)) return null;
-  return { vmDir: p.vmDir, layer: p.layer, ...(meta.guestToken ? { guestToken: meta.guestToken } : {}) };
+  return { vmDir: p.vmDir, layer: p.layer, ...(meta.guestToken ? { guestToken: meta.guestToken } : {}), ...(meta.base ? { base: meta.base } : {}) };
+}
+
+/** The snapshot templates whose memory is a diff over one of t's snapshots: t must stay while they do. */
+export function snapshotsOver(t: TemplateRow, rows: TemplateRow[]): string[] {
+  const out: string[] = [];
+  for (const [base, ids] of snapshotBases(rows)) if (base.startsWith(`${t.dir}/`)) out.push(...ids);
+  return out;
+}
+
+/** The template snapshot VM dirs that sandbox snapshots (and fork captures) among rows are diffs over: they must stay
+ *  while those snapshots do (pruning and template deletes ask). Read from every snapshot meta of those rows. */
+export function snapshotBases(rows: TemplateRow[]): Map<string, string[]> {
+  const bases = new Map<string, string[]>(); // base VM dir -> ids of the snapshot templates over it
+  for (const t of rows) {
+    if (!t.snapshotOf) continue;
+    const root = join(t.dir, "snapshots");
+    let keys: string[] = [];
+    try {
+      keys = readdirSync(root);
+    } catch {
+      continue;
+    }
+    for (const key of keys) {
+      const base = readMeta(t, key)?.base;
+      if (base) bases.set(base, [...(bases.get(base) ?? []), t.id]);
+    }
+  }
+  return bases;
 }
 
 /** Boots t, waits until it is ready, and snapshots it into t.dir/snapshots/<key> (built in <key>.tmp and
