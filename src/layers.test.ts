@@ -13,7 +13,7 @@ const LAYERS: string[][] = [
   ["daemon.ts"],
   ["api", "proxy"],
   ["sandbox", "templates"],
-  ["scheduler", "machine"],
+  ["scheduler", "machine", "metrics"],
   ["vmm", "net", "store"],
   ["sys"],
   ["util"],
