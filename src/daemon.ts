@@ -2,7 +2,7 @@
 // scheduler, API, data plane) and is the only file that knows them all.
 import type { Server } from "bun";
 import { secretsFromRows } from "./proxy/access.ts";
-import { DataPlane } from "./proxy/data-plane.ts";
+import { DataPlane, type DataAudit } from "./proxy/data-plane.ts";
 import type { SandboxPort } from "./proxy/sandbox-port.ts";
 import type { WsBridge } from "./proxy/websocket.ts";
 import { Admission } from "./scheduler/admission.ts";
@@ -61,7 +61,25 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     runningTokens: () => manager.runningTokens(),
     secrets: secretsFromRows(state.sandboxes),
   };
-  const server = startServer(config, api, new DataPlane(sandboxes, (status) => manager.daemonMetrics.dataPlaneAnswered(status)));
+  // Data-plane audit rows name the key that created the sandbox: those requests carry the sandbox's token, not a key.
+  const auditData = (e: DataAudit) =>
+    state.audit.append({ at: Date.now(), keyId: state.sandboxes.get(e.sandboxId)?.keyId ?? null, plane: "data", op: e.op, sandboxId: e.sandboxId, detail: e.detail, status: e.status ?? null });
+  const dataPlane = new DataPlane(sandboxes, (status) => manager.daemonMetrics.dataPlaneAnswered(status), (e) => {
+    try {
+      auditData(e);
+    } catch (err) {
+      log.error("audit log write failed", { op: e.op, error: String(err) });
+    }
+  });
+  const server = startServer(config, api, dataPlane);
+  // The audit log's retention: at start, then hourly.
+  const pruneAudit = () => {
+    const n = state.audit.prune(Date.now() - config.auditRetentionDays * 86_400_000);
+    if (n) log.info("audit log rows past the retention removed", { rows: n, days: config.auditRetentionDays });
+  };
+  pruneAudit();
+  const auditTimer = setInterval(pruneAudit, 3_600_000);
+  auditTimer.unref?.();
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;
   const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${server.port}`;
@@ -77,6 +95,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(auditTimer);
       await manager.detachAll();
       if (net) await stopNetwork(net);
       await server.stop(true);

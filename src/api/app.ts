@@ -1,6 +1,7 @@
 // The control-plane Hono app: health, auth, the route modules, 404 JSON and one error mapper.
 import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
+import { auditControlPlane } from "./audit.ts";
 import { apiKeyAuth } from "./auth.ts";
 import { e2bError, onError } from "./errors.ts";
 import { metricsRoute } from "./routes-metrics.ts";
@@ -16,6 +17,7 @@ export function createApi(d: ApiDeps): Hono {
   // Control-plane health: 200, no auth (data-plane /health is routed by header before this app).
   app.get("/health", (c) => c.json({ status: "ok" }));
   app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
+  app.use("*", auditControlPlane(d.state.audit));
   // GET /sandboxes/metrics goes before GET /sandboxes/{id}, which would take "metrics" for an id:
   // Hono tries handlers in the order they were added (routes-templates.ts orders /templates/tags so).
   app.route("/", metricsRoute(d));

@@ -1,6 +1,7 @@
 // API-key auth for the control plane: X-API-Key (any case) on every route but GET /health (spec §1.1).
 import type { MiddlewareHandler } from "hono";
 import type { KeyStore } from "../store/key-store.ts";
+import { setRequestKey } from "./audit.ts";
 import { e2bError } from "./errors.ts";
 
 function bearer(header: string | undefined): string | undefined {
@@ -17,9 +18,11 @@ export function apiKeyAuth(keys: KeyStore, enabled: boolean): MiddlewareHandler 
     if (!key) {
       return e2bError(401, "missing X-API-Key header: set E2B_API_KEY to a onebox key ($DATA/admin-key, or `onebox keys create`)");
     }
-    if (!keys.verify(key)) {
+    const id = keys.identify(key);
+    if (!id) {
       return e2bError(401, "invalid or revoked API key: create one with `onebox keys create` and set E2B_API_KEY");
     }
+    setRequestKey(c.req.raw, id); // for the audit log and the sandbox's row (api/audit.ts)
     return next();
   };
 }

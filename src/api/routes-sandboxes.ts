@@ -1,4 +1,5 @@
 // Sandbox resource routes: create (v1, v2), get, delete, list (v1, v2) — spec §1.3.
+import { requestKey } from "./audit.ts";
 import { Hono } from "hono";
 import { listPage, parseMetadataFilter } from "../sandbox/list-query.ts";
 import type { CreateInput } from "../sandbox/manager.ts";
@@ -53,6 +54,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
       autoPauseMemory: b.autoPauseMemory ?? true,
+      keyId: requestKey(c.req.raw),
       autoResume: b.autoResume?.enabled ?? false,
     }, network);
     return c.json(sandboxJson(row, domain(d)), 201);
@@ -71,6 +73,7 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
       autoPauseMemory: b.autoPauseMemory ?? true,
+      keyId: requestKey(c.req.raw),
       autoResume: b.autoResume?.enabled ?? false,
     }, network);
     return c.json(sandboxJson(row, domain(d)), 201);

@@ -10,6 +10,7 @@ commands:
   sandbox          ls [--all] | info ID | logs ID | kill ID
   template         ls | add --name N --from DIR --kernel K | rm ID
   keys             create [--name N] | list | revoke ID|NAME
+  audit            export [--since 24h | ISO time]: the audit log as JSON lines
   doctor           check this host: /dev/kvm, host kind, guest kernel
   --version        print the version
 `;
@@ -32,6 +33,8 @@ export async function runCli(argv: string[]): Promise<number> {
       return guard(() => import("./template.ts").then((m) => m.templateCommand(rest)));
     case "keys":
       return guard(() => import("./keys.ts").then((m) => m.keysCommand(rest)));
+    case "audit":
+      return guard(() => import("./audit.ts").then((m) => m.auditCommand(rest)));
     case undefined:
     case "help":
     case "--help":

@@ -17,6 +17,7 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
        [--net-allow-private CIDR (repeatable, or ONEBOX_NET_ALLOW_PRIVATE=A,B): open an always-denied range
         (a private network, a host address) to every sandbox; their own denyOut still applies]
        [--no-network: sandboxes get no network (allowInternetAccess has no effect)]
+       [--audit-retention-days 90]: how long the audit log (onebox audit export) keeps its rows
        [--metrics-interval-sec 5 (0 = no history)] [--metrics-retention-min 60]: each running sandbox's CPU,
         memory and disk sampled for GET /sandboxes/{id}/metrics?start&end
        [--snapshot-storage-max-mib 65536] [--snapshot-storage-per-sandbox-mib 16384] (or ONEBOX_SNAPSHOT_STORAGE_*_MIB):
@@ -85,6 +86,7 @@ export function serveConfig(argv: string[]): Config {
     netSlotPoolSize: int(a, "net-slot-pool"),
     netAllowPrivate: strs(a, "net-allow-private") ?? envList("ONEBOX_NET_ALLOW_PRIVATE"),
     network: !bool(a, "no-network"),
+    auditRetentionDays: int(a, "audit-retention-days"),
     metricsIntervalSec: int(a, "metrics-interval-sec"),
     metricsRetentionMin: int(a, "metrics-retention-min"),
     snapshotStorageMaxMib: int(a, "snapshot-storage-max-mib") ?? envInt("ONEBOX_SNAPSHOT_STORAGE_MAX_MIB"),

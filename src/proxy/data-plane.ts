@@ -3,6 +3,7 @@ import { ENVD_PORT } from "../../guest/protocol.ts";
 import { badRequest, OneboxError, unauthorized } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { checkPortAccess, maskedHost } from "./access.ts";
+import { startAuditStream, type StartAudit } from "./audit-body.ts";
 import type { Dispatch } from "./dispatch.ts";
 import { forwardRequest, PortClosedError } from "./forward.ts";
 import { sandboxForSignedUrl } from "./signed-url.ts";
@@ -23,11 +24,21 @@ export interface ServerHooks {
   streaming?: () => void;
 }
 
+/** One data-plane operation for the audit log (the daemon adds who and when). */
+export interface DataAudit {
+  sandboxId: string;
+  op: "command" | "pty" | "file-write";
+  detail: string;
+  status?: number;
+}
+
 export class DataPlane {
-  /** `answered`: told the status of every answer the server sends for the data plane (the daemon's metrics). */
+  /** `answered`: told the status of every answer the server sends for the data plane (the daemon's metrics).
+   *  `audit`: told every command started, PTY opened and file written through the agent (the audit log). */
   constructor(
     private readonly sandboxes: SandboxPort,
     readonly answered: (status: number) => void = () => {},
+    private readonly audit: (e: DataAudit) => void = () => {},
   ) {}
 
   /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. The server's
@@ -56,6 +67,14 @@ export class DataPlane {
     return this.forward(req, url, d.sandboxId, d.port, server, hooks, host);
   }
 
+  /** A process.Process/Start to the agent, with its body read on the way for the audit log (startAuditStream). */
+  private audited(req: Request, url: URL, id: string): Request {
+    if (url.pathname !== "/process.Process/Start" || req.body === null) return req;
+    const seen = (s: StartAudit | null) =>
+      this.audit({ sandboxId: id, op: s?.pty ? "pty" : "command", detail: s?.commandLine ?? "(a start request onebox could not read)" });
+    return new Request(req, { body: req.body.pipeThrough(startAuditStream(seen)), duplex: "half" } as RequestInit);
+  }
+
   private async forward(
     req: Request,
     url: URL,
@@ -76,7 +95,12 @@ export class DataPlane {
         if (upgradeClient(server, req, upstream, route.signal, hooks.release)) return undefined;
         throw badRequest("WebSocket upgrade failed: send a valid WebSocket handshake");
       }
-      return await forwardRequest(req, url, socket, route.signal, hooks.streaming, host);
+      if (port !== ENVD_PORT) return await forwardRequest(req, url, socket, route.signal, hooks.streaming, host);
+      const res = await forwardRequest(this.audited(req, url, id), url, socket, route.signal, hooks.streaming, host);
+      if (req.method === "POST" && url.pathname === "/files") {
+        this.audit({ sandboxId: id, op: "file-write", detail: url.searchParams.getAll("path").join(", ") || "(paths in the multipart body)", status: res.status });
+      }
+      return res;
     } catch (e) {
       if (e instanceof OneboxError) throw e;
       if (e instanceof PortClosedError) return portNotOpen(id, port);

@@ -25,6 +25,8 @@ export interface CreateInput {
   autoPause: boolean;
   /** false: a timeout's pause keeps only the filesystem (E2B's lifecycle keepMemory: false); default true. */
   autoPauseMemory?: boolean;
+  /** The id of the API key the create came with (the audit log's "who" for the sandbox's data plane). */
+  keyId?: string | null;
   autoResume: boolean;
 }
 
@@ -83,6 +85,7 @@ export async function create(ctx: SandboxCtx, input: CreateInput, t: TemplateRow
       onTimeout: input.autoPause ? "pause" : "kill",
       autoResume: input.autoResume,
       autoPauseMemory: input.autoPauseMemory ?? true,
+      keyId: input.keyId ?? null,
       startedAt: now,
       endAt: now + input.timeoutSec * 1000,
     });

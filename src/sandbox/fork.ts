@@ -52,6 +52,7 @@ async function forkFrom(ctx: SandboxCtx, id: string, opts: { timeoutSec?: number
     autoPause: parent.onTimeout === "pause",
     autoResume: parent.autoResume,
     autoPauseMemory: parent.autoPauseMemory,
+    keyId: parent.keyId,
   };
   // Every create inserts its row before its first await, so the capture counts as used by all of them from here.
   const results = await Promise.all(

@@ -28,12 +28,17 @@ export class KeyStore {
 
   /** True when the key exists and is not revoked. */
   verify(key: string): boolean {
+    return this.identify(key) !== null;
+  }
+
+  /** The id of the key (what the audit log records: never the key) if it exists and is not revoked, else null. */
+  identify(key: string): string | null {
     const row = this.db
       .select({ id: apiKeys.id })
       .from(apiKeys)
       .where(and(eq(apiKeys.hash, sha256Hex(key)), isNull(apiKeys.revokedAt)))
       .get();
-    return row !== undefined;
+    return row?.id ?? null;
   }
 
   list(): KeyInfo[] {

@@ -159,4 +159,24 @@ CREATE TABLE sandbox_metrics (
 ) WITHOUT ROWID;
 CREATE INDEX sandbox_metrics_ts ON sandbox_metrics (ts);`,
   },
+  {
+    id: 11,
+    name: "audit log",
+    // Every operation that changes something (src/api/audit.ts, src/proxy/audit-body.ts): who (the API key's id; for
+    // the data plane the key that created the sandbox), when, what, on which sandbox. Append-only; kept for the
+    // retention (src/store/audit-store.ts). sandboxes.key_id: the key a sandbox was created with.
+    sql: `
+CREATE TABLE audit_log (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  key_id TEXT,
+  plane TEXT NOT NULL,
+  op TEXT NOT NULL,
+  sandbox_id TEXT,
+  detail TEXT NOT NULL DEFAULT '',
+  status INTEGER
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+ALTER TABLE sandboxes ADD COLUMN key_id TEXT;`,
+  },
 ];

@@ -46,6 +46,8 @@ export const sandboxes = sqliteTable("sandboxes", {
   autoResume: integer("auto_resume", { mode: "boolean" }).notNull().default(false),
   /** false: the timeout's pause (onTimeout "pause") keeps only the filesystem (E2B's keepMemory: false). */
   autoPauseMemory: integer("auto_pause_memory", { mode: "boolean" }).notNull().default(true),
+  /** The id of the API key the sandbox was created with (the audit log's "who" for its data plane); NULL: no auth. */
+  keyId: text("key_id"),
   /** Unix ms. */
   startedAt: integer("started_at").notNull(),
   endAt: integer("end_at").notNull(),
@@ -118,6 +120,19 @@ export const sandboxMetrics = sqliteTable(
   (t) => [primaryKey({ columns: [t.sandboxId, t.ts] })],
 );
 
+/** The audit log (append-only): one row per operation that changes something. */
+export const auditLog = sqliteTable("audit_log", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  /** Unix ms. */
+  at: integer("at").notNull(),
+  keyId: text("key_id"),
+  plane: text("plane", { enum: ["control", "data"] }).notNull(),
+  op: text("op").notNull(),
+  sandboxId: text("sandbox_id"),
+  detail: text("detail").notNull().default(""),
+  status: integer("status"),
+});
+
 export type SandboxRow = typeof sandboxes.$inferSelect;
 export type NewSandboxRow = typeof sandboxes.$inferInsert;
 export type TemplateRow = typeof templates.$inferSelect;
@@ -125,3 +140,5 @@ export type NewTemplateRow = typeof templates.$inferInsert;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type EventRow = typeof events.$inferSelect;
 export type MetricSampleRow = typeof sandboxMetrics.$inferSelect;
+export type AuditRow = typeof auditLog.$inferSelect;
+export type NewAuditRow = typeof auditLog.$inferInsert;

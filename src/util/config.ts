@@ -65,6 +65,9 @@ export const ConfigSchema = z.object({
    *  samples are kept `metricsRetentionMin` minutes. `--metrics-interval-sec`, `--metrics-retention-min`. */
   metricsIntervalSec: z.number().int().min(0).max(3600).default(5),
   metricsRetentionMin: z.number().int().min(1).max(7 * 24 * 60).default(60),
+  /** Audit log retention (src/store/audit-store.ts): rows older than this many days are deleted (hourly and at
+   *  start). `--audit-retention-days`. */
+  auditRetentionDays: z.number().int().min(1).max(3650).default(90),
   /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
   netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });
