@@ -110,16 +110,9 @@ export async function parkSandbox(config: Config, id: string, handle: VmHandle):
   rmSync(p.pauseDir, { recursive: true, force: true });
   // A clone of a template snapshot writes only the pages it changed, over that snapshot; a cold-booted
   // VM (or a diff the vmm cannot make) writes all of its memory.
-  let diff = existsSync(p.baseFile);
+  let diff: boolean;
   try {
-    if (diff) {
-      await handle.snapshot(p.pauseDir, { diff: true }).catch((e: unknown) => {
-        log.warn("diff snapshot failed; writing a full one", { id, error: e instanceof Error ? e.message : String(e) });
-        diff = false;
-        rmSync(p.pauseDir, { recursive: true, force: true });
-      });
-    }
-    if (!diff) await handle.snapshot(p.pauseDir);
+    diff = await snapshotVm(handle, p.pauseDir, id, existsSync(p.baseFile));
   } catch (e) {
     rmSync(p.pauseDir, { recursive: true, force: true });
     throw e;
@@ -127,6 +120,23 @@ export async function parkSandbox(config: Config, id: string, handle: VmHandle):
   if (!diff) rmSync(p.baseFile, { force: true }); // its resumed VM no longer depends on the template snapshot
   await handle.stop();
   return { diff };
+}
+
+/** Snapshots a paused VM into dir (a new directory): as a diff over the snapshot it was restored from when `diff`
+ *  and the vmm can make one (a failed diff is logged and written in full instead), else in full. Returns whether the
+ *  result is a diff. */
+export async function snapshotVm(handle: VmHandle, dir: string, id: string, diff: boolean): Promise<boolean> {
+  if (diff) {
+    try {
+      await handle.snapshot(dir, { diff: true });
+      return true;
+    } catch (e) {
+      log.warn("diff snapshot failed; writing a full one", { id, error: e instanceof Error ? e.message : String(e) });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  await handle.snapshot(dir);
+  return false;
 }
 
 /** Filesystem-only pause (E2B's keepMemory: false): the guest has written its dirty pages to the layer (pause.ts),

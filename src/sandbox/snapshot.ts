@@ -14,6 +14,7 @@ import { log } from "../util/log.ts";
 import type { SandboxCtx } from "./context.ts";
 import { precondition } from "./lifecycle.ts";
 import { sandboxPaths } from "./paths.ts";
+import { snapshotVm } from "./runtime.ts";
 
 const MIB = 1024 * 1024;
 
@@ -45,14 +46,7 @@ export async function snapshot(ctx: SandboxCtx, id: string, name?: string, opts:
       await live.handle.pause();
       let captureError: unknown = null;
       try {
-        if (base) {
-          await live.handle.snapshot(draft.vmDir, { diff: true }).catch((e: unknown) => {
-            log.warn("diff snapshot failed; writing a full one", { id, error: e instanceof Error ? e.message : String(e) });
-            base = undefined;
-            rmSync(draft.vmDir, { recursive: true, force: true });
-          });
-        }
-        if (!base) await live.handle.snapshot(draft.vmDir);
+        if (!(await snapshotVm(live.handle, draft.vmDir, id, base !== undefined))) base = undefined;
         cloneLayer(paths.layer, draft.layer, config.dataDir);
       } catch (e) {
         captureError = e;
