@@ -1,6 +1,6 @@
 // Sandbox resource routes: create (v1, v2), get, delete, list (v1, v2) — spec §1.3.
 import { requestKey } from "./audit.ts";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { listPage, parseMetadataFilter } from "../sandbox/list-query.ts";
 import type { CreateInput } from "../sandbox/manager.ts";
 import { domain, type ApiDeps } from "./deps.ts";
@@ -41,16 +41,16 @@ export function sandboxRoutes(d: ApiDeps): Hono {
     return d.admission.admit({ cpus: t.cpuCount, memoryMib: t.memoryMb }, () => d.manager.create(input, t));
   }
 
-  // v2 (JS 2.51): always secure, timeout default 300.
-  app.post("/v2/sandboxes", async (c) => {
-    const b = await parseBody(c, NewSandboxV2, max);
+  /** The create both versions make: v2 (JS 2.51) is always secure, timeout default 300; v1 (JS ≤ 2.50, Python) is
+   *  secure only when asked, timeout default 15 (the schemas hold the defaults). */
+  const createFrom = async (c: Context, b: NewSandboxV1 | NewSandboxV2, secure: boolean) => {
     const network = createNetwork(b.network, b.allow_internet_access);
     const row = await create({
       templateID: b.templateID,
       timeoutSec: b.timeout,
       metadata: b.metadata ?? {},
       envVars: b.envVars ?? {},
-      secure: true,
+      secure,
       allowInternetAccess: b.allow_internet_access ?? null,
       autoPause: b.autoPause ?? false,
       autoPauseMemory: b.autoPauseMemory ?? true,
@@ -58,25 +58,11 @@ export function sandboxRoutes(d: ApiDeps): Hono {
       autoResume: b.autoResume?.enabled ?? false,
     }, network);
     return c.json(sandboxJson(row, domain(d)), 201);
-  });
-
-  // v1 (JS ≤ 2.50, Python): secure only when asked.
+  };
+  app.post("/v2/sandboxes", async (c) => createFrom(c, await parseBody(c, NewSandboxV2, max), true));
   app.post("/sandboxes", async (c) => {
     const b = await parseBody(c, NewSandboxV1, max);
-    const network = createNetwork(b.network, b.allow_internet_access);
-    const row = await create({
-      templateID: b.templateID,
-      timeoutSec: b.timeout,
-      metadata: b.metadata ?? {},
-      envVars: b.envVars ?? {},
-      secure: b.secure ?? false,
-      allowInternetAccess: b.allow_internet_access ?? null,
-      autoPause: b.autoPause ?? false,
-      autoPauseMemory: b.autoPauseMemory ?? true,
-      keyId: requestKey(c.req.raw),
-      autoResume: b.autoResume?.enabled ?? false,
-    }, network);
-    return c.json(sandboxJson(row, domain(d)), 201);
+    return createFrom(c, b, b.secure ?? false);
   });
 
   app.get("/sandboxes/:id", (c) => c.json(sandboxDetailJson(d.manager.getVisible(c.req.param("id")), domain(d))));
