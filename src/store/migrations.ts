@@ -132,4 +132,11 @@ CREATE INDEX sandboxes_live_claims ON sandboxes(state, cpu_count, memory_mb, vm_
     // from GET /snapshots and removed once no live sandbox was created from it.
     sql: "ALTER TABLE templates ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0;",
   },
+  {
+    id: 9,
+    name: "template defaults",
+    // A template's env, user, workdir and start command (an OCI image's ENV, USER, WORKDIR, ENTRYPOINT + CMD:
+    // src/templates/oci/), sent to the agent's /init of each sandbox; '{}' keeps E2B's defaults.
+    sql: "ALTER TABLE templates ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';",
+  },
 ];

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { agentEnvdVersion } from "../machine/envd-version.ts";
 import type { State, TemplateRow } from "../store/index.ts";
+import { TemplateDefaults } from "../store/template-defaults.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import { badRequest, conflict } from "../util/errors.ts";
@@ -20,15 +21,22 @@ export interface RegisterInput {
   cmdlineExtra?: string;
   /** Guest port whose GET /health must answer before create returns. */
   readyPort?: number;
+  /** Env, user, workdir and start command of the template's sandboxes (an OCI image's config). */
+  defaults?: TemplateDefaults;
+}
+
+/** A name a new template may take: well formed and free. Builds check it before their long steps too. */
+export function checkTemplateName(state: State, name: string): void {
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) {
+    throw badRequest(`template name '${name}' must be lowercase letters, digits, '.', '_' or '-'`);
+  }
+  if (state.templates.list().some((t) => aliasesOf(t).includes(name))) {
+    throw conflict(`a template named '${name}' exists: remove it first with \`onebox template rm ${name}\``);
+  }
 }
 
 export async function registerTemplate(state: State, dataDir: string, input: RegisterInput): Promise<TemplateRow> {
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(input.name)) {
-    throw badRequest(`template name '${input.name}' must be lowercase letters, digits, '.', '_' or '-'`);
-  }
-  if (state.templates.list().some((t) => aliasesOf(t).includes(input.name))) {
-    throw conflict(`a template named '${input.name}' exists: remove it first with \`onebox template rm ${input.name}\``);
-  }
+  checkTemplateName(state, input.name);
   for (const f of ["rootfs.ext4", "layer.ext4"]) {
     if (!existsSync(join(input.from, f))) throw badRequest(`${join(input.from, f)} is missing: build the image with scripts/mkrootfs.sh`);
   }
@@ -50,6 +58,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
       readyPort: input.readyPort ?? null,
       snapshotOf: null,
       ephemeral: false,
+      defaults: JSON.stringify(TemplateDefaults.parse(input.defaults ?? {})),
       id,
       aliases: JSON.stringify([input.name]),
       dir,
