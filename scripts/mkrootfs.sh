@@ -246,13 +246,16 @@ for d in etc tmp proc sys dev run; do [ -L "$stage/$d" ] || mkdir -p "$stage/$d"
 [ -e "$stage/etc/passwd" ] || echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
 [ -e "$stage/etc/group" ] || echo 'root:x:0:' >"$stage/etc/group"
 # E2B's SDK runs every command as `/bin/bash -l -c CMD`: an image without bash (busybox, Alpine)
-# gets /bin/bash as a link to its own /bin/sh, which takes -l and -c the same way.
+# gets a /bin/bash that execs its own /bin/sh, which takes -l and -c the same way. A script, not a
+# link: busybox picks its applet by the name it was called by, and has no `bash`.
 shell=/bin/bash
 if [ ! -e "$stage/bin/bash" ] && [ ! -L "$stage/bin/bash" ] && [ ! -e "$stage/usr/bin/bash" ]; then
   if [ -e "$stage/bin/sh" ] || [ -L "$stage/bin/sh" ]; then
-    [ -L "$stage/bin" ] || ln -s sh "$stage/bin/bash"
-    [ ! -L "$stage/bin" ] || ln -s sh "$stage/usr/bin/bash"
-    step "no /bin/bash in the image: /bin/bash -> sh"
+    bash_at="$stage/bin/bash"
+    [ ! -L "$stage/bin" ] || bash_at="$stage/usr/bin/bash" # usrmerged: bin -> usr/bin
+    printf '#!/bin/sh\n# written by onebox (scripts/mkrootfs.sh): this image has no bash; E2B runs commands with /bin/bash -l -c\nexec /bin/sh "$@"\n' >"$bash_at"
+    chmod 0755 "$bash_at"
+    step "no /bin/bash in the image: /bin/bash runs /bin/sh"
   else
     shell=/bin/sh
     echo "mkrootfs: warning: the image has no /bin/sh: commands.run (which runs /bin/bash) will fail in it" >&2

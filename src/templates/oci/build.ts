@@ -96,7 +96,7 @@ export async function buildOciTemplate(state: State, dataDir: string, sourceDir:
     });
   } catch (e) {
     if (e instanceof BuildInterrupted && timeout.aborted && !o.signal?.aborted) {
-      throw new BuildError(input.name, e.step, `timed out after ${Math.round(input.limits.timeoutMs / 1000)} s (--timeout-s)`, logFile, logTail(logFile));
+      throw new BuildError(input.name, e.step, `timed out after ${input.limits.timeoutMs >= 1000 ? `${Math.round(input.limits.timeoutMs / 1000)} s` : `${input.limits.timeoutMs} ms`} (--timeout-s)`, logFile, logTail(logFile));
     }
     throw e;
   }

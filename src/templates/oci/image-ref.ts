@@ -19,6 +19,9 @@ export function parseImageRef(input: string): ImageRef {
   }
   // Docker's rule: the first component names a registry when it has a '.' or ':' or is localhost.
   const first = ref.split("/")[0]!;
-  const registry = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost") ? first : "docker.io";
-  return { ref, registry };
+  const hasRegistry = ref.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
+  // Only a registry's name may have capitals; the repository path is lowercase.
+  const path = hasRegistry ? ref.slice(first.length + 1) : ref;
+  if (/[A-Z]/.test(path.replace(/[:@].*$/, ""))) throw badRequest(`'${input}' is not an image reference: repository names are lowercase`);
+  return { ref, registry: hasRegistry ? first : "docker.io" };
 }

@@ -20,6 +20,7 @@ export const DEFAULT_OCI_LIMITS: OciLimits = {
   timeoutMs: 30 * 60_000,
 };
 
+/** A size for a message: MiB, or KiB below one MiB (a cap of 1 KiB must not read as "1 MiB"). */
 export function mib(bytes: number): string {
-  return `${Math.ceil(bytes / MiB)} MiB`;
+  return bytes < MiB ? `${Math.ceil(bytes / 1024)} KiB` : `${Math.ceil(bytes / MiB)} MiB`;
 }
