@@ -9,12 +9,13 @@ import { cliProgress } from "../templates/progress.ts";
 import { buildTemplateSnapshot } from "../templates/snapshot.ts";
 import { envVar, parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
-import { buildOciTemplate } from "../templates/oci/build.ts";
+import { buildOciFiles, buildOciTemplate } from "../templates/oci/build.ts";
 import { DEFAULT_OCI_LIMITS, type OciLimits } from "../templates/oci/limits.ts";
 import { bool, dataDirOf, int, parseArgs, str, type Args } from "./args.ts";
 
 const USAGE = `usage: onebox template ls [--json]
        onebox template add --name NAME --from DIR --kernel VMLINUZ [--initrd INITRAMFS]
+                           (DIR/defaults.json, if there, gives the env, user, workdir, start command)
                            [--cpus 1] [--memory-mib 512] [--disk-mib 1024] [--cmdline-extra STR]
                            [--ready-port PORT]  (a guest port whose /health must answer before create returns)
        onebox template rm ID|NAME
@@ -27,10 +28,11 @@ const USAGE = `usage: onebox template ls [--json]
        onebox template build --from-image REF --name NAME [--registry-user U --registry-password P]
                              [--insecure-registry] [--cpus 1] [--memory-mib 512] [--disk-mib 2048]
                              [--max-image-mib 4096] [--max-layers 128] [--max-rootfs-mib 16384]
-                             [--timeout-s 1800] [--source-dir DIR] [--no-snapshot]
+                             [--timeout-s 1800] [--source-dir DIR] [--no-snapshot] [--out DIR]
            a template from an OCI image (linux/amd64; skopeo + umoci): steps kernel, initramfs, pull,
            unpack, image, register, snapshot; the image's ENV, USER, WORKDIR and ENTRYPOINT+CMD become
-           the template's defaults (docs/templates.md "Templates from OCI images")
+           the template's defaults (docs/templates.md "Templates from OCI images"); --out DIR writes
+           rootfs.ext4, layer.ext4 and defaults.json there instead (for template add --from DIR)
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
@@ -180,22 +182,24 @@ async function buildFromImage(state: State, dataDir: string, sourceDir: string, 
   };
   const logFile = buildLogPath(dataDir, name);
   console.log(`building '${name}' from ${image} (log: ${logFile})`);
+  const input = {
+    name,
+    image,
+    access: { username: str(a, "registry-user"), password: str(a, "registry-password"), insecure: bool(a, "insecure-registry") },
+    limits,
+    cpuCount: cpus,
+    memoryMb: int(a, "memory-mib") ?? 512,
+    diskSizeMb: int(a, "disk-mib") ?? 2048,
+  };
+  const opts = { reporter: cliProgress(name), signal, logFile, snapshot };
   try {
-    const row = await buildOciTemplate(
-      state,
-      dataDir,
-      sourceDir,
-      {
-        name,
-        image,
-        access: { username: str(a, "registry-user"), password: str(a, "registry-password"), insecure: bool(a, "insecure-registry") },
-        limits,
-        cpuCount: cpus,
-        memoryMb: int(a, "memory-mib") ?? 512,
-        diskSizeMb: int(a, "disk-mib") ?? 2048,
-      },
-      { reporter: cliProgress(name), signal, logFile, snapshot },
-    );
+    const outDir = str(a, "out");
+    if (outDir !== undefined) {
+      await buildOciFiles(state, dataDir, sourceDir, { ...input, outDir }, opts);
+      console.log(`wrote rootfs.ext4, layer.ext4 and defaults.json to ${outDir} (register them with onebox template add --from ${outDir})`);
+      return 0;
+    }
+    const row = await buildOciTemplate(state, dataDir, sourceDir, input, opts);
     console.log(bool(a, "json") ? JSON.stringify({ ...row, aliases: aliasesOf(row), defaults: JSON.parse(row.defaults) }) : `registered template ${row.id} as '${name}'`);
     return 0;
   } catch (e) {

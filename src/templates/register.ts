@@ -1,5 +1,5 @@
 // Registers a built template image (scripts/mkrootfs.sh output) under $DATA/templates/<id>/.
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { agentEnvdVersion } from "../machine/envd-version.ts";
 import type { State, TemplateRow } from "../store/index.ts";
@@ -35,6 +35,21 @@ export function checkTemplateName(state: State, name: string): void {
   }
 }
 
+/** DIR/defaults.json, written beside the images by `template build --from-image --out DIR`; none: {}. */
+function readDefaultsFile(dir: string): TemplateDefaults {
+  const f = join(dir, "defaults.json");
+  if (!existsSync(f)) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(f, "utf8"));
+  } catch {
+    throw badRequest(`${f} is not JSON: rebuild it with \`onebox template build --from-image IMAGE --out ${dir}\``);
+  }
+  const r = TemplateDefaults.safeParse(v);
+  if (!r.success) throw badRequest(`${f} is not valid (${r.error.issues[0]?.path.join(".")}: ${r.error.issues[0]?.message}): rebuild it or remove it`);
+  return r.data;
+}
+
 export async function registerTemplate(state: State, dataDir: string, input: RegisterInput): Promise<TemplateRow> {
   checkTemplateName(state, input.name);
   for (const f of ["rootfs.ext4", "layer.ext4"]) {
@@ -43,6 +58,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
   if (!existsSync(input.kernel)) throw badRequest(`kernel ${input.kernel} does not exist`);
   if (input.initrd && !existsSync(input.initrd)) throw badRequest(`initramfs ${input.initrd} does not exist: build it with scripts/mkinitramfs.sh`);
 
+  const defaults = input.defaults ?? readDefaultsFile(input.from);
   const id = newTemplateId();
   const dir = join(dataDir, "templates", id);
   const undo = new CleanupStack();
@@ -58,7 +74,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
       readyPort: input.readyPort ?? null,
       snapshotOf: null,
       ephemeral: false,
-      defaults: JSON.stringify(TemplateDefaults.parse(input.defaults ?? {})),
+      defaults: JSON.stringify(defaults),
       id,
       aliases: JSON.stringify([input.name]),
       dir,

@@ -9,7 +9,8 @@ import { openState, type State } from "../../store/index.ts";
 import { initDefaults } from "../../store/template-defaults.ts";
 import { BuildError } from "../build-steps.ts";
 import type { ProgressReporter } from "../progress.ts";
-import { buildOciTemplate, ociBuildDir, type OciBuildInput } from "./build.ts";
+import { registerTemplate } from "../register.ts";
+import { buildOciFiles, buildOciTemplate, ociBuildDir, type OciBuildInput } from "./build.ts";
 import { DEFAULT_OCI_LIMITS } from "./limits.ts";
 import { glibcTree, makeImage, muslTree } from "./test-images.ts";
 import { startTestRegistry, type TestRegistry } from "./test-registry.ts";
@@ -144,6 +145,20 @@ describe("template build from an OCI image", () => {
     } finally {
       await agent.stop();
     }
+  }, 60_000);
+
+  test("--out: the files and defaults.json go to a directory, and registering it from there keeps the defaults", async () => {
+    const out = join(base, "out-musl");
+    await buildOciFiles(state, dataDir, SOURCE, { ...input("musl-files", `${reg.host}/musl:1`), outDir: out }, { reporter: quiet });
+    expect(readdirSync(out).sort()).toEqual(["defaults.json", "layer.ext4", "rootfs.ext4"]);
+    expect(state.templates.resolve("musl-files")).toBeUndefined();
+    expect(existsSync(ociBuildDir(dataDir, "musl-files"))).toBe(false);
+    const kernel = join(dataDir, "kernels", "debian-cloud", "vmlinuz");
+    const row = await registerTemplate(state, dataDir, { name: "musl-files", from: out, kernel, cpuCount: 1, memoryMb: 512, diskSizeMb: 2048 });
+    expect(initDefaults(row, {})).toEqual({ envVars: { FOO: "from image", PATH: "/opt/tool/bin:/bin" }, defaultUser: "user", defaultWorkdir: "/srv/work" });
+    writeFileSync(join(out, "defaults.json"), '{"user": 7}');
+    await expect(registerTemplate(state, dataDir, { name: "musl-bad", from: out, kernel, cpuCount: 1, memoryMb: 512, diskSizeMb: 2048 })).rejects.toThrow(`${out}/defaults.json is not valid (user:`);
+    expect(state.templates.resolve("musl-bad")).toBeUndefined();
   }, 60_000);
 
   test("bad input fails with a clear error and leaves nothing behind", async () => {
