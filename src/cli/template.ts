@@ -10,6 +10,7 @@ import { buildTemplateSnapshot } from "../templates/snapshot.ts";
 import { envVar, parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
 import { buildOciFiles, buildOciTemplate } from "../templates/oci/build.ts";
+import { parseImageRef } from "../templates/oci/image-ref.ts";
 import { DEFAULT_OCI_LIMITS, type OciLimits } from "../templates/oci/limits.ts";
 import { bool, dataDirOf, int, parseArgs, str, type Args } from "./args.ts";
 
@@ -180,6 +181,7 @@ async function buildFromImage(state: State, dataDir: string, sourceDir: string, 
     maxRootfsBytes: (int(a, "max-rootfs-mib") ?? DEFAULT_OCI_LIMITS.maxRootfsBytes / MiB) * MiB,
     timeoutMs: (int(a, "timeout-s") ?? DEFAULT_OCI_LIMITS.timeoutMs / 1000) * 1000,
   };
+  parseImageRef(image); // a bad reference is refused before a build starts (and names a log)
   const logFile = buildLogPath(dataDir, name);
   console.log(`building '${name}' from ${image} (log: ${logFile})`);
   const input = {
