@@ -161,6 +161,31 @@ describe("template build from an OCI image", () => {
     expect(state.templates.resolve("musl-bad")).toBeUndefined();
   }, 60_000);
 
+  test("a private registry: credentials reach skopeo through an auth file that goes with the build; a wrong password fails the pull", async () => {
+    const priv = await startTestRegistry({ username: "alice", password: "s3cret-pw" });
+    try {
+      priv.push(join(base, "musl", "layout"), "t", "team/musl:1");
+      const image = `${priv.host}/team/musl:1`;
+      let err: unknown;
+      try {
+        await buildOciTemplate(state, dataDir, SOURCE, input("priv-bad", image, { access: { insecure: true, username: "alice", password: "wrong" } }), { reporter: quiet });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(BuildError);
+      expect((err as BuildError).step).toBe("pull");
+      expect((err as BuildError).reason).toMatch(/skopeo inspect exited with status 1: .*(unauthorized|authentication required)/i);
+      expectNothingLeft("priv-bad");
+      const logFile = join(base, "priv.log");
+      const row = await buildOciTemplate(state, dataDir, SOURCE, input("priv", image, { access: { insecure: true, username: "alice", password: "s3cret-pw" } }), { reporter: quiet, logFile });
+      expect(JSON.parse(row.defaults).envVars.FOO).toBe("from image");
+      expect(existsSync(ociBuildDir(dataDir, "priv"))).toBe(false);
+      expect(await Bun.file(logFile).text()).not.toContain("s3cret-pw");
+    } finally {
+      await priv.stop();
+    }
+  }, 60_000);
+
   test("bad input fails with a clear error and leaves nothing behind", async () => {
     const fail = async (i: OciBuildInput) => {
       try {

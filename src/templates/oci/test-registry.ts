@@ -20,16 +20,22 @@ function freePort(): number {
   return port;
 }
 
-export async function startTestRegistry(): Promise<TestRegistry> {
+/** With `auth`, the registry wants that user (htpasswd, bcrypt) for every request, pushes included. */
+export async function startTestRegistry(auth?: { username: string; password: string }): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), "onebox-registry-"));
   const port = freePort();
   const config = join(dir, "config.yml");
-  writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "store")}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+  let authConf = "";
+  if (auth) {
+    writeFileSync(join(dir, "htpasswd"), `${auth.username}:${await Bun.password.hash(auth.password, { algorithm: "bcrypt", cost: 4 })}\n`);
+    authConf = `auth:\n  htpasswd:\n    realm: onebox-test\n    path: ${join(dir, "htpasswd")}\n`;
+  }
+  writeFileSync(config, `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "store")}\n  delete:\n    enabled: true\n${authConf}http:\n  addr: 127.0.0.1:${port}\n`);
   const proc: Subprocess = Bun.spawn(["docker-registry", "serve", config], { stdout: "ignore", stderr: "pipe" });
   const host = `127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const ok = await fetch(`http://${host}/v2/`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://${host}/v2/`).then((r) => r.ok || r.status === 401, () => false);
     if (ok) break;
     if (proc.exitCode !== null || Date.now() > deadline) {
       proc.kill("SIGKILL");
@@ -41,7 +47,8 @@ export async function startTestRegistry(): Promise<TestRegistry> {
   return {
     host,
     push(layout, tag, repoTag) {
-      const r = Bun.spawnSync(["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", `oci:${layout}:${tag}`, `docker://${host}/${repoTag}`], { stderr: "pipe", stdout: "ignore" });
+      const creds = auth ? ["--dest-creds", `${auth.username}:${auth.password}`] : [];
+      const r = Bun.spawnSync(["skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", ...creds, `oci:${layout}:${tag}`, `docker://${host}/${repoTag}`], { stderr: "pipe", stdout: "ignore" });
       if (r.exitCode !== 0) throw new Error(`skopeo push to ${host}/${repoTag} failed: ${r.stderr.toString()}`);
     },
     async stop() {
