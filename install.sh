@@ -31,7 +31,7 @@ fi
 cd "$src"
 
 say "installing build dependencies (Debian packages, Bun from npm)"
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --no-test-deps
 say "building dist/onebox"
 bun install --frozen-lockfile >/dev/null
 bun run build >/dev/null

@@ -2,13 +2,15 @@
 # Builds a template's disks: rootfs.ext4 (Debian bookworm + the Bun runtime + the agent, read-only
 # base) and layer.ext4 (an empty, sparse, writable ext4), from a cached debootstrap tree.
 #
-# usage: scripts/mkrootfs.sh --out DIR --variant minimal|base|code-interpreter [--bun PATH]
+# usage: scripts/mkrootfs.sh --out DIR --variant minimal|base|code-interpreter|tree [--tree DIR] [--bun PATH]
 #            [--agent FILE] [--packages-file FILE] [--extra SRC:DEST ...] [--layer-size SIZE] [--mirror URL]
 #   --out DIR            gets rootfs.ext4, layer.ext4 and manifest.json (replaced atomically)
-#   --variant            minimal: bash coreutils procps ca-certificates
+#   --variant            tree:    the root tree given with --tree (an unpacked OCI image), no debootstrap
+#                        minimal: bash coreutils procps ca-certificates
 #                        base:    minimal + python (3), pip, Node.js, npm, git, curl, sudo, iproute2 and the like
 #                        code-interpreter: base + guest/interpreter (packages.txt, its .py files in
 #                        /opt/onebox/interpreter, service.conf as services.d/interpreter.conf)
+#   --tree DIR           with --variant tree: the root tree to copy (left as it is)
 #   --extra SRC:DEST     copy a file or directory into the image at DEST (repeatable)
 #   --bun PATH           the Bun runtime installed as /opt/onebox/bin/bun (default: the host's bun)
 #   --agent FILE         the agent bundle (default dist/guest/agent.js; the image builds without it)
@@ -47,25 +49,26 @@ step() { echo "mkrootfs: [+$((SECONDS - T0))s] $*" >&2; }
 # Machine-readable step starts for `onebox template build`'s progress display (src/templates/build-default.ts).
 phase() { echo "mkrootfs: phase $*" >&2; }
 
-OUT="" VARIANT="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G EXTRAS=() PKGFILES=()
+OUT="" VARIANT="" TREE_SRC="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G EXTRAS=() PKGFILES=()
 MIRROR=${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a directory}; shift 2 ;;
     --variant) VARIANT=${2:?--variant needs minimal or base}; shift 2 ;;
+    --tree) TREE_SRC=${2:?--tree needs a directory}; shift 2 ;;
     --bun) BUN=${2:?--bun needs a path}; shift 2 ;;
     --agent) AGENT=${2:?--agent needs a file}; shift 2 ;;
     --packages-file) PKGFILE=${2:?--packages-file needs a file}; shift 2 ;;
     --extra) EXTRAS+=("${2:?--extra needs SRC:DEST}"); shift 2 ;;
     --layer-size) LAYER_SIZE=${2:?--layer-size needs a size}; shift 2 ;;
     --mirror) MIRROR=${2:?--mirror needs a URL}; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 [ -n "$OUT" ] && [ -n "$VARIANT" ] || die "usage: mkrootfs.sh --out DIR --variant minimal|base [...] (see --help)"
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and file ownership in the image need it)"
-for t in debootstrap mkfs.ext4 chroot sha256sum flock; do
+for t in debootstrap mkfs.ext4 chroot sha256sum flock useradd ldd; do
   command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
 done
 
@@ -75,6 +78,9 @@ done
 pkgs=("${MINIMAL_PKGS[@]}")
 apt_pkgs=()
 case "$VARIANT" in
+  tree)
+    [ -n "$TREE_SRC" ] && [ -d "$TREE_SRC" ] || die "--variant tree needs --tree DIR (an existing directory)"
+    pkgs=() ;;
   minimal) ;;
   base) pkgs+=("${BASE_PKGS[@]}"); apt_pkgs+=("${BASE_APT_PKGS[@]}") ;;
   code-interpreter)
@@ -86,8 +92,9 @@ case "$VARIANT" in
     for f in "$INTERP"/*.py; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done
     EXTRAS+=("$INTERP/service.conf:/etc/onebox/services.d/interpreter.conf")
     ;;
-  *) die "--variant must be minimal, base or code-interpreter, not '$VARIANT'" ;;
+  *) die "--variant must be minimal, base, code-interpreter or tree, not '$VARIANT'" ;;
 esac
+[ -z "$TREE_SRC" ] || [ "$VARIANT" = tree ] || die "--tree goes with --variant tree"
 [ -z "$PKGFILE" ] || PKGFILES+=("$PKGFILE")
 for pf in "${PKGFILES[@]}"; do
   [ -f "$pf" ] || die "packages file $pf does not exist"
@@ -102,7 +109,7 @@ for e in "${EXTRAS[@]}"; do
   [ "$src" != "$e" ] && [ "${dest#/}" != "$dest" ] || die "--extra wants SRC:/absolute/dest, got '$e'"
   [ -e "$src" ] || die "--extra source $src does not exist"
 done
-mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | LC_ALL=C sort -u)
+((${#pkgs[@]} == 0)) || mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | LC_ALL=C sort -u)
 if ((${#apt_pkgs[@]})); then
   mapfile -t apt_pkgs < <(printf '%s\n' "${apt_pkgs[@]}" | LC_ALL=C sort -u | LC_ALL=C comm -23 - <(printf '%s\n' "${pkgs[@]}"))
 fi
@@ -177,6 +184,10 @@ trap 'exit 130' INT TERM
 
 # 1. The debootstrap tree, shared by runs with the same key; one builder at a time.
 exec 9>"$CACHE/.lock"
+if [ "$VARIANT" = tree ]; then
+  TREE=$(cd "$TREE_SRC" && pwd)
+  step "using the given tree $TREE"
+else
 flock -n 9 || { step "waiting for another mkrootfs.sh run to release $CACHE/.lock"; flock 9; }
 if [ ! -f "$TREE/.done" ]; then
   phase debootstrap
@@ -216,6 +227,7 @@ else
   step "using cached debootstrap tree $TREE"
 fi
 flock -u 9
+fi
 
 # 2. A private copy to customise (the cache must stay pristine).
 outparent=$(dirname "$OUT")
@@ -228,14 +240,58 @@ chmod 0755 "$stage" # trees cached by older versions of this script have a 0700 
 rm -f "$stage/.done"
 
 step "configuring: user, agent, Bun, hostname"
-if ! chroot "$stage" getent passwd user >/dev/null; then
-  chroot "$stage" useradd --create-home --uid 1000 --user-group --shell /bin/bash user
+# The tree may be an image from anywhere: nothing below may follow one of its symlinks out of the
+# stage (an /etc or /opt that is a symlink to / would have us write the build host's files).
+for d in etc etc/onebox etc/sudoers.d opt opt/onebox home; do
+  [ ! -L "$stage/$d" ] || die "the image's /$d is a symlink ($(readlink "$stage/$d")); onebox writes there and will not follow it"
+done
+# onebox-init mounts these; an image from scratch may lack them (a link to elsewhere is left alone).
+for d in etc tmp proc sys dev run; do [ -L "$stage/$d" ] || mkdir -p "$stage/$d"; done
+[ -L "$stage/tmp" ] || chmod 1777 "$stage/tmp"
+# Images without a user database (scratch or busybox ones) get root's, which useradd needs.
+[ -e "$stage/etc/passwd" ] || echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
+[ -e "$stage/etc/group" ] || echo 'root:x:0:' >"$stage/etc/group"
+# E2B's SDK runs every command as `/bin/bash -l -c CMD`: an image without bash (busybox, Alpine)
+# gets a /bin/bash that execs its own /bin/sh, which takes -l and -c the same way. A script, not a
+# link: busybox picks its applet by the name it was called by, and has no `bash`.
+shell=/bin/bash
+if [ ! -e "$stage/bin/bash" ] && [ ! -L "$stage/bin/bash" ] && [ ! -e "$stage/usr/bin/bash" ]; then
+  if [ -e "$stage/bin/sh" ] || [ -L "$stage/bin/sh" ]; then
+    bash_at="$stage/bin/bash"
+    [ ! -L "$stage/bin" ] || bash_at="$stage/usr/bin/bash" # usrmerged: bin -> usr/bin
+    printf '#!/bin/sh\n# written by onebox (scripts/mkrootfs.sh): this image has no bash; E2B runs commands with /bin/bash -l -c\nexec /bin/sh "$@"\n' >"$bash_at"
+    chmod 0755 "$bash_at"
+    step "no /bin/bash in the image: /bin/bash runs /bin/sh"
+  else
+    shell=/bin/sh
+    echo "mkrootfs: warning: the image has no /bin/sh: commands.run (which runs /bin/bash) will fail in it" >&2
+  fi
+fi
+# The host's useradd with --root chroots itself into the stage: it runs on the host's libc, never
+# on the image's (which may be musl, or absent), and reads and writes the image's own files.
+if ! grep -q '^user:' "$stage/etc/passwd"; then
+  uid_opt=(--uid 1000)
+  ! cut -d: -f3 "$stage/etc/passwd" | grep -qx 1000 || uid_opt=() # e.g. node images' `node`
+  useradd --root "$stage" --create-home "${uid_opt[@]}" --user-group --shell "$shell" user \
+    || die "adding user 'user' to the image failed"
+  rm -f "$stage/etc/.pwd.lock"
 fi
 if [ -x "$stage/usr/bin/sudo" ]; then
+  mkdir -p "$stage/etc/sudoers.d"
+  rm -f "$stage/etc/sudoers.d/user"
   echo 'user ALL=(ALL:ALL) NOPASSWD: ALL' >"$stage/etc/sudoers.d/user"
   chmod 0440 "$stage/etc/sudoers.d/user"
 fi
+rm -rf "$stage/opt/onebox"
 install -D -m 0755 "$BUN" "$stage/opt/onebox/bin/bun"
+# Bun is linked against glibc. It runs through its own copy of the host's glibc loader and
+# libraries in /opt/onebox/lib (`ld.so --library-path`), never through the image's: an image with
+# musl (Alpine), an older glibc or no libc at all runs the agent the same way. The loader's
+# --library-path is not inherited, so the processes the agent starts use the image's own libraries.
+mkdir -p "$stage/opt/onebox/lib"
+bun_libs=$(ldd "$BUN" | grep -o '/[^ ]*') || die "ldd $BUN failed"
+for l in $bun_libs; do install -m 0755 "$(readlink -f "$l")" "$stage/opt/onebox/lib/$(basename "$l")"; done
+[ -x "$stage/opt/onebox/lib/ld-linux-x86-64.so.2" ] || die "ldd $BUN named no ld-linux-x86-64.so.2"
 mkdir -p "$stage/opt/onebox/agent" "$stage/etc/onebox/services.d"
 agent_sha=""
 if [ -f "$AGENT" ]; then
@@ -247,7 +303,7 @@ fi
 # Read by onebox-init (guest/init/service-conf.h: exec=, env=, cwd=, user=, log=).
 cat >"$stage/etc/onebox/agent.conf" <<'CONF'
 # The envd-compatible agent, supervised by onebox-init (restarted with backoff if it dies).
-exec=/opt/onebox/bin/bun /opt/onebox/agent/agent.js
+exec=/opt/onebox/lib/ld-linux-x86-64.so.2 --library-path /opt/onebox/lib /opt/onebox/bin/bun /opt/onebox/agent/agent.js
 env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 env=HOME=/root
 env=LANG=C.UTF-8
@@ -266,6 +322,7 @@ if [ "$VARIANT" = code-interpreter ] && [ -x "$stage/usr/bin/python3" ]; then
   chroot "$stage" runuser -u user -- env HOME=/home/user python3 -c 'import matplotlib.pyplot' >/dev/null 2>&1 \
     || echo "mkrootfs: warning: building matplotlib's font cache failed" >&2
 fi
+rm -f "$stage/etc/hostname" "$stage/etc/hosts" "$stage/etc/resolv.conf" "$stage/etc/machine-id" # never write through an image's links
 echo onebox >"$stage/etc/hostname"
 printf '127.0.0.1\tlocalhost onebox\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$stage/etc/hosts"
 # debootstrap copied the build host's resolver config; guests get theirs from the host later.
@@ -291,7 +348,7 @@ truncate -s "$LAYER_SIZE" "$outtmp/layer.ext4"
 mkfs.ext4 -q -F -L onebox-layer -m 0 -E lazy_itable_init=0,lazy_journal_init=1 "$outtmp/layer.ext4" \
   || die "mkfs.ext4 of layer.ext4 failed"
 cat >"$outtmp/manifest.json" <<JSON
-{"variant":"$VARIANT","suite":"$SUITE","packages":[$(printf '"%s",' "${pkgs[@]}" "${apt_pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
+{"variant":"$VARIANT","suite":"$SUITE","packages":[$( ((${#pkgs[@]} + ${#apt_pkgs[@]} == 0)) || printf '"%s",' "${pkgs[@]}" "${apt_pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
 JSON
 rm -rf "$stage"
 stage=""

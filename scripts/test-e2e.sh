@@ -24,6 +24,11 @@ fi
 if printf '%s\n' "${files[@]}" | grep -q '/net.test'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-base-template --variant base >&2
 fi
+# The OCI templates' test: images pushed to a local docker-registry and built with
+# `onebox template build --from-image --out` out here (no registry, skopeo or umoci in the test host).
+if printf '%s\n' "${files[@]}" | grep -q '/oci-template.test'; then
+  bun scripts/oci-e2e-images.ts >&2
+fi
 # 12 GiB: the test host's /tmp is RAM (tmpfs) and holds every test's template copies, layers and
 # snapshots next to the guests' own memory; with 6 GiB a full suite ran into memory pressure
 # (suspected: a 100-stream vsock test hung right after the agent SDK file had run; not diagnosed).

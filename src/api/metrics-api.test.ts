@@ -1,5 +1,5 @@
 // GET /metrics through the API app over a real store, with the machine layer faked: the key as Bearer or X-API-Key,
-// Prometheus's own checker (`promtool check metrics`, Debian's prometheus package: scripts/install-deps.sh --test)
+// Prometheus's own checker (`promtool check metrics`, Debian's prometheus package, a test dependency of scripts/install-deps.sh)
 // finds no problem, and the counters and gauges move as sandboxes are created, fail and end.
 import { afterEach, expect, test } from "bun:test";
 import type { Hono } from "hono";

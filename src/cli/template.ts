@@ -1,7 +1,7 @@
 // `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
 import type { VmHandle } from "../machine/vm-driver.ts";
 import { loadVmDriver } from "../machine/vm-driver.ts";
-import { openState, type TemplateRow } from "../store/index.ts";
+import { openState, type State, type TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { buildDefaultTemplate, buildLogPath, DEFAULT_TEMPLATES } from "../templates/build-default.ts";
 import { BuildError, BuildInterrupted } from "../templates/build-steps.ts";
@@ -10,10 +10,14 @@ import { buildTemplateSnapshot } from "../templates/snapshot.ts";
 import { envVar, parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
 import { snapshotsOver } from "../templates/snapshot.ts";
-import { bool, dataDirOf, int, parseArgs, str } from "./args.ts";
+import { buildOciFiles, buildOciTemplate } from "../templates/oci/build.ts";
+import { parseImageRef } from "../templates/oci/image-ref.ts";
+import { DEFAULT_OCI_LIMITS, type OciLimits } from "../templates/oci/limits.ts";
+import { bool, dataDirOf, int, parseArgs, str, type Args } from "./args.ts";
 
 const USAGE = `usage: onebox template ls [--json]
        onebox template add --name NAME --from DIR --kernel VMLINUZ [--initrd INITRAMFS]
+                           (DIR/defaults.json, if there, gives the env, user, workdir, start command)
                            [--cpus 1] [--memory-mib 512] [--disk-mib 1024] [--cmdline-extra STR]
                            [--ready-port PORT]  (a guest port whose /health must answer before create returns)
        onebox template rm ID|NAME
@@ -23,10 +27,18 @@ const USAGE = `usage: onebox template ls [--json]
            steps kernel, initramfs, debootstrap, packages, image, register, snapshot; a log file per build;
            cached (a registered template is kept; the debootstrap tree is reused); Ctrl-C removes
            the partial output, rerun to continue
+       onebox template build --from-image REF --name NAME [--registry-user U --registry-password P]
+                             [--insecure-registry] [--cpus 1] [--memory-mib 512] [--disk-mib 2048]
+                             [--max-image-mib 4096] [--max-layers 128] [--max-rootfs-mib 16384]
+                             [--timeout-s 1800] [--source-dir DIR] [--no-snapshot] [--out DIR]
+           a template from an OCI image (linux/amd64; skopeo + umoci): steps kernel, initramfs, pull,
+           unpack, image, register, snapshot; the image's ENV, USER, WORKDIR and ENTRYPOINT+CMD become
+           the template's defaults (docs/templates.md "Templates from OCI images"); --out DIR writes
+           rootfs.ext4, layer.ext4 and defaults.json there instead (for template add --from DIR)
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["json", "help", "no-snapshot"]);
+  const a = parseArgs(argv, ["json", "help", "no-snapshot", "insecure-registry"]);
   const [sub, target] = a.positionals;
   if (!sub || bool(a, "help")) {
     console.log(USAGE);
@@ -75,8 +87,13 @@ export async function templateCommand(argv: string[]): Promise<number> {
       }
       case "build": {
         const sourceDir = str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR") ?? process.cwd();
+        const fromImage = str(a, "from-image");
         const wanted = a.positionals.slice(1);
-        const list = wanted.length ? DEFAULT_TEMPLATES.filter((t) => wanted.includes(t.name)) : DEFAULT_TEMPLATES;
+        if (fromImage !== undefined && (wanted.length || !str(a, "name"))) {
+          console.error(`onebox template build --from-image: name the template with --name (and no default template names)\n${USAGE}`);
+          return 2;
+        }
+        const list = fromImage !== undefined ? [] : wanted.length ? DEFAULT_TEMPLATES.filter((t) => wanted.includes(t.name)) : DEFAULT_TEMPLATES;
         const unknown = wanted.filter((w) => !DEFAULT_TEMPLATES.some((t) => t.name === w));
         if (unknown.length) {
           console.error(`onebox template build: unknown default template(s) ${unknown.join(", ")}; known: ${DEFAULT_TEMPLATES.map((t) => t.name).join(", ")}`);
@@ -101,6 +118,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
         process.on("SIGINT", onSigint);
         process.on("SIGTERM", onSigint);
         try {
+          if (fromImage !== undefined) return await buildFromImage(state, dataDir, sourceDir, a, fromImage, abort.signal, snapshot);
           for (const t of list) {
             if (state.templates.resolve(t.name)) {
               console.log(`template '${t.name}' exists (cached); remove it first to rebuild (onebox template rm ${t.name})`);
@@ -154,5 +172,54 @@ export async function templateCommand(argv: string[]): Promise<number> {
     }
   } finally {
     state.close();
+  }
+}
+
+const MiB = 1024 * 1024;
+
+/** `template build --from-image`: one OCI build, its failure shown like a default build's. */
+async function buildFromImage(state: State, dataDir: string, sourceDir: string, a: Args, image: string, signal: AbortSignal, snapshot: ((row: TemplateRow) => Promise<void>) | undefined): Promise<number> {
+  const name = str(a, "name")!;
+  const cpus = int(a, "cpus") ?? 1;
+  if (cpus < 1 || cpus > 2) throw new Error("--cpus must be 1 or 2 (the vmm runs 1 or 2 vCPUs)");
+  const limits: OciLimits = {
+    maxImageBytes: (int(a, "max-image-mib") ?? DEFAULT_OCI_LIMITS.maxImageBytes / MiB) * MiB,
+    maxLayers: int(a, "max-layers") ?? DEFAULT_OCI_LIMITS.maxLayers,
+    maxRootfsBytes: (int(a, "max-rootfs-mib") ?? DEFAULT_OCI_LIMITS.maxRootfsBytes / MiB) * MiB,
+    timeoutMs: (int(a, "timeout-s") ?? DEFAULT_OCI_LIMITS.timeoutMs / 1000) * 1000,
+  };
+  parseImageRef(image); // a bad reference is refused before a build starts (and names a log)
+  const logFile = buildLogPath(dataDir, name);
+  console.log(`building '${name}' from ${image} (log: ${logFile})`);
+  const input = {
+    name,
+    image,
+    access: { username: str(a, "registry-user"), password: str(a, "registry-password"), insecure: bool(a, "insecure-registry") },
+    limits,
+    cpuCount: cpus,
+    memoryMb: int(a, "memory-mib") ?? 512,
+    diskSizeMb: int(a, "disk-mib") ?? 2048,
+  };
+  const opts = { reporter: cliProgress(name), signal, logFile, snapshot };
+  try {
+    const outDir = str(a, "out");
+    if (outDir !== undefined) {
+      await buildOciFiles(state, dataDir, sourceDir, { ...input, outDir }, opts);
+      console.log(`wrote rootfs.ext4, layer.ext4 and defaults.json to ${outDir} (register them with onebox template add --from ${outDir})`);
+      return 0;
+    }
+    const row = await buildOciTemplate(state, dataDir, sourceDir, input, opts);
+    console.log(bool(a, "json") ? JSON.stringify({ ...row, aliases: aliasesOf(row), defaults: JSON.parse(row.defaults) }) : `registered template ${row.id} as '${name}'`);
+    return 0;
+  } catch (e) {
+    if (e instanceof BuildInterrupted) {
+      console.error(e.message);
+      return 130;
+    }
+    if (e instanceof BuildError) {
+      console.error(`${e.message}\nlast lines of the log:\n${e.logTail.map((l) => "  " + l).join("\n")}`);
+      return 1;
+    }
+    throw e;
   }
 }

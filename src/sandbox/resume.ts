@@ -2,6 +2,7 @@
 // into a new vmm, gets hygiene and /init, and runs with a new deadline. A failure leaves it paused, its
 // snapshot in place, so the resume can be retried (ACTIONS.resume.onFail).
 import type { SandboxRow } from "../store/index.ts";
+import { initDefaults } from "../store/template-defaults.ts";
 import { unavailable } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import type { SandboxCtx } from "./context.ts";
@@ -41,8 +42,9 @@ async function wake(ctx: SandboxCtx, row: SandboxRow, reboot: boolean): Promise<
   if (live) {
     await live.handle.resume();
     // Re-run /init so the guest clock is fixed after the pause (spec §3.4).
+    const template = ctx.templates.resolve(row.templateId);
     await ctx.guest
-      .init(live.runDir, { ...init, defaultUser: "user", defaultWorkdir: "/home/user" }, init.accessToken)
+      .init(live.runDir, { ...init, ...initDefaults(template ?? { defaults: "{}" }, init.envVars) }, init.accessToken)
       .catch((e) => log.warn("re-init after resume failed", { id: row.id, error: String(e) }));
     return;
   }

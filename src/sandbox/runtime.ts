@@ -11,6 +11,7 @@ import { templateFiles } from "../machine/vm-config.ts";
 import type { VmHandle } from "../machine/vm-driver.ts";
 import type { CompiledPolicy } from "../net/policy.ts";
 import type { TemplateRow } from "../store/index.ts";
+import { initDefaults } from "../store/template-defaults.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
@@ -41,7 +42,7 @@ export interface Booted {
 }
 
 export function agentInit(req: BootRequest): AgentInit {
-  return { envVars: req.envVars, accessToken: req.accessToken, defaultUser: "user", defaultWorkdir: "/home/user" };
+  return { ...initDefaults(req.template, req.envVars), accessToken: req.accessToken };
 }
 
 /** Creates a sandbox's VM: from the template's snapshot when req.from is set, else by a cold boot. */

@@ -179,4 +179,11 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_at ON audit_log (at);
 ALTER TABLE sandboxes ADD COLUMN key_id TEXT;`,
   },
+  {
+    id: 12,
+    name: "template defaults",
+    // A template's env, user, workdir and start command (an OCI image's ENV, USER, WORKDIR, ENTRYPOINT + CMD:
+    // src/templates/oci/), sent to the agent's /init of each sandbox; '{}' keeps E2B's defaults.
+    sql: "ALTER TABLE templates ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';",
+  },
 ];

@@ -3,7 +3,7 @@
 // start (install.sh sets ONEBOX_SOURCE_DIR) and by `onebox template build`.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { defaultKernelDir, resolveGuestKernel } from "../sys/guest-kernel.ts";
+import { defaultKernelDir, resolveGuestKernel, type GuestKernel } from "../sys/guest-kernel.ts";
 import type { State, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { log } from "../util/log.ts";
@@ -65,27 +65,7 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
   const run = new StepRun({ template: t.name, steps, logFile, reporter: o.reporter ?? new LogProgress(t.name), signal: o.signal });
   return run.run(async () => {
     const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
-    const mkinitramfs = join(sourceDir, "scripts", "mkinitramfs.sh");
-    const kernel = await run.step("kernel", () => {
-      for (const s of [mkrootfs, mkinitramfs]) {
-        if (!existsSync(s)) throw new Error(`${s} not found: point ONEBOX_SOURCE_DIR (or --source-dir) at a onebox checkout`);
-      }
-      const k = resolveGuestKernel({ dataDir });
-      if (k.format === "missing" || k.format === "unknown") {
-        throw new Error(`no guest kernel at ${k.path}: run scripts/fetch-kernel.sh ${defaultKernelDir(dataDir)}`);
-      }
-      run.log(`kernel ${k.path} (${k.format}, ${k.source})`);
-      return k;
-    });
-    let initrd = kernel.initrd;
-    if (initrd) {
-      run.begin("initramfs", true);
-    } else {
-      run.begin("initramfs");
-      initrd = join(defaultKernelDir(dataDir), "initramfs.cpio.gz");
-      // mkinitramfs.sh writes its output atomically: an interrupt leaves no half-written file.
-      await run.spawn(["nice", "bash", mkinitramfs, "--modules", join(defaultKernelDir(dataDir), "modules"), "--out", initrd], { cwd: sourceDir });
-    }
+    const { kernel, initrd } = await kernelSteps(run, dataDir, sourceDir);
     const out = join(dataDir, "templates", `.build-${t.name}`);
     run.onFailure("partial image", () => rmSync(out, { recursive: true, force: true }));
     try {
@@ -98,7 +78,7 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
           name: t.name,
           from: out,
           kernel: kernel.path,
-          initrd: initrd!,
+          initrd,
           cpuCount: t.cpuCount,
           memoryMb: t.memoryMb,
           diskSizeMb: t.diskSizeMb,
@@ -116,6 +96,33 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
       rmSync(out, { recursive: true, force: true });
     }
   });
+}
+
+/** The steps every template build starts with: the guest kernel (a file), the initramfs (built once beside it). */
+export async function kernelSteps(run: StepRun, dataDir: string, sourceDir: string): Promise<{ kernel: GuestKernel; initrd: string }> {
+  const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
+  const mkinitramfs = join(sourceDir, "scripts", "mkinitramfs.sh");
+  const kernel = await run.step("kernel", () => {
+    for (const s of [mkrootfs, mkinitramfs]) {
+      if (!existsSync(s)) throw new Error(`${s} not found: point ONEBOX_SOURCE_DIR (or --source-dir) at a onebox checkout`);
+    }
+    const k = resolveGuestKernel({ dataDir });
+    if (k.format === "missing" || k.format === "unknown") {
+      throw new Error(`no guest kernel at ${k.path}: run scripts/fetch-kernel.sh ${defaultKernelDir(dataDir)}`);
+    }
+    run.log(`kernel ${k.path} (${k.format}, ${k.source})`);
+    return k;
+  });
+  let initrd = kernel.initrd;
+  if (initrd) {
+    run.begin("initramfs", true);
+  } else {
+    run.begin("initramfs");
+    initrd = join(defaultKernelDir(dataDir), "initramfs.cpio.gz");
+    // mkinitramfs.sh writes its output atomically: an interrupt leaves no half-written file.
+    await run.spawn(["nice", "bash", mkinitramfs, "--modules", join(defaultKernelDir(dataDir), "modules"), "--out", initrd], { cwd: sourceDir });
+  }
+  return { kernel, initrd };
 }
 
 export type BuildStatus = { state: "building"; since: number } | { state: "failed"; message: string };

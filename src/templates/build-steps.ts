@@ -47,7 +47,14 @@ export interface SpawnOptions {
   marker?: (line: string) => { step: string; cached: boolean } | null;
   /** A line worth showing next to the spinner. */
   detail?: (line: string) => string | null;
+  /** Takes stdout instead of the log (capture()). */
+  collect?: (text: string) => void;
+  /** Names the command in a failure, with its last line of stderr (the tool's own reason). Default: its first two words. */
+  label?: string;
 }
+
+/** The most stdout capture() keeps (a manifest or config answer is a few KiB). */
+const CAPTURE_MAX = 4 * 1024 * 1024;
 
 export function logTail(file: string, n = LOG_TAIL_LINES): string[] {
   // The end of the log only: a build's log has no size limit of its own.
@@ -125,11 +132,17 @@ export class StepRun {
       }, 10_000).unref();
     };
     this.o.signal?.addEventListener("abort", stop, { once: true });
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
+    let lastErr = "";
+    const pump = async (stream: ReadableStream<Uint8Array>, isErr: boolean) => {
       const dec = new TextDecoder();
+      if (!isErr && opts.collect) {
+        for await (const chunk of stream) opts.collect(dec.decode(chunk, { stream: true }));
+        return;
+      }
       let rest = "";
       const onLine = (line: string) => {
         this.log(line);
+        if (isErr && line.trim()) lastErr = line.trim();
         const m = opts.marker?.(line);
         if (m && !this.o.signal?.aborted && this.o.steps.includes(m.step)) {
           // The caller may have started this step already (before the script said so): keep one entry.
@@ -150,12 +163,30 @@ export class StepRun {
       if (rest) onLine(rest);
     };
     try {
-      const [code] = await Promise.all([p.exited, pump(p.stdout), pump(p.stderr)]);
+      const [code] = await Promise.all([p.exited, pump(p.stdout, false), pump(p.stderr, true)]);
       if (this.o.signal?.aborted) throw new Error("interrupted");
-      if (code !== 0) throw new Error(`${cmd.slice(0, 2).join(" ")} exited with status ${code}`);
+      if (code !== 0) {
+        if (opts.label) throw new Error(`${opts.label} exited with status ${code}${lastErr ? `: ${lastErr.slice(0, 500)}` : ""}`);
+        throw new Error(`${cmd.slice(0, 2).join(" ")} exited with status ${code}`);
+      }
     } finally {
       this.o.signal?.removeEventListener("abort", stop);
     }
+  }
+
+  /** Runs a command like spawn() and returns its stdout (at most 4 MiB; stderr goes to the log). */
+  async capture(cmd: string[], opts: Omit<SpawnOptions, "collect"> = {}): Promise<string> {
+    let out = "";
+    let over = false;
+    await this.spawn(cmd, {
+      ...opts,
+      collect: (t) => {
+        if (out.length + t.length > CAPTURE_MAX) over = true;
+        else out += t;
+      },
+    });
+    if (over) throw new Error(`${opts.label ?? cmd[0]} wrote more than ${CAPTURE_MAX} bytes`);
+    return out;
   }
 
   /** Runs a whole build: on success the undo steps are dropped; on failure or interrupt they run

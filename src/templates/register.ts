@@ -1,8 +1,9 @@
 // Registers a built template image (scripts/mkrootfs.sh output) under $DATA/templates/<id>/.
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { agentEnvdVersion } from "../machine/envd-version.ts";
 import type { State, TemplateRow } from "../store/index.ts";
+import { TemplateDefaults } from "../store/template-defaults.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import { badRequest, conflict } from "../util/errors.ts";
@@ -20,21 +21,44 @@ export interface RegisterInput {
   cmdlineExtra?: string;
   /** Guest port whose GET /health must answer before create returns. */
   readyPort?: number;
+  /** Env, user, workdir and start command of the template's sandboxes (an OCI image's config). */
+  defaults?: TemplateDefaults;
+}
+
+/** A name a new template may take: well formed and free. Builds check it before their long steps too. */
+export function checkTemplateName(state: State, name: string): void {
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) {
+    throw badRequest(`template name '${name}' must be lowercase letters, digits, '.', '_' or '-'`);
+  }
+  if (state.templates.list().some((t) => aliasesOf(t).includes(name))) {
+    throw conflict(`a template named '${name}' exists: remove it first with \`onebox template rm ${name}\``);
+  }
+}
+
+/** DIR/defaults.json, written beside the images by `template build --from-image --out DIR`; none: {}. */
+function readDefaultsFile(dir: string): TemplateDefaults {
+  const f = join(dir, "defaults.json");
+  if (!existsSync(f)) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(f, "utf8"));
+  } catch {
+    throw badRequest(`${f} is not JSON: rebuild it with \`onebox template build --from-image IMAGE --out ${dir}\``);
+  }
+  const r = TemplateDefaults.safeParse(v);
+  if (!r.success) throw badRequest(`${f} is not valid (${r.error.issues[0]?.path.join(".")}: ${r.error.issues[0]?.message}): rebuild it or remove it`);
+  return r.data;
 }
 
 export async function registerTemplate(state: State, dataDir: string, input: RegisterInput): Promise<TemplateRow> {
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(input.name)) {
-    throw badRequest(`template name '${input.name}' must be lowercase letters, digits, '.', '_' or '-'`);
-  }
-  if (state.templates.list().some((t) => aliasesOf(t).includes(input.name))) {
-    throw conflict(`a template named '${input.name}' exists: remove it first with \`onebox template rm ${input.name}\``);
-  }
+  checkTemplateName(state, input.name);
   for (const f of ["rootfs.ext4", "layer.ext4"]) {
     if (!existsSync(join(input.from, f))) throw badRequest(`${join(input.from, f)} is missing: build the image with scripts/mkrootfs.sh`);
   }
   if (!existsSync(input.kernel)) throw badRequest(`kernel ${input.kernel} does not exist`);
   if (input.initrd && !existsSync(input.initrd)) throw badRequest(`initramfs ${input.initrd} does not exist: build it with scripts/mkinitramfs.sh`);
 
+  const defaults = input.defaults ?? readDefaultsFile(input.from);
   const id = newTemplateId();
   const dir = join(dataDir, "templates", id);
   const undo = new CleanupStack();
@@ -50,6 +74,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
       readyPort: input.readyPort ?? null,
       snapshotOf: null,
       ephemeral: false,
+      defaults: JSON.stringify(defaults),
       id,
       aliases: JSON.stringify([input.name]),
       dir,
