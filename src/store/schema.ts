@@ -79,7 +79,7 @@ export const templates = sqliteTable("templates", {
   snapshotOf: text("snapshot_of"),
   /** A fork's capture (migration 8): not listed as a snapshot, removed once no live sandbox uses it. */
   ephemeral: integer("ephemeral", { mode: "boolean" }).notNull().default(false),
-  /** JSON of TemplateDefaults (template-defaults.ts, migration 9): the env, user, workdir and start command a
+  /** JSON of TemplateDefaults (template-defaults.ts, migration 12): the env, user, workdir and start command a
    *  template's sandboxes get, e.g. from an OCI image's config; "{}": E2B's (user `user`, /home/user). */
   defaults: text("defaults").notNull().default("{}"),
   createdAt: integer("created_at").notNull(),

@@ -1,5 +1,5 @@
 // What a template gives each of its sandboxes besides its disks: env vars, default user and workdir, and
-// the start command; stored as JSON in templates.defaults (migration 9), read at every create and resume.
+// the start command; stored as JSON in templates.defaults (migration 12), read at every create and resume.
 import { z } from "zod";
 import type { TemplateRow } from "./schema.ts";
 
