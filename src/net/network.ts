@@ -56,6 +56,10 @@ export class Network {
         policyOf: (ip) => slotAt(ip)?.policy ?? null,
         resolve: (name) => dns.lookupA(name),
         denied: (addr) => alwaysDenied(addr, host.bpf.globalRanges("onebox_host_deny"), host.bpf.globalRanges("onebox_open")),
+        onRefused: (ip, why) => {
+          const slot = slotAt(ip);
+          if (slot) slot.proxyDrops[why]++;
+        },
       });
       try {
         const ports = proxy.start();
@@ -92,6 +96,13 @@ export class Network {
     applyPolicy(this.host.bpf, slot.ifindex, p); // also removes addresses learned under the old policy
     slot.policy = p;
     slot.learned.clear();
+    // The eBPF programs stop a denied flow's packets both ways; the proxy's own upstream connections are cut here.
+    this.proxy.recheck(slotIp);
+  }
+
+  /** What the slot dropped, by reason: the eBPF programs' packet counters and the name proxy's refused connections. */
+  drops(slot: NetSlot): Record<string, number> {
+    return { ...this.host.bpf.slotDrops(slot.ifindex), ...slot.proxyDrops };
   }
 
   /** Removes learned addresses whose TTL ran out (a timer runs this while the network is up). */
