@@ -85,6 +85,8 @@ export class NameProxy {
   private listeners: Partial<Record<ProxyKind, TCPSocketListener<Conn>>> = {};
   private readonly open = new Set<Socket<Conn>>();
   private readonly perSandbox = new Map<string, number>();
+  /** Sandboxes at their cap whose refusal was logged: one line per stretch at the cap, not one per connection. */
+  private readonly capLogged = new Set<string>();
   readonly stats = { accepted: 0, refused: 0, spliced: 0, failed: 0, overLimit: 0 };
 
   constructor(private readonly o: NameProxyOptions) {}
@@ -136,7 +138,8 @@ export class NameProxy {
           if (self.open.size >= (self.o.maxConnections ?? PROXY_LIMITS.total) || mine >= (self.o.maxPerSandbox ?? PROXY_LIMITS.perSandbox)) {
             self.stats.overLimit++;
             if (self.o.policyOf(from)) self.o.onRefused?.(from, "proxy-limit");
-            log.info("network: name proxy refused a connection", { from, kind, why: "over the connection cap", open: mine });
+            if (!self.capLogged.has(from)) log.info("network: name proxy refused a connection", { from, kind, why: "over the connection cap", open: mine });
+            self.capLogged.add(from);
             return void s.terminate();
           }
           self.open.add(s);
@@ -179,14 +182,16 @@ export class NameProxy {
     const n = (this.perSandbox.get(c.from) ?? 1) - 1;
     if (n > 0) this.perSandbox.set(c.from, n);
     else this.perSandbox.delete(c.from);
+    this.capLogged.delete(c.from);
     if (c.timer) clearTimeout(c.timer);
     c.up?.end();
   }
 
-  private refuse(s: Socket<Conn>, why: string, name?: string): void {
+  /** `counted`: a refusal for the connection's name (the sandbox's `name` drops); an upstream that failed is not. */
+  private refuse(s: Socket<Conn>, why: string, name?: string, counted = true): void {
     if (s.data.phase === "closed") return;
     this.stats.refused++;
-    if (this.o.policyOf(s.data.from)) this.o.onRefused?.(s.data.from, "name");
+    if (counted && this.o.policyOf(s.data.from)) this.o.onRefused?.(s.data.from, "name");
     log.info("network: name proxy refused a connection", { from: s.remoteAddress, kind: s.data.kind, name, why });
     s.terminate(); // a reset: the guest sees the refusal at once
     this.closed(s);
@@ -279,7 +284,7 @@ export class NameProxy {
     if ((c.phase as Conn["phase"]) === "closed") return void up?.end();
     if (!up) {
       this.stats.failed++;
-      return this.refuse(s, "upstream connect failed", name);
+      return this.refuse(s, "upstream connect failed", name, false);
     }
     c.up = up;
     c.phase = "splice";
