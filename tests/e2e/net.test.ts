@@ -243,7 +243,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
       expect(getent.stdout.trim()).not.toBe("exit=0");
       expect(getent.stdout).not.toContain(INTERNET);
       // A query sent straight to another server (not the gateway) is policy-dropped in the TAP, before routing.
-      await off.commands.run(`printf 'x' > /dev/udp/${INTERNET}/53; echo sent`, { timeoutMs: 30_000 });
+      expect((await off.commands.run(`bash -c 'printf x > /dev/udp/${INTERNET}/53' && echo sent`, { timeoutMs: 30_000 })).stdout).toBe("sent\n");
       expect(asked).toEqual([]);
       expect(dnsPacketsOut()).toBe(n1);
       expect((await dropsOf(off.sandboxId)).policy).toBeGreaterThan(0);
