@@ -1,6 +1,6 @@
 // The doctor's route parsing and overlap check, and how it reads nft's NAT check (the live checks run in `onebox doctor`).
 import { expect, test } from "bun:test";
-import { NAT_CHECK_SCRIPT, natCheck, overlappingRoutes, parseProcRoutes, runNatCheck } from "./host-checks.ts";
+import { conntrackCheck, NAT_CHECK_SCRIPT, natCheck, overlappingRoutes, parseProcRoutes, runNatCheck } from "./host-checks.ts";
 import { PROXY_MARK } from "../sys/bpf-net.ts";
 import { parseCidr } from "../util/ipv4.ts";
 
@@ -42,9 +42,10 @@ test("nft's NAT: the check is the name proxy's own DNAT, and a kernel without nf
   expect(other.detail).toStartWith("nft could not write the name proxy's DNAT: Error: Could not process rule: Permission denied: domain rules fail closed");
 });
 
-test("on this host (root, nf_tables with NAT): the live check passes and applies nothing", () => {
+test("on this host (root, nf_tables with NAT, ctnetlink): the live checks pass and change nothing", async () => {
   if (process.getuid?.() !== 0 || Bun.spawnSync(["nft", "list", "tables"]).exitCode !== 0) return;
   const before = Bun.spawnSync(["nft", "list", "ruleset"]).stdout.toString();
   expect(runNatCheck()).toMatchObject({ name: "nft nat", ok: true });
+  expect(await conntrackCheck()).toMatchObject({ name: "conntrack", ok: true });
   expect(Bun.spawnSync(["nft", "list", "ruleset"]).stdout.toString()).toBe(before);
 });

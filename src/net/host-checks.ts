@@ -1,7 +1,8 @@
 // `onebox doctor`'s network checks: /dev/net/tun, libbpf, eBPF on tc clsact (load + attach to a scratch TAP),
-// nftables and its NAT (the name proxy's DNAT), IPv4 forwarding, and the sandbox range against the host's routes.
+// nftables and its NAT (the name proxy's DNAT), ctnetlink, IPv4 forwarding, and the sandbox range against the host's routes.
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { BpfNet, PROXY_MARK } from "../sys/bpf-net.ts";
+import { conntrackDeleteDenied } from "../sys/conntrack.ts";
 import { linkDelAsync } from "../sys/rtnetlink.ts";
 import { openTap } from "../sys/tap.ts";
 import { cidrsOverlap, formatCidr, type Cidr } from "../util/ipv4.ts";
@@ -76,6 +77,24 @@ export function runNatCheck(): NetworkCheck {
   return natCheck({ code: r.exitCode ?? 1, err: r.stderr.toString() });
 }
 
+/** ctnetlink, which a PUT /network uses to delete the conntrack entries of flows it denies: a dump that deletes
+ *  nothing (everything allowed). Without it the flows' packets are still dropped; the check is partial. */
+export async function conntrackCheck(): Promise<NetworkCheck> {
+  const name = "conntrack";
+  try {
+    const all = [{ base: 0, prefix: 0, size: 2 ** 32 }];
+    await conntrackDeleteDenied(0, all, all);
+    return { name, ok: true, detail: "ctnetlink works (PUT /network deletes the conntrack entries of flows it denies)" };
+  } catch (e) {
+    return {
+      name,
+      ok: false,
+      partial: true,
+      detail: `${(e as Error).message}: a PUT /network cannot delete the conntrack entries of flows it denies (their packets are still dropped); fix: modprobe nf_conntrack_netlink`,
+    };
+  }
+}
+
 async function check(name: string, run: () => Promise<string> | string): Promise<NetworkCheck> {
   try {
     return { name, ok: true, detail: await run() };
@@ -118,6 +137,7 @@ export async function checkNetwork(sandboxCidr: string): Promise<NetworkReport> 
     }).catch(() => ({ name: "nftables", ok: false, detail: "`nft` is not installed: apt-get install nftables" })),
   );
   if (checks.at(-1)!.ok) checks.push(runNatCheck());
+  checks.push(await conntrackCheck());
   checks.push(
     await check("forwarding", () => {
       const v = readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();

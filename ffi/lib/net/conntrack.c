@@ -160,6 +160,14 @@ int onebox_ct_delete_denied(uint32_t src, const uint32_t *allow, int nallow, con
       }
       if (h->nlmsg_type == NLMSG_ERROR) {
         e = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+        // nfnetlink answers EINVAL for a subsystem it does not have (and could not load): no ctnetlink.
+        if (e == -EINVAL) {
+          onebox_net_set_error("ctnetlink is not available (load it: modprobe nf_conntrack_netlink)");
+          free(buf);
+          free(kept);
+          close(fd);
+          return e;
+        }
         goto out;
       }
       if (nkept == cap) {
