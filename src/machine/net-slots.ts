@@ -38,7 +38,8 @@ export interface NetSlots {
   detach(): Promise<void>;
 }
 
-/** Dropped packets of one slot by reason (src/sys/bpf-net.ts DROP_REASONS, camelCased). */
+/** Dropped packets of one slot by reason (src/sys/bpf-net.ts DROP_REASONS, camelCased), and connections the name
+ *  proxy refused (`name`, `proxyLimit`: src/net/name-proxy.ts ProxyRefusal). */
 export type NetDrops = Record<string, number>;
 
 /** `gateway-port` -> `gatewayPort`: JSON field names, as the rest of the metrics sample has. */
@@ -105,13 +106,13 @@ export function networkSlots(network: Network): NetSlots {
       fd: slot.fd ?? -1,
       slotIp: slot.slotIp,
       setPolicy: (p) => network.setPolicy(slot.slotIp, p),
-      drops: () => (slot.isDestroyed ? null : dropsJson(network.host.bpf.slotDrops(slot.ifindex))),
+      drops: () => (slot.isDestroyed ? null : dropsJson(network.drops(slot))),
       release() {
         if (done) return done;
         if (detached) return Promise.resolve();
         // The counters go with the slot: what it dropped is logged first, so an operator can still see why.
         try {
-          const d: Record<string, number> = slot.isDestroyed ? {} : network.host.bpf.slotDrops(slot.ifindex);
+          const d: Record<string, number> = slot.isDestroyed ? {} : network.drops(slot);
           const nonzero = Object.fromEntries(Object.entries(d).filter(([, n]) => n > 0));
           if (Object.keys(nonzero).length) log.info("network: packets a slot dropped, by reason", { tap: slot.tapName, slotIp: slot.slotIp, drops: nonzero });
         } catch {

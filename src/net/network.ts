@@ -8,7 +8,8 @@ import { applySteering } from "./masquerade.ts";
 import { NameProxy } from "./name-proxy.ts";
 import { alwaysDenied, applyPolicy, dnsVerdict, domainMatches, formatCidr, POLICY_LIMITS, type CompiledPolicy } from "./policy.ts";
 import { PROXY_MARK } from "../sys/bpf-net.ts";
-import { cidrContains } from "../util/ipv4.ts";
+import { conntrackDeleteDenied } from "../sys/conntrack.ts";
+import { cidrContains, parseIpv4 } from "../util/ipv4.ts";
 import type { NetSlot } from "./slot.ts";
 import { log } from "../util/log.ts";
 import { SlotPool, type StartReport } from "./pool.ts";
@@ -56,6 +57,10 @@ export class Network {
         policyOf: (ip) => slotAt(ip)?.policy ?? null,
         resolve: (name) => dns.lookupA(name),
         denied: (addr) => alwaysDenied(addr, host.bpf.globalRanges("onebox_host_deny"), host.bpf.globalRanges("onebox_open")),
+        onRefused: (ip, why) => {
+          const slot = slotAt(ip);
+          if (slot) slot.proxyDrops[why]++;
+        },
       });
       try {
         const ports = proxy.start();
@@ -82,16 +87,31 @@ export class Network {
   }
 
   /** Replaces the egress policy of the slot in use at `slotIp` (its maps and the DNS filter): at create, resume,
-   *  PUT /network and re-adoption. Throws when no slot in use has that address. */
-  setPolicy(slotIp: string, p: CompiledPolicy): void {
+   *  PUT /network and re-adoption. Throws when no slot in use has that address. In force when it returns; the
+   *  promise (never rejected) tells how many conntrack entries of flows it now denies were deleted after that. */
+  setPolicy(slotIp: string, p: CompiledPolicy): Promise<number> {
     const slot = this.pool.used.find((s) => s.slotIp === slotIp);
     if (!slot) throw new Error(`no network slot in use at ${slotIp}`);
     // The lifecycle applies the stored policy again after each start (a PUT may have come meanwhile): the same one
     // again keeps the addresses learned so far.
-    if (slot.policy && samePolicy(slot.policy, p)) return;
+    if (slot.policy && samePolicy(slot.policy, p)) return Promise.resolve(0);
     applyPolicy(this.host.bpf, slot.ifindex, p); // also removes addresses learned under the old policy
     slot.policy = p;
     slot.learned.clear();
+    // The eBPF programs stop a denied flow's packets both ways; the proxy's own upstream connections are cut here,
+    // and the flows' conntrack entries deleted, so a later policy that opens the peer again does not revive them
+    // and the peer's next packet meets no mapping (the host answers it with a reset). The gateway (DNS) stays.
+    this.proxy.recheck(slotIp);
+    const allow = [...p.allow, { base: parseIpv4(GUEST_NET.gateway), prefix: 32, size: 1 }];
+    return conntrackDeleteDenied(parseIpv4(slotIp), allow, p.deny).catch((e: unknown) => {
+      log.warn("network: could not delete the conntrack entries of flows a new policy denies (their packets are dropped anyway)", { slotIp, error: String(e) });
+      return 0;
+    });
+  }
+
+  /** What the slot dropped, by reason: the eBPF programs' packet counters and the name proxy's refused connections. */
+  drops(slot: NetSlot): Record<string, number> {
+    return { ...this.host.bpf.slotDrops(slot.ifindex), ...slot.proxyDrops };
   }
 
   /** Removes learned addresses whose TTL ran out (a timer runs this while the network is up). */

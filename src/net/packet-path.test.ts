@@ -43,6 +43,11 @@ describe.skipIf(!canRunNetns)("packet path through two slots", () => {
     // ...and toward a guest that takes partial checksums (the VMM's TUNSETOFFLOAD): right once the guest completes it.
     expect(r.offloadedReply).toEqual({ needsCsum: true, ...GUEST, src: "203.0.113.10", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, text: "from 198.18.0.1" });
     expect(r.dns).toEqual({ ...GUEST, src: "169.254.68.5", proto: 17, ipChecksumOk: true, l4ChecksumOk: true, id: 0xabcd, answer: [203, 0, 113, 10], resolverAsked: ["example.com"] });
+    // PUT /network deletes the conntrack entries of the flows it denies (to .20), not of those it allows (.10, DNS),
+    // which a later policy denying them deletes in turn.
+    expect(r.conntrack.denyUpstream).toBeGreaterThanOrEqual(1);
+    expect(r.conntrack).toMatchObject({ nothingLeftThere: 0, allowedKept: 0, cleared: 0 });
+    expect(r.conntrack.internetOff).toBeGreaterThanOrEqual(1);
     expect(r.spoofReply).toBeNull();
     expect(r.spoofDropped).toBe(1);
     // The host's own addresses (every port: here a listener on every address, as the daemon's) are always denied...

@@ -7,6 +7,7 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import { formatIpv4 } from "../util/ipv4.ts";
 import { gatewayIp, gatewayMac, GUEST_NET, guestIp, guestMac, tapName } from "./addresses.ts";
 import type { HostNet } from "./host-net.ts";
+import type { ProxyRefusal } from "./name-proxy.ts";
 import type { CompiledPolicy } from "./policy.ts";
 
 export class NetSlot {
@@ -15,6 +16,9 @@ export class NetSlot {
   policy: CompiledPolicy | null = null;
   /** Addresses learned from allowed names' DNS answers (in the allow trie), with when they expire (Unix ms). */
   readonly learned = new Map<number, number>();
+  /** Connections the name proxy refused (its `ProxyRefusal`s), counted beside the eBPF programs' packet drops. Kept
+   *  by this daemon only: a restart starts them from 0 (the maps' counters survive it). */
+  readonly proxyDrops: Record<ProxyRefusal, number> = { name: 0, "proxy-limit": 0 };
   constructor(
     readonly index: number,
     readonly tapName: string,

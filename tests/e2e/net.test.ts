@@ -21,6 +21,8 @@ const OTHER = "203.0.113.20";
 const NAMES = [NAME, "allowed.test", "other.test"];
 /** One of the test host's addresses the operator did not open (TEST-NET-2). */
 const HOST_ADDR = "198.51.100.77";
+/** The cloud metadata address: a server on the test host's dummy link stands for it (always denied: reserved). */
+const METADATA = "169.254.169.254";
 const root = `/tmp/obx-net-${process.pid}`;
 // "The internet" is on the test host's own dummy link, so one of its addresses: always denied unless the operator
 // opens it, as here (--net-allow-private). 198.51.100.77 on the same link stays a denied host address.
@@ -55,6 +57,9 @@ async function until(cond: () => boolean, ms = 10_000): Promise<void> {
 }
 
 /** A DNS answer for one question: A internet.test -> 203.0.113.10; anything else: no records (NOERROR/NXDOMAIN). */
+/** Every name the test's upstream resolver was asked: what left the host for DNS. */
+const asked: string[] = [];
+
 function dnsAnswer(q: Buffer): Buffer | null {
   if (q.length < 17) return null;
   let i = 12;
@@ -67,6 +72,7 @@ function dnsAnswer(q: Buffer): Buffer | null {
   if (qEnd > q.length) return null;
   const qtype = q.readUInt16BE(i + 1);
   const name = labels.join(".").toLowerCase();
+  asked.push(name);
   const known = NAMES.includes(name);
   const answer = known && qtype === 1;
   const head = Buffer.alloc(12);
@@ -91,6 +97,21 @@ const probe = async (s: Sandbox, url: string) => {
   return r.stdout.trim().split("\n").pop()!;
 };
 let other: ReturnType<typeof Bun.serve> | null = null;
+/** The sandbox's networkDrops (GET /sandboxes/{id}/metrics). */
+const dropsOf = async (id: string) => {
+  const res = await fetch(`${d.url}/sandboxes/${id}/metrics`, { headers: { "X-API-Key": d.key } });
+  // The last entry is the sample of now (the ones before it are the recorded history, without drops).
+  return ((await res.json()) as { networkDrops: Record<string, number> }[]).at(-1)!.networkDrops;
+};
+/** DNS packets the test host sent or forwarded (nft counters in a table of the test's own): a query leaving toward
+ *  any resolver, the test's upstream on 127.0.0.53 included, or a guest's own query routed through the host. */
+const DNS_COUNTERS = `table ip obxtest {
+  chain sent { type filter hook output priority 0; policy accept; udp dport 53 counter; tcp dport 53 counter; }
+  chain routed { type filter hook forward priority 0; policy accept; udp dport 53 counter; tcp dport 53 counter; }
+}
+`;
+const dnsPacketsOut = () =>
+  [...sh("nft list table ip obxtest").matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
 
 if (IN_TESTHOST && !imageDir()) console.warn("net: skipped: no image; build .cache/api-e2e-base-template on the outer host (see imageDir())");
 
@@ -179,6 +200,72 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     await Promise.all(clones.map((c) => c.kill()));
   }, BOOT_MS);
 
+  test("always denied, whatever the policy: cloud metadata, another sandbox's address, the gateway's other ports; a spoofed source is dropped", async () => {
+    // 169.254.169.254 on the test host's link, answering: the host reaches it, a sandbox must not.
+    sh(`ip addr add ${METADATA}/32 dev obxtest-inet`);
+    const metadata = Bun.serve({ hostname: METADATA, port: 80, fetch: () => new Response("secret\n") });
+    const b = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000 });
+    try {
+      expect(await (await fetch(`http://${METADATA}/`)).text()).toBe("secret\n");
+      /** Runs `step` and returns by how much each of a's drop counters grew meanwhile. */
+      const grew = async (step: () => Promise<void>) => {
+        const before = await dropsOf(a.sandboxId);
+        await step();
+        const after = await dropsOf(a.sandboxId);
+        return Object.fromEntries(Object.entries(after).filter(([k, n]) => n > before[k]!).map(([k, n]) => [k, n - before[k]!]));
+      };
+      // The test host holds the address itself here, so it is one of the host's (`host`, checked first); a cloud's
+      // metadata service elsewhere is `reserved` (src/sys/bpf-net.test.ts).
+      expect(Object.keys(await grew(async () => expect(await probe(a, `http://${METADATA}/`)).toBe("exit=28")))).toContain("host");
+      // b's slot address (its envd listens on 49983 there): reached by nothing else, not by a (the sandbox range).
+      const bIp = (await curl(b)).trim().split(" ")[1]!;
+      expect(bIp).not.toBe(aIp);
+      expect(Object.keys(await grew(async () => expect(await probe(a, `http://${bIp}:49983/health`)).toBe("exit=28")))).toContain("host");
+      // The gateway is the host: only DNS and ping there, not the daemon's port (which listens on every address).
+      const gw = await grew(async () => expect(await probe(a, `http://169.254.68.5:${new URL(d.url).port}/health`)).toBe("exit=28"));
+      expect(Object.keys(gw)).toContain("gatewayPort");
+      // Spoofing: the guest gives itself another address and sends from it; dropped before routing.
+      const before = await dropsOf(a.sandboxId);
+      const spoof = await a.commands.run(
+        `sudo -n ip addr add 169.254.68.9/32 dev eth0 && curl -sS -o /dev/null --interface 169.254.68.9 --connect-timeout 3 --max-time 5 http://${INTERNET}/; echo "exit=$?"; sudo -n ip addr del 169.254.68.9/32 dev eth0`,
+        { timeoutMs: 30_000 },
+      );
+      expect(spoof.stdout.trim().split("\n").pop()).toBe("exit=28");
+      expect(await curl(a)).toBe(`hello ${aIp}\n`); // a's own address still works
+      expect((await dropsOf(a.sandboxId)).spoof).toBeGreaterThan(before.spoof!);
+    } finally {
+      await b.kill();
+      metadata.stop(true);
+      Bun.spawnSync(["ip", "addr", "del", `${METADATA}/32`, "dev", "obxtest-inet"]);
+    }
+  }, 180_000);
+
+  test("internet off: curl and DNS fail, and no DNS query leaves the test host (nft counters, the upstream resolver's log)", async () => {
+    sh(`nft -f - <<'EOF'\n${DNS_COUNTERS}EOF`);
+    const off = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000, allowInternetAccess: false });
+    try {
+      // The counters count: a's lookup (internet on) goes out to the test's upstream resolver.
+      const n0 = dnsPacketsOut();
+      expect((await a.commands.run("getent hosts internet.test")).stdout).toContain(INTERNET);
+      expect(dnsPacketsOut()).toBeGreaterThan(n0);
+      const n1 = dnsPacketsOut();
+      asked.length = 0;
+      expect(await probe(off, `http://${INTERNET}/`)).toBe("exit=28");
+      expect(await probe(off, `http://${NAME}/`)).toBe("exit=6");
+      const getent = await off.commands.run(`getent hosts ${NAME}; echo "exit=$?"`, { timeoutMs: 30_000 });
+      expect(getent.stdout.trim()).not.toBe("exit=0");
+      expect(getent.stdout).not.toContain(INTERNET);
+      // A query sent straight to another server (not the gateway) is policy-dropped in the TAP, before routing.
+      expect((await off.commands.run(`bash -c 'printf x > /dev/udp/${INTERNET}/53' && echo sent`, { timeoutMs: 30_000 })).stdout).toBe("sent\n");
+      expect(asked).toEqual([]);
+      expect(dnsPacketsOut()).toBe(n1);
+      expect((await dropsOf(off.sandboxId)).policy).toBeGreaterThan(0);
+    } finally {
+      await off.kill();
+      Bun.spawnSync(["nft", "delete", "table", "ip", "obxtest"]);
+    }
+  }, 180_000);
+
   test("egress policy: only the allowed server answers, PUT /network opens another at once, the host's addresses (the daemon's port) are never reached; allowPublicTraffic: false guards the ports", async () => {
     // A second server on the same link, and a host address the operator did not open, with a listener on every
     // address standing for any host service; the daemon's own port listens on 127.0.0.1 only (so without the
@@ -202,11 +289,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
         expect((await toPort({ "e2b-traffic-access-token": b.trafficAccessToken! })).status).toBe(502);
         expect(await curl(b)).toMatch(/^hello 198\.18\./);
         expect(await probe(b, `http://${OTHER}/`)).toBe("exit=28");
-        const drops = async () => {
-          const res = await fetch(`${d.url}/sandboxes/${b.sandboxId}/metrics`, { headers: { "X-API-Key": d.key } });
-          // The last entry is the sample of now (the ones before it are the recorded history, without drops).
-          return ((await res.json()) as { networkDrops: Record<string, number> }[]).at(-1)!.networkDrops;
-        };
+        const drops = () => dropsOf(b.sandboxId);
         expect((await drops()).policy).toBeGreaterThan(0);
         // PUT /network (the SDK's updateNetwork) replaces the whole policy; in force when it answers.
         await b.updateNetwork({ allowOut: [INTERNET, OTHER], denyOut: ["0.0.0.0/0"] });
@@ -234,6 +317,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
       expect(await curl(c, "http://allowed.test/")).toMatch(/^hello \d+\.\d+\.\d+\.\d+\n$/);
       // The same address, another name: the proxy closes the connection (curl: empty reply or reset).
       expect(await probe(c, `-H 'Host: other.test' http://${INTERNET}/`)).toMatch(/^exit=(52|55|56)$/);
+      expect((await dropsOf(c.sandboxId)).name).toBeGreaterThan(0); // counted as the proxy's refusal
       expect(await probe(c, "http://other.test/")).toBe("exit=6"); // and the name itself does not resolve
       expect(await probe(c, `http://${OTHER}/`)).toBe("exit=28"); // never learned: dropped
     } finally {

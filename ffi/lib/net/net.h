@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include "../../bpf/onebox_net.h"
 
-#define ONEBOX_NET_ABI_VERSION 4
+#define ONEBOX_NET_ABI_VERSION 5
 
 int onebox_net_abi_version(void);
 /* Copies the last error message (libbpf's or ours) into buf (NUL-terminated); returns its length. */
@@ -35,6 +35,11 @@ int onebox_link_names(char *buf, int len);
 int onebox_link_index(const char *name);
 /* Name of `ifindex` into buf (IFNAMSIZ), or -ENODEV. */
 int onebox_link_name(int ifindex, char *buf, int len);
+
+/* conntrack (conntrack.c), in the calling thread's network namespace. Deletes the IPv4 conntrack entries whose
+ * original source is `src` and whose original destination is in `deny` and not in `allow` (CIDRs as pairs
+ * {base (network order), prefix length}); returns how many were deleted. Needs nf_conntrack_netlink (autoloaded). */
+int onebox_ct_delete_denied(uint32_t src, const uint32_t *allow, int nallow, const uint32_t *deny, int ndeny);
 
 /* eBPF (bpf.c). The handle is the loaded object; pin_dir (may be NULL: nothing pinned) is a bpffs directory whose
  * maps are reused when they exist (a restarted daemon re-adopts its slots) and created and pinned when not. */

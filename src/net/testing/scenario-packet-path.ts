@@ -276,6 +276,20 @@ await askDns();
 results.ruleNotSteered = { learned: b.learned.size, http: await synFromB("203.0.113.10", 80) };
 net.setPolicy(b.slotIp, compilePolicy({}));
 
+// Conntrack on a PUT /network: the entries of b's flows the new policy denies are deleted (ctnetlink), the others
+// kept. b has flows to .10 (local), .20 (through the masquerade) and the gateway (DNS).
+for (const [dst, sport] of [["203.0.113.20", 40020], ["203.0.113.10", 40021]] as const) {
+  send(b, udpFrame(dst, sport, "conntrack"));
+  await recv(b);
+}
+results.conntrack = {
+  denyUpstream: await net.setPolicy(b.slotIp, compilePolicy({ denyOut: ["203.0.113.20/32"] })),
+  nothingLeftThere: await net.setPolicy(b.slotIp, compilePolicy({ denyOut: ["203.0.113.20/32", "198.51.100.99/32"] })),
+  allowedKept: await net.setPolicy(b.slotIp, compilePolicy({ allowOut: ["203.0.113.10"], denyOut: ["0.0.0.0/0"] })),
+  internetOff: await net.setPolicy(b.slotIp, compilePolicy({ allowInternetAccess: false })),
+  cleared: await net.setPolicy(b.slotIp, compilePolicy({})),
+};
+
 // A spoofed source never leaves, and nothing answers it.
 const before = host.bpf.drops().spoof;
 send(a, fromGuest(ipv4({ src: parseIpv4("169.254.68.7"), dst: r10, proto: PROTO.UDP, payload: udp(parseIpv4("169.254.68.7"), r10, 1, 7777, new Uint8Array(4)) })));
