@@ -232,6 +232,9 @@ fi
 # 2. A private copy to customise (the cache must stay pristine).
 outparent=$(dirname "$OUT")
 mkdir -p "$outparent"
+# Absolute: useradd --root refuses a relative chroot path ("only absolute paths are supported"), and --out is
+# relative in scripts/test-e2e.sh.
+outparent=$(cd "$outparent" && pwd)
 stage=$(mktemp -d "$outparent/.rootfs-stage.XXXXXX")
 phase image
 step "copying the tree"
