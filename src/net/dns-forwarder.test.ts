@@ -27,27 +27,37 @@ let fakeUdp: udp.Socket<"buffer">;
 let fakeTcp: TCPSocketListener<undefined>;
 let silent: udp.Socket<"buffer">;
 beforeAll(async () => {
-  fakeUdp = await Bun.udpSocket({
-    hostname: "127.0.0.1",
-    socket: {
-      data(s, buf, port, addr) {
-        upstreamAsked.push(`udp ${readQuestion(new Uint8Array(buf))?.name}`);
-        s.send(answerA(new Uint8Array(buf)), port, addr);
+  // Same port for UDP and TCP, like a real resolver: the UDP port is the kernel's pick, and its TCP twin may be taken
+  // by something else on this host, so pick again (a few times) when it is.
+  for (let attempt = 0; ; attempt++) {
+    fakeUdp = await Bun.udpSocket({
+      hostname: "127.0.0.1",
+      socket: {
+        data(s, buf, port, addr) {
+          upstreamAsked.push(`udp ${readQuestion(new Uint8Array(buf))?.name}`);
+          s.send(answerA(new Uint8Array(buf)), port, addr);
+        },
       },
-    },
-  });
-  fakeTcp = Bun.listen({
-    hostname: "127.0.0.1",
-    port: fakeUdp.port, // same port for UDP and TCP, like a real resolver
-    socket: {
-      data(s, chunk) {
-        const q = new Uint8Array(chunk).subarray(2);
-        upstreamAsked.push(`tcp ${readQuestion(q)?.name}`);
-        const a = answerA(q);
-        s.write(new Uint8Array([a.length >> 8, a.length & 255, ...a]));
-      },
-    },
-  });
+    });
+    try {
+      fakeTcp = Bun.listen({
+        hostname: "127.0.0.1",
+        port: fakeUdp.port,
+        socket: {
+          data(s, chunk) {
+            const q = new Uint8Array(chunk).subarray(2);
+            upstreamAsked.push(`tcp ${readQuestion(q)?.name}`);
+            const a = answerA(q);
+            s.write(new Uint8Array([a.length >> 8, a.length & 255, ...a]));
+          },
+        },
+      });
+      break;
+    } catch (e) {
+      fakeUdp.close();
+      if (attempt >= 5) throw e;
+    }
+  }
   silent = await Bun.udpSocket({ hostname: "127.0.0.1", socket: { data() {} } }); // never answers
 });
 afterAll(() => {
