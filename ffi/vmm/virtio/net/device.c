@@ -96,11 +96,12 @@ static void net_destroy(struct virtio_mmio_dev *dev) {
   struct net *nt = dev->impl;
   if (!nt) return;
   pthread_mutex_lock(&dev->lock);
-  bool was = nt->registered;
-  if (was) evloop_del(dev->env.loop, nt->fd);
+  if (nt->registered) evloop_del(dev->env.loop, nt->fd);
   nt->registered = false;
   pthread_mutex_unlock(&dev->lock);
-  if (was) evloop_barrier(dev->env.loop); /* a tap_event already picked up has finished */
+  /* A tap_event already picked up has finished. Also when the TAP was unwatched earlier: net_tap_gone on a vCPU
+   * thread (a failed read on an rx kick) may have raced the loop thread into tap_event for this nt. */
+  evloop_barrier(dev->env.loop);
   close(nt->fd);
   free(nt);
   dev->impl = NULL;
