@@ -1,7 +1,7 @@
 // Native test of virtio-net through a fake driver, with a SOCK_SEQPACKET socket standing in for the TAP (one frame per
 // read and write, like a TAP): the device contract, tx and rx (mergeable buffers), no reading while the guest has no
-// buffers, oversized and short frames dropped and counted, malformed rings, offloads for a driver that declines them,
-// the MAC kept across restore. `net_test --bench` measures the device loop's frames/s (docs/virtio.md).
+// buffers, a burst read straight into the buffers with one interrupt decision, oversized and short frames dropped and
+// counted, malformed rings, offloads for a driver that declines them, the MAC kept across restore. `net_test --bench` measures the device loop's frames/s (docs/virtio.md).
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
