@@ -17,9 +17,18 @@ mount -t ext4 -o ro,noload /dev/vda /newroot || echo "BENCH-ERROR mount /dev/vda
 mount -t proc proc /newroot/proc
 mount -t devtmpfs dev /newroot/dev
 big=$(arg big) small=$(arg small)
+# eth0's counters: interrupts of its virtio device (all its MSI-X vectors), rx frames, rx bytes, tx frames. The same
+# one-liner as NETSTAT in scripts/bench-net.ts, so both guests are counted alike.
+netstat() {
+  d=$(basename "$(readlink /sys/class/net/eth0/device)")
+  echo "$(awk -v d="$d" '$NF == d || index($NF, d "-") == 1 {s += $2} END {print s + 0}' /proc/interrupts)" \
+    $(cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/rx_bytes /sys/class/net/eth0/statistics/tx_packets)
+}
 echo
 chroot /newroot curl -sS -o /dev/null "$small" || echo "BENCH-ERROR curl $small" # ARP, page cache: as the sandbox's first request
+echo "BENCH-NETSTAT $(netstat)"
 chroot /newroot curl -sS -o /dev/null "$big" || echo "BENCH-ERROR curl $big" # one untimed download, as in the sandbox
+echo "BENCH-NETSTAT $(netstat)"
 for i in $(seq "$(arg fetches)"); do
   echo "BENCH-SPEED $(chroot /newroot curl -sS -o /dev/null -w '%{speed_download}' "$big")"
 done

@@ -13,6 +13,32 @@ export interface QemuNetResult {
   speeds: number[];
   /** time_total of each small request, ms. */
   rtts: number[];
+  /** eth0's counters across the untimed download (null if the guest did not print them). */
+  rx: NetStat | null;
+}
+
+/** What one download cost in the guest: its virtio-net device's interrupts, rx frames and bytes, tx frames. */
+export interface NetStat {
+  irqs: number;
+  rxFrames: number;
+  rxBytes: number;
+  txFrames: number;
+}
+
+/** The difference of two lines "irqs rx_packets rx_bytes tx_packets" (NETSTAT in bench-net.ts, netstat() in the init). */
+export function netStatDelta(before: string, after: string): NetStat | null {
+  const a = before.trim().split(/\s+/).map(Number);
+  const b = after.trim().split(/\s+/).map(Number);
+  if (a.length !== 4 || b.length !== 4 || [...a, ...b].some((x) => !Number.isFinite(x))) return null;
+  const d = b.map((x, i) => x - a[i]!);
+  return { irqs: d[0]!, rxFrames: d[1]!, rxBytes: d[2]!, txFrames: d[3]! };
+}
+
+/** "N rx frames of ~B bytes, T tx frames, I interrupts (x per rx frame)" for the log. */
+export function describeNetStat(s: NetStat | null): string {
+  if (!s) return "counters not read";
+  const per = s.rxFrames ? (s.irqs / s.rxFrames).toFixed(2) : "-";
+  return `${s.rxFrames} rx frames of ~${s.rxFrames ? Math.round(s.rxBytes / s.rxFrames) : 0} bytes, ${s.txFrames} tx frames, ${s.irqs} interrupts (${per} per rx frame)`;
 }
 
 function sh(cmd: string): void {
@@ -61,9 +87,10 @@ export async function qemuNet(o: {
     const code = await p.exited;
     const speeds = [...out.matchAll(/BENCH-SPEED (\S+)$/gm)].map((m) => Number(m[1]));
     const rtts = [...out.matchAll(/BENCH-RTT (\S+)$/gm)].map((m) => Number(m[1]) * 1000);
+    const stats = [...out.matchAll(/BENCH-NETSTAT (.+)$/gm)].map((m) => m[1]!);
     if (speeds.length !== o.fetches || rtts.length !== o.requests || [...speeds, ...rtts].some((x) => !(x > 0)))
       throw new Error(`the QEMU guest did not report its figures (exit ${code}):\n${out.slice(-3000)}${await new Response(p.stderr).text()}`);
-    return { speeds, rtts };
+    return { speeds, rtts, rx: stats.length === 2 ? netStatDelta(stats[0]!, stats[1]!) : null };
   } finally {
     Bun.spawnSync(["ip", "link", "del", TAP]);
   }

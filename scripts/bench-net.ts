@@ -12,7 +12,7 @@ import { Sandbox } from "e2b";
 import { startTestDaemon, type TestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
 import { note, pct, REPO, rerunInTesthost } from "./bench-lib.ts";
-import { type QemuNetResult, qemuNet } from "./bench-net-qemu.ts";
+import { describeNetStat, netStatDelta, type QemuNetResult, qemuNet } from "./bench-net-qemu.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "12" } } });
 const RUNS = Number(values.runs);
@@ -22,6 +22,12 @@ const BIG_MIB = 32; // per download: ~3 s each at the ~100 Mbit/s measured neste
 const FETCHES = 5; // timed downloads per configuration, after one untimed (the first ran at a third of the speed)
 const REQUESTS = 20; // small requests for the RTT
 const UPDATES = 3; // rounds of PUT /network (3 PUTs each)
+// eth0's counters in the guest: interrupts of its virtio device, rx frames, rx bytes, tx frames (the same one-liner
+// as netstat() in scripts/bench-net-qemu-init.sh, so both guests are counted alike; docs/virtio.md cites them).
+const NETSTAT =
+  `d=$(basename "$(readlink /sys/class/net/eth0/device)"); ` +
+  `echo "$(awk -v d="$d" '$NF == d || index($NF, d "-") == 1 {s += $2} END {print s + 0}' /proc/interrupts)" ` +
+  `$(cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/rx_bytes /sys/class/net/eth0/statistics/tx_packets)`;
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
   // The test host has no network for debootstrap: the image (curl) is built out here, from mkrootfs.sh's cache.
@@ -98,7 +104,7 @@ async function baseline(): Promise<QemuNetResult | null> {
     say(`QEMU baseline failed: ${e instanceof Error ? e.message : String(e)}`);
     return null;
   });
-  if (r) say(`QEMU virtio-net: ${mbitList(r.speeds)} Mbit/s; RTT p50 ${pct(r.rtts, 50)} ms`);
+  if (r) say(`QEMU virtio-net: ${mbitList(r.speeds)} Mbit/s; RTT p50 ${pct(r.rtts, 50)} ms; untimed download: ${describeNetStat(r.rx)}`);
   return r;
 }
 const mbps = (bytesPerS: number[]) => round((pct(bytesPerS, 50) * 8) / 1e6);
@@ -130,7 +136,9 @@ try {
     return performance.now() - t0;
   };
   await run(`curl -sS -o /dev/null http://${INTERNET}/`); // ARP, conntrack, page cache
+  const before = await run(NETSTAT);
   await fetchBig(); // untimed, as in the QEMU guest
+  say(`onebox virtio-net, untimed download: ${describeNetStat(netStatDelta(before, await run(NETSTAT)))}`);
   const open: number[] = [];
   const policed: number[] = [];
   for (let i = 0; i < FETCHES; i++) {

@@ -27,6 +27,7 @@ struct net_counters {
   uint64_t tx_dropped_oversized; /* a tx chain past NET_MAX_FRAME + header */
   uint64_t tx_dropped_short;     /* a tx chain shorter than the header */
   uint64_t tx_dropped_error;     /* the TAP refused the write (EAGAIN, EINVAL for a bad GSO header, ...) */
+  uint64_t rx_bounced;           /* frames read into the device's buffer and copied (not read into guest memory) */
 };
 void virtio_net_counters(struct virtio_mmio_dev *dev, struct net_counters *out);
 
@@ -51,6 +52,8 @@ int net_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *tran
 #define NET_MAX_FRAME (65535 + 14)
 /* Frames moved per event before the loop looks at other fds (fairness). */
 #define NET_RX_BURST 64
+/* At most this many buffers in one readv (UIO_MAXIOV). */
+#define NET_RX_IOV_MAX 1024
 
 /* §5.1.3 feature bits. */
 #define VIRTIO_NET_F_CSUM 0
@@ -77,6 +80,17 @@ struct virtio_net_hdr_v1 {
 };
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == NET_HDR_LEN, "virtio_net_hdr_v1 is 12 bytes");
 
+/* Rx buffers popped ahead of a read (rx.c): the TAP is read straight into them once they hold any frame. */
+struct net_rx_reserve {
+  uint16_t n;                     /* chains popped and not yet pushed, in ring order */
+  uint32_t niov;                  /* their writable buffers in iov, chain after chain */
+  uint64_t bytes;                 /* their writable bytes */
+  uint16_t head[NET_QUEUE_SIZE];
+  uint16_t chain_niov[NET_QUEUE_SIZE];
+  uint32_t chain_len[NET_QUEUE_SIZE];
+  struct iovec iov[NET_RX_IOV_MAX];
+};
+
 struct net {
   struct virtio_mmio_dev *dev;
   int fd;
@@ -89,5 +103,22 @@ struct net {
   struct virtq_chain chain; /* scratch, used under the lock only */
   uint16_t heads[NET_QUEUE_SIZE];
   uint32_t lens[NET_QUEUE_SIZE];
+  struct net_rx_reserve rsv; /* empty outside net_rx_process */
   uint8_t buf[NET_HDR_LEN + NET_MAX_FRAME];
 };
+
+/* device.c, shared with rx.c (lock held). */
+#define NET_WARN_RX_OVERSIZED 1u
+#define NET_WARN_RX_OFFLOAD 2u
+#define NET_WARN_TX_OVERSIZED 4u
+#define NET_WARN_TX_ERROR 8u
+#define NET_WARN_TAP_GONE 16u
+static inline bool net_has(const struct virtio_mmio_dev *dev, int bit) { return dev->driver_features & (1ull << bit); }
+/* One stderr line per kind of drop. */
+void net_warn_once(struct net *nt, uint32_t kind, const char *fmt, long long v);
+/* Watch the TAP for EPOLLIN or not. */
+void net_set_polling(struct net *nt, bool on);
+/* The TAP failed: unwatch it for good. */
+void net_tap_gone(struct net *nt, int err);
+/* rx.c: frames from the TAP into the guest's rx buffers while it has some, at most a burst; one interrupt decision. */
+void net_rx_process(struct net *nt);
