@@ -7,7 +7,7 @@
 #   --out DIR            gets rootfs.ext4, layer.ext4 and manifest.json (replaced atomically)
 #   --variant            minimal: bash coreutils procps ca-certificates
 #                        base:    minimal + python3, pip, git, curl, sudo, iproute2 and the like
-#                        code-interpreter: base + guest/interpreter (packages.txt, its .py files in
+#                        code-interpreter: base + guest/interpreter (packages.txt, its .py/.mjs files in
 #                        /opt/onebox/interpreter, service.conf as services.d/interpreter.conf)
 #   --extra SRC:DEST     copy a file or directory into the image at DEST (repeatable)
 #   --bun PATH           the Bun runtime installed as /opt/onebox/bin/bun (default: the host's bun)
@@ -77,7 +77,7 @@ case "$VARIANT" in
     pkgs+=("${BASE_PKGS[@]}")
     INTERP="$REPO/guest/interpreter"
     PKGFILES+=("$INTERP/packages.txt")
-    for f in "$INTERP"/*.py; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done
+    for f in "$INTERP"/*.py "$INTERP"/*.mjs; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done
     EXTRAS+=("$INTERP/service.conf:/etc/onebox/services.d/interpreter.conf")
     ;;
   *) die "--variant must be minimal, base or code-interpreter, not '$VARIANT'" ;;
