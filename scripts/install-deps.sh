@@ -5,7 +5,7 @@ PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
       clang libbpf-dev bpftool iproute2 nftables curl ca-certificates xz-utils zstd kmod
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas
-      nodejs node-acorn esbuild)
+      nodejs node-acorn esbuild r-cran-irkernel)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

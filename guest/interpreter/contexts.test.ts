@@ -97,7 +97,7 @@ test("context_id together with language is 400", async () => {
 });
 
 test("a language this template does not install is refused with 400", async () => {
-  await expect(sbx.runCode("1", { language: "r" })).rejects.toThrow(/400/);
+  await expect(sbx.runCode("1", { language: "cobol" })).rejects.toThrow(/400/);
   await expect(sbx.createCodeContext({ language: "java" })).rejects.toBeInstanceOf(SandboxError);
 });
 

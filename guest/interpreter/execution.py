@@ -70,6 +70,12 @@ def env_code(language: str, set_vars: Dict[str, str], unset: list) -> str:
         lines = [f"Object.assign(process.env, {json.dumps(set_vars)});"] if set_vars else []
         lines += [f"delete process.env[{json.dumps(key)}];" for key in unset]
         return "\n".join(lines)
+    if language == "r":
+        # R strings take JSON's escapes; non-ASCII stays literal (R rejects escaped surrogate pairs).
+        lines = [f"Sys.setenv({json.dumps(k, ensure_ascii=False)} = {json.dumps(v, ensure_ascii=False)})" for k, v in set_vars.items()]
+        if unset:
+            lines.append(f"Sys.unsetenv(c({', '.join(json.dumps(k) for k in unset)}))")
+        return "\n".join(lines)
     # bash: only names the shell can hold
     lines = [f"export {k}={shlex.quote(v)}" for k, v in set_vars.items() if _BASH_NAME.match(k)]
     lines += [f"unset {k}" for k in unset if _BASH_NAME.match(k)]
