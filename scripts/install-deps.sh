@@ -10,7 +10,8 @@ PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
       clang libbpf-dev bpftool iproute2 nftables curl ca-certificates xz-utils zstd kmod
       skopeo umoci
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
-      python3-matplotlib python3-matplotlib-inline python3-pandas)
+      python3-matplotlib python3-matplotlib-inline python3-pandas
+      nodejs node-acorn esbuild r-cran-irkernel)
 TEST_PKGS=(docker-registry musl prometheus)
 [ "${1:-}" = --no-test-deps ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()

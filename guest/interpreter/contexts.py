@@ -22,15 +22,21 @@ PYTHON = os.environ.get("ONEBOX_INTERPRETER_PYTHON", sys.executable)
 # §4.4: kernels run as `user` with cwd /home/user when that user exists.
 SANDBOX_USER = os.environ.get("ONEBOX_INTERPRETER_USER", "user")
 
-# The kernels this template ships, all from Debian packages (packages.txt). bash has no Debian
-# kernel package, so it is our own wrapper kernel (bash_kernel.py). There is no Debian kernel
-# for javascript/typescript, r needs R, java is absent: those are refused (400).
+# The kernels this template ships, on Debian packages (packages.txt). bash, javascript and
+# typescript have no Debian kernel package, so they are our own wrapper kernels (bash_kernel.py,
+# js_kernel.py on Debian's nodejs); r is Debian's IRkernel. java is not installed yet: refused (400).
 KERNEL_ARGV = {
     "python": [PYTHON, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}",
                "--IPKernelApp.exec_files=" + os.path.join(HERE, "kernel_startup.py")],
     "bash": [PYTHON, os.path.join(HERE, "bash_kernel.py"), "-f", "{connection_file}"],
+    "javascript": [PYTHON, os.path.join(HERE, "js_kernel.py"), "-f", "{connection_file}"],
+    "typescript": [PYTHON, os.path.join(HERE, "js_kernel.py"), "--typescript", "-f", "{connection_file}"],
+    # Debian's r-cran-irkernel, as its kernelspec (/usr/share/jupyter/kernels/ir/kernel.json) runs it.
+    "r": ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"],
 }
-ALIASES = {"python3": "python", "py": "python", "sh": "bash", "shell": "bash"}
+# §4.4: `js` names javascript; E2B's SDKs also send `ts`.
+ALIASES = {"python3": "python", "py": "python", "sh": "bash", "shell": "bash", "js": "javascript",
+           "node": "javascript", "ts": "typescript"}
 
 
 class UnsupportedLanguage(ValueError):
@@ -38,11 +44,11 @@ class UnsupportedLanguage(ValueError):
 
 
 def normalize_language(language: Optional[str]) -> str:
-    """python is the default (§4.1); `js` aliases javascript (§4.4) but no kernel provides it here."""
+    """python is the default (§4.1); aliases (`js`, `ts`, …) map to the kernel's language name."""
+    if language is not None and not isinstance(language, str):
+        raise UnsupportedLanguage(f"`language` must be a string, not {type(language).__name__}")
     name = (language or "python").strip().lower()
     name = ALIASES.get(name, name)
-    if name in ("js", "ts", "typescript"):
-        name = "javascript"
     if name not in KERNEL_ARGV:
         raise UnsupportedLanguage(
             f"Language {name!r} is not supported by this template (supported: {', '.join(sorted(KERNEL_ARGV))})")

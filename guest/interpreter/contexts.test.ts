@@ -96,8 +96,8 @@ test("context_id together with language is 400", async () => {
   expect(res.status).toBe(400);
 });
 
-test("a language without a Debian kernel is refused with 400", async () => {
-  await expect(sbx.runCode("1", { language: "js" })).rejects.toThrow(/400/);
+test("a language this template does not install is refused with 400", async () => {
+  await expect(sbx.runCode("1", { language: "cobol" })).rejects.toThrow(/400/);
   await expect(sbx.createCodeContext({ language: "java" })).rejects.toBeInstanceOf(SandboxError);
 });
 

@@ -41,6 +41,13 @@ test("bash contexts get the global envs too", async () => {
   expect(ex.logs.stdout.join("")).toBe("from-envd\n");
 }, 20_000);
 
+test("javascript contexts get the global envs and per-call ones on top", async () => {
+  const sbx = debugSandbox(TOKEN);
+  const read = "[process.env.ONEBOX_GLOBAL, process.env.ONEBOX_SHARED]";
+  expect((await sbx.runCode(read, { language: "js", envs: { ONEBOX_SHARED: "per-call" } })).text).toBe("[ 'from-envd', 'per-call' ]");
+  expect((await sbx.runCode(read, { language: "js" })).text).toBe("[ 'from-envd', 'global' ]");
+}, 20_000);
+
 test("without the sandbox user, kernels run as the server's user in a temp dir", async () => {
   const ex = await debugSandbox().runCode("import os\n(os.getuid() == " + process.getuid!() + ", os.getcwd())");
   expect(ex.text).toMatch(/^\(True, '\/tmp\/onebox-interpreter-[^']+'\)$/);

@@ -1,6 +1,7 @@
 """Runs one /execute request on a context's kernel and turns its messages into NDJSON lines (§4.2)."""
 
 import asyncio
+import json
 import logging
 import queue
 import re
@@ -63,6 +64,17 @@ def env_code(language: str, set_vars: Dict[str, str], unset: list) -> str:
             lines.append(f"__import__('os').environ.update({set_vars!r})")
         for key in unset:
             lines.append(f"__import__('os').environ.pop({key!r}, None)")
+        return "\n".join(lines)
+    if language in ("javascript", "typescript"):
+        # JSON is valid JavaScript and TypeScript; js_kernel.py runs silent code untranspiled.
+        lines = [f"Object.assign(process.env, {json.dumps(set_vars)});"] if set_vars else []
+        lines += [f"delete process.env[{json.dumps(key)}];" for key in unset]
+        return "\n".join(lines)
+    if language == "r":
+        # R strings take JSON's escapes; non-ASCII stays literal (R rejects escaped surrogate pairs).
+        lines = [f"Sys.setenv({json.dumps(k, ensure_ascii=False)} = {json.dumps(v, ensure_ascii=False)})" for k, v in set_vars.items()]
+        if unset:
+            lines.append(f"Sys.unsetenv(c({', '.join(json.dumps(k) for k in unset)}))")
         return "\n".join(lines)
     # bash: only names the shell can hold
     lines = [f"export {k}={shlex.quote(v)}" for k, v in set_vars.items() if _BASH_NAME.match(k)]

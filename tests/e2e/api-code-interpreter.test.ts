@@ -1,6 +1,7 @@
 // The code interpreter through onebox's data plane against real microVMs, with the official
 // @e2b/code-interpreter SDK: create (template code-interpreter-v1, ready port 49999), state across
-// runCode, print, tracebacks, matplotlib PNG, pandas HTML/data, contexts, envs, a cell interrupted
+// runCode, print, tracebacks, matplotlib PNG, pandas HTML/data, contexts, envs, javascript and
+// typescript cells, a cell interrupted
 // by its timeout, and 10 sandboxes at once (1 vCPU, 512 MiB each) (issue 6). Test host only (scripts/test-e2e.sh).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -144,6 +145,28 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", 
     const read = 'import os\n(os.environ.get("ONEBOX_GLOBAL", "unset"), os.environ.get("ONEBOX_CALL", "unset"))';
     expect((await sbx.runCode(read, { ...CELL, envs: { ONEBOX_CALL: "per-call" } })).text).toBe("('from-create', 'per-call')");
     expect((await sbx.runCode(read, CELL)).text).toBe("('from-create', 'unset')");
+  }, 600_000);
+
+  test("javascript and typescript cells on Debian's Node: state, imports, await, envs, errors", async () => {
+    const js = await sbx.createCodeContext({ language: "javascript" });
+    expect(js).toMatchObject({ language: "javascript", cwd: "/home/user" });
+    const a = await sbx.runCode('import os from "node:os"\nconst n = await Promise.resolve(40)\nconsole.log("hi")\nn + 2', { ...CELL, context: js });
+    expect(a.error).toBeUndefined();
+    expect(a.text).toBe("42");
+    expect(a.logs.stdout.join("")).toBe("hi\n");
+    const env = await sbx.runCode("[os.userInfo().username, process.cwd(), process.env.ONEBOX_GLOBAL, process.env.ONEBOX_CALL]", {
+      ...CELL,
+      context: js,
+      envs: { ONEBOX_CALL: "per-call" },
+    });
+    expect(env.text).toBe("[ 'user', '/home/user', 'from-create', 'per-call' ]");
+    const bad = await sbx.runCode("null.x", { ...CELL, context: js });
+    expect(bad.error?.name).toBe("TypeError");
+    const ts = await sbx.runCode("interface P { x: number }\nconst p: P = { x: 6 }\np.x * 7 as number", { ...CELL, language: "ts" });
+    expect(ts.error).toBeUndefined();
+    expect(ts.text).toBe("42");
+    expect((await sbx.listCodeContexts()).map((c) => c.language)).toEqual(expect.arrayContaining(["javascript", "typescript"]));
+    await sbx.removeCodeContext(js);
   }, 600_000);
 
   test("a long cell is interrupted by its timeout and the context stays usable", async () => {
