@@ -64,7 +64,8 @@ async function poolAt(templateId: string, n: number): Promise<void> {
 async function createAndRun(): Promise<{ ms: number; s: Sandbox }> {
   const t0 = performance.now();
   const s = await Sandbox.create("bench-create", opts);
-  const r = await s.commands.run("echo hi");
+  // Under 50 creates at once the emulated guest answers in minutes, past the SDK's default 60 s.
+  const r = await s.commands.run("echo hi", { timeoutMs: 600_000, requestTimeoutMs: 600_000 });
   const ms = performance.now() - t0;
   if (r.stdout !== "hi\n") throw new Error(`echo hi answered ${JSON.stringify(r.stdout)}`);
   return { ms, s };
