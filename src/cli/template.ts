@@ -130,15 +130,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
               const row = await buildDefaultTemplate(state, dataDir, sourceDir, t, { reporter: cliProgress(t.name), signal: abort.signal, logFile, snapshot });
               console.log(`registered template ${row.id} as '${t.name}'`);
             } catch (e) {
-              if (e instanceof BuildInterrupted) {
-                console.error(e.message);
-                return 130;
-              }
-              if (e instanceof BuildError) {
-                console.error(`${e.message}\nlast lines of the log:\n${e.logTail.map((l) => "  " + l).join("\n")}`);
-                return 1;
-              }
-              throw e;
+              return buildFailed(e);
             }
           }
           return 0;
@@ -212,14 +204,20 @@ async function buildFromImage(state: State, dataDir: string, sourceDir: string, 
     console.log(bool(a, "json") ? JSON.stringify({ ...row, aliases: aliasesOf(row), defaults: JSON.parse(row.defaults) }) : `registered template ${row.id} as '${name}'`);
     return 0;
   } catch (e) {
-    if (e instanceof BuildInterrupted) {
-      console.error(e.message);
-      return 130;
-    }
-    if (e instanceof BuildError) {
-      console.error(`${e.message}\nlast lines of the log:\n${e.logTail.map((l) => "  " + l).join("\n")}`);
-      return 1;
-    }
-    throw e;
+    return buildFailed(e);
   }
+}
+
+/** The exit status of a build that failed, said on stderr: 130 interrupted, 1 failed (with its log's last lines);
+ *  anything else is not a build failure and is thrown on. */
+function buildFailed(e: unknown): number {
+  if (e instanceof BuildInterrupted) {
+    console.error(e.message);
+    return 130;
+  }
+  if (e instanceof BuildError) {
+    console.error(`${e.message}\nlast lines of the log:\n${e.logTail.map((l) => "  " + l).join("\n")}`);
+    return 1;
+  }
+  throw e;
 }
