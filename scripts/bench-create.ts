@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { Sandbox } from "e2b";
 import { startTestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
-import { note, pct, REPO, rerunInTesthost } from "./bench-lib.ts";
+import { buildImageOutside, note, pct, REPO, rerunInTesthost, testInitramfs } from "./bench-lib.ts";
 import { runLinuxPart } from "./bench-restore-linux.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "10" }, "linux-restore-ms": { type: "string" } } });
@@ -20,9 +20,7 @@ const POOL = 32; // the most a pool holds (config max): the rounds at once take 
 const ROUNDS = [20, 50];
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
-  // The test host has no network for debootstrap: the image is built out here, from mkrootfs.sh's cache.
-  const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", IMAGE, "--variant", "minimal"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-  if ((await p.exited) !== 0) throw new Error("building the minimal image failed (see above)");
+  await buildImageOutside(IMAGE, "minimal");
   // The floor first, in a test host of its own (runLinuxPart boots one): a pooled vmm's Linux restore until the guest
   // echoes (bench:restore part b). Its figure goes into the second test host's run, which does the creates.
   const linux = await runLinuxPart(5, 16);
@@ -32,19 +30,12 @@ if (process.env.ONEBOX_TESTHOST !== "1") {
 const LINUX_RESTORE_MS = Number(values["linux-restore-ms"]);
 if (!(LINUX_RESTORE_MS > 0)) throw new Error("--linux-restore-ms is set by the outer run (bun run bench:create)");
 
-function sh(cmd: string): string {
-  const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}): ${r.stdout}${r.stderr}`);
-  return r.stdout.toString();
-}
-
 const T0 = performance.now();
 const say = (s: string) => note(`bench-create: [+${Math.round((performance.now() - T0) / 1000)}s] ${s}`);
 
 const root = `/tmp/obx-bench-create-${process.pid}`;
 mkdirSync(root, { recursive: true });
-const initrd = join(root, "initramfs.cpio.gz");
-sh(`bash scripts/mkinitramfs.sh --modules ${join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules")} --out ${initrd}`);
+const initrd = testInitramfs(root);
 const d = await startTestDaemon(
   { network: false, warmPoolSize: POOL, maxConcurrentCreates: 64, cpuBudget: 256, memoryBudgetMib: 1 << 20, bootTimeoutMs: 600_000 },
   mkdtempSync(join(root, "data-")),

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { Sandbox } from "e2b";
 import { startTestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
-import { note, REPO, rerunInTesthost } from "./bench-lib.ts";
+import { buildImageOutside, note, REPO, rerunInTesthost, testInitramfs } from "./bench-lib.ts";
 
 const { values } = parseArgs({ options: { n: { type: "string", default: "200" }, "idle-min": { type: "string", default: "10" } } });
 const N = Number(values.n);
@@ -18,15 +18,8 @@ const IMAGE = join(REPO, ".cache", "api-e2e-template");
 const MIB = 1024 * 1024;
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
-  const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", IMAGE, "--variant", "minimal"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-  if ((await p.exited) !== 0) throw new Error("building the minimal image failed (see above)");
+  await buildImageOutside(IMAGE, "minimal");
   await rerunInTesthost(`bun scripts/bench-density.ts --n ${N} --idle-min ${IDLE_MIN}`, ["--timeout", String(1800 + IDLE_MIN * 60 + N * 20), "--stall", "600", "--mem", "16384"]);
-}
-
-function sh(cmd: string): string {
-  const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}): ${r.stdout}${r.stderr}`);
-  return r.stdout.toString();
 }
 
 const T0 = performance.now();
@@ -48,8 +41,7 @@ function pss(pid: number): number {
 
 const root = `/tmp/obx-bench-density-${process.pid}`;
 mkdirSync(root, { recursive: true });
-const initrd = join(root, "initramfs.cpio.gz");
-sh(`bash scripts/mkinitramfs.sh --modules ${join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules")} --out ${initrd}`);
+const initrd = testInitramfs(root);
 // No history sampling: it would wake every guest every 5 s, which is not what an idle sandbox costs without it.
 const d = await startTestDaemon(
   { network: false, warmPoolSize: 2, maxConcurrentCreates: 8, cpuBudget: 4096, memoryBudgetMib: 1 << 22, bootTimeoutMs: 600_000, metricsIntervalSec: 0 },

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { Sandbox } from "e2b";
 import { startTestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
-import { note, pct, REPO, rerunInTesthost } from "./bench-lib.ts";
+import { buildImageOutside, note, pct, REPO, rerunInTesthost, testInitramfs } from "./bench-lib.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "8" }, "fork10-runs": { type: "string", default: "3" } } });
 const RUNS = Number(values.runs);
@@ -19,24 +19,15 @@ const IMAGE = join(REPO, ".cache", "api-e2e-template");
 const MEMORY_MB = 512; // room for 256 MiB dirtied in a guest tmpfs next to the guest's own use
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
-  // The test host has no network for debootstrap: the image is built out here, from mkrootfs.sh's cache.
-  const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", IMAGE, "--variant", "minimal"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-  if ((await p.exited) !== 0) throw new Error("building the minimal image failed (see above)");
+  await buildImageOutside(IMAGE, "minimal");
   await rerunInTesthost(`bun scripts/bench-fork.ts --runs ${RUNS} --fork10-runs ${FORK10_RUNS}`, ["--timeout", "1800", "--stall", "420", "--mem", "12288"]);
-}
-
-function sh(cmd: string): string {
-  const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}): ${r.stdout}${r.stderr}`);
-  return r.stdout.toString();
 }
 
 const T0 = performance.now();
 const say = (s: string) => note(`bench-fork: [+${Math.round((performance.now() - T0) / 1000)}s] ${s}`);
 const root = `/tmp/obx-bench-fork-${process.pid}`;
 mkdirSync(root, { recursive: true });
-const initrd = join(root, "initramfs.cpio.gz");
-sh(`bash scripts/mkinitramfs.sh --modules ${join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules")} --out ${initrd}`);
+const initrd = testInitramfs(root);
 const d = await startTestDaemon({ network: false, warmPoolSize: 0, bootTimeoutMs: 600_000 }, mkdtempSync(join(root, "data-")));
 const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: 600_000 };
 

@@ -103,3 +103,24 @@ export function killLeftoverVms(runRoot: string): void {
     }
   }
 }
+
+/** Runs a shell command in the repo; its stdout, or an error with both outputs. */
+export function sh(cmd: string): string {
+  const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}): ${r.stdout}${r.stderr}`);
+  return r.stdout.toString();
+}
+
+/** Builds a template image into out with scripts/mkrootfs.sh, outside the test host: it has no network for
+ *  debootstrap (mkrootfs.sh's cache makes a rebuild seconds). */
+export async function buildImageOutside(out: string, variant: "minimal" | "base" | "code-interpreter"): Promise<void> {
+  const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", out, "--variant", variant], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
+  if ((await p.exited) !== 0) throw new Error(`building the ${variant} image failed (see above)`);
+}
+
+/** Inside the test host: the initramfs of its test kernel (onebox-init and the kernel's modules), made in dir. */
+export function testInitramfs(dir: string): string {
+  const initrd = join(dir, "initramfs.cpio.gz");
+  sh(`bash scripts/mkinitramfs.sh --modules ${join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules")} --out ${initrd}`);
+  return initrd;
+}

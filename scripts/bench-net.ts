@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { Sandbox } from "e2b";
 import { startTestDaemon, type TestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
-import { note, pct, REPO, rerunInTesthost } from "./bench-lib.ts";
+import { buildImageOutside, note, pct, REPO, rerunInTesthost, sh, testInitramfs } from "./bench-lib.ts";
 import { describeNetStat, netStatDelta, type QemuNetResult, qemuNet } from "./bench-net-qemu.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "12" } } });
@@ -30,22 +30,13 @@ const NETSTAT =
   `$(cat /sys/class/net/eth0/statistics/rx_packets /sys/class/net/eth0/statistics/rx_bytes /sys/class/net/eth0/statistics/tx_packets)`;
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
-  // The test host has no network for debootstrap: the image (curl) is built out here, from mkrootfs.sh's cache.
-  const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", IMAGE, "--variant", "base"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-  if ((await p.exited) !== 0) throw new Error("building the base image failed (see above)");
+  await buildImageOutside(IMAGE, "base");
   await rerunInTesthost(`bun scripts/bench-net.ts --runs ${RUNS}`, ["--timeout", "1500", "--stall", "420", "--mem", "8192"]);
-}
-
-function sh(cmd: string): string {
-  const r = Bun.spawnSync(["sh", "-c", cmd], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${cmd} failed (${r.exitCode}): ${r.stdout}${r.stderr}`);
-  return r.stdout.toString();
 }
 
 const root = `/tmp/obx-bench-net-${process.pid}`;
 mkdirSync(root, { recursive: true });
-const initrd = join(root, "initramfs.cpio.gz");
-sh(`bash scripts/mkinitramfs.sh --modules ${join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules")} --out ${initrd}`);
+const initrd = testInitramfs(root);
 sh(`ip link add obxbench-inet type dummy && ip addr add ${INTERNET}/24 dev obxbench-inet && ip link set obxbench-inet up`);
 const big = new Uint8Array(BIG_MIB << 20);
 const http = Bun.serve({ hostname: INTERNET, port: 80, fetch: (req) => new Response(new URL(req.url).pathname === "/big" ? big : "ok\n") });
