@@ -21,6 +21,8 @@ let agent: RunningAgent;
 let relay: ReturnType<typeof Bun.serve>;
 let server: Server<WsBridge>;
 const audited: DataAudit[] = [];
+/** The upload the test makes: the agent runs on this host, so the file lands in this host's /tmp (removed after). */
+const uploaded = `/tmp/onebox-audit-upload-${process.pid}.txt`;
 
 beforeAll(async () => {
   ensureTestUser();
@@ -49,6 +51,7 @@ afterAll(async () => {
   relay?.stop(true);
   await agent?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
+  rmSync(uploaded, { force: true });
 });
 
 function sdk(): Sandbox {
@@ -59,12 +62,12 @@ function sdk(): Sandbox {
 test("commands.run, a PTY and files.write through the SDK are audited with what they did", async () => {
   const s = sdk();
   expect((await s.commands.run("echo audit-me", { cwd: "/tmp" })).stdout).toBe("audit-me\n");
-  await s.files.write("/tmp/audit-file.txt", "x");
+  await s.files.write(uploaded, "x");
   const pty = await s.pty.create({ cols: 80, rows: 24, onData: () => {}, timeoutMs: 10_000 });
   await s.pty.kill(pty.pid);
   for (let i = 0; i < 50 && audited.length < 3; i++) await Bun.sleep(20);
   expect(audited).toContainEqual({ sandboxId: "sbxa", op: "command", detail: "/bin/bash -l -c echo audit-me (cwd /tmp)" });
-  expect(audited).toContainEqual({ sandboxId: "sbxa", op: "file-write", detail: "/tmp/audit-file.txt", status: 200 });
+  expect(audited).toContainEqual({ sandboxId: "sbxa", op: "file-write", detail: uploaded, status: 200 });
   expect(audited.find((a) => a.op === "pty")?.detail).toStartWith("/bin/bash -i -l");
 });
 
