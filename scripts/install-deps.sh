@@ -12,7 +12,7 @@ PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas
       nodejs node-acorn esbuild r-cran-irkernel)
-TEST_PKGS=(docker-registry musl prometheus)
+TEST_PKGS=(chromium docker-registry musl prometheus)
 [ "${1:-}" = --no-test-deps ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -12,6 +12,7 @@ const LAYERS: string[][] = [
   ["main.ts", "cli"],
   ["daemon.ts"],
   ["api", "proxy"],
+  ["dashboard"],
   ["sandbox", "templates"],
   ["scheduler", "machine", "metrics"],
   ["vmm", "net", "store"],
@@ -20,8 +21,8 @@ const LAYERS: string[][] = [
 ];
 /** Importable by anyone: the constants and types shared with the guest. */
 const ANYONE = ["guest/protocol.ts"];
-/** What src/ embeds from outside it (sys/natives.ts, cli/index.ts): build outputs and the package version. */
-const EMBEDDED = [/^ffi\/build\//, /^package\.json$/];
+/** What src/ embeds from outside it (sys/natives.ts, cli/index.ts, dashboard/assets.ts): build outputs and the package version. */
+const EMBEDDED = [/^ffi\/build\//, /^dist\/dashboard\//, /^package\.json$/];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {

@@ -3,7 +3,10 @@ import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
 import { auditControlPlane } from "./audit.ts";
 import { apiKeyAuth } from "./auth.ts";
+import { dashboardRoutes } from "../dashboard/routes.ts";
 import { e2bError, onError } from "./errors.ts";
+import { adminRoutes } from "./routes-admin.ts";
+import { oneboxRoutes } from "./routes-onebox.ts";
 import { metricsRoute } from "./routes-metrics.ts";
 import { sandboxesMetricsRoute, sandboxOpRoutes } from "./routes-sandbox-ops.ts";
 import { sandboxRoutes } from "./routes-sandboxes.ts";
@@ -16,6 +19,8 @@ export function createApi(d: ApiDeps): Hono {
   app.notFound((c) => e2bError(404, `no route ${c.req.method} ${c.req.path}: see docs/api.md for the supported E2B routes`));
   // Control-plane health: 200, no auth (data-plane /health is routed by header before this app).
   app.get("/health", (c) => c.json({ status: "ok" }));
+  // The dashboard's page and bundle hold no data: public, before auth (its API calls carry the key).
+  app.route("/", dashboardRoutes());
   app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
   app.use("*", auditControlPlane(d.state.audit));
   // GET /sandboxes/metrics goes before GET /sandboxes/{id}, which would take "metrics" for an id:
@@ -25,6 +30,8 @@ export function createApi(d: ApiDeps): Hono {
   app.route("/", sandboxRoutes(d));
   app.route("/", sandboxOpRoutes(d));
   app.route("/", templateRoutes(d));
+  app.route("/", oneboxRoutes(d));
+  app.route("/", adminRoutes(d));
   app.route("/", unsupportedRoutes((id) => d.manager.getVisible(id)));
   return app;
 }

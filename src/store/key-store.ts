@@ -1,5 +1,5 @@
 // Queries on api_keys: create (returns the key once), verify by hash, list, revoke.
-import { and, asc, count, eq, isNull, or } from "drizzle-orm";
+import { and, asc, count, eq, isNull, or, sql } from "drizzle-orm";
 import { newApiKey, newSandboxId, sha256Hex } from "../util/ids.ts";
 import type { Db } from "./db.ts";
 import { apiKeys, type ApiKeyRow } from "./schema.ts";
@@ -56,8 +56,20 @@ export class KeyStore {
       .all();
   }
 
+  /** The admin key's id: the first key made (at first start, written to $DATA/admin-key), null once it is revoked.
+   *  Key management over HTTP (api/routes-onebox.ts) takes only this key: any other key is a user, not an operator. */
+  adminId(): string | null {
+    const first = this.db.select({ id: apiKeys.id, revokedAt: apiKeys.revokedAt }).from(apiKeys).orderBy(asc(apiKeys.createdAt), asc(sql`rowid`)).limit(1).get();
+    return first && first.revokedAt === null ? first.id : null;
+  }
+
   activeCount(): number {
     return this.db.select({ n: count() }).from(apiKeys).where(isNull(apiKeys.revokedAt)).get()?.n ?? 0;
+  }
+
+  /** Revokes the key with this id only (HTTP: a name may be chosen to look like another key's id). */
+  revokeId(id: string): boolean {
+    return this.db.update(apiKeys).set({ revokedAt: Date.now() }).where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt))).returning({ id: apiKeys.id }).all().length > 0;
   }
 
   /** Revokes by id or by name; returns how many keys were revoked. */

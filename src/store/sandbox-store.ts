@@ -1,5 +1,5 @@
 // Queries on the sandboxes and events tables (the only place that writes them).
-import { and, asc, count, desc, eq, inArray, isNull } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull, lt } from "drizzle-orm";
 import type { Db } from "./db.ts";
 import { countLiveInState, countLiveOfTemplate, liveClaims, selectPage, type Claims, type PageQuery } from "./sandbox-list.ts";
 import { events, sandboxes, type EventRow, type NewSandboxRow, type SandboxRow, type SandboxState } from "./schema.ts";
@@ -35,6 +35,15 @@ export class SandboxStore {
     const by = order === "asc" ? [asc(sandboxes.startedAt), asc(sandboxes.id)] : [desc(sandboxes.startedAt), desc(sandboxes.id)];
     const q = this.db.select().from(sandboxes);
     return (states ? q.where(inArray(sandboxes.state, states)) : q).orderBy(...by).all();
+  }
+
+  /** The newest rows of any state, ended ones included (the dashboard's list), started before `beforeMs`. */
+  recent(q: { states?: SandboxState[]; templateId?: string; beforeMs?: number; limit: number }): SandboxRow[] {
+    const where = [];
+    if (q.states) where.push(inArray(sandboxes.state, q.states));
+    if (q.templateId) where.push(eq(sandboxes.templateId, q.templateId));
+    if (q.beforeMs !== undefined) where.push(lt(sandboxes.startedAt, q.beforeMs));
+    return this.db.select().from(sandboxes).where(and(...where)).orderBy(desc(sandboxes.startedAt), desc(sandboxes.id)).limit(q.limit).all();
   }
 
   /** One keyset page of live rows (GET /v2/sandboxes and the v1 list); see sandbox-list.ts. */

@@ -142,6 +142,11 @@ export class DefaultTemplateBuilder {
     return this.status.get(name);
   }
 
+  /** Every default template being built or failed, by name (the dashboard's templates page). */
+  statuses(): Record<string, BuildStatus> {
+    return Object.fromEntries(this.status);
+  }
+
   /** Starts the builds of default templates not registered yet; resolves when all are done. */
   start(): Promise<void> {
     const names = new Set(this.state.templates.list().flatMap(aliasesOf));
