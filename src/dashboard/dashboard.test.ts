@@ -64,6 +64,11 @@ async function open(width: number, height: number): Promise<{ page: Page; errors
   return { page, errors };
 }
 
+/** Usable on a phone: nothing wider than the screen (no sideways scrolling of the whole page). */
+async function fitsWidth(page: Page): Promise<void> {
+  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+}
+
 async function login(page: Page, key: string): Promise<void> {
   await page.goto(`${server.url}dashboard/`);
   await page.fill("#key", key);
@@ -85,6 +90,7 @@ test.skipIf(!CHROMIUM)("log in, list, open a sandbox, kill it: it shows ended wi
     expect(await page.locator(`tr[data-id="${ids.paused}"] .badge`).textContent()).toBe("paused");
     expect(await page.locator(`tr[data-id="${ids.ended}"]`).count()).toBe(0);
     if (size.name === "desktop") expect(await page.locator(`tr[data-id="${ids.running}"] polyline`).count()).toBe(2); // CPU and memory
+    await fitsWidth(page);
     await shot("sandboxes");
     // Ended ones, with their reason.
     await page.selectOption("#f-state", "ended");
@@ -98,6 +104,7 @@ test.skipIf(!CHROMIUM)("log in, list, open a sandbox, kill it: it shows ended wi
     await page.waitForSelector(`dd[data-field="State"] .badge:text("running")`);
     expect(await page.locator("figure.chart").count()).toBe(2);
     expect(await page.locator(".events li").first().textContent()).toContain("create template tpl");
+    await fitsWidth(page);
     await shot("sandbox");
     await page.click("button.danger:text('Kill')");
     await page.waitForSelector(`dd[data-field="State"] .badge:text("ended")`);

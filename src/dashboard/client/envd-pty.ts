@@ -56,7 +56,8 @@ async function* envelopes(body: ReadableStream<Uint8Array>): AsyncGenerator<[num
   }
 }
 
-export async function openPty(sandboxId: string, token: string | undefined, size: { cols: number; rows: number }, onData: (d: Uint8Array) => void): Promise<Pty> {
+/** `base`: the daemon's origin; "" in the page (same origin), the daemon's URL in tests/e2e/dashboard-terminal.test.ts. */
+export async function openPty(sandboxId: string, token: string | undefined, size: { cols: number; rows: number }, onData: (d: Uint8Array) => void, base = ""): Promise<Pty> {
   const headers = (contentType: string): Record<string, string> => ({
     "content-type": contentType,
     "connect-protocol-version": "1",
@@ -65,11 +66,11 @@ export async function openPty(sandboxId: string, token: string | undefined, size
     ...(token ? { "x-access-token": token } : {}),
   });
   const unary = async (method: string, msg: unknown) => {
-    const res = await fetch(`/process.Process/${method}`, { method: "POST", headers: headers("application/json"), body: JSON.stringify(msg) });
+    const res = await fetch(`${base}/process.Process/${method}`, { method: "POST", headers: headers("application/json"), body: JSON.stringify(msg) });
     if (!res.ok) throw new Error(`${method}: ${((await res.json().catch(() => null)) as { message?: string } | null)?.message ?? res.status}`);
   };
   const aborter = new AbortController();
-  const res = await fetch("/process.Process/Start", {
+  const res = await fetch(`${base}/process.Process/Start`, {
     method: "POST",
     headers: { ...headers("application/connect+json"), "keepalive-ping-interval": "50" },
     body: envelope({
