@@ -42,7 +42,7 @@ beforeAll(async () => {
     for (let i = 12; i >= 0; i--)
       s.state.metrics.insert({ sandboxId: id, ts: now - i * 5000, cpuCount: 1, cpuUsedPct: 10 + ((i * 37) % 60), memUsed: (40 + i) * 2 ** 20, memTotal: 128 * 2 ** 20, memCache: 0, diskUsed: 2 ** 20, diskTotal: 2 ** 29 });
   const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu"] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
   mkdirSync(ARTEFACTS, { recursive: true });
   console.log(`dashboard screenshots: ${ARTEFACTS}`);
 });
