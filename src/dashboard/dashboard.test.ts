@@ -66,7 +66,8 @@ async function open(width: number, height: number): Promise<{ page: Page; errors
 
 /** Usable on a phone: nothing wider than the screen (no sideways scrolling of the whole page). */
 async function fitsWidth(page: Page): Promise<void> {
-  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+  // A string: this file is type-checked without the DOM library (it runs in the page).
+  expect(await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth")).toBeLessThanOrEqual(0);
 }
 
 async function login(page: Page, key: string): Promise<void> {
