@@ -12,7 +12,7 @@ fi
 for f in "${files[@]}"; do [ -f "$f" ] || { echo "e2e file missing: $f" >&2; exit 1; }; done
 # The test host has no network: the SDK journey's (and the snapshots test's) guest image is built out here (debootstrap from
 # Debian's mirror, cached by mkrootfs.sh) and reaches the test host inside its copy of the repo.
-if printf '%s\n' "${files[@]}" | grep -q -e 'api-journey' -e '/snapshots.test'; then
+if printf '%s\n' "${files[@]}" | grep -q -e 'api-journey' -e '/snapshots.test' -e 'dashboard-terminal'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-template --variant minimal >&2
 fi
 # The code interpreter's image likewise (debootstrap + the Python data stack; minutes on first use,

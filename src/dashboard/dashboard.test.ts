@@ -1,17 +1,17 @@
 // The dashboard in a real browser: Debian's headless Chromium driven by playwright-core against the API over a real
 // store with the machine layer faked (src/machine/fake-machine.ts): log in with the key, list sandboxes in several
-// states, open one, kill it and see it ended with its reason; keys and audit pages; no page or console errors, at
+// states, open one, pause and resume it, kill it and see it ended with its reason; keys and audit pages; no page or console errors, at
 // 1280x800 and at a phone's 390x844. Screenshots go to $ONEBOX_ARTEFACTS (default: a temporary dir), printed.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { createApi } from "../api/app.ts";
 import { fakeSandboxes, type FakeSandboxes } from "../sandbox/fake-sandboxes.ts";
 import { Admission } from "../scheduler/admission.ts";
+import { CHROMIUM, CHROMIUM_ARGS, rebuildBundle } from "./test-support.ts";
 
-const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 const ARTEFACTS = process.env.ONEBOX_ARTEFACTS ?? mkdtempSync(join(tmpdir(), "onebox-dashboard-"));
 if (!CHROMIUM) console.warn("SKIP dashboard browser test: no /usr/bin/chromium (Debian's chromium; scripts/install-deps.sh installs it)");
 
@@ -24,6 +24,7 @@ const ids: Record<string, string> = {};
 
 beforeAll(async () => {
   if (!CHROMIUM) return;
+  rebuildBundle();
   s = await fakeSandboxes({ auth: true });
   adminKey = s.state.keys.create("admin").key; // the first key is the admin key, as ensureAdminKey makes it
   userKey = s.state.keys.create("team").key;
@@ -42,7 +43,7 @@ beforeAll(async () => {
     for (let i = 12; i >= 0; i--)
       s.state.metrics.insert({ sandboxId: id, ts: now - i * 5000, cpuCount: 1, cpuUsedPct: 10 + ((i * 37) % 60), memUsed: (40 + i) * 2 ** 20, memTotal: 128 * 2 ** 20, memCache: 0, diskUsed: 2 ** 20, diskTotal: 2 ** 29 });
   const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   mkdirSync(ARTEFACTS, { recursive: true });
   console.log(`dashboard screenshots: ${ARTEFACTS}`);
 });
@@ -81,7 +82,7 @@ const sizes = [
   { name: "phone", width: 390, height: 844 },
 ];
 
-test.skipIf(!CHROMIUM)("log in, list, open a sandbox, kill it: it shows ended with its reason; no JS errors (1280x800 and a phone)", async () => {
+test.skipIf(!CHROMIUM)("log in, list, open a sandbox, pause and resume it, kill it: it shows ended with its reason; no JS errors (1280x800 and a phone)", async () => {
   for (const size of sizes) {
     const { page, errors } = await open(size.width, size.height);
     const shot = (what: string) => page.screenshot({ path: join(ARTEFACTS, `${size.name}-${what}.png`), fullPage: true });
@@ -107,6 +108,14 @@ test.skipIf(!CHROMIUM)("log in, list, open a sandbox, kill it: it shows ended wi
     expect(await page.locator(".events li").first().textContent()).toContain("create template tpl");
     await fitsWidth(page);
     await shot("sandbox");
+    if (size.name === "desktop") {
+      await page.click("button:text('Pause')");
+      await page.waitForSelector(`dd[data-field="State"] .badge:text("paused")`);
+      expect(s.state.sandboxes.get(victim)?.state).toBe("paused");
+      await page.click("button:text('Resume')");
+      await page.waitForSelector(`dd[data-field="State"] .badge:text("running")`);
+      expect(s.state.sandboxes.get(victim)?.state).toBe("running");
+    }
     await page.click("button.danger:text('Kill')");
     await page.waitForSelector(`dd[data-field="State"] .badge:text("ended")`);
     expect(await page.locator(`dd[data-field="End reason"]`).textContent()).toStartWith("killed");

@@ -4,7 +4,7 @@
 // the VMM is a stand-in that finds the VM alive and hands out that socket (as src/proxy/access.test.ts does).
 // tests/e2e/dashboard-terminal.test.ts does the same into a real microVM in the test host.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,8 +14,8 @@ import { startTestDaemon, type TestDaemon } from "../api/test-support.ts";
 import type { VmDriverResult, VmHandle } from "../machine/vm-driver.ts";
 import { openState } from "../store/index.ts";
 import { forwardPath } from "../vmm/index.ts";
+import { CHROMIUM, CHROMIUM_ARGS, rebuildBundle } from "./test-support.ts";
 
-const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => existsSync(p));
 if (!CHROMIUM) console.warn("SKIP dashboard terminal browser test: no /usr/bin/chromium (Debian's chromium; scripts/install-deps.sh installs it)");
 const TOKEN = "envd-token-for-the-terminal-0123";
 const ID = "termbox";
@@ -48,6 +48,7 @@ function standInDriver(): VmDriverResult {
 
 beforeAll(async () => {
   if (!CHROMIUM) return;
+  rebuildBundle();
   agent = await startTestAgent();
   expect((await agent.init({ accessToken: TOKEN })).status).toBe(204);
   const dir = mkdtempSync(join(tmpdir(), "onebox-term-"));
@@ -64,7 +65,7 @@ beforeAll(async () => {
   st.close();
   d = await startTestDaemon({ runRoot: join(dir, "run") }, dir, standInDriver());
   const { chromium } = await import("playwright-core");
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 });
 
 afterAll(async () => {

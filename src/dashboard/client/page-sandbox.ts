@@ -31,6 +31,7 @@ export function sandboxPage(root: HTMLElement, id: string): () => void {
     if (stopped) return;
     const s = d.sandbox;
     const live = s.state !== "ended";
+    if (!live) clearInterval(timer); // an ended sandbox changes no more: keep the reader's scroll and selection
     const buttons = h(
       "div",
       { class: "actions" },
