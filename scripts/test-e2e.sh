@@ -26,7 +26,7 @@ if printf '%s\n' "${files[@]}" | grep -q '/net.test'; then
 fi
 # The OCI templates' test: images pushed to a local docker-registry and built with
 # `onebox template build --from-image --out` out here (no registry, skopeo or umoci in the test host).
-if printf '%s\n' "${files[@]}" | grep -q '/oci-template.test'; then
+if printf '%s\n' "${files[@]}" | grep -q -e '/oci-template.test' -e '/template-build.test'; then
   bun scripts/oci-e2e-images.ts >&2
 fi
 # 12 GiB: the test host's /tmp is RAM (tmpfs) and holds every test's template copies, layers and

@@ -11,7 +11,7 @@ const ROOT = resolve(SRC, "..");
 const LAYERS: string[][] = [
   ["main.ts", "cli"],
   ["daemon.ts"],
-  ["api", "proxy"],
+  ["api", "proxy", "builds"],
   ["dashboard"],
   ["sandbox", "templates"],
   ["scheduler", "machine", "metrics"],

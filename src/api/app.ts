@@ -10,6 +10,7 @@ import { oneboxRoutes } from "./routes-onebox.ts";
 import { metricsRoute } from "./routes-metrics.ts";
 import { sandboxesMetricsRoute, sandboxOpRoutes } from "./routes-sandbox-ops.ts";
 import { sandboxRoutes } from "./routes-sandboxes.ts";
+import { buildRoutes, makeBuilds, uploadRoute } from "./routes-builds.ts";
 import { templateRoutes } from "./routes-templates.ts";
 import { unsupportedRoutes } from "./routes-unsupported.ts";
 
@@ -21,6 +22,9 @@ export function createApi(d: ApiDeps): Hono {
   app.get("/health", (c) => c.json({ status: "ok" }));
   // The dashboard's page and bundle hold no data: public, before auth (its API calls carry the key).
   app.route("/", dashboardRoutes());
+  // COPY uploads carry their own signature (the SDK sends no API key to the URL it was given).
+  const builds = makeBuilds(d);
+  app.route("/", uploadRoute(builds));
   app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
   app.use("*", auditControlPlane(d.state.audit));
   // GET /sandboxes/metrics goes before GET /sandboxes/{id}, which would take "metrics" for an id:
@@ -29,6 +33,7 @@ export function createApi(d: ApiDeps): Hono {
   app.route("/", sandboxesMetricsRoute(d));
   app.route("/", sandboxRoutes(d));
   app.route("/", sandboxOpRoutes(d));
+  app.route("/", buildRoutes(d, builds));
   app.route("/", templateRoutes(d));
   app.route("/", oneboxRoutes(d));
   app.route("/", adminRoutes(d));

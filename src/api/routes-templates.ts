@@ -1,5 +1,5 @@
 // Template routes: list (v1, v2), get, alias lookup, update, delete (spec §1.4), and the list of sandbox
-// snapshots, which are templates (GET /snapshots, spec §1.3); builds and tags are not served over the API yet (501).
+// snapshots, which are templates (GET /snapshots, spec §1.3); tags are not served yet (501). Builds: routes-builds.ts.
 import { Hono } from "hono";
 import { z } from "zod";
 import { parseBody, parseQuery } from "./body.ts";
@@ -89,17 +89,6 @@ export function templateRoutes(d: ApiDeps): Hono {
     removeTemplate(d.state, t.id);
     return c.body(null, 204);
   });
-
-  // Building templates over the API (POST /v3/templates...) is not supported yet: images are built
-  // with scripts/mkrootfs.sh and registered with `onebox template add` (docs/api.md).
-  const noBuilds = (c: { req: { path: string } }): never => {
-    throw notImplemented(`template builds over the API are not supported yet (${c.req.path}): build with scripts/mkrootfs.sh and run \`onebox template add\``);
-  };
-  app.post("/v3/templates", noBuilds);
-  app.post("/v2/templates/:id/builds/:bid", noBuilds);
-  app.get("/templates/:id/files/:hash", noBuilds);
-  app.get("/templates/:id/builds/:bid/status", noBuilds);
-  app.get("/templates/:id/builds/:bid/logs", noBuilds);
 
   return app;
 }

@@ -41,12 +41,6 @@ test("list, get by id and alias, alias lookup", async () => {
   expect(((await missing.json()) as { code: number }).code).toBe(404);
 });
 
-test("template builds over the API answer 501 saying how to build instead", async () => {
-  const res = await d.api("/v3/templates", { method: "POST", body: "{}" });
-  expect(res.status).toBe(501);
-  expect(((await res.json()) as { message: string }).message).toContain("mkrootfs.sh");
-});
-
 test("delete: 409 while a live sandbox uses it, then 204 and its files are gone, then 404", async () => {
   d.state.sandboxes.insert({
     id: "usesbase", templateId: id, state: "running", cpuCount: 1, memoryMb: 256, diskSizeMb: 512, envdVersion: "0.6.13",

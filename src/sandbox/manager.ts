@@ -1,6 +1,8 @@
 // The sandbox service the API and the data plane call: builds the operations' context (registry, machine
 // layer, starter) and hands each call to its operation's file (create, kill, pause, resume, connect, snapshot,
 // fork, recover, expire, route).
+import { cloneLayer } from "../machine/disk.ts";
+import { sandboxPaths } from "./paths.ts";
 import { agentGuest, type GuestLink } from "../machine/guest-link.ts";
 import type { AgentMetrics } from "../machine/agent-client.ts";
 import { realMachine } from "../machine/machine.ts";
@@ -146,6 +148,23 @@ export class SandboxManager {
   /** POST /sandboxes/{id}/snapshots: the new snapshot template (its id works as a templateID). */
   snapshot(id: string, name?: string): Promise<TemplateRow> {
     return snapshot(this.ctx, id, name);
+  }
+
+  /** A template build's step (src/builds): the running sandbox's disk layer copied to `to` while its vCPUs are
+   *  stopped, so the copy is of one instant (the caller synced the guest's file systems first). */
+  async captureLayer(id: string, to: string): Promise<void> {
+    const live = this.ctx.reg.liveOrUnavailable(id);
+    await live.handle.pause();
+    try {
+      cloneLayer(sandboxPaths(this.ctx.config, id).layer, to, this.ctx.config.dataDir);
+    } finally {
+      await live.handle.resume();
+    }
+  }
+
+  /** Makes t's ready snapshot now (a built template: its start command runs in it); no-op with snapshots off. */
+  async makeTemplateSnapshot(t: TemplateRow): Promise<void> {
+    await this.ctx.starter?.snapshots?.ensure(t);
   }
 
   /** POST /sandboxes/{id}/fork: one capture, `count` creates from it (each admitted by `admit`), one result each. */

@@ -109,7 +109,8 @@ export class SandboxStarter {
   }
 
   private async snapshotOf(t: TemplateRow): Promise<RestoreSource | null> {
-    if (!this.snapshots) return null;
+    // A template build's private template (src/builds) boots once, for its steps: a snapshot would cost a boot more.
+    if (!this.snapshots || (t.ephemeral && !t.snapshotOf)) return null;
     try {
       return await this.snapshots.ensure(t);
     } catch (e) {

@@ -11,8 +11,13 @@ export const TemplateDefaults = z
     user: z.string().min(1).optional(),
     /** The cwd of commands that name none; unset: the user's home. */
     workdir: z.string().startsWith("/").optional(),
-    /** An OCI image's ENTRYPOINT + CMD as one shell command line. Stored, not run yet (docs/templates.md). */
+    /** The start command: an OCI image's ENTRYPOINT + CMD (stored, not run), or a build's startCmd (run). */
     startCmd: z.string().optional(),
+    /** Set by builds over the API: startCmd runs in the template VM before its ready snapshot is taken, so it
+     *  runs in every sandbox (E2B's start command); src/templates/start-cmd.ts. */
+    runStartCmd: z.boolean().optional(),
+    /** Exits 0 once the started service is ready; polled before the snapshot. Unset: ready when started. */
+    readyCmd: z.string().optional(),
   })
   .strict();
 export type TemplateDefaults = z.infer<typeof TemplateDefaults>;

@@ -29,6 +29,14 @@ export class TemplateStore {
     return this.db.update(templates).set({ public: value, updatedAt: Date.now() }).where(eq(templates.id, id)).returning({ id: templates.id }).all().length;
   }
 
+  /** A built template's aliases and defaults (src/builds: a rebuild moves the name to the new build). */
+  update(id: string, set: { aliases?: string[]; defaults?: string }): number {
+    const v: { aliases?: string; defaults?: string; updatedAt: number } = { updatedAt: Date.now() };
+    if (set.aliases) v.aliases = JSON.stringify(set.aliases);
+    if (set.defaults !== undefined) v.defaults = set.defaults;
+    return this.db.update(templates).set(v).where(eq(templates.id, id)).returning({ id: templates.id }).all().length;
+  }
+
   delete(id: string): number {
     return this.db.delete(templates).where(eq(templates.id, id)).returning({ id: templates.id }).all().length;
   }

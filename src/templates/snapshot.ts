@@ -20,6 +20,7 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { tailFile } from "../util/tail-file.ts";
+import { runStartCmd } from "./start-cmd.ts";
 
 const META = "meta.json";
 
@@ -176,6 +177,8 @@ async function bootAndSnapshot(
     });
     // No /init: the token, env vars and clock belong to each clone, sent after its restore.
     await guest.waitReady(config, t, handle, runDir, deathWatch(handle));
+    // A built template's start command runs before the snapshot, so it runs in every clone (E2B's setStartCmd).
+    await runStartCmd(t, runDir, deathWatch(handle));
     const bootMs = performance.now() - t0;
 
     const t1 = performance.now();

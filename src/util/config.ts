@@ -29,6 +29,11 @@ export const ConfigSchema = z.object({
   maxHeaderBytes: z.number().int().min(1024).max(1 << 20).default(16384),
   /** Largest accepted control-plane request body. */
   maxBodyBytes: z.number().int().min(1024).default(1 << 20),
+  /** Template builds over the API (src/builds): the largest COPY upload (the SDK's gzipped tar), the time a build
+   *  may take in all, and how many run at once (each boots a build VM). */
+  maxBuildUploadBytes: z.number().int().min(1024).default(1 << 30),
+  buildTimeoutMs: z.number().int().min(1000).default(30 * 60_000),
+  maxConcurrentBuilds: z.number().int().min(1).max(4).default(1),
   auth: z.boolean().default(true),
   /** A onebox checkout whose scripts build the default templates on first start (install.sh sets it). */
   sourceDir: z.string().min(1).optional(),
