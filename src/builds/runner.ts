@@ -241,7 +241,7 @@ export class BuildRunner {
     const owner = user || st.user;
     const dest = destRaw.startsWith("/") ? destRaw : `${workdirOf(st)}/${destRaw}`;
     const guestTar = `/tmp/.onebox-copy-${hash}.tar`;
-    const res = await fetch(`http://sandbox/files?path=${encodeURIComponent(guestTar)}`, {
+    const res = await fetch(`http://sandbox/files?username=root&path=${encodeURIComponent(guestTar)}`, {
       method: "POST",
       body: Bun.file(this.d.uploads.path(hash)),
       headers: { "content-type": "application/octet-stream", authorization: `Basic ${Buffer.from("root:").toString("base64")}` },

@@ -53,7 +53,7 @@ function appTemplate() {
 async function build(t: ReturnType<typeof appTemplate>, name: string): Promise<{ logs: string[]; ms: number }> {
   const logs: string[] = [];
   const t0 = performance.now();
-  await Template.build(t, name, { ...opts(), onBuildLogs: (e) => logs.push(e.message) });
+  await Template.build(t, name, { ...opts(), cpuCount: 1, memoryMB: 512, onBuildLogs: (e) => logs.push(e.message) });
   return { logs, ms: performance.now() - t0 };
 }
 
@@ -117,7 +117,7 @@ describe.skipIf(!IN_TESTHOST || !built)("Template.build() with the e2b SDK in re
 
   test("a failing RUN fails the build with its step, exit code and output; no template is left", async () => {
     const t = Template().fromTemplate("oci-glibc").runCmd("echo ok").runCmd("echo out-$((6 * 7)) && exit 7");
-    const err = await Template.build(t, "broken-app", opts()).then(
+    const err = await Template.build(t, "broken-app", { ...opts(), cpuCount: 1, memoryMB: 512 }).then(
       () => null,
       (e: unknown) => e as Error,
     );

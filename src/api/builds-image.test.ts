@@ -1,0 +1,60 @@
+// A build over the API from an OCI image (fromImage): Debian's docker-registry on 127.0.0.1 with a musl image the test
+// makes, pulled and unpacked by the `template build --from-image` path (skopeo, umoci, scripts/mkrootfs.sh), the
+// template registered with the image's ENV and WORKDIR; the image's files are cached by reference, so a second build
+// does not pull. No steps: the steps' build VM needs a guest kernel (tests/e2e/template-build.test.ts).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { registerTemplate } from "../templates/register.ts";
+import { makeImage, muslTree } from "../templates/oci/test-images.ts";
+import { startTestRegistry, type TestRegistry } from "../templates/oci/test-registry.ts";
+import { templateDefaults } from "../store/template-defaults.ts";
+import { startTestDaemon, type TestDaemon } from "./test-support.ts";
+
+const SOURCE = join(import.meta.dir, "..", "..");
+let d: TestDaemon;
+let reg: TestRegistry;
+const json = (body: unknown): RequestInit => ({ method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+
+beforeAll(async () => {
+  // Snapshots off: this host cannot boot the fake kernel; the build's last step is then the registration.
+  d = await startTestDaemon({ sourceDir: SOURCE, templateSnapshots: false, buildDefaultTemplates: false });
+  const src = join(d.dataDir, "fake");
+  mkdirSync(src, { recursive: true });
+  for (const f of ["rootfs.ext4", "layer.ext4", "vmlinuz"]) writeFileSync(join(src, f), f);
+  await registerTemplate(d.state, d.dataDir, { name: "base", from: src, kernel: join(src, "vmlinuz"), cpuCount: 1, memoryMb: 256, diskSizeMb: 512 });
+  reg = await startTestRegistry();
+  const dir = mkdtempSync(join(tmpdir(), "obx-img-"));
+  reg.push(makeImage(join(dir, "musl"), { layers: [muslTree], env: ["FOO=from image", "PATH=/bin"], workdir: "/srv/work", cmd: ["sh"] }), "t", "musl:1");
+}, 60_000);
+afterAll(async () => {
+  await reg?.stop();
+  await d?.stop();
+});
+
+async function buildImage(name: string): Promise<{ status: string; logs: string[]; reason?: { message: string; step?: string } }> {
+  const { templateID, buildID } = (await (await d.api("/v3/templates", json({ name, cpuCount: 1, memoryMB: 256 }))).json()) as { templateID: string; buildID: string };
+  expect((await d.api(`/v2/templates/${templateID}/builds/${buildID}`, json({ fromImage: `${reg.host}/musl:1`, steps: [] }))).status).toBe(202);
+  for (;;) {
+    const s = (await (await d.api(`/templates/${templateID}/builds/${buildID}/status`)).json()) as { status: string; logs: string[]; reason?: { message: string; step?: string } };
+    if (s.status === "ready" || s.status === "error") return s;
+    await Bun.sleep(100);
+  }
+}
+
+test("fromImage: pulled, unpacked and registered with the image's ENV and WORKDIR; the second build does not pull", async () => {
+  const first = await buildImage("from-img");
+  expect(first.reason).toBeUndefined();
+  expect(first.status).toBe("ready");
+  expect(first.logs.join("\n")).toContain("pulling and unpacking");
+  const t = d.state.templates.resolve("from-img")!;
+  expect(templateDefaults(t)).toMatchObject({ envVars: { FOO: "from image", PATH: "/bin" }, workdir: "/srv/work", user: "user" });
+  expect(templateDefaults(t).startCmd).toBeUndefined(); // the image's CMD is not a build's start command
+  const again = await buildImage("from-img");
+  expect(again.status).toBe("ready");
+  expect(again.logs.join("\n")).toContain("CACHED FROM");
+  // The name moved to the new build; the old template (unused) is gone.
+  expect(d.state.templates.list().filter((x) => x.aliases.includes("from-img")).length).toBe(1);
+  expect(d.state.templates.resolve("from-img")!.id).not.toBe(t.id);
+}, 120_000);
