@@ -42,8 +42,9 @@ function envelope(message: unknown): Uint8Array {
   return out;
 }
 
-/** Runs `/bin/bash -l -c cmd` as the SDK does (commands.run). Rejects only when the agent cannot be reached. */
-export async function guestExec(socket: string, cmd: string, o: ExecOptions): Promise<ExecResult> {
+/** Runs `/bin/bash -l -c cmd` as the SDK does (commands.run). Rejects only when the agent cannot be reached.
+ *  agent: the forward socket's path, or an http:// URL (an agent run by a test on a port). */
+export async function guestExec(agent: string, cmd: string, o: ExecOptions): Promise<ExecResult> {
   const headers: Record<string, string> = {
     "content-type": "application/connect+json",
     "connect-protocol-version": "1",
@@ -54,11 +55,12 @@ export async function guestExec(socket: string, cmd: string, o: ExecOptions): Pr
   const proc: Record<string, unknown> = { cmd: "/bin/bash", args: ["-l", "-c", cmd], envs: o.envs ?? {} };
   if (o.cwd) proc.cwd = o.cwd;
   const ac = new AbortController();
-  const res = await fetch("http://sandbox/process.Process/Start", {
+  const tcp = agent.startsWith("http://");
+  const res = await fetch(`${tcp ? agent : "http://sandbox"}/process.Process/Start`, {
     method: "POST",
     body: envelope({ process: proc, stdin: false }),
     headers,
-    unix: socket,
+    ...(tcp ? {} : { unix: agent }),
     signal: o.timeoutMs ? AbortSignal.any([ac.signal, AbortSignal.timeout(o.timeoutMs + 10_000)]) : ac.signal,
   });
   if (!res.ok || !res.body) throw new Error(`guest agent answered ${res.status} to process start: ${(await res.text()).slice(0, 300)}`);
