@@ -6,8 +6,9 @@
 #                    prometheus (its promtool checks GET /metrics, src/api/metrics-api.test.ts)
 set -euo pipefail
 # skopeo and umoci: `onebox template build --from-image` (docs/templates.md "Templates from OCI images").
+# openssl: `onebox serve --tls` makes its CA and a certificate per getHost() name with it (docs/api.md "TLS").
 PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
-      clang libbpf-dev bpftool iproute2 nftables curl ca-certificates xz-utils zstd kmod
+      clang libbpf-dev bpftool iproute2 nftables curl ca-certificates openssl xz-utils zstd kmod
       skopeo umoci
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas

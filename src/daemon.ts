@@ -17,6 +17,7 @@ import { log } from "./util/log.ts";
 import { ensureAdminKey } from "./api/admin-key.ts";
 import { createApi } from "./api/app.ts";
 import { startServer } from "./api/server.ts";
+import { startTls } from "./proxy/tls.ts";
 
 export interface Daemon {
   server: Server<WsBridge>;
@@ -28,6 +29,8 @@ export interface Daemon {
   url: string;
   /** The admin key if this start created it (printed once by `onebox serve`). */
   newAdminKey: string | null;
+  /** TLS on the data plane (--tls): its port and onebox's CA certificate. */
+  tls: { port: number; caPath: string } | null;
   /** Stops listening and detaches from VMs (they keep running and are re-adopted next start). */
   close(): Promise<void>;
 }
@@ -72,6 +75,12 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     }
   });
   const server = startServer(config, api, dataPlane);
+  // With --port 0 the bound port is known only now; routes read config at request time.
+  config.port = server.port ?? config.port;
+  const tls = config.tls ? await startTls(config, (id) => state.sandboxes.get(id) !== undefined).catch(async (e: unknown) => {
+    await server.stop(true);
+    throw e;
+  }) : null;
   // The audit log's retention: at start, then hourly.
   const pruneAudit = () => {
     const n = state.audit.prune(Date.now() - config.auditRetentionDays * 86_400_000);
@@ -80,8 +89,6 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   pruneAudit();
   const auditTimer = setInterval(pruneAudit, 3_600_000);
   auditTimer.unref?.();
-  // With --port 0 the bound port is known only now; routes read config at request time.
-  config.port = server.port ?? config.port;
   const url = `http://${config.listen.includes(":") ? `[${config.listen}]` : config.listen}:${server.port}`;
   let closed = false;
   return {
@@ -92,12 +99,14 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     network: net?.network ?? null,
     url,
     newAdminKey,
+    tls: tls ? { port: tls.port, caPath: tls.caPath } : null,
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(auditTimer);
       await manager.detachAll();
       if (net) await stopNetwork(net);
+      await tls?.stop();
       await server.stop(true);
       state.close();
     },

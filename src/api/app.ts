@@ -2,8 +2,10 @@
 import { Hono } from "hono";
 import type { ApiDeps } from "./deps.ts";
 import { auditControlPlane } from "./audit.ts";
+import { readFileSync } from "node:fs";
 import { apiKeyAuth } from "./auth.ts";
 import { dashboardRoutes } from "../dashboard/routes.ts";
+import { caCertPath } from "../proxy/tls-ca.ts";
 import { e2bError, onError } from "./errors.ts";
 import { adminRoutes } from "./routes-admin.ts";
 import { oneboxRoutes } from "./routes-onebox.ts";
@@ -25,6 +27,12 @@ export function createApi(d: ApiDeps): Hono {
   // COPY uploads carry their own signature (the SDK sends no API key to the URL it was given).
   const builds = makeBuilds(d);
   app.route("/", uploadRoute(builds));
+  // onebox's CA certificate (--tls), for clients to trust: public, so no auth either.
+  app.get("/tls/ca.crt", (c) => {
+    const pem = d.config.tls ? readIfExists(caCertPath(d.config.dataDir)) : null;
+    if (pem === null) return c.json({ code: 404, message: "TLS is off (onebox serve --tls turns it on)" }, 404);
+    return c.body(pem, 200, { "Content-Type": "application/x-pem-file" });
+  });
   app.use("*", apiKeyAuth(d.state.keys, d.config.auth));
   app.use("*", auditControlPlane(d.state.audit));
   // GET /sandboxes/metrics goes before GET /sandboxes/{id}, which would take "metrics" for an id:
@@ -39,4 +47,12 @@ export function createApi(d: ApiDeps): Hono {
   app.route("/", adminRoutes(d));
   app.route("/", unsupportedRoutes((id) => d.manager.getVisible(id)));
   return app;
+}
+
+function readIfExists(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
 }

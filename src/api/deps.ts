@@ -14,7 +14,8 @@ export interface ApiDeps {
   templateBuilds?: DefaultTemplateBuilder;
 }
 
-/** The `domain` returned to SDKs: getHost(port) = `<port>-<id>.<domain>` then routes back here by Host. */
+/** The `domain` returned to SDKs: getHost(port) = `<port>-<id>.<domain>` then routes back here by Host (with --tls,
+ *  to the TLS listener: E2B code writes `https://` + getHost(port)). */
 export function domain(d: ApiDeps): string {
-  return d.config.domain ?? `localhost:${d.config.port}`;
+  return d.config.domain ?? `localhost:${d.config.tls ? d.config.tlsPort : d.config.port}`;
 }

@@ -33,3 +33,13 @@ test("no database yet: no snapshot line, nothing made", async () => {
   expect(readdirSync(dir)).toEqual([]);
   expect(existsSync(join(dir, "onebox.db"))).toBe(false);
 });
+
+test("getHost names: the system resolver is asked for a <port>-<id>.localhost name; when it fails, the fix is named", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "doctor-"));
+  dirs.push(dir);
+  const r = await diagnose({ dataDir: dir });
+  const getent = Bun.spawnSync(["getent", "hosts", "49983-abc.localhost"]).exitCode === 0;
+  expect(r.localhostNames).toBe(getent);
+  expect(formatReport(r)).toContain(getent ? "getHost names <port>-<id>.localhost resolves" : "getHost names <port>-<id>.localhost does not resolve");
+  expect(r.notes.some((n) => n.includes("libnss-myhostname"))).toBe(!getent);
+});

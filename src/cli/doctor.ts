@@ -21,6 +21,8 @@ export interface DoctorReport {
   notes: string[];
   /** Guest networking (docs/network.md): kernel features and the sandbox range; not part of `ok`. */
   network?: NetworkReport;
+  /** Whether the system resolver (glibc NSS: Python, Go, most tools) resolves getHost()'s `<port>-<id>.localhost`. */
+  localhostNames: boolean;
   /** What snapshots and fork captures hold on disk against their bound; absent before the daemon's first start. */
   snapshots?: { count: number; mib: number; maxMib: number; perSandboxMib: number; largestSandboxMib: number };
 }
@@ -29,6 +31,18 @@ const PVM_ADVICE =
   "This host's /dev/kvm is PVM: a stock Linux kernel (such as the default Debian cloud kernel) does not " +
   "boot here. Build a guest kernel with CONFIG_PVM_GUEST=y and CONFIG_X86_PIE=y and point onebox at it: " +
   "`onebox serve --pvm-kernel PATH` or ONEBOX_PVM_KERNEL=PATH (check it first with `onebox doctor --kernel PATH`).";
+
+const LOCALHOST_ADVICE =
+  "getHost(port) names (<port>-<id>.localhost) do not resolve through this system's resolver: Bun, Node's fetch and " +
+  "curl resolve *.localhost themselves, but Python, Go and most other clients ask the system. Fix: `apt-get install " +
+  "libnss-myhostname` (it resolves every *.localhost name to loopback), or `onebox serve --domain NAME:PORT` with a " +
+  "wildcard DNS record for *.NAME pointing at this host.";
+
+/** True when glibc's resolver answers a name under .localhost (getent uses NSS, as Python and Go's cgo resolver do). */
+function localhostNamesResolve(): boolean {
+  const r = Bun.spawnSync(["getent", "ahostsv4", "8000-doctor.localhost"], { stdout: "pipe", stderr: "ignore", timeout: 5000 });
+  return r.exitCode === 0 && r.stdout.toString().includes("127.");
+}
 
 export async function diagnose(opts: { device?: string; kernel?: string; initrd?: string; dataDir: string; sandboxCidr?: string }): Promise<DoctorReport> {
   const kvm = await probeKvm(opts.device);
@@ -70,7 +84,9 @@ export async function diagnose(opts: { device?: string; kernel?: string; initrd?
   }
   const network = opts.sandboxCidr ? await checkNetwork(opts.sandboxCidr) : undefined;
   const snapshots = snapshotReport(opts.dataDir);
-  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network, ...(snapshots ? { snapshots } : {}) };
+  const localhostNames = localhostNamesResolve();
+  if (!localhostNames) notes.push(LOCALHOST_ADVICE);
+  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network, localhostNames, ...(snapshots ? { snapshots } : {}) };
 }
 
 /** Snapshot storage from the data dir's database, counted as the daemon counts it; nothing is made when there is none. */
@@ -119,6 +135,7 @@ export function formatReport(r: DoctorReport): string {
     `host          ${describeHost(r.host)}`,
     `guest kernel  ${kernelLine}`,
     `initramfs     ${k.initrd ?? "none yet"}`,
+    `getHost names ${r.localhostNames ? "<port>-<id>.localhost resolves to loopback" : "<port>-<id>.localhost does not resolve (see the note below)"}`,
     ...(r.snapshots ? [`snapshots     ${r.snapshots.count}, ${r.snapshots.mib} MiB of ${r.snapshots.maxMib} MiB (one sandbox's at most ${r.snapshots.largestSandboxMib} of ${r.snapshots.perSandboxMib} MiB)`] : []),
     ...(r.network ? r.network.checks.map((c) => `${`net ${c.name}`.padEnd(13)} ${c.ok ? "" : "FAILED: "}${c.detail}`) : []),
     "",

@@ -22,13 +22,15 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
         memory and disk sampled for GET /sandboxes/{id}/metrics?start&end
        [--snapshot-storage-max-mib 65536] [--snapshot-storage-per-sandbox-mib 16384] (or ONEBOX_SNAPSHOT_STORAGE_*_MIB):
         disk all snapshots and fork captures may hold, and the snapshots of one sandbox (0 = no snapshots)
+       [--tls] [--tls-port 3443]: https://<port>-<id>.<domain> (E2B code's "https://" + getHost(port)) on a second
+        listener, with certificates from onebox's own CA; trust it with NODE_EXTRA_CA_CERTS (GET /tls/ca.crt)
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
 
 const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);
 
-const SERVE_BOOLEANS = ["no-auth", "no-default-templates", "no-template-snapshots", "no-network", "help"];
+const SERVE_BOOLEANS = ["no-auth", "no-default-templates", "no-template-snapshots", "no-network", "tls", "help"];
 
 export async function serveCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, SERVE_BOOLEANS);
@@ -43,6 +45,12 @@ export async function serveCommand(argv: string[]): Promise<number> {
     console.log(`admin API key (saved to ${adminKeyPath(config.dataDir)}, shown only now): ${daemon.newAdminKey}`);
   }
   console.log(`onebox listening on ${daemon.url} (E2B_API_URL=E2B_SANDBOX_URL=${daemon.url})`);
+  if (daemon.tls) {
+    console.log(
+      `TLS for getHost() URLs on port ${daemon.tls.port}; trust onebox's CA (${daemon.tls.caPath}): ` +
+        `curl -s ${daemon.url}/tls/ca.crt -o onebox-ca.crt && export NODE_EXTRA_CA_CERTS=$PWD/onebox-ca.crt`,
+    );
+  }
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info(`received ${sig}; stopping (sandboxes keep running and are re-adopted on the next start)`);
@@ -84,6 +92,8 @@ export function serveConfig(argv: string[]): Config {
     consoleLogMaxBytes: mibToBytes(int(a, "console-log-max-mib")) ?? envInt("ONEBOX_CONSOLE_LOG_MAX_BYTES"),
     sandboxCidr: str(a, "sandbox-cidr") ?? envVar("ONEBOX_SANDBOX_CIDR"),
     netSlotPoolSize: int(a, "net-slot-pool"),
+    tls: bool(a, "tls"),
+    tlsPort: int(a, "tls-port"),
     netAllowPrivate: strs(a, "net-allow-private") ?? envList("ONEBOX_NET_ALLOW_PRIVATE"),
     network: !bool(a, "no-network"),
     auditRetentionDays: int(a, "audit-retention-days"),

@@ -73,6 +73,11 @@ export const ConfigSchema = z.object({
   /** Audit log retention (src/store/audit-store.ts): rows older than this many days are deleted (hourly and at
    *  start). `--audit-retention-days`. */
   auditRetentionDays: z.number().int().min(1).max(3650).default(90),
+  /** TLS on the data plane (`--tls`, docs/api.md "TLS for getHost()"): a second listener on `tlsPort` serves
+   *  `https://<port>-<id>.<domain>` with certificates from onebox's own CA (<dataDir>/tls); the returned `domain`
+   *  then names that port, so E2B code's `https://` + getHost(port) works unchanged. Plain HTTP stays on `port`. */
+  tls: z.boolean().default(false),
+  tlsPort: z.number().int().min(0).max(65535).default(3443),
   /** Network slots (TAP + programs) made ahead of creates (`--net-slot-pool N`). */
   netSlotPoolSize: z.number().int().min(0).max(256).default(8),
 });

@@ -26,7 +26,7 @@ const METADATA = "169.254.169.254";
 const root = `/tmp/obx-net-${process.pid}`;
 // "The internet" is on the test host's own dummy link, so one of its addresses: always denied unless the operator
 // opens it, as here (--net-allow-private). 198.51.100.77 on the same link stays a denied host address.
-const CONFIG: Partial<Config> = { network: true, bootTimeoutMs: BOOT_MS, warmPoolSize: 1, netSlotPoolSize: 4, maxConcurrentCreates: 8, netAllowPrivate: ["203.0.113.0/24"] };
+const CONFIG: Partial<Config> = { network: true, bootTimeoutMs: BOOT_MS, warmPoolSize: 1, netSlotPoolSize: 4, maxConcurrentCreates: 8, netAllowPrivate: ["203.0.113.0/24"], tls: true, tlsPort: 0 };
 
 /** The image: `scripts/mkrootfs.sh --out .cache/api-e2e-base-template --variant base` on the outer host (curl). */
 function imageDir(): string | null {
@@ -202,6 +202,24 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
     await Promise.all(clones.map((c) => c.kill()));
   }, BOOT_MS);
 
+  test("getHost(port) over TLS (onebox serve --tls): E2B code's fetch(\"https://\" + getHost(8000)) reaches a server in the sandbox", async () => {
+    const srv = await a.commands.run("cd /tmp && exec python3 -m http.server 8000", { background: true, timeoutMs: 0 });
+    try {
+      const ca = await (await fetch(`${d.url}/tls/ca.crt`)).text(); // public: what a user saves for NODE_EXTRA_CA_CERTS
+      const host = a.getHost(8000);
+      expect(host).toBe(`8000-${a.sandboxId}.localhost:${d.config.tlsPort}`);
+      // A secure sandbox's ports take its envd token (docs/api.md "Data-plane access"); the certificate is made for
+      // this name at the handshake and checked against onebox's CA only.
+      const get = () => fetch(`https://${host}/`, { tls: { ca }, headers: { "X-Access-Token": a.envdAccessToken! } });
+      let res = await get();
+      for (let i = 0; res.status === 502 && i < 100; i++) res = (await Bun.sleep(200), await get()); // until it listens
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain("Directory listing for /");
+    } finally {
+      await srv.kill();
+    }
+  }, 120_000);
+
   test("always denied, whatever the policy: cloud metadata, another sandbox's address, the gateway's other ports; a spoofed source is dropped", async () => {
     // 169.254.169.254 on the test host's link, answering: the host reaches it, a sandbox must not.
     sh(`ip addr add ${METADATA}/32 dev obxtest-inet`);
@@ -310,6 +328,50 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
       Bun.spawnSync(["ip", "addr", "del", `${HOST_ADDR}/32`, "dev", "obxtest-inet"]);
     }
   }, 120_000);
+
+  test("PUT /network cuts an open connection it now denies: the server's next write meets a reset, the guest sees nothing more", async () => {
+    // A long-lived TCP connection from the guest (bash's /dev/tcp) to a server on "the internet", which the test
+    // holds open and writes to before and after the PUT.
+    const conns: { sock: import("bun").Socket<undefined>; got: string; closed: string | null }[] = [];
+    const server = Bun.listen<undefined>({
+      hostname: INTERNET,
+      port: 7000,
+      socket: {
+        open: (sock) => void conns.push({ sock, got: "", closed: null }),
+        data: (sock, buf) => void (conns.find((c) => c.sock === sock)!.got += buf.toString()),
+        error: (sock, err) => void (conns.find((c) => c.sock === sock)!.closed ??= `error ${(err as NodeJS.ErrnoException).code ?? err.message}`),
+        close: (sock) => void (conns.find((c) => c.sock === sock)!.closed ??= "closed"),
+      },
+    });
+    const e = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000, network: { allowOut: [INTERNET], denyOut: ["0.0.0.0/0"] } });
+    try {
+      let seen = "";
+      const cmd = await e.commands.run(`exec 3<>/dev/tcp/${INTERNET}/7000; echo hi >&3; cat <&3`, {
+        background: true,
+        timeoutMs: 0,
+        onStdout: (s) => void (seen += s),
+      });
+      await until(() => conns[0]?.got === "hi\n", 30_000);
+      const c = conns[0]!;
+      c.sock.write("before\n");
+      await until(() => seen.includes("before\n"), 30_000); // the connection works both ways
+      await e.updateNetwork({ allowOut: [OTHER], denyOut: ["0.0.0.0/0"] });
+      // The flow's conntrack entry is gone with the PUT: the server's next segment finds no mapping and the host
+      // answers it with a reset, so the server learns at once that the connection is over.
+      c.sock.write("after\n");
+      await until(() => c.closed !== null, 15_000);
+      expect(c.closed).toMatch(/^(error ECONNRESET|closed)$/);
+      await Bun.sleep(500);
+      expect(seen).not.toContain("after");
+      // And the guest cannot open it again, while the newly allowed server answers.
+      expect(await probe(e, `http://${INTERNET}:7000/`)).toBe("exit=28");
+      expect(await curl(e, `http://${OTHER}/`)).toBe("other\n");
+      await cmd.kill();
+    } finally {
+      await e.kill();
+      server.stop(true);
+    }
+  }, 180_000);
 
   test("domain rules: the allowed name works through the name proxy, another name on the same (learned) address is refused by its Host, an address not learned is dropped", async () => {
     const c = await Sandbox.create("net-base", { ...opts(), timeoutMs: 600_000, network: { allowOut: ["allowed.test"], denyOut: ["0.0.0.0/0"] } });
