@@ -295,6 +295,11 @@ mkdir -p "$stage/opt/onebox/lib"
 bun_libs=$(ldd "$BUN" | grep -o '/[^ ]*') || die "ldd $BUN failed"
 for l in $bun_libs; do install -m 0755 "$(readlink -f "$l")" "$stage/opt/onebox/lib/$(basename "$l")"; done
 [ -x "$stage/opt/onebox/lib/ld-linux-x86-64.so.2" ] || die "ldd $BUN named no ld-linux-x86-64.so.2"
+# The agent starts commands as a user through onebox-runas (static: works in any image, musl or none; much
+# cheaper per command than util-linux's setpriv, which not every image has anyway). guest/init/tools/onebox-runas.c
+RUNAS="$REPO/guest/init/build/onebox-runas"
+[ -x "$RUNAS" ] || make -C "$REPO/guest/init" build/onebox-runas >&2 || die "building onebox-runas failed"
+install -m 0755 "$RUNAS" "$stage/opt/onebox/bin/onebox-runas"
 mkdir -p "$stage/opt/onebox/agent" "$stage/etc/onebox/services.d"
 agent_sha=""
 if [ -f "$AGENT" ]; then

@@ -234,6 +234,9 @@ function signalCodeNumber(sig: string | number | null | undefined): number | nul
 /** The process table: running and recently exited processes, by pid. */
 export class ProcessManager {
   readonly processes = new Map<number, ManagedProcess>();
+  /** onebox's own static tool (guest/init/tools/onebox-runas.c, in every image onebox builds): an exec cheaper than
+   *  setpriv's, which an older image may need instead. ONEBOX_AGENT_RUNAS names it elsewhere (host tests). */
+  private runasPath = [process.env.ONEBOX_AGENT_RUNAS ?? "/opt/onebox/bin/onebox-runas"].find((p) => existsSync(p));
   private setprivPath = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
   private cgroup: UserCgroup;
 
@@ -271,8 +274,10 @@ export class ProcessManager {
     let argv = [o.config.cmd, ...o.config.args];
     let ids: { uid?: number; gid?: number } = {};
     if (o.user.uid !== 0 || o.user.gid !== 0) {
-      if (this.setprivPath) {
-        // setpriv sets the supplementary groups too (Bun's uid/gid keep only the primary group); it execs, so the pid stays.
+      // Both set the supplementary groups too (Bun's uid/gid keep only the primary group); both exec, so the pid stays.
+      if (this.runasPath) {
+        argv = [this.runasPath, String(o.user.uid), String(o.user.gid), o.user.groups.length ? o.user.groups.join(",") : "-", "--", ...argv];
+      } else if (this.setprivPath) {
         argv = [this.setprivPath, `--reuid=${o.user.uid}`, `--regid=${o.user.gid}`, `--groups=${o.user.groups.join(",")}`, "--", ...argv];
       } else {
         ids = { uid: o.user.uid, gid: o.user.gid };

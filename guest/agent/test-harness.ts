@@ -1,5 +1,5 @@
 // Test helper: runs the real agent as a separate process on a free port and builds SDK sandboxes pointing at it.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox } from "e2b";
@@ -28,7 +28,11 @@ export function ensureTestUser(): void {
 
 export async function startTestAgent(): Promise<RunningAgent> {
   const dir = mkdtempSync(join(tmpdir(), "onebox-agent-test-"));
-  const proc = Bun.spawn(["bun", join(import.meta.dir, "main.ts"), "--port", "0"], { stdout: "pipe", stderr: "inherit" });
+  // Commands run as a user through onebox-runas, as in a guest (`bun run build` makes it).
+  const runas = join(import.meta.dir, "..", "init", "build", "onebox-runas");
+  if (!existsSync(runas)) throw new Error(`${runas} is missing: run \`bun run build\` (or make -C guest/init) first`);
+  const env = { ...process.env, ONEBOX_AGENT_RUNAS: runas };
+  const proc = Bun.spawn(["bun", join(import.meta.dir, "main.ts"), "--port", "0"], { stdout: "pipe", stderr: "inherit", env });
   const reader = proc.stdout.getReader();
   let out = "";
   let port = 0;
