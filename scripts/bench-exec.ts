@@ -5,14 +5,16 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { killLeftoverVms, note, oneboxCmd, rerunInTesthost, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
+import { buildImageOutside, killLeftoverVms, note, oneboxCmd, rerunInTesthost, pct, REPO, startDaemon, timed, type Daemon } from "./bench-lib.ts";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "30" }, inside: { type: "boolean", default: false } } });
 const RUNS = Number(values.runs);
 if (!Number.isInteger(RUNS) || RUNS < 2) throw new Error(`--runs must be an integer >= 2, got '${values.runs}'`);
 
 if (process.env.ONEBOX_TESTHOST !== "1") {
-  // Outside: sandboxes cannot boot on a PVM host, so run this same script inside the test host.
+  // Outside: sandboxes cannot boot on a PVM host, so run this same script inside the test host. Its image is built
+  // out here (the test host has no network for debootstrap), where registerTemplate() below finds it.
+  if (!process.env.ONEBOX_E2E_TEMPLATE_DIR) await buildImageOutside(join(REPO, ".cache", "api-e2e-template"), "minimal");
   await rerunInTesthost(`bun scripts/bench-exec.ts --inside --runs ${RUNS}`, ["--timeout", "2400"]);
 }
 
