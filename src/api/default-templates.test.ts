@@ -1,18 +1,21 @@
 // Tests that a default template whose build failed makes create answer 503 saying why and what to do.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { startTestDaemon, type TestDaemon } from "./test-support.ts";
 
 let d: TestDaemon;
+const src = join(tmpdir(), `onebox-nosrc-${process.pid}`);
 beforeAll(async () => {
   // A source dir without the image scripts: the build fails at once, before any work.
-  const src = join(tmpdir(), `onebox-nosrc-${process.pid}`);
   mkdirSync(src, { recursive: true });
   d = await startTestDaemon({ sourceDir: src });
 });
-afterAll(() => d.stop());
+afterAll(async () => {
+  await d.stop();
+  rmSync(src, { recursive: true, force: true });
+});
 
 test("create of a default template that could not be built → 503 naming the cause and the fix", async () => {
   for (let i = 0; i < 50 && d.templateBuilds?.statusOf("code-interpreter-v1")?.state !== "failed"; i++) await Bun.sleep(20);

@@ -2,7 +2,7 @@
 // checked before any forward slot. The guest is real HTTP servers on the forward sockets' Unix paths; the
 // VMM is a stand-in driver whose forward() counts the slots it hands out.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Server } from "bun";
@@ -83,8 +83,9 @@ function row(id: string, token: string | null, runDir: string, traffic: string |
 }
 const TRAFFIC = "traffic-token-abcdef0123456789";
 
+let dir = "";
 beforeAll(async () => {
-  const dir = mkdtempSync(join(tmpdir(), "onebox-access-"));
+  dir = mkdtempSync(join(tmpdir(), "onebox-access-"));
   const runRoot = join(dir, "run");
   const st = openState(dir);
   for (const [id, token, traffic] of [
@@ -105,6 +106,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await d.stop();
   for (const g of guests) g.stop(true);
+  rmSync(dir, { recursive: true, force: true }); // a data dir the test passed in: stop() leaves it
 });
 
 const port = (id: string, p: number, path: string, headers: Record<string, string> = {}, init: RequestInit = {}) =>
