@@ -1,10 +1,9 @@
 // `onebox sandbox ls|info|kill|logs`: reads the database directly; kill goes through the daemon's API.
-import { readFileSync } from "node:fs";
-import { adminKeyPath } from "../api/admin-key.ts";
 import { sandboxLogs } from "../sandbox/logs.ts";
 import { openState } from "../store/index.ts";
 import { parseConfig } from "../util/config.ts";
-import { bool, dataDirOf, parseArgs, str } from "./args.ts";
+import { daemonAccess } from "./daemon-access.ts";
+import { bool, dataDirOf, parseArgs } from "./args.ts";
 
 const USAGE = `usage: onebox sandbox ls [--all] [--json]
        onebox sandbox info ID [--json]
@@ -74,16 +73,9 @@ async function killViaDaemon(a: ReturnType<typeof parseArgs>, dataDir: string, i
     console.error("onebox sandbox kill: name the sandbox id (see `onebox sandbox ls`)");
     return 2;
   }
-  const url = str(a, "url") ?? process.env.E2B_API_URL ?? "http://127.0.0.1:3000";
-  let key = str(a, "api-key") ?? process.env.E2B_API_KEY;
-  if (!key) {
-    try {
-      key = readFileSync(adminKeyPath(dataDir), "utf8").trim();
-    } catch {
-      console.error(`onebox sandbox kill: no API key: pass --api-key, set E2B_API_KEY, or run as the user who can read ${adminKeyPath(dataDir)}`);
-      return 2;
-    }
-  }
+  const access = daemonAccess(a, dataDir, "onebox sandbox kill");
+  if (!access) return 2;
+  const { url, key } = access;
   let res: Response;
   try {
     res = await fetch(`${url}/sandboxes/${encodeURIComponent(id)}`, { method: "DELETE", headers: { "x-api-key": key } });

@@ -14,6 +14,8 @@ import { buildOciFiles, buildOciTemplate } from "../templates/oci/build.ts";
 import { parseImageRef } from "../templates/oci/image-ref.ts";
 import { DEFAULT_OCI_LIMITS, type OciLimits } from "../templates/oci/limits.ts";
 import { bool, dataDirOf, int, parseArgs, str, type Args } from "./args.ts";
+import { daemonAccess } from "./daemon-access.ts";
+import { buildFromDockerfile } from "./template-dockerfile.ts";
 
 const USAGE = `usage: onebox template ls [--json]
        onebox template add --name NAME --from DIR --kernel VMLINUZ [--initrd INITRAMFS]
@@ -35,10 +37,15 @@ const USAGE = `usage: onebox template ls [--json]
            unpack, image, register, snapshot; the image's ENV, USER, WORKDIR and ENTRYPOINT+CMD become
            the template's defaults (docs/templates.md "Templates from OCI images"); --out DIR writes
            rootfs.ext4, layer.ext4 and defaults.json there instead (for template add --from DIR)
+       onebox template build --dockerfile FILE --name NAME[:TAG] [--cpus 1] [--memory-mib 512] [--no-cache]
+                             [--url http://127.0.0.1:3000] [--api-key KEY (default: the admin key)]
+           a single-stage Dockerfile, parsed and uploaded as the e2b SDK's Template().fromDockerfile() does
+           (COPY sources relative to FILE's directory), built by the running daemon in a build microVM;
+           each step is cached (--no-cache rebuilds all); the build's log is printed as it runs
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, ["json", "help", "no-snapshot", "insecure-registry"]);
+  const a = parseArgs(argv, ["json", "help", "no-snapshot", "insecure-registry", "no-cache"]);
   const [sub, target] = a.positionals;
   if (!sub || bool(a, "help")) {
     console.log(USAGE);
@@ -86,6 +93,17 @@ export async function templateCommand(argv: string[]): Promise<number> {
         return 0;
       }
       case "build": {
+        const dockerfile = str(a, "dockerfile");
+        if (dockerfile !== undefined) {
+          const name = str(a, "name");
+          if (!name) {
+            console.error(`onebox template build --dockerfile: name the template with --name\n${USAGE}`);
+            return 2;
+          }
+          const access = daemonAccess(a, dataDir, "onebox template build --dockerfile");
+          if (!access) return 2;
+          return await buildFromDockerfile({ file: dockerfile, name, ...access, cpuCount: int(a, "cpus"), memoryMB: int(a, "memory-mib"), noCache: bool(a, "no-cache") });
+        }
         const sourceDir = str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR") ?? process.cwd();
         const fromImage = str(a, "from-image");
         const wanted = a.positionals.slice(1);
