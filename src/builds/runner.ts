@@ -24,6 +24,7 @@ import { newTemplateId } from "../util/ids.ts";
 import { log } from "../util/log.ts";
 import type { Build, BuildRegistry } from "./build-registry.ts";
 import type { BuildBody, Step } from "./schemas.ts";
+import { copyScript, q } from "./copy-script.ts";
 import { StepCache, type BuildState } from "./step-cache.ts";
 import { baseHash, cachedPrefix, chain } from "./step-hash.ts";
 import type { BuildUploads } from "./uploads.ts";
@@ -248,25 +249,7 @@ export class BuildRunner {
       unix: vm.socket,
     });
     if (!res.ok) throw new StepFailed(name, `sending the files of COPY ${src} into the build VM failed: ${res.status} ${(await res.text()).slice(0, 200)}`);
-    const script = [
-      "set -e",
-      `d=$(mktemp -d /tmp/.onebox-copy.XXXXXX)`,
-      `tar -xf ${q(guestTar)} -C "$d" 2>/dev/null || tar -xzf ${q(guestTar)} -C "$d"`,
-      `rm -f ${q(guestTar)}`,
-      `cd "$d"`,
-      `dest=${q(dest)}`,
-      `n=0`,
-      // src may be a glob (the SDK's own): the shell expands it in the unpacked tree.
-      `for s in ${globWord(src)}; do`,
-      `  [ -e "$s" ] || [ -L "$s" ] || continue; n=$((n+1))`,
-      `  if [ -d "$s" ] && [ ! -L "$s" ]; then mkdir -p "$dest"; cp -a "$s"/. "$dest"/; t="$dest"`,
-      `  else case "$dest" in */) mkdir -p "$dest"; t="$dest$(basename "$s")";; *) if [ -d "$dest" ]; then t="$dest/$(basename "$s")"; else mkdir -p "$(dirname "$dest")"; t="$dest"; fi;; esac; cp -a "$s" "$t"; fi`,
-      `  chown -R ${q(owner)}: "$t"`,
-      mode ? `  chmod ${q(mode)} "$t"` : ":",
-      `done`,
-      `cd /; rm -rf "$d"`,
-      `[ "$n" -gt 0 ] || { echo "no files matched ${src.replace(/["$`\\]/g, "")}" >&2; exit 1; }`,
-    ].join("\n");
+    const script = copyScript({ tar: guestTar, src, dest, owner, mode });
     await this.exec(b, vm, script, { user: "root" }, name);
   }
 
@@ -357,19 +340,6 @@ function describe(s: Step): string {
   return `${s.type} ${s.args.filter(Boolean).join(" ")}`.slice(0, 300);
 }
 
-/** A single-quoted shell word. */
-function q(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** src as a shell word whose glob characters (* ? [) still expand and nothing else does. */
-function globWord(src: string): string {
-  const clean = src.replace(/^\.\/+/, "").replace(/\/+$/, "") || ".";
-  return clean
-    .split(/([*?[\]])/)
-    .map((part) => (/^[*?[\]]$/.test(part) ? part : part === "" ? "" : q(part)))
-    .join("");
-}
 
 /** 127.0.0.1 and localhost registries speak plain HTTP (the e2e's and a lab's docker-registry). */
 function isLocalRegistry(image: string): boolean {
