@@ -130,6 +130,8 @@ export class BuildRunner {
       layer = this.cache.get(hashes[steps.length - 1]!)!.layer;
       for (const err of await vmUndo.unwind()) log.warn("cleanup of a build VM", { build: b.buildID, error: err.message });
     }
+    // A timed-out build's undo has run (Promise.race in start()): register nothing after it.
+    if (signal.aborted) throw new StepFailed("finalize", "the build timed out");
     say("Registering the template", "finalize");
     const row = this.register(b, base, layer, state, body);
     undo.push("registered template", () => void removeTemplate(this.d.state, row.id));
@@ -140,6 +142,7 @@ export class BuildRunner {
     } catch (e) {
       throw new StepFailed("finalize", `the template's ready snapshot failed: ${e instanceof Error ? e.message : String(e)}`);
     }
+    if (signal.aborted) throw new StepFailed("finalize", "the build timed out");
     undo.release();
     this.takeName(b.alias, row.id);
   }
