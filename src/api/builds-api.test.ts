@@ -1,7 +1,7 @@
 // Tests the E2B build API's routes with a real daemon: build requests, COPY uploads (signature, size cap, tar
 // checks, stored by hash), build bodies checked at the edge, and a failing build's status, reason and logs.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestDaemon, type TestDaemon } from "./test-support.ts";
@@ -107,4 +107,27 @@ test("a failing build reports error with its step, message and log entries; stat
   expect(logs.logs.length).toBe(1);
   // Nothing is left: no template of that name.
   expect((await d.api("/templates/aliases/fails")).status).toBe(404);
+});
+
+test("the real SDK's Template.build(): its COPY upload lands through the signed link, the build's error is its BuildError", async () => {
+  const { Template } = await import("e2b");
+  const ctx = mkdtempSync(join(tmpdir(), "obx-ctx-"));
+  writeFileSync(join(ctx, "hello.txt"), "hello\n");
+  const opts = { apiKey: d.key, apiUrl: d.url, requestTimeoutMs: 10_000 };
+  const t = () => Template({ fileContextPath: ctx }).fromTemplate("not-registered").copy("hello.txt", "/opt/hello.txt").runCmd("true");
+  const logs: string[] = [];
+  const err = await Template.build(t(), "sdk-app", { ...opts, onBuildLogs: (e) => logs.push(e.message) }).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  expect(err?.name).toBe("BuildError");
+  expect(err!.message).toContain("template 'not-registered' not found");
+  expect(logs).toContain("Uploaded 'hello.txt'");
+  const files = join(d.dataDir, "builds", "files");
+  const sdkTar = readdirSync(files).find((f) => f.endsWith(".tar") && f !== `${HASH}.tar`)!;
+  const stored = Bun.spawnSync(["tar", "-tzf", join(files, sdkTar)]);
+  expect(stored.stdout.toString()).toBe("hello.txt\n");
+  const again: string[] = [];
+  await Template.build(t(), "sdk-app", { ...opts, onBuildLogs: (e) => again.push(e.message) }).catch(() => undefined);
+  expect(again).toContain("Skipping upload of 'hello.txt', already cached");
 });
