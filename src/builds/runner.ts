@@ -266,7 +266,7 @@ export class BuildRunner {
     }
     if (r.exitCode !== 0 || r.error) {
       const tail = r.tail.slice(-10).join("\n");
-      throw new StepFailed(step, `step ${step} failed: \`${cmd.split("\n")[0]!.slice(0, 200)}\` exited with ${r.exitCode}${r.error ? ` (${r.error})` : ""}${hint ? `: ${hint}` : ""}${tail ? `\n${tail}` : ""}`);
+      throw new StepFailed(step, `step ${step} failed: \`${cmd.split("\n")[0]!.slice(0, 200)}\` ${r.exitCode >= 0 ? `exited with ${r.exitCode}` : `did not run to its end${r.error ? ` (${r.error})` : ""}`}${hint ? `: ${hint}` : ""}${tail ? `\n${tail}` : ""}`);
     }
     return r;
   }
