@@ -3,7 +3,7 @@
 // template registered with the image's ENV and WORKDIR; the image's files are cached by reference, so a second build
 // does not pull. No steps: the steps' build VM needs a guest kernel (tests/e2e/template-build.test.ts).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { registerTemplate } from "../templates/register.ts";
@@ -33,11 +33,11 @@ afterAll(async () => {
   await d?.stop();
 });
 
-async function buildImage(name: string): Promise<{ status: string; logs: string[]; reason?: { message: string; step?: string } }> {
-  const { templateID, buildID } = (await (await d.api("/v3/templates", json({ name, cpuCount: 1, memoryMB: 256 }))).json()) as { templateID: string; buildID: string };
-  expect((await d.api(`/v2/templates/${templateID}/builds/${buildID}`, json({ fromImage: `${reg.host}/musl:1`, steps: [] }))).status).toBe(202);
+async function buildImage(name: string, image = `${reg.host}/musl:1`, daemon = d): Promise<{ status: string; logs: string[]; reason?: { message: string; step?: string } }> {
+  const { templateID, buildID } = (await (await daemon.api("/v3/templates", json({ name, cpuCount: 1, memoryMB: 256 }))).json()) as { templateID: string; buildID: string };
+  expect((await daemon.api(`/v2/templates/${templateID}/builds/${buildID}`, json({ fromImage: image, steps: [] }))).status).toBe(202);
   for (;;) {
-    const s = (await (await d.api(`/templates/${templateID}/builds/${buildID}/status`)).json()) as { status: string; logs: string[]; reason?: { message: string; step?: string } };
+    const s = (await (await daemon.api(`/templates/${templateID}/builds/${buildID}/status`)).json()) as { status: string; logs: string[]; reason?: { message: string; step?: string } };
     if (s.status === "ready" || s.status === "error") return s;
     await Bun.sleep(100);
   }
@@ -58,3 +58,33 @@ test("fromImage: pulled, unpacked and registered with the image's ENV and WORKDI
   expect(d.state.templates.list().filter((x) => x.aliases.includes("from-img")).length).toBe(1);
   expect(d.state.templates.resolve("from-img")!.id).not.toBe(t.id);
 }, 120_000);
+
+test("the build timeout stops a hung pull and names its step; builds past maxConcurrentBuilds wait; nothing is left", async () => {
+  // A registry that accepts connections and never answers: skopeo waits until the build's time runs out.
+  const hung = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const t = await startTestDaemon({ sourceDir: SOURCE, templateSnapshots: false, buildDefaultTemplates: false, buildTimeoutMs: 2000, maxConcurrentBuilds: 1 });
+  try {
+    const src = join(t.dataDir, "fake");
+    mkdirSync(src, { recursive: true });
+    for (const f of ["rootfs.ext4", "layer.ext4", "vmlinuz"]) writeFileSync(join(src, f), f);
+    await registerTemplate(t.state, t.dataDir, { name: "base", from: src, kernel: join(src, "vmlinuz"), cpuCount: 1, memoryMb: 256, diskSizeMb: 512 });
+    const image = `127.0.0.1:${hung.port}/x:1`;
+    const t0 = performance.now();
+    const [a, b] = await Promise.all([buildImage("hung-a", image, t), Bun.sleep(300).then(() => buildImage("hung-b", image, t))]);
+    const ms = performance.now() - t0;
+    for (const r of [a, b]) {
+      expect(r.status).toBe("error");
+      expect(r.reason).toMatchObject({ step: "base", message: "the build timed out after 2 s (--build-timeout-s)" });
+    }
+    expect(b.logs.join("\n")).toContain("waiting for 1 other build(s) to finish (at most 1 at once)");
+    expect(ms).toBeGreaterThan(4000); // one after the other, each its own 2 s
+    expect(ms).toBeLessThan(30_000);
+    await Bun.sleep(500); // the pull's undo (its staging dir) runs as the timeout fires
+    const images = join(t.dataDir, "builds", "images");
+    expect(existsSync(images) ? readdirSync(images) : []).toEqual([]);
+    expect(t.state.templates.list().map((x) => x.aliases)).toEqual(['["base"]']);
+  } finally {
+    hung.stop(true);
+    await t.stop();
+  }
+}, 60_000);

@@ -76,7 +76,8 @@ export class BuildRunner {
       try {
         await Promise.race([
           this.build(b, body, undo, timeout),
-          new Promise<never>((_, rej) => timeout.addEventListener("abort", () => rej(new StepFailed("finalize", `the build timed out after ${Math.round(this.d.config.buildTimeoutMs / 1000)} s`)))),
+          // The step that was running when the time ran out is the one the failure names.
+          new Promise<never>((_, rej) => timeout.addEventListener("abort", () => rej(new StepFailed(b.logs.at(-1)?.step ?? "base", `the build timed out after ${Math.round(this.d.config.buildTimeoutMs / 1000)} s (--build-timeout-s)`)))),
         ]);
         registry.log(b, "info", `Build finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         registry.finish(b);

@@ -22,12 +22,15 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
         memory and disk sampled for GET /sandboxes/{id}/metrics?start&end
        [--snapshot-storage-max-mib 65536] [--snapshot-storage-per-sandbox-mib 16384] (or ONEBOX_SNAPSHOT_STORAGE_*_MIB):
         disk all snapshots and fork captures may hold, and the snapshots of one sandbox (0 = no snapshots)
+       [--max-concurrent-builds 1] [--build-timeout-s 1800] [--max-build-upload-mib 1024]: template builds over the
+        API (the SDK's Template.build(): docs/templates.md "Builds over the API")
        [--tls] [--tls-port 3443]: https://<port>-<id>.<domain> (E2B code's "https://" + getHost(port)) on a second
         listener, with certificates from onebox's own CA; trust it with NODE_EXTRA_CA_CERTS (GET /tls/ca.crt)
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
 in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
 in DATA/templates/logs (docs/templates.md).`;
 
+const secToMs = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
 const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);
 
 const SERVE_BOOLEANS = ["no-auth", "no-default-templates", "no-template-snapshots", "no-network", "tls", "help"];
@@ -99,6 +102,9 @@ export function serveConfig(argv: string[]): Config {
     auditRetentionDays: int(a, "audit-retention-days"),
     metricsIntervalSec: int(a, "metrics-interval-sec"),
     metricsRetentionMin: int(a, "metrics-retention-min"),
+    maxConcurrentBuilds: int(a, "max-concurrent-builds"),
+    buildTimeoutMs: secToMs(int(a, "build-timeout-s")),
+    maxBuildUploadBytes: mibToBytes(int(a, "max-build-upload-mib")),
     snapshotStorageMaxMib: int(a, "snapshot-storage-max-mib") ?? envInt("ONEBOX_SNAPSHOT_STORAGE_MAX_MIB"),
     snapshotStoragePerSandboxMib: int(a, "snapshot-storage-per-sandbox-mib") ?? envInt("ONEBOX_SNAPSHOT_STORAGE_PER_SANDBOX_MIB"),
   });
