@@ -83,7 +83,7 @@ test("build logs: listed from DATA/templates/logs and read by their own name onl
   const list = (await (await call(admin.key, "GET", "/onebox/builds")).json()) as { logs: { file: string }[] };
   expect(list.logs.map((l) => l.file)).toEqual(["build-base-2026-12-07T00-00-00-000Z.log"]);
   expect(await (await call(admin.key, "GET", "/onebox/builds/build-base-2026-12-07T00-00-00-000Z.log")).text()).toBe("step debootstrap\nok\n");
-  for (const f of ["..%2F..%2Fsecret.log", "build-..%2F..%2Fsecret.log", "secret.log"]) expect((await call(admin.key, "GET", `/onebox/builds/${f}`)).status).toBe(404);
+  for (const f of ["..%2F..%2Fsecret.log", "build-..%2F..%2Fsecret.log", "secret.log", "build-missing.log"]) expect((await call(admin.key, "GET", `/onebox/builds/${f}`)).status).toBe(404);
 });
 
 test("the dashboard's page and bundle need no key and carry a strict CSP; the API behind them does", async () => {

@@ -105,8 +105,9 @@ export function oneboxRoutes(d: ApiDeps): Hono {
 
   app.get("/onebox/builds/:file", (c) => {
     const f = c.req.param("file");
-    if (!BUILD_LOG.test(f)) throw notFound(`no build log '${f}': see GET /onebox/builds`);
-    const text = tailFile(join(d.config.dataDir, "templates", "logs", f), 256 * 1024);
+    const path = join(d.config.dataDir, "templates", "logs", f);
+    if (!BUILD_LOG.test(f) || !statSync(path, { throwIfNoEntry: false })?.isFile()) throw notFound(`no build log '${f}': see GET /onebox/builds`);
+    const text = tailFile(path, 256 * 1024);
     return c.body(text, 200, { "content-type": "text/plain; charset=utf-8" });
   });
 
