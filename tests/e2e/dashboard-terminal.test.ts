@@ -58,8 +58,9 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("the dashboard's terminal in a real
     expect(pty.pid).toBeGreaterThan(0);
     // What xterm.js hands the page for the keys e-c-h-o-space-h-i-Enter: one call per key, Enter as CR.
     for (const key of [..."echo hi", "\r"]) await pty.send(new TextEncoder().encode(key));
-    // The echo of the typed line is "echo hi"; the command's own output is a line that is just "hi".
-    const seen = await eventually(() => /\r\nhi\r\n/.test(out), 30_000);
+    // The echo of the typed line is "echo hi"; the command's own output is a line that is just "hi" (bash may put
+    // its bracketed-paste-off sequence and a CR before it: `\x1b[?2004l\rhi\r\n`).
+    const seen = await eventually(() => /[\r\n]hi\r\n/.test(out), 30_000);
     expect(seen ? "hi read back" : `no "hi" line in: ${JSON.stringify(out)}`).toBe("hi read back");
     await pty.resize(100, 30);
     await pty.send(new TextEncoder().encode("stty size\r"));
