@@ -131,3 +131,25 @@ test("the real SDK's Template.build(): its COPY upload lands through the signed 
   await Template.build(t(), "sdk-app", { ...opts, onBuildLogs: (e) => again.push(e.message) }).catch(() => undefined);
   expect(again).toContain("Skipping upload of 'hello.txt', already cached");
 });
+
+test("the build VM is admitted like a create: a build bigger than the host's budget fails at 'base', leaving nothing", async () => {
+  const src = join(d.dataDir, "fake-image");
+  mkdirSync(src, { recursive: true });
+  for (const f of ["rootfs.ext4", "layer.ext4", "vmlinuz"]) writeFileSync(join(src, f), f);
+  const { registerTemplate } = await import("../templates/register.ts");
+  const base = await registerTemplate(d.state, d.dataDir, { name: "small-base", from: src, kernel: join(src, "vmlinuz"), cpuCount: 1, memoryMb: 256, diskSizeMb: 512 });
+  const before = readdirSync(join(d.dataDir, "templates")).sort();
+  const res = await d.api("/v3/templates", json({ name: "too-big", cpuCount: 1, memoryMB: 65536 }));
+  const { templateID, buildID } = (await res.json()) as { templateID: string; buildID: string };
+  expect((await d.api(`/v2/templates/${templateID}/builds/${buildID}`, json({ fromTemplate: "small-base", steps: [{ type: "RUN", args: ["true"] }] }))).status).toBe(202);
+  let s: { status: string; reason?: { message: string; step?: string } } = { status: "" };
+  for (let i = 0; i < 200 && s.status !== "error" && s.status !== "ready"; i++) {
+    await Bun.sleep(20);
+    s = (await (await d.api(`/templates/${templateID}/builds/${buildID}/status`)).json()) as typeof s;
+  }
+  expect(s.status).toBe("error");
+  expect(s.reason?.step).toBe("base");
+  expect(s.reason?.message).toContain("the build VM could not start: host is full");
+  expect(readdirSync(join(d.dataDir, "templates")).sort()).toEqual(before);
+  expect(d.state.templates.list().map((t) => t.id)).toEqual([base.id]);
+});

@@ -19,7 +19,7 @@ export interface Builds {
 export function makeBuilds(d: ApiDeps): Builds {
   const registry = new BuildRegistry(d.config.maxConcurrentBuilds);
   const uploads = new BuildUploads(d.config.dataDir, d.config.maxBuildUploadBytes);
-  return { registry, uploads, runner: new BuildRunner({ config: d.config, state: d.state, manager: d.manager, registry, uploads }) };
+  return { registry, uploads, runner: new BuildRunner({ config: d.config, state: d.state, manager: d.manager, registry, uploads, admit: (cost, fn) => d.admission.admit(cost, fn, { waitForSlotMs: 120_000 }) }) };
 }
 
 /** The upload route: authorised by its signature, not an API key (the SDK PUTs to the URL it was given). */

@@ -45,6 +45,8 @@ export interface RunnerDeps {
   manager: SandboxManager;
   registry: BuildRegistry;
   uploads: BuildUploads;
+  /** The build VM is admitted like a create (src/scheduler/admission.ts): a full host fails the build, 429's text. */
+  admit: <T>(cost: { cpus: number; memoryMib: number }, fn: () => Promise<T>) => Promise<T>;
 }
 
 interface Base {
@@ -202,7 +204,9 @@ export class BuildRunner {
     const t = this.templateRow(b, newTemplateId(), base, layer, state, [], {}, true);
     undo.push("build template", () => void removeTemplate(this.d.state, t.id));
     this.d.registry.log(b, "info", "Booting the build VM", "base");
-    const sb = await this.d.manager.create({ templateID: t.id, timeoutSec: Math.ceil(this.d.config.buildTimeoutMs / 1000), metadata: { "onebox.build": b.buildID }, envVars: {}, secure: false, allowInternetAccess: true, autoPause: false, autoResume: false });
+    const sb = await this.d.admit({ cpus: t.cpuCount, memoryMib: t.memoryMb }, () => this.d.manager.create({ templateID: t.id, timeoutSec: Math.ceil(this.d.config.buildTimeoutMs / 1000), metadata: { "onebox.build": b.buildID }, envVars: {}, secure: false, allowInternetAccess: true, autoPause: false, autoResume: false }, t)).catch((e: unknown) => {
+      throw new StepFailed("base", `the build VM could not start: ${e instanceof Error ? e.message : String(e)}`);
+    });
     undo.push("build VM", () => this.d.manager.kill(sb.id).catch(() => undefined));
     const route = this.d.manager.route(sb.id);
     if (!route) throw new StepFailed("base", "the build VM is not running");
