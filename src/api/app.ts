@@ -43,7 +43,7 @@ export function createApi(d: ApiDeps): Hono {
   app.route("/", sandboxOpRoutes(d));
   app.route("/", buildRoutes(d, builds));
   app.route("/", templateRoutes(d));
-  app.route("/", oneboxRoutes(d));
+  app.route("/", oneboxRoutes(d, builds.registry));
   app.route("/", adminRoutes(d));
   app.route("/", unsupportedRoutes((id) => d.manager.getVisible(id)));
   return app;

@@ -74,14 +74,16 @@ test("GET /onebox/sandboxes lists ended rows with their reason, filtered by stat
   expect((await call(admin.key, "GET", "/onebox/sandboxes/nope")).status).toBe(404);
 });
 
-test("build logs: listed from DATA/templates/logs and read by their own name only", async () => {
+test("builds: the API's builds, and the build logs of DATA/templates/logs, read by their own name only", async () => {
   const { admin, call } = await setup();
   const dir = join(s.config.dataDir, "templates", "logs");
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, "build-base-2026-12-07T00-00-00-000Z.log"), "step debootstrap\nok\n");
   writeFileSync(join(s.config.dataDir, "secret.log"), "no");
-  const list = (await (await call(admin.key, "GET", "/onebox/builds")).json()) as { logs: { file: string }[] };
+  expect((await call(admin.key, "POST", "/v3/templates", { name: "mine:v1" })).status).toBe(202);
+  const list = (await (await call(admin.key, "GET", "/onebox/builds")).json()) as { logs: { file: string }[]; api: { alias: string; tags: string[]; status: string }[] };
   expect(list.logs.map((l) => l.file)).toEqual(["build-base-2026-12-07T00-00-00-000Z.log"]);
+  expect(list.api.map((b) => [b.alias, b.tags, b.status])).toEqual([["mine", ["v1"], "waiting"]]);
   expect(await (await call(admin.key, "GET", "/onebox/builds/build-base-2026-12-07T00-00-00-000Z.log")).text()).toBe("step debootstrap\nok\n");
   for (const f of ["..%2F..%2Fsecret.log", "build-..%2F..%2Fsecret.log", "secret.log", "build-missing.log"]) expect((await call(admin.key, "GET", `/onebox/builds/${f}`)).status).toBe(404);
 });

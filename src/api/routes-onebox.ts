@@ -1,9 +1,10 @@
 // onebox's own read routes for the dashboard (not E2B's): sandboxes of every state with their end reason and a
-// sparkline, one sandbox's events, logs and metrics history (ended ones too), and the template build logs.
+// sparkline, one sandbox's events, logs and metrics history (ended ones too), and template builds with their logs.
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { BuildRegistry } from "../builds/build-registry.ts";
 import { sandboxLogs } from "../sandbox/logs.ts";
 import { parseJsonObject } from "../sandbox/json-fields.ts";
 import { SANDBOX_STATES, type SandboxRow } from "../store/index.ts";
@@ -60,7 +61,8 @@ function spark(d: ApiDeps, r: SandboxRow): { cpu: number[]; mem: number[] } {
   return { cpu: kept.map((m) => Math.round(m.cpuUsedPct * 10) / 10), mem: kept.map((m) => m.memUsed) };
 }
 
-export function oneboxRoutes(d: ApiDeps): Hono {
+/** `registry`: the builds of the E2B build API (routes-builds.ts), listed beside the default templates' builds. */
+export function oneboxRoutes(d: ApiDeps, registry: BuildRegistry): Hono {
   const app = new Hono();
 
   app.get("/onebox/sandboxes", (c) => {
@@ -100,7 +102,12 @@ export function oneboxRoutes(d: ApiDeps): Hono {
       .filter((x) => x !== null)
       .sort((a, b) => b.modifiedAt - a.modifiedAt)
       .slice(0, 100);
-    return c.json({ running: d.templateBuilds?.statuses() ?? {}, logs });
+    // The API's builds: their logs are E2B's GET /templates/{templateID}/builds/{buildID}/status.
+    const api = registry.list().map((b) => ({
+      templateID: b.templateID, buildID: b.buildID, alias: b.alias, tags: b.tags, status: b.status,
+      reason: b.reason?.message ?? null, createdAt: b.createdAt, updatedAt: b.updatedAt,
+    }));
+    return c.json({ running: d.templateBuilds?.statuses() ?? {}, api, logs });
   });
 
   app.get("/onebox/builds/:file", (c) => {

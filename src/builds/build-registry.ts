@@ -71,6 +71,11 @@ export class BuildRegistry {
     return [...this.builds.values()].filter((b) => b.templateID === idOrAlias || b.alias === idOrAlias).at(-1);
   }
 
+  /** Every build kept (running, waiting, the newest finished), newest first: the dashboard's templates page. */
+  list(): Build[] {
+    return [...this.builds.values()].reverse();
+  }
+
   log(b: Build, level: LogLevel, message: string, step?: string): void {
     b.logs.push({ timestamp: new Date().toISOString(), level, message, ...(step !== undefined ? { step } : {}) });
     if (b.logs.length > MAX_LOG_ENTRIES) b.logs.splice(0, b.logs.length - MAX_LOG_ENTRIES);

@@ -145,8 +145,15 @@ test.skipIf(!CHROMIUM)("the admin key creates and revokes a key and reads the au
   await page.click("nav a:text('Audit')");
   await page.waitForSelector("td:text('POST /onebox/keys')");
   await page.screenshot({ path: join(ARTEFACTS, "desktop-audit.png") });
+  // A build requested through the E2B build API (the SDK's Template.build() first call): listed, its log opens.
+  const req = await fetch(`${server.url}v3/templates`, { method: "POST", headers: { "x-api-key": adminKey, "content-type": "application/json" }, body: JSON.stringify({ name: "mytpl:v1" }) });
+  expect(req.status).toBe(202);
+  const { buildID } = (await req.json()) as { buildID: string };
   await page.click("nav a:text('Templates')");
   await page.waitForSelector("td:text('tpl')");
+  expect(await page.locator(`tr[data-build="${buildID}"] .badge`).textContent()).toBe("waiting");
+  await page.click(`tr[data-build="${buildID}"] button:text('Show')`);
+  await page.waitForSelector("pre.console:text('(no log lines yet)')");
   expect(errors).toEqual([]);
   await page.context().close();
 

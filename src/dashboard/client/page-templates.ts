@@ -1,10 +1,23 @@
-// Templates, the default templates' builds in progress or failed, and the build logs on the host.
+// Templates; their builds through the API (Template.build()) with their logs; the default templates' builds in
+// progress or failed, and the build logs on the host.
 import { api } from "./api.ts";
-import { bytes, failed, h, show, time } from "./dom.ts";
+import { badge, bytes, failed, h, show, time } from "./dom.ts";
 import type { Template } from "./types.ts";
+
+interface ApiBuild {
+  templateID: string;
+  buildID: string;
+  alias: string;
+  tags: string[];
+  status: string;
+  reason: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
 
 interface Builds {
   running: Record<string, { state: string; since?: number; message?: string }>;
+  api: ApiBuild[];
   logs: { file: string; modifiedAt: number; bytes: number }[];
 }
 
@@ -15,6 +28,17 @@ export function templatesPage(root: HTMLElement): () => void {
     logView.textContent = "Loading…";
     try {
       logView.textContent = (await api<string>(`/onebox/builds/${encodeURIComponent(file)}`, { text: true })) || "(empty)";
+    } catch (e) {
+      logView.textContent = String(e instanceof Error ? e.message : e);
+    }
+  };
+  // An SDK build's log lines, from E2B's own status route.
+  const openBuild = async (b: ApiBuild) => {
+    logView.hidden = false;
+    logView.textContent = "Loading…";
+    try {
+      const st = await api<{ logs: string[]; reason?: { message: string } }>(`/templates/${encodeURIComponent(b.templateID)}/builds/${encodeURIComponent(b.buildID)}/status`);
+      logView.textContent = [...st.logs, ...(st.reason ? [`error: ${st.reason.message}`] : [])].join("\n") || "(no log lines yet)";
     } catch (e) {
       logView.textContent = String(e instanceof Error ? e.message : e);
     }
@@ -38,6 +62,28 @@ export function templatesPage(root: HTMLElement): () => void {
           ),
         ),
         h("h2", {}, "Builds"),
+        builds.api.length
+          ? h(
+              "table",
+              { class: "grid builds" },
+              h("thead", {}, h("tr", {}, h("th", {}, "Template"), h("th", {}, "Status"), h("th", { class: "opt" }, "Started"), h("th", { class: "opt" }, "Build"), h("th", {}, "Log"))),
+              h(
+                "tbody",
+                {},
+                ...builds.api.map((b) =>
+                  h(
+                    "tr",
+                    { "data-build": b.buildID },
+                    h("td", {}, `${b.alias}:${b.tags.join(",")}`),
+                    h("td", {}, badge(b.status), b.reason ? ` ${b.reason}` : ""),
+                    h("td", { class: "opt" }, time(b.createdAt)),
+                    h("td", { class: "mono opt" }, b.buildID),
+                    h("td", {}, h("button", { type: "button", class: "link", onclick: () => openBuild(b) }, "Show")),
+                  ),
+                ),
+              ),
+            )
+          : h("p", { class: "muted" }, "No builds through the API (Template.build()) since the daemon started."),
         Object.keys(builds.running).length
           ? h("ul", {}, ...Object.entries(builds.running).map(([name, b]) => h("li", {}, h("b", {}, name), ` ${b.state}`, b.since ? ` since ${time(b.since)}` : "", b.message ? `: ${b.message}` : "")))
           : h("p", { class: "muted" }, "No default template is being built."),
