@@ -33,9 +33,9 @@ afterAll(async () => {
   await d?.stop();
 });
 
-async function buildImage(name: string, image = `${reg.host}/musl:1`, daemon = d): Promise<{ status: string; logs: string[]; reason?: { message: string; step?: string } }> {
+async function buildImage(name: string, image = `${reg.host}/musl:1`, daemon = d, login?: { username: string; password: string }): Promise<{ status: string; logs: string[]; reason?: { message: string; step?: string } }> {
   const { templateID, buildID } = (await (await daemon.api("/v3/templates", json({ name, cpuCount: 1, memoryMB: 256 }))).json()) as { templateID: string; buildID: string };
-  expect((await daemon.api(`/v2/templates/${templateID}/builds/${buildID}`, json({ fromImage: image, steps: [] }))).status).toBe(202);
+  expect((await daemon.api(`/v2/templates/${templateID}/builds/${buildID}`, json({ fromImage: image, steps: [], ...(login ? { fromImageRegistry: { type: "registry", ...login } } : {}) }))).status).toBe(202);
   for (;;) {
     const s = (await (await daemon.api(`/templates/${templateID}/builds/${buildID}/status`)).json()) as { status: string; logs: string[]; reason?: { message: string; step?: string } };
     if (s.status === "ready" || s.status === "error") return s;
@@ -88,3 +88,23 @@ test("the build timeout stops a hung pull and names its step; builds past maxCon
     await t.stop();
   }
 }, 60_000);
+
+test("fromImageRegistry: a private registry's login reaches the pull; without it the build fails at base", async () => {
+  const login = { username: "team", password: "s3cret-pw" };
+  const priv = await startTestRegistry(login);
+  try {
+    const dir = mkdtempSync(join(tmpdir(), "obx-img-"));
+    priv.push(makeImage(join(dir, "musl"), { layers: [muslTree], env: ["PATH=/bin"], cmd: ["sh"] }), "t", "private/musl:1");
+    const image = `${priv.host}/private/musl:1`;
+    const denied = await buildImage("priv-img", image);
+    expect(denied.status).toBe("error");
+    expect(denied.reason?.step).toBe("base");
+    const ok = await buildImage("priv-img", image, d, login);
+    expect(ok.reason).toBeUndefined();
+    expect(ok.status).toBe("ready");
+    // The password is in no log line.
+    expect([...denied.logs, ...ok.logs].join("\n")).not.toContain(login.password);
+  } finally {
+    await priv.stop();
+  }
+}, 120_000);
