@@ -25,7 +25,7 @@ import { log } from "../util/log.ts";
 import type { Build, BuildRegistry } from "./build-registry.ts";
 import type { BuildBody, Step } from "./schemas.ts";
 import { copyScript, q } from "./copy-script.ts";
-import { StepCache, type BuildState } from "./step-cache.ts";
+import { fileId, StepCache, type BuildState } from "./step-cache.ts";
 import { baseHash, cachedPrefix, chain } from "./step-hash.ts";
 import type { BuildUploads } from "./uploads.ts";
 
@@ -102,6 +102,7 @@ export class BuildRunner {
     const k = cachedPrefix(steps, hashes, body.force ?? false, (h) => this.cache.get(h)?.state.rootfs === base.rootfs);
     let state: BuildState = {
       rootfs: base.rootfs,
+      rootfsId: fileId(base.rootfs),
       envVars: { ...base.defaults.envVars },
       user: base.defaults.user ?? E2B_DEFAULT_USER,
       ...(base.defaults.workdir ? { workdir: base.defaults.workdir } : {}),

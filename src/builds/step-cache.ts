@@ -1,13 +1,15 @@
 // The build step cache on disk: $DATA/builds/cache/<step hash>/ holds the build VM's disk layer as it was after
 // that step (a reflink or sparse copy) and the build's env, workdir and user at that point; $DATA/builds/images/
 // <base hash>/ holds an image's root filesystem made by the OCI path. An entry appears complete or not at all.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 
 export const BuildState = z.object({
   /** The root image this layer lies over: a cached layer is only used with the same one. */
   rootfs: z.string(),
+  /** That file's identity when the layer was made (a re-pulled image replaces the file at the same path). */
+  rootfsId: z.string().optional(),
   envVars: z.record(z.string(), z.string()),
   workdir: z.string().optional(),
   user: z.string(),
@@ -33,7 +35,7 @@ export class StepCache {
     try {
       const state = BuildState.parse(JSON.parse(readFileSync(join(dir, "state.json"), "utf8")));
       const layer = join(dir, "layer.ext4");
-      if (!existsSync(layer) || !existsSync(state.rootfs)) return null;
+      if (!existsSync(layer) || !existsSync(state.rootfs) || state.rootfsId !== fileId(state.rootfs)) return null;
       return { layer, state };
     } catch {
       return null;
@@ -62,4 +64,10 @@ export class StepCache {
   imageDir(baseHash: string): string {
     return join(this.images, baseHash);
   }
+}
+
+/** A file's identity: its inode, size and modification time. */
+export function fileId(path: string): string {
+  const st = statSync(path);
+  return `${st.ino}:${st.size}:${st.mtimeMs}`;
 }
