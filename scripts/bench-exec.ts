@@ -91,10 +91,21 @@ try {
 
   // Inside the guest: the cost of spawning `bash -c 'echo hi'` there, timed by the guest's own clock.
   // This is the process-spawn part of a command, without the agent's HTTP/Connect handling or the host path.
-  const script = `for i in $(seq ${RUNS}); do s=$(date +%s%N); bash -c 'echo hi' >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done`;
-  const guest = (await s.commands.run(script)).stdout.trim().split("\n").map((us) => Number(us) / 1000);
-  if (guest.some((x) => !Number.isFinite(x))) throw new Error("guest timing script printed a non-number");
-  note(`in-guest bash -c 'echo hi' x${RUNS}: p50 ${pct(guest, 50)} p99 ${pct(guest, 99)} ms`);
+  /** ms per run of cmd in the guest, timed by the guest's own clock (as user, or as root). */
+  const inGuest = async (cmd: string, user?: "root") => {
+    const script = `for i in $(seq ${RUNS}); do s=$(date +%s%N); ${cmd} >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); done`;
+    const ms = (await s.commands.run(script, user ? { user } : {})).stdout.trim().split("\n").map((us) => Number(us) / 1000);
+    if (ms.length !== RUNS || ms.some((x) => !Number.isFinite(x))) throw new Error(`guest timing of ${cmd} printed a non-number`);
+    note(`in-guest ${cmd} x${RUNS}: p50 ${pct(ms, 50)} p99 ${pct(ms, 99)} ms`);
+    return ms;
+  };
+  const guest = await inGuest("bash -c 'echo hi'");
+  // What the agent runs for commands.run (E2B's login shell: /etc/profile and the user's dot files)...
+  const guestLogin = await inGuest("bash -l -c 'echo hi'");
+  // ...and how it becomes the user first, the two ways the agent has (guest/agent/process-manager.ts), from root.
+  const ids = (await s.commands.run("echo $(id -u) $(id -g) $(id -G | tr ' ' ,)")).stdout.trim().split(" ");
+  const viaSetpriv = await inGuest(`setpriv --reuid=${ids[0]} --regid=${ids[1]} --groups=${ids[2]} -- bash -c 'echo hi'`, "root");
+  const viaRunas = await inGuest(`/opt/onebox/bin/onebox-runas ${ids[0]} ${ids[1]} ${ids[2]} -- bash -c 'echo hi'`, "root");
 
   // Inside the guest: the agent's own handling of the same command and of the 4 KiB read, over loopback
   // (guest/tools/agent-bench.js run by the guest's bun): no host, proxy or vsock in the path.
@@ -123,6 +134,11 @@ try {
       write_4m_p50_ms: pct(wr, 50),
       guest_bash_echo_p50_ms: pct(guest, 50),
       guest_bash_echo_p99_ms: pct(guest, 99),
+      guest_bash_login_echo_p50_ms: pct(guestLogin, 50),
+      guest_setpriv_echo_p50_ms: pct(viaSetpriv, 50),
+      guest_runas_echo_p50_ms: pct(viaRunas, 50),
+      agent_over_bash: r2(pct(agentTimes.start, 50) / pct(guest, 50)),
+      agent_over_bash_login: r2(pct(agentTimes.start, 50) / pct(guestLogin, 50)),
       guest_agent_cmd_p50_ms: pct(agentTimes.start, 50),
       guest_agent_cmd_p99_ms: pct(agentTimes.start, 99),
       guest_agent_read_4k_p50_ms: pct(agentTimes.read, 50),
