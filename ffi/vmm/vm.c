@@ -88,6 +88,13 @@ int vm_irq_line_init(struct vm *vm, uint32_t gsi, struct irq_line *line, char *e
   return 0;
 }
 
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch, int fd, char *err, size_t errlen) {
+  struct kvm_ioeventfd io = {.datamatch = datamatch, .addr = addr, .len = len, .fd = fd,
+                             .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+  if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0) return fail(err, errlen, "KVM_IOEVENTFD");
+  return 0;
+}
+
 void vm_destroy(struct vm *vm) {
   if (vm->loop) evloop_destroy(vm->loop);
   for (int i = 0; i < VM_MAX_VCPUS; i++) {

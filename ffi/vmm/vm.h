@@ -82,6 +82,9 @@ int vm_create(struct vm *vm, uint64_t mem_bytes, int nvcpus, char *err, size_t e
 int vm_mem_map_file(struct vm *vm, int fd, char *err, size_t errlen);
 /* Wires line to KVM_IRQFD for gsi (eventfd created here). */
 int vm_irq_line_init(struct vm *vm, uint32_t gsi, struct irq_line *line, char *err, size_t errlen);
+/* A guest write of `len` bytes equal to datamatch at MMIO address addr signals fd in the kernel (KVM_IOEVENTFD): no
+ * exit to the vmm. Other writes there exit as before. Dropped with the VM fd. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, uint64_t datamatch, int fd, char *err, size_t errlen);
 /* Frees everything vm_create made (safe on a partially created vm). */
 void vm_destroy(struct vm *vm);
 

@@ -40,8 +40,15 @@ struct virtio_device_ops {
 /* The largest own state a device may have (snapshot sections are capped far above it). */
 #define VIRTIO_OWN_STATE_MAX 256
 
+/* A queue's kick eventfd (kick.c): the machine ties it to QueueNotify with KVM_IOEVENTFD, the event loop serves it. */
+struct virtio_kick {
+  struct virtio_mmio_dev *dev;
+  uint16_t qi;
+  int fd; /* -1: this queue's kicks come only as MMIO writes (on the vCPU thread) */
+};
+
 struct virtio_mmio_dev {
-  pthread_mutex_t lock; /* guards everything below and the device's impl state */
+  pthread_mutex_t lock; /* guards everything below and the device's impl state (not kick[]: set at create) */
   const struct virtio_device_ops *ops;
   void *impl;
   struct virtio_env env;
@@ -58,6 +65,7 @@ struct virtio_mmio_dev {
   uint32_t interrupt_status;
   uint32_t config_generation;
   struct virtq queues[VIRTIO_MAX_QUEUES];
+  struct virtio_kick kick[VIRTIO_MAX_QUEUES];
 };
 
 /* Allocates the transport part; the device fills config, then sets ops/impl. NULL on ENOMEM. */
@@ -76,3 +84,12 @@ int virtio_dev_pop(struct virtio_mmio_dev *dev, uint16_t qi, struct virtq_chain 
 void virtio_dev_push(struct virtio_mmio_dev *dev, uint16_t qi, uint16_t head, uint32_t len);
 /* Raises the used-buffer interrupt if anything was pushed on qi and the driver did not suppress it. */
 void virtio_dev_signal(struct virtio_mmio_dev *dev, uint16_t qi);
+/* The driver notified queue qi (QueueNotify written, or its kick eventfd fired): ops->notify if the queue can serve. */
+void virtio_dev_kick(struct virtio_mmio_dev *dev, uint16_t qi);
+
+/* kick.c. Called by a device's create once ops/impl are set, lock not held: one eventfd per queue, watched by the
+ * event loop, whose callback kicks the queue under the lock (the vCPU's MMIO exit never runs the device). The MMIO
+ * write path stays (a kick that did not match the ioeventfd, or no KVM: the tests). 0, or -1 with err. */
+int virtio_kick_init(struct virtio_mmio_dev *dev, char *err, size_t errlen);
+/* virtio_mmio_destroy, before ops->destroy: unwatches the eventfds, waits out a callback in flight, closes them. */
+void virtio_kick_close(struct virtio_mmio_dev *dev);

@@ -17,6 +17,7 @@ struct virtio_mmio_dev *virtio_dev_alloc(const struct virtio_env *env, uint32_t 
   dev->num_queues = num_queues;
   dev->queue_num_max = queue_num_max;
   for (uint16_t i = 0; i < num_queues; i++) virtq_reset(&dev->queues[i], queue_num_max);
+  for (uint16_t i = 0; i < VIRTIO_MAX_QUEUES; i++) dev->kick[i] = (struct virtio_kick){.dev = dev, .qi = i, .fd = -1};
   return dev;
 }
 
@@ -58,6 +59,11 @@ void virtio_dev_push(struct virtio_mmio_dev *dev, uint16_t qi, uint16_t head, ui
 void virtio_dev_signal(struct virtio_mmio_dev *dev, uint16_t qi) {
   if (qi < dev->num_queues && dev->queues[qi].ready && virtq_take_irq(&dev->queues[qi]))
     raise_irq(dev, VIRTIO_MMIO_INT_VRING);
+}
+
+void virtio_dev_kick(struct virtio_mmio_dev *dev, uint16_t qi) {
+  if (qi < dev->num_queues && dev->queues[qi].ready && virtio_dev_running(dev) && dev->ops && dev->ops->notify)
+    dev->ops->notify(dev, qi);
 }
 
 /* §2.1.2 / §4.2.3.1: writing 0 to Status resets the device and every queue. */
@@ -153,8 +159,7 @@ static void reg_write(struct virtio_mmio_dev *dev, uint64_t off, uint32_t v) {
     }
     break;
   case VIRTIO_MMIO_QUEUE_NOTIFY:
-    if (v < dev->num_queues && dev->queues[v].ready && virtio_dev_running(dev) && dev->ops->notify)
-      dev->ops->notify(dev, (uint16_t)v);
+    if (v < dev->num_queues) virtio_dev_kick(dev, (uint16_t)v);
     break;
   case VIRTIO_MMIO_INTERRUPT_ACK: dev->interrupt_status &= ~v; break;
   case VIRTIO_MMIO_STATUS: status_write(dev, v); break;
@@ -197,7 +202,9 @@ void virtio_mmio_write(void *opaque, uint64_t offset, const uint8_t *data, uint3
 
 void virtio_mmio_destroy(struct virtio_mmio_dev *dev) {
   if (!dev) return;
-  /* The device's destroy hook drops in-flight state itself (it may need to sync with the event loop). */
+  /* No kick callback runs from here on; the device's destroy hook drops in-flight state itself (it may need to sync
+   * with the event loop for its own fds). */
+  virtio_kick_close(dev);
   if (dev->ops && dev->ops->destroy) dev->ops->destroy(dev);
   virtio_dev_free(dev);
 }

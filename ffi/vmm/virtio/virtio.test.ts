@@ -35,7 +35,7 @@ for (const dev of devices) {
   }, 90_000);
 }
 
-for (const name of ["virtio_mmio_test", "vsock_reset_test"]) {
+for (const name of ["virtio_mmio_test", "vsock_reset_test", "net_rx_test", "net_tap_test"]) {
   test(`native ${name} passes`, () => {
     runNative(name);
   }, 90_000);

@@ -1,5 +1,6 @@
-// virtio-net device (virtio v1.2 §5.1) on a TAP fd: tx chains are written to the TAP as they are kicked (vCPU thread),
-// one frame per write; the TAP's events, lifecycle and counters. The rx path (TAP -> rx buffers) is rx.c.
+// virtio-net device (virtio v1.2 §5.1) on a TAP fd: tx chains are written to the TAP as they are kicked, one frame per
+// write, on the event loop thread (kick eventfds, kick.c); the TAP's events, lifecycle and counters. The rx path
+// (TAP -> rx buffers) is rx.c.
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,7 @@ static void tap_event(void *ctx, uint32_t events) {
   pthread_mutex_unlock(&nt->dev->lock);
 }
 
-static void process_tx(struct net *nt) {
+void net_process_tx(struct net *nt) {
   struct virtio_mmio_dev *dev = nt->dev;
   struct virtq_chain *c = &nt->chain;
   while (virtio_dev_pop(dev, NET_QUEUE_TX, c) == 1) {
@@ -80,7 +81,7 @@ static void process_tx(struct net *nt) {
 static void net_notify(struct virtio_mmio_dev *dev, uint16_t qi) {
   struct net *nt = dev->impl;
   if (qi == NET_QUEUE_TX)
-    process_tx(nt);
+    net_process_tx(nt);
   else if (qi == NET_QUEUE_RX)
     net_rx_process(nt); /* new rx buffers: the waiting frame first, then the TAP again */
 }
@@ -113,10 +114,14 @@ void virtio_net_counters(struct virtio_mmio_dev *dev, struct net_counters *out) 
   pthread_mutex_unlock(&dev->lock);
 }
 
-/* Lock held (restore): a running device starts reading the TAP (rx buffers the guest posted before the snapshot). */
-void net_resume_rx(struct virtio_mmio_dev *dev) {
+/* Lock held (restore): a running device starts reading the TAP (rx buffers the guest posted before the snapshot) and
+ * sends what the tx ring holds: a kick the snapshotted VM's loop had not served yet is not lost (the guest, with
+ * EVENT_IDX, would not kick again for those chains). */
+void net_resume(struct virtio_mmio_dev *dev) {
   struct net *nt = dev->impl;
-  if (virtio_dev_running(dev)) net_set_polling(nt, true);
+  if (!virtio_dev_running(dev)) return;
+  net_set_polling(nt, true);
+  if (dev->queues[NET_QUEUE_TX].ready) net_process_tx(nt);
 }
 
 static const struct virtio_device_ops net_ops = {
@@ -165,5 +170,11 @@ struct virtio_mmio_dev *virtio_net_create(const struct virtio_env *env, int tap_
     return NULL;
   }
   nt->registered = true;
+  /* Kicks arrive on the loop thread that also reads the TAP: a guest's ACK is written to the TAP without the vCPU
+   * leaving the guest, and while the loop thread holds the device lock for rx no vCPU waits on it to kick. */
+  if (virtio_kick_init(dev, err, errlen) < 0) {
+    virtio_mmio_destroy(dev);
+    return NULL;
+  }
   return dev;
 }

@@ -31,9 +31,10 @@ struct net_counters {
 };
 void virtio_net_counters(struct virtio_mmio_dev *dev, struct net_counters *out);
 
-/* device.c, for persist.c (lock held): the MAC into config space; start reading the TAP if the device runs. */
+/* device.c, for persist.c (lock held): the MAC into config space; if the device runs, start reading the TAP and send
+ * what the tx ring holds. */
 void net_set_mac(struct virtio_mmio_dev *dev, const uint8_t mac[6]);
-void net_resume_rx(struct virtio_mmio_dev *dev);
+void net_resume(struct virtio_mmio_dev *dev);
 
 /* The device's own snapshot state (persist.c; section SNAP_SEC_NET): the MAC the guest was given. Every clone keeps
  * it (the host's eBPF tells clones apart by their TAP), so a restore applies the snapshot's, not the command line's. */
@@ -120,5 +121,7 @@ void net_warn_once(struct net *nt, uint32_t kind, const char *fmt, long long v);
 void net_set_polling(struct net *nt, bool on);
 /* The TAP failed: unwatch it for good. */
 void net_tap_gone(struct net *nt, int err);
+/* Tx chains the guest made available, each written to the TAP (one frame per write); one interrupt decision. */
+void net_process_tx(struct net *nt);
 /* rx.c: frames from the TAP into the guest's rx buffers while it has some, at most a burst; one interrupt decision. */
 void net_rx_process(struct net *nt);

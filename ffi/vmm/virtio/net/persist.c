@@ -18,6 +18,6 @@ int net_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *tran
   /* The guest's driver read its MAC at probe: every clone keeps the snapshot's (the command line's is for boot). */
   net_set_mac(dev, st.mac);
   ((struct net *)dev->impl)->pending_len = 0;
-  net_resume_rx(dev);
+  net_resume(dev);
   return 0;
 }

@@ -1,0 +1,57 @@
+// Queue kicks through eventfds: KVM_IOEVENTFD completes the guest's QueueNotify write in the kernel and the event loop
+// thread serves the queue, so the vCPU runs on instead of exiting to the vmm and running the device itself.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "device.h"
+
+static void kick_event(void *ctx, uint32_t events) {
+  struct virtio_kick *k = ctx;
+  uint64_t n;
+  /* Kicks coalesce in the counter: one pass over the queue serves every one of them. EAGAIN: a spurious wake-up. */
+  if (read(k->fd, &n, sizeof n) != sizeof n) return;
+  pthread_mutex_lock(&k->dev->lock);
+  virtio_dev_kick(k->dev, k->qi);
+  pthread_mutex_unlock(&k->dev->lock);
+}
+
+int virtio_kick_init(struct virtio_mmio_dev *dev, char *err, size_t errlen) {
+  if (!dev->env.loop) {
+    snprintf(err, errlen, "virtio-%s: kick eventfds need the event loop", dev->ops->name);
+    return -1;
+  }
+  for (uint16_t i = 0; i < dev->num_queues; i++) {
+    struct virtio_kick *k = &dev->kick[i];
+    k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = k->fd < 0 ? -errno : evloop_add(dev->env.loop, k->fd, EPOLLIN, kick_event, k);
+    if (rc < 0) {
+      snprintf(err, errlen, "virtio-%s: kick eventfd for queue %u: %s", dev->ops->name, i, strerror(-rc));
+      return -1; /* the caller's destroy closes what was made (virtio_kick_close) */
+    }
+  }
+  return 0;
+}
+
+void virtio_kick_close(struct virtio_mmio_dev *dev) {
+  bool any = false;
+  for (uint16_t i = 0; i < VIRTIO_MAX_QUEUES; i++)
+    if (dev->kick[i].fd >= 0) {
+      evloop_del(dev->env.loop, dev->kick[i].fd); /* -ENOENT if evloop_add failed: nothing to undo */
+      any = true;
+    }
+  if (!any) return;
+  /* A kick_event already picked up finishes before the device it points at goes away. */
+  evloop_barrier(dev->env.loop);
+  for (uint16_t i = 0; i < VIRTIO_MAX_QUEUES; i++)
+    if (dev->kick[i].fd >= 0) {
+      close(dev->kick[i].fd);
+      dev->kick[i].fd = -1;
+    }
+}
+
+int virtio_mmio_kick_fd(const struct virtio_mmio_dev *dev, uint16_t qi) {
+  return qi < VIRTIO_MAX_QUEUES ? dev->kick[qi].fd : -1;
+}
