@@ -26,12 +26,16 @@ static int machine_add_virtio(struct machine *m, struct virtio_mmio_dev *dev, ch
   }
   m->virtio[n] = dev;
   m->nvirtio++;
-  /* Queues with a kick eventfd (kick.c): the guest's QueueNotify write of the queue's index signals it in the kernel.
-   * Set at build, so a restore (which builds the machine anew) has them too; the driver writes 32 bits (§4.2.2). */
+  /* A device's ioeventfds (virtio/ioeventfd.c): the guest's QueueNotify write of a queue's index, and its InterruptACK
+   * of the used-buffer bit, signal them in the kernel. Set at build, so a restore (which builds the machine anew) has
+   * them too; the driver writes 32 bits (§4.2.2). */
   for (uint16_t qi = 0; qi < VIRTIO_MAX_QUEUES; qi++) {
     int fd = virtio_mmio_kick_fd(dev, qi);
     if (fd >= 0 && vm_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY, 4, qi, fd, err, errlen) < 0) return -1;
   }
+  int ack = virtio_mmio_ack_fd(dev);
+  if (ack >= 0 && vm_ioeventfd(&m->vm, base + VIRTIO_MMIO_INTERRUPT_ACK, 4, VIRTIO_MMIO_INT_VRING, ack, err, errlen) < 0)
+    return -1;
   return 0;
 }
 

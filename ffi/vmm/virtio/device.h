@@ -40,7 +40,7 @@ struct virtio_device_ops {
 /* The largest own state a device may have (snapshot sections are capped far above it). */
 #define VIRTIO_OWN_STATE_MAX 256
 
-/* A queue's kick eventfd (kick.c): the machine ties it to QueueNotify with KVM_IOEVENTFD, the event loop serves it. */
+/* A queue's kick eventfd (ioeventfd.c): the machine ties it to QueueNotify with KVM_IOEVENTFD, the event loop serves it. */
 struct virtio_kick {
   struct virtio_mmio_dev *dev;
   uint16_t qi;
@@ -62,7 +62,8 @@ struct virtio_mmio_dev {
   uint32_t status;
   uint32_t device_features_sel, driver_features_sel, queue_sel;
   uint64_t driver_features;
-  uint32_t interrupt_status;
+  uint32_t interrupt_status; /* with ack_fd: an ACK may wait in it (virtio_ack_take before every look) */
+  int ack_fd;                 /* InterruptACK = VIRTIO_MMIO_INT_VRING written through KVM_IOEVENTFD, or -1 */
   uint32_t config_generation;
   struct virtq queues[VIRTIO_MAX_QUEUES];
   struct virtio_kick kick[VIRTIO_MAX_QUEUES];
@@ -87,9 +88,12 @@ void virtio_dev_signal(struct virtio_mmio_dev *dev, uint16_t qi);
 /* The driver notified queue qi (QueueNotify written, or its kick eventfd fired): ops->notify if the queue can serve. */
 void virtio_dev_kick(struct virtio_mmio_dev *dev, uint16_t qi);
 
-/* kick.c. Called by a device's create once ops/impl are set, lock not held: one eventfd per queue, watched by the
- * event loop, whose callback kicks the queue under the lock (the vCPU's MMIO exit never runs the device). The MMIO
- * write path stays (a kick that did not match the ioeventfd, or no KVM: the tests). 0, or -1 with err. */
-int virtio_kick_init(struct virtio_mmio_dev *dev, char *err, size_t errlen);
+/* ioeventfd.c. Called by a device's create once ops/impl are set, lock not held: one eventfd per queue, watched by the
+ * event loop, whose callback kicks the queue under the lock (the vCPU's MMIO exit never runs the device), and one for
+ * InterruptACK (virtio_ack_take). The MMIO write paths stay (a write that did not match the ioeventfd, or no KVM: the
+ * tests). 0, or -1 with err. */
+int virtio_ioeventfds_init(struct virtio_mmio_dev *dev, char *err, size_t errlen);
+/* Lock held: applies an InterruptACK the guest wrote through the eventfd (clears VIRTIO_MMIO_INT_VRING). */
+void virtio_ack_take(struct virtio_mmio_dev *dev);
 /* virtio_mmio_destroy, before ops->destroy: unwatches the eventfds, waits out a callback in flight, closes them. */
-void virtio_kick_close(struct virtio_mmio_dev *dev);
+void virtio_ioeventfds_close(struct virtio_mmio_dev *dev);

@@ -18,6 +18,7 @@ struct virtio_mmio_dev *virtio_dev_alloc(const struct virtio_env *env, uint32_t 
   dev->queue_num_max = queue_num_max;
   for (uint16_t i = 0; i < num_queues; i++) virtq_reset(&dev->queues[i], queue_num_max);
   for (uint16_t i = 0; i < VIRTIO_MAX_QUEUES; i++) dev->kick[i] = (struct virtio_kick){.dev = dev, .qi = i, .fd = -1};
+  dev->ack_fd = -1;
   return dev;
 }
 
@@ -32,6 +33,7 @@ bool virtio_dev_running(const struct virtio_mmio_dev *dev) {
 }
 
 static void raise_irq(struct virtio_mmio_dev *dev, uint32_t bit) {
+  virtio_ack_take(dev); /* an ACK written before this raise must not clear its bit later */
   dev->interrupt_status |= bit;
   irq_line_trigger(&dev->env.irq);
 }
@@ -72,6 +74,7 @@ static void dev_reset(struct virtio_mmio_dev *dev) {
   dev->status = 0;
   dev->device_features_sel = dev->driver_features_sel = dev->queue_sel = 0;
   dev->driver_features = 0;
+  virtio_ack_take(dev); /* an ACK of the old driver's interrupt is not carried over */
   dev->interrupt_status = 0;
   for (uint16_t i = 0; i < dev->num_queues; i++) virtq_reset(&dev->queues[i], dev->queue_num_max);
 }
@@ -122,7 +125,9 @@ static uint32_t reg_read(struct virtio_mmio_dev *dev, uint64_t off) {
     return dev->device_features_sel < 2 ? (uint32_t)(dev->device_features >> (32 * dev->device_features_sel)) : 0;
   case VIRTIO_MMIO_QUEUE_NUM_MAX: return q ? dev->queue_num_max : 0;
   case VIRTIO_MMIO_QUEUE_READY: return q ? q->ready : 0;
-  case VIRTIO_MMIO_INTERRUPT_STATUS: return dev->interrupt_status;
+  case VIRTIO_MMIO_INTERRUPT_STATUS:
+    virtio_ack_take(dev);
+    return dev->interrupt_status;
   case VIRTIO_MMIO_STATUS: return dev->status;
   case VIRTIO_MMIO_CONFIG_GENERATION: return dev->config_generation;
   default: return 0; /* write-only or reserved registers read as 0 */
@@ -161,7 +166,10 @@ static void reg_write(struct virtio_mmio_dev *dev, uint64_t off, uint32_t v) {
   case VIRTIO_MMIO_QUEUE_NOTIFY:
     if (v < dev->num_queues) virtio_dev_kick(dev, (uint16_t)v);
     break;
-  case VIRTIO_MMIO_INTERRUPT_ACK: dev->interrupt_status &= ~v; break;
+  case VIRTIO_MMIO_INTERRUPT_ACK:
+    virtio_ack_take(dev);
+    dev->interrupt_status &= ~v;
+    break;
   case VIRTIO_MMIO_STATUS: status_write(dev, v); break;
   case VIRTIO_MMIO_QUEUE_DESC_LOW: if (q_writable) set_half(&q->desc_gpa, 0, v); break;
   case VIRTIO_MMIO_QUEUE_DESC_HIGH: if (q_writable) set_half(&q->desc_gpa, 1, v); break;
@@ -204,7 +212,7 @@ void virtio_mmio_destroy(struct virtio_mmio_dev *dev) {
   if (!dev) return;
   /* No kick callback runs from here on; the device's destroy hook drops in-flight state itself (it may need to sync
    * with the event loop for its own fds). */
-  virtio_kick_close(dev);
+  virtio_ioeventfds_close(dev);
   if (dev->ops && dev->ops->destroy) dev->ops->destroy(dev);
   virtio_dev_free(dev);
 }

@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-void virtio_dev_save(const struct virtio_mmio_dev *dev, struct virtio_dev_state *out) {
+void virtio_dev_save(struct virtio_mmio_dev *dev, struct virtio_dev_state *out) {
+  virtio_ack_take(dev); /* the snapshot's InterruptStatus has every ACK the guest wrote */
   memset(out, 0, sizeof *out);
   *out = (struct virtio_dev_state){
       .device_id = dev->device_id, .num_queues = dev->num_queues, .device_features = dev->device_features,

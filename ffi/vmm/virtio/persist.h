@@ -22,7 +22,7 @@ struct virtio_dev_state {
 /* The transport half of every device's ops->save/restore (its persist.c calls these). Both with dev->lock held by the
  * caller. Device back-ends keep no in-flight chains between locked sections, so the transport and queue indices are
  * the whole guest-visible ring state. */
-void virtio_dev_save(const struct virtio_mmio_dev *dev, struct virtio_dev_state *out);
+void virtio_dev_save(struct virtio_mmio_dev *dev, struct virtio_dev_state *out);
 /* Checks st against the device as created from this command line (same device, same offers) and re-validates
  * every ready ring against guest memory. Returns 0, or -1 with err. */
 int virtio_dev_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_state *st, char *err, size_t errlen);

@@ -27,7 +27,10 @@ void virtio_mmio_read(void *dev, uint64_t offset, uint8_t *data, uint32_t len);
 void virtio_mmio_write(void *dev, uint64_t offset, const uint8_t *data, uint32_t len);
 
 /* Queue qi's kick eventfd, or -1 (the device takes its kicks as MMIO writes only). The machine registers it with
- * KVM_IOEVENTFD on the window's QueueNotify register, datamatch qi (kick.c). */
+ * KVM_IOEVENTFD on the window's QueueNotify register, datamatch qi (ioeventfd.c). */
 int virtio_mmio_kick_fd(const struct virtio_mmio_dev *dev, uint16_t qi);
+/* The InterruptACK eventfd, or -1: registered on the InterruptACK register, datamatch VIRTIO_MMIO_INT_VRING (what
+ * Linux's handler writes back for a used-buffer interrupt; other values still exit and are applied at once). */
+int virtio_mmio_ack_fd(const struct virtio_mmio_dev *dev);
 
 void virtio_mmio_destroy(struct virtio_mmio_dev *dev);

@@ -617,6 +617,13 @@ static void mmio_random(struct fz *f, bool write) {
   memcpy(buf, &r, 8);
   memcpy(buf + 8, &r2, 8);
   if (off == VIRTIO_MMIO_QUEUE_NOTIFY) return;
+  /* An InterruptACK the way KVM_IOEVENTFD hands it over (device with an ACK eventfd): no exit, taken later. */
+  int ack = virtio_mmio_ack_fd(f->d.dev);
+  if (ack >= 0 && fz_chance(&f->rng, 20)) {
+    FZ_CHECK(f, eventfd_write(ack, 1) == 0, "InterruptACK eventfd write failed");
+    f->st.mmio_writes++;
+    return;
+  }
   uint8_t cfg_before[VIRTIO_CONFIG_MAX], cfg_after[VIRTIO_CONFIG_MAX];
   memcpy(cfg_before, f->d.dev->config, sizeof cfg_before);
   virtio_mmio_write(f->d.dev, off, buf, len);

@@ -1,5 +1,5 @@
 // virtio-net device (virtio v1.2 §5.1) on a TAP fd: tx chains are written to the TAP as they are kicked, one frame per
-// write, on the event loop thread (kick eventfds, kick.c); the TAP's events, lifecycle and counters. The rx path
+// write, on the event loop thread (kick eventfds, ioeventfd.c); the TAP's events, lifecycle and counters. The rx path
 // (TAP -> rx buffers) is rx.c.
 #include <errno.h>
 #include <stdio.h>
@@ -172,7 +172,7 @@ struct virtio_mmio_dev *virtio_net_create(const struct virtio_env *env, int tap_
   nt->registered = true;
   /* Kicks arrive on the loop thread that also reads the TAP: a guest's ACK is written to the TAP without the vCPU
    * leaving the guest, and while the loop thread holds the device lock for rx no vCPU waits on it to kick. */
-  if (virtio_kick_init(dev, err, errlen) < 0) {
+  if (virtio_ioeventfds_init(dev, err, errlen) < 0) {
     virtio_mmio_destroy(dev);
     return NULL;
   }
