@@ -3,7 +3,9 @@
 # usage: scripts/install-deps.sh [--no-test-deps]
 #   --no-test-deps   skip what only the tests use (install.sh on a production box): docker-registry,
 #                    musl (the test registry and the test's musl image, src/templates/oci/*.test.ts),
-#                    prometheus (its promtool checks GET /metrics, src/api/metrics-api.test.ts)
+#                    prometheus (its promtool checks GET /metrics, src/api/metrics-api.test.ts),
+#                    openjdk-17-jdk-headless (jshell for guest/interpreter/java-kernel.test.ts; the guest
+#                    image gets its own from guest/interpreter/packages.txt)
 set -euo pipefail
 # skopeo and umoci: `onebox template build --from-image` (docs/templates.md "Templates from OCI images").
 # openssl: `onebox serve --tls` makes its CA and a certificate per getHost() name with it (docs/api.md "TLS").
@@ -13,7 +15,7 @@ PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas
       nodejs node-acorn esbuild r-cran-irkernel)
-TEST_PKGS=(chromium docker-registry musl prometheus)
+TEST_PKGS=(chromium docker-registry musl prometheus openjdk-17-jdk-headless)
 [ "${1:-}" = --no-test-deps ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

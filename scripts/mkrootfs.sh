@@ -8,7 +8,7 @@
 #   --variant            tree:    the root tree given with --tree (an unpacked OCI image), no debootstrap
 #                        minimal: bash coreutils procps ca-certificates
 #                        base:    minimal + python (3), pip, Node.js, npm, git, curl, sudo, iproute2 and the like
-#                        code-interpreter: base + guest/interpreter (packages.txt, its .py/.mjs files in
+#                        code-interpreter: base + guest/interpreter (packages.txt, its .py/.mjs/.java files in
 #                        /opt/onebox/interpreter, service.conf as services.d/interpreter.conf)
 #   --tree DIR           with --variant tree: the root tree to copy (left as it is)
 #   --extra SRC:DEST     copy a file or directory into the image at DEST (repeatable)
@@ -89,7 +89,7 @@ case "$VARIANT" in
     apt_pkgs+=("${BASE_APT_PKGS[@]}")
     INTERP="$REPO/guest/interpreter"
     PKGFILES+=("$INTERP/packages.txt")
-    for f in "$INTERP"/*.py "$INTERP"/*.mjs; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done
+    for f in "$INTERP"/*.py "$INTERP"/*.mjs "$INTERP"/*.java; do EXTRAS+=("$f:/opt/onebox/interpreter/$(basename "$f")"); done
     EXTRAS+=("$INTERP/service.conf:/etc/onebox/services.d/interpreter.conf")
     ;;
   *) die "--variant must be minimal, base, code-interpreter or tree, not '$VARIANT'" ;;

@@ -22,9 +22,10 @@ PYTHON = os.environ.get("ONEBOX_INTERPRETER_PYTHON", sys.executable)
 # §4.4: kernels run as `user` with cwd /home/user when that user exists.
 SANDBOX_USER = os.environ.get("ONEBOX_INTERPRETER_USER", "user")
 
-# The kernels this template ships, on Debian packages (packages.txt). bash, javascript and
-# typescript have no Debian kernel package, so they are our own wrapper kernels (bash_kernel.py,
-# js_kernel.py on Debian's nodejs); r is Debian's IRkernel. java is not installed yet: refused (400).
+# The kernels this template ships, on Debian packages (packages.txt). bash, javascript,
+# typescript and java have no Debian kernel package, so they are our own wrapper kernels
+# (bash_kernel.py, js_kernel.py on Debian's nodejs, java_kernel.py on its JDK's JShell); r is
+# Debian's IRkernel.
 KERNEL_ARGV = {
     "python": [PYTHON, "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f", "{connection_file}",
                "--IPKernelApp.exec_files=" + os.path.join(HERE, "kernel_startup.py")],
@@ -33,6 +34,7 @@ KERNEL_ARGV = {
     "typescript": [PYTHON, os.path.join(HERE, "js_kernel.py"), "--typescript", "-f", "{connection_file}"],
     # Debian's r-cran-irkernel, as its kernelspec (/usr/share/jupyter/kernels/ir/kernel.json) runs it.
     "r": ["R", "--slave", "-e", "IRkernel::main()", "--args", "{connection_file}"],
+    "java": [PYTHON, os.path.join(HERE, "java_kernel.py"), "-f", "{connection_file}"],
 }
 # §4.4: `js` names javascript; E2B's SDKs also send `ts`.
 ALIASES = {"python3": "python", "py": "python", "sh": "bash", "shell": "bash", "js": "javascript",

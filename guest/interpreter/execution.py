@@ -76,6 +76,15 @@ def env_code(language: str, set_vars: Dict[str, str], unset: list) -> str:
         if unset:
             lines.append(f"Sys.unsetenv(c({', '.join(json.dumps(k) for k in unset)}))")
         return "\n".join(lines)
+    if language == "java":
+        # Java cannot set its env: write into the map behind System.getenv() (java_kernel.py opens
+        # java.util for it). JSON strings are Java string literals (a \uXXXX escape never
+        # makes a line break: JSON writes those as \n, \r).
+        lines = ['{ var m = System.getenv(); var f = m.getClass().getDeclaredField("m"); f.setAccessible(true);',
+                 '@SuppressWarnings("unchecked") var w = (java.util.Map<String, String>) f.get(m);']
+        lines += [f"w.put({json.dumps(k)}, {json.dumps(v)});" for k, v in set_vars.items()]
+        lines += [f"w.remove({json.dumps(k)});" for k in unset]
+        return "\n".join(lines) + " }" if set_vars or unset else ""
     # bash: only names the shell can hold
     lines = [f"export {k}={shlex.quote(v)}" for k, v in set_vars.items() if _BASH_NAME.match(k)]
     lines += [f"unset {k}" for k in unset if _BASH_NAME.match(k)]

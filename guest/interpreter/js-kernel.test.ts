@@ -41,7 +41,7 @@ test("contexts are listed with their languages; js and ts name them; others are 
   expect(listed).toEqual(expect.arrayContaining(["python", "javascript", "typescript"]));
   const res = await fetch(`${URL}/contexts`, { method: "POST", body: JSON.stringify({ language: "cobol" }) });
   expect(res.status).toBe(400);
-  expect(await res.text()).toBe("Language 'cobol' is not supported by this template (supported: bash, javascript, python, r, typescript)");
+  expect(await res.text()).toBe("Language 'cobol' is not supported by this template (supported: bash, java, javascript, python, r, typescript)");
 });
 
 test("state survives between cells; the last expression is the result, shown as Node's REPL shows it (util.inspect)", async () => {

@@ -31,6 +31,7 @@ class JsKernel(Kernel):
     language_info = {"name": "javascript", "mimetype": "text/javascript", "file_extension": ".js"}
     banner = "onebox javascript kernel (a persistent Node process)"
     typescript = False
+    runtime_name, runtime_program = "Node", "node"  # for the messages when the runtime is replaced
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -48,7 +49,7 @@ class JsKernel(Kernel):
         # (Node, and the user's child processes, get it as from Ctrl-C) and kills the group on
         # shutdown. Node resets the SIG_IGN that ipykernel leaves on SIGINT at its start.
         self._node = subprocess.Popen(
-            [NODE, os.path.join(HERE, "js_runtime.mjs"), str(cmd_r), str(evt_w)],
+            self._runtime_argv(cmd_r, evt_w),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(cmd_r, evt_w), cwd=os.getcwd(), env=dict(os.environ))
         os.close(cmd_r)
@@ -57,6 +58,12 @@ class JsKernel(Kernel):
         self._decoders = {fd: codecs.getincrementaldecoder("utf-8")("replace")
                           for fd in (self._node.stdout.fileno(), self._node.stderr.fileno())}
         self._names = {self._node.stdout.fileno(): "stdout", self._node.stderr.fileno(): "stderr"}
+
+    def _runtime_argv(self, cmd_fd: int, evt_fd: int) -> list:
+        return [NODE, os.path.join(HERE, "js_runtime.mjs"), str(cmd_fd), str(evt_fd)]
+
+    def _encode_cell(self, seq: int, code: str, typescript: bool) -> bytes:
+        return (json.dumps({"id": seq, "code": code, "typescript": typescript}) + "\n").encode()
 
     def _stop_node(self) -> None:
         try:
@@ -92,7 +99,7 @@ class JsKernel(Kernel):
     def _run(self, code: str, typescript: bool, publish: bool) -> dict:
         """Sends one cell and streams its output until its outcome (a dict) arrives."""
         self._seq += 1
-        pending = (json.dumps({"id": self._seq, "code": code, "typescript": typescript}) + "\n").encode()
+        pending = self._encode_cell(self._seq, code, typescript)
         outputs = [self._node.stdout.fileno(), self._node.stderr.fileno()]
         events, deadline = b"", None
         while True:
@@ -139,10 +146,10 @@ class JsKernel(Kernel):
         self._drain_output(outputs, publish)
         code = self._node.wait()
         self._restart_node()
-        return self._lost("RuntimeExited", f"node exited with status {code}")
+        return self._lost("RuntimeExited", f"{self.runtime_program} exited with status {code}")
 
     def _lost(self, name: str, why: str) -> dict:
-        value = f"{why}; a new Node runtime was started (its state is lost)"
+        value = f"{why}; a new {self.runtime_name} runtime was started (its state is lost)"
         self._notice = f"The previous cell's {value}.\n"
         return {"ok": False, "error": {"name": name, "value": value, "traceback": [f"{name}: {value}"]}}
 

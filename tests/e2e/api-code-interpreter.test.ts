@@ -1,7 +1,7 @@
 // The code interpreter through onebox's data plane against real microVMs, with the official
 // @e2b/code-interpreter SDK: create (template code-interpreter-v1, ready port 49999), state across
-// runCode, print, tracebacks, matplotlib PNG, pandas HTML/data, contexts, envs, javascript and
-// typescript cells, a cell interrupted
+// runCode, print, tracebacks, matplotlib PNG, pandas HTML/data, contexts, envs, javascript,
+// typescript, r and java cells, a cell interrupted
 // by its timeout, and 10 sandboxes at once (1 vCPU, 512 MiB each) (issue 6). Test host only (scripts/test-e2e.sh).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -167,6 +167,32 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("code interpreter through onebox", 
     expect(ts.text).toBe("42");
     expect((await sbx.listCodeContexts()).map((c) => c.language)).toEqual(expect.arrayContaining(["javascript", "typescript"]));
     await sbx.removeCodeContext(js);
+  }, 600_000);
+
+  test("r (Debian's IRkernel) and java (JShell on Debian's JDK) cells: state, output, envs, cwd, errors", async () => {
+    const r = await sbx.createCodeContext({ language: "r" });
+    await sbx.runCode("x <- 40", { ...CELL, context: r });
+    const rx = await sbx.runCode('cat("hi\\n")\npaste(x + 2, Sys.getenv("ONEBOX_GLOBAL"), Sys.getenv("ONEBOX_CALL"), getwd())', {
+      ...CELL,
+      context: r,
+      envs: { ONEBOX_CALL: "per-call" },
+    });
+    expect(rx.logs.stdout.join("")).toBe("hi\n");
+    // IRkernel shows a value as display data, so it is a result but not the main one
+    expect(rx.results.map((x) => x.text).join("\n")).toBe('[1] "42 from-create per-call /home/user"');
+    expect((await sbx.runCode('stop("boom")', { ...CELL, context: r })).error?.value).toContain("boom");
+    // java through the language option: its default context, created on first use
+    const j = await sbx.runCode('int n = 40;\nSystem.out.println("hi");\nn + 2', { ...CELL, language: "java" });
+    expect(j.error).toBeUndefined();
+    expect(j.text).toBe("42");
+    expect(j.logs.stdout.join("")).toBe("hi\n");
+    const read = 'String.join(" ", System.getProperty("user.name"), new File("").getAbsolutePath(), System.getenv("ONEBOX_GLOBAL"), System.getenv("ONEBOX_CALL"))';
+    expect((await sbx.runCode(read, { ...CELL, language: "java", envs: { ONEBOX_CALL: "per-call" } })).text).toBe("user /home/user from-create per-call");
+    expect((await sbx.runCode(read, { ...CELL, language: "java" })).text).toBe("user /home/user from-create null");
+    const bad = await sbx.runCode("n / 0", { ...CELL, language: "java" });
+    expect(bad.error).toMatchObject({ name: "java.lang.ArithmeticException", value: "/ by zero" });
+    expect((await sbx.listCodeContexts()).map((c) => c.language)).toEqual(expect.arrayContaining(["r", "java"]));
+    await sbx.removeCodeContext(r);
   }, 600_000);
 
   test("a long cell is interrupted by its timeout and the context stays usable", async () => {
