@@ -72,6 +72,9 @@ test("per-call envs apply to one call (System.getenv); the cwd is /home/user", a
     'b\u00e4r "q" \\u0041 \u{1F600} /home/user',
   );
   expect((await sbx.runCode(read, { context: java })).text).toBe("null /home/user");
+  // the JVM leaves nothing of its own in the user's /tmp (no hsperfdata_<user>/<pid>)
+  const perf = 'new File("/tmp/hsperfdata_" + System.getProperty("user.name"), "" + ProcessHandle.current().pid()).exists()';
+  expect((await sbx.runCode(perf, { context: java })).text).toBe("false");
 }, 20_000);
 
 test("timeoutMs interrupts a sleeping cell and a busy loop; the context keeps its state; System.exit gets a fresh JVM", async () => {

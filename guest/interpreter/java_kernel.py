@@ -18,6 +18,8 @@ JAVA_OPTIONS = [
     "--add-opens", "java.base/java.util=ALL-UNNAMED",
     # One GC thread set instead of G1's: a sandbox has a core or two, and a JVM per context.
     "-XX:+UseSerialGC",
+    # No /tmp/hsperfdata_<user> dir: onebox's internals stay out of the user's /tmp (jps/jstat lose it).
+    "-XX:-UsePerfData",
 ]
 
 
