@@ -60,8 +60,10 @@ final class JavaRuntime {
                 }
             }, "cell");
             t.setContextClassLoader(Thread.currentThread().getContextClassLoader());
+            if (stopped) throw new ExecutionControl.StoppedException();
             runner = t;
             t.start();
+            if (stopped) stop(); // an interrupt that came while the runner was being set
             while (true) {
                 try {
                     t.join();
@@ -72,9 +74,8 @@ final class JavaRuntime {
             }
             runner = null;
             Throwable e = err[0];
-            if (e instanceof InvocationTargetException && e.getCause() instanceof ThreadDeath && stopped) {
-                throw new ExecutionControl.StoppedException();
-            }
+            Throwable cause = e instanceof InvocationTargetException ? e.getCause() : e;
+            if (stopped && cause instanceof ThreadDeath) throw new ExecutionControl.StoppedException();
             if (e instanceof Exception) throw (Exception) e;
             if (e != null) throw new InvocationTargetException(e);
             value = res[0];
@@ -84,11 +85,10 @@ final class JavaRuntime {
         @Override
         @SuppressWarnings({"deprecation", "removal"})
         public void stop() {
+            // Also while JShell compiles (no runner yet): the cell ends before its next snippet.
+            stopped = true;
             Thread t = runner;
-            if (t != null) {
-                stopped = true;
-                t.stop(); // JDK 17: still works (the jshell tool's local engine does the same)
-            }
+            if (t != null) t.stop(); // JDK 17: still works (the jshell tool's local engine does the same)
         }
     }
 
@@ -110,6 +110,7 @@ final class JavaRuntime {
         String remaining = code;
         String text = null;
         while (!remaining.isBlank()) {
+            if (control.stopped) return interrupted();
             SourceCodeAnalysis.CompletionInfo info = sca.analyzeCompletion(remaining);
             if (info.completeness() == SourceCodeAnalysis.Completeness.EMPTY) break;
             if (!info.completeness().isComplete()) {
@@ -122,7 +123,7 @@ final class JavaRuntime {
             text = null;
             for (SnippetEvent ev : shell.eval(source)) {
                 if (ev.causeSnippet() != null) continue; // an update of a dependent snippet
-                if (control.stopped) return error("InterruptedException", "the cell was interrupted", List.of("java.lang.InterruptedException: the cell was interrupted"));
+                if (control.stopped) return interrupted();
                 Snippet sn = ev.snippet();
                 if (ev.status() == Snippet.Status.REJECTED) return compileError(sn);
                 if (ev.exception() != null) return runtimeError(ev.exception());
@@ -133,6 +134,10 @@ final class JavaRuntime {
             }
         }
         return text == null ? "{\"ok\":true}" : "{\"ok\":true,\"text\":" + json(text) + "}";
+    }
+
+    static String interrupted() {
+        return error("InterruptedException", "the cell was interrupted", List.of("java.lang.InterruptedException: the cell was interrupted"));
     }
 
     /** An expression's value is the cell's result; a declaration's (int x = 1) is not, as in IJava. */
