@@ -98,7 +98,7 @@ test("context_id together with language is 400", async () => {
 
 test("a language this template does not install is refused with 400", async () => {
   await expect(sbx.runCode("1", { language: "cobol" })).rejects.toThrow(/400/);
-  await expect(sbx.createCodeContext({ language: "java" })).rejects.toBeInstanceOf(SandboxError);
+  await expect(sbx.createCodeContext({ language: "go" })).rejects.toBeInstanceOf(SandboxError);
 });
 
 test("bash contexts keep shell state, honour envs and report exit codes", async () => {
