@@ -38,7 +38,9 @@ test("GET /metrics: the key as Bearer or X-API-Key, none is 401; promtool finds 
   expect(value(before, 'onebox_admission_vcpus{kind="budget"}')).toBe(s.config.cpuBudget);
 
   const a = await s.create();
-  await s.create();
+  const b = await s.create();
+  // What b's network slot denied (the slot's eBPF counters and the name proxy's refusals, faked here).
+  s.fm.net.dropsByFd.set(s.fm.vm(s.state.sandboxes.get(b.id)!.runDir!)!.spec.net!.tapFd, { policy: 3, name: 2 });
   s.fm.failOnce.add("init");
   await expect(s.create()).rejects.toThrow();
   await s.manager.kill(a.id);
@@ -57,6 +59,8 @@ test("GET /metrics: the key as Bearer or X-API-Key, none is 401; promtool finds 
   expect(value(text, 'onebox_admission_vcpus{kind="used"}')).toBe(1);
   expect(value(text, 'onebox_admission_memory_bytes{kind="used"}')).toBe(s.template.memoryMb * 1024 * 1024);
   expect(value(text, "onebox_sandbox_snapshots")).toBe(0);
+  expect(value(text, 'onebox_network_denied_total{reason="policy"}')).toBe(3);
+  expect(value(text, 'onebox_network_denied_total{reason="name"}')).toBe(2);
 });
 
 test("the data plane's answers are counted by status class (a running daemon, requests for sandboxes it does not have)", async () => {

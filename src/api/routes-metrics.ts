@@ -27,5 +27,6 @@ function scrape(d: ApiDeps): ScrapeState {
     // Each template's ready snapshots (one per snapshot key that is still kept).
     templateSnapshotBytes: images.map((t) => ({ template: t.id, bytes: snapshotBytes(join(t.dir, "snapshots")) })),
     snapshotStorage: { count: storage.count, bytes: storage.totalBytes },
+    networkDenied: d.manager.networkDenied(),
   };
 }

@@ -127,6 +127,13 @@ export class FakeNet implements NetSlots {
     return l;
   }
 
+  /** The held slots' drops (released fake slots keep none). */
+  deniedTotal(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const l of this.held.values()) for (const [k, n] of Object.entries(l.drops() ?? {})) sum[k] = (sum[k] ?? 0) + n;
+    return sum;
+  }
+
   async acquire(): Promise<NetLease> {
     if (this.failAcquire) throw new Error("fake slot acquire failed");
     return this.lease(this.nextFd++);

@@ -33,6 +33,9 @@ export interface NetSlots {
   adoptHeldBy(handle: VmHandle): NetLease | null;
   /** After recovery: re-adopted slots no sandbox claimed (a reaped warm pool entry's, a template VM's) go. */
   releaseUnclaimed(): Promise<void>;
+  /** Everything the slots dropped or refused since this daemon started, by reason (camelCase): the released slots'
+   *  final counts plus the live ones' (GET /metrics). */
+  deniedTotal(): NetDrops;
   /** Daemon stop: waits for releases under way, then turns release into a no-op (running sandboxes' slots are
    *  the next daemon's to re-adopt). */
   detach(): Promise<void>;
@@ -99,9 +102,12 @@ export function networkSlots(network: Network): NetSlots {
   const pending = new Set<Promise<void>>();
   const unclaimed = new Map<string, NetSlot>(network.startReport.adopted.map((s) => [s.tapName, s]));
   const byHandle = new WeakMap<VmHandle, NetLease>();
+  const live = new Set<NetLease>();
+  /** What released slots had dropped when they went. */
+  const retired: NetDrops = {};
   const lease = (slot: NetSlot): NetLease => {
     let done: Promise<void> | null = null;
-    return {
+    const l: NetLease = {
       tapName: slot.tapName,
       fd: slot.fd ?? -1,
       slotIp: slot.slotIp,
@@ -113,11 +119,13 @@ export function networkSlots(network: Network): NetSlots {
         // The counters go with the slot: what it dropped is logged first, so an operator can still see why.
         try {
           const d: Record<string, number> = slot.isDestroyed ? {} : network.drops(slot);
+          for (const [k, n] of Object.entries(dropsJson(d))) retired[k] = (retired[k] ?? 0) + n;
           const nonzero = Object.fromEntries(Object.entries(d).filter(([, n]) => n > 0));
           if (Object.keys(nonzero).length) log.info("network: packets a slot dropped, by reason", { tap: slot.tapName, slotIp: slot.slotIp, drops: nonzero });
         } catch {
           // counters unreadable: the release goes on
         }
+        live.delete(l);
         const p = network.pool
           .release(slot)
           .catch((e: unknown) => log.warn("network: could not release a slot", { tap: slot.tapName, error: String(e) }))
@@ -127,6 +135,8 @@ export function networkSlots(network: Network): NetSlots {
         return p;
       },
     };
+    live.add(l);
+    return l;
   };
   return {
     acquire: async () => lease(await network.pool.acquire()),
@@ -147,6 +157,11 @@ export function networkSlots(network: Network): NetSlots {
       unclaimed.clear();
       if (rest.length) log.info("network: releasing re-adopted slots no sandbox holds", { taps: rest.map((s) => s.tapName) });
       await Promise.all(rest.map((s) => lease(s).release()));
+    },
+    deniedTotal() {
+      const sum: NetDrops = { ...retired };
+      for (const l of live) for (const [k, n] of Object.entries(l.drops() ?? {})) sum[k] = (sum[k] ?? 0) + n;
+      return sum;
     },
     async detach() {
       while (pending.size) await Promise.all([...pending]);

@@ -1,7 +1,7 @@
 // The daemon's Prometheus metrics (GET /metrics, docs/operations.md): counters and histograms that the create path
 // and the data plane move as things happen, and gauges read from the daemon's state at scrape time. Names follow
 // Prometheus conventions: `onebox_` prefix, `_total` counters, base units (seconds, bytes).
-import { Counter, Gauge, Histogram, render } from "./exposition.ts";
+import { Counter, Gauge, Histogram, render, ScrapedCounter } from "./exposition.ts";
 
 /** Seconds: emulated creates take seconds, real ones tens of milliseconds. */
 const CREATE_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -18,6 +18,8 @@ export interface ScrapeState {
   templateSnapshotBytes: { template: string; bytes: number }[];
   /** Sandbox snapshots and fork captures together. */
   snapshotStorage: { count: number; bytes: number };
+  /** What the network slots denied since the daemon started, by reason (null: no guest networking). */
+  networkDenied: Record<string, number> | null;
 }
 
 export class DaemonMetrics {
@@ -39,6 +41,10 @@ export class DaemonMetrics {
   private readonly memory = new Gauge("onebox_admission_memory_bytes", "Guest memory claimed by live sandboxes (kind: used) and the admission budget (kind: budget).");
   private readonly templateSnapshotBytes = new Gauge("onebox_template_snapshot_bytes", "Bytes on disk of a template's ready snapshots (allocated), by template.");
   private readonly snapshotCount = new Gauge("onebox_sandbox_snapshots", "Sandbox snapshots and fork captures stored.");
+  private readonly networkDenied = new ScrapedCounter(
+    "onebox_network_denied_total",
+    "Sandbox traffic the egress policy denied since the daemon started: packets the slots' eBPF programs dropped and connections the name proxy refused, by reason (docs/network.md).",
+  );
   private readonly snapshotBytes = new Gauge("onebox_sandbox_snapshot_bytes", "Bytes on disk of sandbox snapshots and fork captures (allocated; a base image they link is not counted).");
 
   /** A create that reached running: its mode, whether the warm pool served it, and its stages in ms. */
@@ -79,6 +85,8 @@ export class DaemonMetrics {
     for (const t of s.templateSnapshotBytes) this.templateSnapshotBytes.set({ template: t.template }, t.bytes);
     this.snapshotCount.set({}, s.snapshotStorage.count);
     this.snapshotBytes.set({}, s.snapshotStorage.bytes);
+    this.networkDenied.reset();
+    for (const [reason, n] of Object.entries(s.networkDenied ?? {})) this.networkDenied.set({ reason }, n);
     return render([
       this.sandboxes,
       this.creates,
@@ -92,6 +100,7 @@ export class DaemonMetrics {
       this.snapshotCount,
       this.snapshotBytes,
       this.dataPlaneRequests,
+      ...(s.networkDenied ? [this.networkDenied] : []),
     ]);
   }
 }

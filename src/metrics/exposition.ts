@@ -70,6 +70,21 @@ export class Counter extends Family {
   }
 }
 
+/** A counter whose totals another part keeps (read at scrape time, as a gauge is): reset() then set(). */
+export class ScrapedCounter extends Family {
+  readonly type = "counter";
+  private readonly series = new Series();
+  set(labels: Labels, value: number): void {
+    this.series.set(labels, value);
+  }
+  reset(): void {
+    this.series.clear();
+  }
+  samples(): string[] {
+    return this.series.lines(this.name);
+  }
+}
+
 /** A gauge set at scrape time: reset() then set() for every series that exists now. */
 export class Gauge extends Family {
   readonly type = "gauge";

@@ -93,6 +93,11 @@ export class SandboxManager {
     return this.ctx.starter?.pool?.ready(templateId) ?? 0;
   }
 
+  /** What the network slots denied since the daemon started, by reason; null without guest networking. */
+  networkDenied(): Record<string, number> | null {
+    return this.ctx.machine?.net?.deniedTotal() ?? null;
+  }
+
   /** Makes the snapshots of every template that can start here, in the background (first creates restore). */
   async warmTemplates(): Promise<void> {
     // Fork captures whose forks all ended while no daemon ran (or left by one that stopped mid-fork) go first.

@@ -253,6 +253,11 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("guest networking through onebox", 
       expect(spoof.stdout.trim().split("\n").pop()).toBe("exit=28");
       expect(await curl(a)).toBe(`hello ${aIp}\n`); // a's own address still works
       expect((await dropsOf(a.sandboxId)).spoof).toBeGreaterThan(before.spoof!);
+      // GET /metrics sums every slot's counters since the daemon started (issue 19's denied connections).
+      const metrics = await (await fetch(`${d.url}/metrics`, { headers: { "X-API-Key": d.key } })).text();
+      const denied = (reason: string) => Number(new RegExp(`^onebox_network_denied_total\\{reason="${reason}"\\} (\\d+)$`, "m").exec(metrics)?.[1]);
+      const aNow = await dropsOf(a.sandboxId);
+      for (const reason of ["spoof", "gatewayPort", "host"]) expect(denied(reason)).toBeGreaterThanOrEqual(aNow[reason]!);
     } finally {
       await b.kill();
       metadata.stop(true);
