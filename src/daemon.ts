@@ -73,7 +73,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
     } catch (err) {
       log.error("audit log write failed", { op: e.op, error: String(err) });
     }
-  });
+  }, (direction, n) => manager.daemonMetrics.dataPlaneForwarded(direction, n));
   const server = startServer(config, api, dataPlane);
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;

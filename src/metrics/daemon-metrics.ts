@@ -35,6 +35,10 @@ export class DaemonMetrics {
     CREATE_BUCKETS,
   );
   private readonly dataPlaneRequests = new Counter("onebox_dataplane_requests_total", "Data-plane requests answered, by status class (code: 2xx, 3xx, 4xx, 5xx).");
+  private readonly dataPlaneBytes = new Counter(
+    "onebox_dataplane_bytes_total",
+    "HTTP body bytes the data plane forwarded, by direction (to_sandbox, from_sandbox); WebSocket frames are not counted.",
+  );
   private readonly sandboxes = new Gauge("onebox_sandboxes", "Live sandboxes (not ended), by state and template.");
   private readonly warmPoolReady = new Gauge("onebox_warm_pool_ready_entries", "Warm pool entries ready to take, by template.");
   private readonly cpus = new Gauge("onebox_admission_vcpus", "vCPUs claimed by live sandboxes (kind: used) and the admission budget (kind: budget).");
@@ -63,6 +67,10 @@ export class DaemonMetrics {
 
   dataPlaneAnswered(status: number): void {
     this.dataPlaneRequests.inc({ code: `${Math.floor(status / 100)}xx` });
+  }
+
+  dataPlaneForwarded(direction: "to_sandbox" | "from_sandbox", n: number): void {
+    this.dataPlaneBytes.inc({ direction }, n);
   }
 
   render(s: ScrapeState): string {
@@ -100,6 +108,7 @@ export class DaemonMetrics {
       this.snapshotCount,
       this.snapshotBytes,
       this.dataPlaneRequests,
+      this.dataPlaneBytes,
       ...(s.networkDenied ? [this.networkDenied] : []),
     ]);
   }

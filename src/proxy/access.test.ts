@@ -17,12 +17,13 @@ let d: TestDaemon;
 const guests: Server<undefined>[] = [];
 const slots: { id: string; port: number }[] = [];
 
-/** What a guest port answers: its port and path, or for /stream a chunk, a silence, and a chunk. */
+/** What a guest port answers: its port and path; for /echo the request body; for /stream a chunk, a silence, and a chunk. */
 function guestServer(path: string, port: number): Server<undefined> {
   return Bun.serve({
     unix: path,
-    fetch(req) {
+    async fetch(req) {
       const url = new URL(req.url);
+      if (url.pathname === "/echo") return new Response(await req.arrayBuffer());
       if (url.pathname === "/stream") {
         return new Response(
           new ReadableStream({
@@ -229,4 +230,17 @@ test("maskRequestHost: the sandbox's ports see that Host, ${PORT} replaced by th
   expect(await (await port("maskbox", 49999, "/host")).json()).toEqual({ host: "localhost:49999" });
   const plain = (await (await port("openbox", 8000, "/host")).json()) as { host: string };
   expect(plain.host).not.toContain("localhost:8000");
+});
+
+test("the data plane's forwarded body bytes are counted both ways for GET /metrics", async () => {
+  const metric = async (direction: string) => {
+    const text = await (await d.api("/metrics")).text();
+    return Number(new RegExp(`^onebox_dataplane_bytes_total\\{direction="${direction}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+  };
+  const [up, down] = [await metric("to_sandbox"), await metric("from_sandbox")];
+  const body = "x".repeat(100_000);
+  const res = await port("openbox", 8000, "/echo", {}, { method: "POST", body });
+  expect(await res.text()).toBe(body);
+  expect((await metric("to_sandbox")) - up).toBe(100_000);
+  expect((await metric("from_sandbox")) - down).toBe(100_000);
 });

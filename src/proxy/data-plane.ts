@@ -39,6 +39,8 @@ export class DataPlane {
     private readonly sandboxes: SandboxPort,
     readonly answered: (status: number) => void = () => {},
     private readonly audit: (e: DataAudit) => void = () => {},
+    /** Told the HTTP body bytes forwarded each way (the daemon's metrics; WebSocket frames are not counted). */
+    private readonly bytes: (direction: "to_sandbox" | "from_sandbox", n: number) => void = () => {},
   ) {}
 
   /** Answers the request, or returns undefined once it has been upgraded to a WebSocket. The server's
@@ -75,6 +77,17 @@ export class DataPlane {
     return new Request(req, { body: req.body.pipeThrough(startAuditStream(seen)), duplex: "half" } as RequestInit);
   }
 
+  /** The request with its body counted as it streams up. */
+  private counted(req: Request): Request {
+    if (req.body === null || req.method === "GET" || req.method === "HEAD") return req;
+    return new Request(req, { body: req.body.pipeThrough(byteCounter((n) => this.bytes("to_sandbox", n))), duplex: "half" } as RequestInit);
+  }
+
+  private countedResponse(res: Response): Response {
+    if (res.body === null) return res;
+    return new Response(res.body.pipeThrough(byteCounter((n) => this.bytes("from_sandbox", n))), res);
+  }
+
   private async forward(
     req: Request,
     url: URL,
@@ -95,8 +108,9 @@ export class DataPlane {
         if (upgradeClient(server, req, upstream, route.signal, hooks.release)) return undefined;
         throw badRequest("WebSocket upgrade failed: send a valid WebSocket handshake");
       }
-      if (port !== ENVD_PORT) return await forwardRequest(req, url, socket, route.signal, hooks.streaming, host);
-      const res = await forwardRequest(this.audited(req, url, id), url, socket, route.signal, hooks.streaming, host);
+      const up = this.counted(port === ENVD_PORT ? this.audited(req, url, id) : req);
+      const res = this.countedResponse(await forwardRequest(up, url, socket, route.signal, hooks.streaming, host));
+      if (port !== ENVD_PORT) return res;
       if (req.method === "POST" && url.pathname === "/files") {
         this.audit({ sandboxId: id, op: "file-write", detail: url.searchParams.getAll("path").join(", ") || "(paths in the multipart body)", status: res.status });
       }
@@ -109,4 +123,14 @@ export class DataPlane {
       return portNotOpen(id, port);
     }
   }
+}
+
+/** Passes chunks through unchanged, telling their sizes. */
+function byteCounter(count: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    transform(chunk, c) {
+      count(chunk.byteLength);
+      c.enqueue(chunk);
+    },
+  });
 }
