@@ -77,7 +77,7 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   const server = startServer(config, api, dataPlane);
   // With --port 0 the bound port is known only now; routes read config at request time.
   config.port = server.port ?? config.port;
-  const tls = config.tls ? await startTls(config, (id) => state.sandboxes.get(id) !== undefined).catch(async (e: unknown) => {
+  const tls = config.tls ? await startTls(config, (id) => (state.sandboxes.get(id)?.state ?? "ended") !== "ended").catch(async (e: unknown) => {
     await server.stop(true);
     throw e;
   }) : null;

@@ -48,8 +48,12 @@ test("the returned domain names the TLS port, and https://<port>-<id>.localhost 
   expect(await handshake(`8000-${ID}.localhost`)).toBe(`ok 8000-${ID}.localhost`);
 });
 
-test("no certificate for a name that is not a live sandbox's port: another domain, an unknown id, no SNI", async () => {
-  for (const name of ["example.com", `8000-${ID}.example.com`, "8000-nosuchid.localhost", "localhost", `99999-${ID}.localhost`, undefined]) {
+test("no certificate for a name that is not a live sandbox's port: another domain, an unknown or ended id, no SNI", async () => {
+  d.state.sandboxes.insert({
+    id: "tlsended", templateId: "t", state: "ended", cpuCount: 1, memoryMb: 128, diskSizeMb: 256, envdVersion: "0.6.13",
+    envdAccessToken: "tok", metadata: "{}", envVars: "{}", secure: true, startedAt: Date.now(), endAt: Date.now(),
+  });
+  for (const name of ["example.com", `8000-${ID}.example.com`, "8000-nosuchid.localhost", "8000-tlsended.localhost", "localhost", `99999-${ID}.localhost`, undefined]) {
     expect(await handshake(name)).toStartWith("error ");
   }
 });
