@@ -62,7 +62,10 @@ struct virtio_mmio_dev {
   uint32_t status;
   uint32_t device_features_sel, driver_features_sel, queue_sel;
   uint64_t driver_features;
-  uint32_t interrupt_status; /* with ack_fd: an ACK may wait in it (virtio_ack_take before every look) */
+  /* InterruptStatus has a lock of its own, taken after `lock` where both are: the guest's read of it in every interrupt
+   * handler (a vCPU exit) then never waits for the event loop's rx burst under `lock`. */
+  pthread_mutex_t irq_lock;
+  uint32_t interrupt_status; /* irq_lock; with ack_fd an ACK may wait in it (virtio_ack_take before every look) */
   int ack_fd;                 /* InterruptACK = VIRTIO_MMIO_INT_VRING written through KVM_IOEVENTFD, or -1 */
   uint32_t config_generation;
   struct virtq queues[VIRTIO_MAX_QUEUES];
@@ -93,7 +96,7 @@ void virtio_dev_kick(struct virtio_mmio_dev *dev, uint16_t qi);
  * InterruptACK (virtio_ack_take). The MMIO write paths stay (a write that did not match the ioeventfd, or no KVM: the
  * tests). 0, or -1 with err. */
 int virtio_ioeventfds_init(struct virtio_mmio_dev *dev, char *err, size_t errlen);
-/* Lock held: applies an InterruptACK the guest wrote through the eventfd (clears VIRTIO_MMIO_INT_VRING). */
+/* irq_lock held: applies an InterruptACK the guest wrote through the eventfd (clears VIRTIO_MMIO_INT_VRING). */
 void virtio_ack_take(struct virtio_mmio_dev *dev);
 /* virtio_mmio_destroy, before ops->destroy: unwatches the eventfds, waits out a callback in flight, closes them. */
 void virtio_ioeventfds_close(struct virtio_mmio_dev *dev);

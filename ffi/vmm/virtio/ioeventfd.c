@@ -41,7 +41,7 @@ int virtio_ioeventfds_init(struct virtio_mmio_dev *dev, char *err, size_t errlen
   return 0;
 }
 
-/* Lock held. The driver wrote InterruptACK = VIRTIO_MMIO_INT_VRING since the last look: clear that bit now. Called
+/* irq_lock held. The driver wrote InterruptACK = VIRTIO_MMIO_INT_VRING since the last look: clear that bit now. Called
  * before InterruptStatus is read, written or raised and before a save, so an ACK never clears a bit raised after it
  * (the raise takes the ACK first), and a read sees every ACK written before it. */
 void virtio_ack_take(struct virtio_mmio_dev *dev) {

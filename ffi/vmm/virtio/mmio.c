@@ -10,6 +10,7 @@ struct virtio_mmio_dev *virtio_dev_alloc(const struct virtio_env *env, uint32_t 
   struct virtio_mmio_dev *dev = calloc(1, sizeof *dev);
   if (!dev) return NULL;
   pthread_mutex_init(&dev->lock, NULL);
+  pthread_mutex_init(&dev->irq_lock, NULL);
   dev->env = *env;
   dev->device_id = device_id;
   /* Every device offers EVENT_IDX (§2.7.10): fewer exits and interrupts; the queue code does both modes. */
@@ -25,6 +26,7 @@ struct virtio_mmio_dev *virtio_dev_alloc(const struct virtio_env *env, uint32_t 
 void virtio_dev_free(struct virtio_mmio_dev *dev) {
   if (!dev) return;
   pthread_mutex_destroy(&dev->lock);
+  pthread_mutex_destroy(&dev->irq_lock);
   free(dev);
 }
 
@@ -33,9 +35,27 @@ bool virtio_dev_running(const struct virtio_mmio_dev *dev) {
 }
 
 static void raise_irq(struct virtio_mmio_dev *dev, uint32_t bit) {
+  pthread_mutex_lock(&dev->irq_lock);
   virtio_ack_take(dev); /* an ACK written before this raise must not clear its bit later */
   dev->interrupt_status |= bit;
+  pthread_mutex_unlock(&dev->irq_lock);
   irq_line_trigger(&dev->env.irq);
+}
+
+/* InterruptStatus and InterruptACK: irq_lock only (not the device lock). */
+static uint32_t irq_status_read(struct virtio_mmio_dev *dev) {
+  pthread_mutex_lock(&dev->irq_lock);
+  virtio_ack_take(dev);
+  uint32_t v = dev->interrupt_status;
+  pthread_mutex_unlock(&dev->irq_lock);
+  return v;
+}
+
+static void irq_status_ack(struct virtio_mmio_dev *dev, uint32_t v) {
+  pthread_mutex_lock(&dev->irq_lock);
+  virtio_ack_take(dev);
+  dev->interrupt_status &= ~v;
+  pthread_mutex_unlock(&dev->irq_lock);
 }
 
 void virtio_dev_fail(struct virtio_mmio_dev *dev, const char *why) {
@@ -74,8 +94,10 @@ static void dev_reset(struct virtio_mmio_dev *dev) {
   dev->status = 0;
   dev->device_features_sel = dev->driver_features_sel = dev->queue_sel = 0;
   dev->driver_features = 0;
+  pthread_mutex_lock(&dev->irq_lock);
   virtio_ack_take(dev); /* an ACK of the old driver's interrupt is not carried over */
   dev->interrupt_status = 0;
+  pthread_mutex_unlock(&dev->irq_lock);
   for (uint16_t i = 0; i < dev->num_queues; i++) virtq_reset(&dev->queues[i], dev->queue_num_max);
 }
 
@@ -125,9 +147,6 @@ static uint32_t reg_read(struct virtio_mmio_dev *dev, uint64_t off) {
     return dev->device_features_sel < 2 ? (uint32_t)(dev->device_features >> (32 * dev->device_features_sel)) : 0;
   case VIRTIO_MMIO_QUEUE_NUM_MAX: return q ? dev->queue_num_max : 0;
   case VIRTIO_MMIO_QUEUE_READY: return q ? q->ready : 0;
-  case VIRTIO_MMIO_INTERRUPT_STATUS:
-    virtio_ack_take(dev);
-    return dev->interrupt_status;
   case VIRTIO_MMIO_STATUS: return dev->status;
   case VIRTIO_MMIO_CONFIG_GENERATION: return dev->config_generation;
   default: return 0; /* write-only or reserved registers read as 0 */
@@ -166,10 +185,6 @@ static void reg_write(struct virtio_mmio_dev *dev, uint64_t off, uint32_t v) {
   case VIRTIO_MMIO_QUEUE_NOTIFY:
     if (v < dev->num_queues) virtio_dev_kick(dev, (uint16_t)v);
     break;
-  case VIRTIO_MMIO_INTERRUPT_ACK:
-    virtio_ack_take(dev);
-    dev->interrupt_status &= ~v;
-    break;
   case VIRTIO_MMIO_STATUS: status_write(dev, v); break;
   case VIRTIO_MMIO_QUEUE_DESC_LOW: if (q_writable) set_half(&q->desc_gpa, 0, v); break;
   case VIRTIO_MMIO_QUEUE_DESC_HIGH: if (q_writable) set_half(&q->desc_gpa, 1, v); break;
@@ -185,6 +200,11 @@ void virtio_mmio_read(void *opaque, uint64_t offset, uint8_t *data, uint32_t len
   struct virtio_mmio_dev *dev = opaque;
   memset(data, 0, len);
   if (len > 8) return;
+  if (offset == VIRTIO_MMIO_INTERRUPT_STATUS && len == 4) {
+    uint32_t v = irq_status_read(dev);
+    memcpy(data, &v, 4);
+    return;
+  }
   pthread_mutex_lock(&dev->lock);
   if (offset >= VIRTIO_MMIO_CONFIG) {
     /* §4.2.2: device-specific configuration space; any access width. Outside it reads as zero. */
@@ -203,6 +223,10 @@ void virtio_mmio_write(void *opaque, uint64_t offset, const uint8_t *data, uint3
   if (offset >= VIRTIO_MMIO_CONFIG || len != 4 || offset % 4) return; /* config space is read-only here */
   uint32_t v;
   memcpy(&v, data, 4);
+  if (offset == VIRTIO_MMIO_INTERRUPT_ACK) {
+    irq_status_ack(dev, v);
+    return;
+  }
   pthread_mutex_lock(&dev->lock);
   reg_write(dev, offset, v);
   pthread_mutex_unlock(&dev->lock);

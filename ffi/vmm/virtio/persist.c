@@ -4,13 +4,16 @@
 #include <string.h>
 
 void virtio_dev_save(struct virtio_mmio_dev *dev, struct virtio_dev_state *out) {
+  pthread_mutex_lock(&dev->irq_lock);
   virtio_ack_take(dev); /* the snapshot's InterruptStatus has every ACK the guest wrote */
+  uint32_t interrupt_status = dev->interrupt_status;
+  pthread_mutex_unlock(&dev->irq_lock);
   memset(out, 0, sizeof *out);
   *out = (struct virtio_dev_state){
       .device_id = dev->device_id, .num_queues = dev->num_queues, .device_features = dev->device_features,
       .driver_features = dev->driver_features, .status = dev->status,
       .device_features_sel = dev->device_features_sel, .driver_features_sel = dev->driver_features_sel,
-      .queue_sel = dev->queue_sel, .interrupt_status = dev->interrupt_status,
+      .queue_sel = dev->queue_sel, .interrupt_status = interrupt_status,
       .config_generation = dev->config_generation};
   for (uint16_t i = 0; i < dev->num_queues && i < VIRTIO_MAX_QUEUES; i++) {
     const struct virtq *q = &dev->queues[i];
@@ -39,7 +42,9 @@ int virtio_dev_restore(struct virtio_mmio_dev *dev, const struct virtio_dev_stat
   dev->driver_features_sel = st->driver_features_sel;
   dev->queue_sel = st->queue_sel;
   dev->driver_features = st->driver_features;
+  pthread_mutex_lock(&dev->irq_lock);
   dev->interrupt_status = st->interrupt_status & 3; /* used-buffer and config-change bits (§4.2.2) */
+  pthread_mutex_unlock(&dev->irq_lock);
   dev->config_generation = st->config_generation;
   for (uint16_t i = 0; i < dev->num_queues; i++) {
     const struct virtio_queue_state *s = &st->queues[i];

@@ -1,6 +1,6 @@
 // Native test of virtio-net through a fake driver (net_test_util.h): the device contract, config space, tx (one frame
 // per chain, drops), kicks through the queues' eventfds (the KVM_IOEVENTFD path: served on the event loop thread),
-// InterruptACK through its eventfd, and what a restore keeps (the snapshot's MAC, rx buffers, tx chains a kick had not served yet). Rx is net_rx_test.c, a
+// InterruptACK through its eventfd, InterruptStatus read without the device lock, and what a restore keeps (the snapshot's MAC, rx buffers, tx chains a kick had not served yet). Rx is net_rx_test.c, a
 // real TAP net_tap_test.c, the device loop's frames/s net_bench_test.c.
 #include <poll.h>
 #include <signal.h>
@@ -215,10 +215,46 @@ static void test_ack_eventfd(struct evloop *loop) {
   contract_save(d.dev, &st, own);
   CHECK(st.interrupt_status == 0 && fd_rd(&d, VIRTIO_MMIO_INTERRUPT_STATUS) == 0);
   /* The MMIO path: a config-change bit is ACKed by a write that exits (no eventfd for that value). */
-  pthread_mutex_lock(&d.dev->lock);
+  pthread_mutex_lock(&d.dev->irq_lock);
   d.dev->interrupt_status |= VIRTIO_MMIO_INT_CONFIG;
-  pthread_mutex_unlock(&d.dev->lock);
+  pthread_mutex_unlock(&d.dev->irq_lock);
   fd_wr(&d, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_CONFIG);
+  CHECK(fd_rd(&d, VIRTIO_MMIO_INTERRUPT_STATUS) == 0);
+  teardown(&d, peer);
+}
+
+struct status_reader {
+  struct fake_driver *d;
+  _Atomic int done;
+  uint32_t v;
+};
+
+static void *read_status(void *arg) {
+  struct status_reader *r = arg;
+  r->v = fd_rd(r->d, VIRTIO_MMIO_INTERRUPT_STATUS);
+  r->done = 1;
+  return NULL;
+}
+
+/* The guest's InterruptStatus read (every interrupt handler's first access, a vCPU exit) is answered while the device
+ * lock is held, as it is while the event loop reads an rx burst: it takes the interrupt lock only. */
+static void test_status_read_unlocked(struct evloop *loop) {
+  struct fake_driver d;
+  int peer;
+  setup(&d, loop, all_features(), &peer);
+  pthread_mutex_lock(&d.dev->irq_lock);
+  d.dev->interrupt_status |= VIRTIO_MMIO_INT_VRING;
+  pthread_mutex_unlock(&d.dev->irq_lock);
+  struct status_reader r = {.d = &d};
+  pthread_mutex_lock(&d.dev->lock);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, read_status, &r) == 0);
+  for (int i = 0; i < 1000 && !r.done; i++) usleep(1000);
+  bool answered = r.done;
+  pthread_mutex_unlock(&d.dev->lock);
+  pthread_join(t, NULL);
+  CHECK(answered && r.v == VIRTIO_MMIO_INT_VRING);
+  fd_wr(&d, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
   CHECK(fd_rd(&d, VIRTIO_MMIO_INTERRUPT_STATUS) == 0);
   teardown(&d, peer);
 }
@@ -269,6 +305,7 @@ int main(void) {
   test_tx_drops(loop);
   test_kick_eventfd(loop);
   test_ack_eventfd(loop);
+  test_status_read_unlocked(loop);
   test_restore_mac(loop);
   test_restore_pending_tx(loop);
   evloop_destroy(loop);
