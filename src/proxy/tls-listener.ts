@@ -50,7 +50,7 @@ export async function startTlsListener(
   server.maxConnections = maxConnections;
   // A failed handshake (no SNI, a name that is not a live sandbox's, a client that distrusts the CA) is the
   // client's business: logged at debug level only, it must not be an error of the daemon's.
-  server.on("tlsClientError", (e) => log.debug?.("tls: handshake failed", { error: e.message }));
+  server.on("tlsClientError", (e) => log.debug("tls: handshake failed", { error: e.message }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, listen, () => {
@@ -58,6 +58,9 @@ export async function startTlsListener(
       resolve();
     });
   });
+  // After the listen, an error (accept failing for want of file descriptors) is logged: unhandled, it would end the
+  // daemon, and every sandbox's API with it.
+  server.on("error", (e) => log.warn("tls: listener error", { error: e.message }));
   const addr = server.address();
   return {
     port: typeof addr === "object" && addr ? addr.port : port,
