@@ -34,6 +34,15 @@ function parsePort(s: string): number | null {
   return n >= 1 && n <= 65535 ? n : null;
 }
 
+/** The sandbox and port a getHost() name (`<port>-<id>.<sandboxHost>`, lower case, no port) stands for, or null for
+ *  any other name. Routing (classify) and the TLS listener's certificates (tls-certs.ts) both go by it. */
+export function sandboxPortOf(name: string, sandboxHost: string): { sandboxId: string; port: number } | null {
+  const dot = name.indexOf(".");
+  const m = dot > 0 && name.slice(dot + 1) === sandboxHost ? HOST_LABEL.exec(name.slice(0, dot)) : null;
+  const port = m ? parsePort(m[1]!) : null;
+  return m && port !== null ? { sandboxId: m[2]!, port } : null;
+}
+
 /** `sandboxDomain` is the hostname getHost() URLs are under (`--domain`, default localhost): a
  *  `<port>-<id>.` label under any other name is not routed to a sandbox, so a DNS name rebound to
  *  this host (a browser's page at 8000-<id>.attacker.example) does not reach sandbox ports. */
@@ -50,13 +59,8 @@ export function classify(req: Request, url: URL, sandboxDomain = "localhost"): D
     return { plane: "data", sandboxId: id.trim(), port };
   }
   // Host routing: the left-most label is <port>-<sandboxId> (spec §2.3, §2.4 item 2).
-  const name = hostnameOf(req.headers.get("host") ?? url.host);
-  const dot = name.indexOf(".");
-  const m = dot > 0 && name.slice(dot + 1) === hostnameOf(sandboxDomain) ? HOST_LABEL.exec(name.slice(0, dot)) : null;
-  if (m) {
-    const port = parsePort(m[1]!);
-    if (port !== null) return { plane: "data", sandboxId: m[2]!, port };
-  }
+  const target = sandboxPortOf(hostnameOf(req.headers.get("host") ?? url.host), hostnameOf(sandboxDomain));
+  if (target) return { plane: "data", ...target };
   // Signed /files URLs carry no sandbox identity under E2B_SANDBOX_URL (spec §2.4 item 1).
   if (url.pathname === "/files" && url.searchParams.has("signature")) return { plane: "signed-files" };
   return { plane: "control" };

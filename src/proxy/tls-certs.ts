@@ -5,9 +5,9 @@
 import { createSecureContext, type SecureContext } from "node:tls";
 import { readFileSync } from "node:fs";
 import { log } from "../util/log.ts";
+import { sandboxPortOf } from "./dispatch.ts";
 import type { Ca } from "./tls-ca.ts";
 
-const HOST_LABEL = /^(\d{1,5})-([a-z0-9]+)$/;
 const CACHE_MAX = 1024;
 const MINTS_AT_ONCE = 4;
 const LEAF_DAYS = 30;
@@ -32,10 +32,8 @@ export class LeafCerts {
   /** The context for servername, or null (a name that is not `<port>-<live id>.<domain>`: no certificate). */
   async context(servername: string): Promise<SecureContext | null> {
     const name = servername.toLowerCase();
-    const dot = name.indexOf(".");
-    if (dot <= 0 || name.slice(dot + 1) !== this.sandboxHost) return null;
-    const m = HOST_LABEL.exec(name.slice(0, dot));
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535 || !this.isLive(m[2]!)) return null;
+    const target = sandboxPortOf(name, this.sandboxHost);
+    if (!target || !this.isLive(target.sandboxId)) return null;
     const hit = this.cache.get(name);
     if (hit && hit.until > Date.now()) {
       this.cache.delete(name); // most recently used last
