@@ -70,9 +70,8 @@ export class Counter extends Family {
   }
 }
 
-/** A counter whose totals another part keeps (read at scrape time, as a gauge is): reset() then set(). */
-export class ScrapedCounter extends Family {
-  readonly type = "counter";
+/** Values set at scrape time: reset() then set() for every series that exists now. */
+abstract class SetAtScrape extends Family {
   private readonly series = new Series();
   set(labels: Labels, value: number): void {
     this.series.set(labels, value);
@@ -85,19 +84,14 @@ export class ScrapedCounter extends Family {
   }
 }
 
-/** A gauge set at scrape time: reset() then set() for every series that exists now. */
-export class Gauge extends Family {
+/** A gauge set at scrape time. */
+export class Gauge extends SetAtScrape {
   readonly type = "gauge";
-  private readonly series = new Series();
-  set(labels: Labels, value: number): void {
-    this.series.set(labels, value);
-  }
-  reset(): void {
-    this.series.clear();
-  }
-  samples(): string[] {
-    return this.series.lines(this.name);
-  }
+}
+
+/** A counter whose totals another part keeps, read at scrape time as a gauge is. */
+export class ScrapedCounter extends SetAtScrape {
+  readonly type = "counter";
 }
 
 /** Cumulative buckets (upper bounds, ascending; +Inf added), _sum and _count per label set. */
