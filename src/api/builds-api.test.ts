@@ -1,7 +1,7 @@
 // Tests the E2B build API's routes with a real daemon: build requests, COPY uploads (signature, size cap, tar
 // checks, stored by hash), build bodies checked at the edge, and a failing build's status, reason and logs.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestDaemon, type TestDaemon } from "./test-support.ts";
@@ -13,11 +13,17 @@ const json = (body: unknown): RequestInit => ({ method: "POST", body: JSON.strin
 beforeAll(async () => {
   d = await startTestDaemon({ maxBuildUploadBytes: 64 * 1024 });
 });
-afterAll(() => d.stop());
+/** Temp dirs and files this file makes, removed at the end. */
+const made: string[] = [];
+afterAll(async () => {
+  await d.stop();
+  for (const p of made) rmSync(p, { recursive: true, force: true });
+});
 
 /** A tar made by the host's tar of files named as given (relative to a temp dir), gzipped or not. */
 function tarOf(files: Record<string, string>, gzip = true, extra: string[] = []): Uint8Array {
   const dir = mkdtempSync(join(tmpdir(), "obx-tar-"));
+  made.push(dir, `${dir}.tar`);
   for (const [n, c] of Object.entries(files)) {
     mkdirSync(join(dir, n, ".."), { recursive: true });
     writeFileSync(join(dir, n), c);
@@ -112,6 +118,7 @@ test("a failing build reports error with its step, message and log entries; stat
 test("the real SDK's Template.build(): its COPY upload lands through the signed link, the build's error is its BuildError", async () => {
   const { Template } = await import("e2b");
   const ctx = mkdtempSync(join(tmpdir(), "obx-ctx-"));
+  made.push(ctx);
   writeFileSync(join(ctx, "hello.txt"), "hello\n");
   const opts = { apiKey: d.key, apiUrl: d.url, requestTimeoutMs: 10_000 };
   const t = () => Template({ fileContextPath: ctx }).fromTemplate("not-registered").copy("hello.txt", "/opt/hello.txt").runCmd("true");

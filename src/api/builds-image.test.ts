@@ -3,7 +3,7 @@
 // template registered with the image's ENV and WORKDIR; the image's files are cached by reference, so a second build
 // does not pull. No steps: the steps' build VM needs a guest kernel (tests/e2e/template-build.test.ts).
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { registerTemplate } from "../templates/register.ts";
@@ -17,6 +17,8 @@ let d: TestDaemon;
 let reg: TestRegistry;
 const json = (body: unknown): RequestInit => ({ method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
 
+/** Temp dirs this file makes, removed at the end. */
+const made: string[] = [];
 beforeAll(async () => {
   // Snapshots off: this host cannot boot the fake kernel; the build's last step is then the registration.
   d = await startTestDaemon({ sourceDir: SOURCE, templateSnapshots: false, buildDefaultTemplates: false });
@@ -26,11 +28,13 @@ beforeAll(async () => {
   await registerTemplate(d.state, d.dataDir, { name: "base", from: src, kernel: join(src, "vmlinuz"), cpuCount: 1, memoryMb: 256, diskSizeMb: 512 });
   reg = await startTestRegistry();
   const dir = mkdtempSync(join(tmpdir(), "obx-img-"));
+  made.push(dir);
   reg.push(makeImage(join(dir, "musl"), { layers: [muslTree], env: ["FOO=from image", "PATH=/bin"], workdir: "/srv/work", cmd: ["sh"] }), "t", "musl:1");
 }, 60_000);
 afterAll(async () => {
   await reg?.stop();
   await d?.stop();
+  for (const p of made) rmSync(p, { recursive: true, force: true });
 });
 
 async function buildImage(name: string, image = `${reg.host}/musl:1`, daemon = d, login?: { username: string; password: string }): Promise<{ status: string; logs: string[]; reason?: { message: string; step?: string } }> {
@@ -94,6 +98,7 @@ test("fromImageRegistry: a private registry's login reaches the pull; without it
   const priv = await startTestRegistry(login);
   try {
     const dir = mkdtempSync(join(tmpdir(), "obx-img-"));
+    made.push(dir);
     priv.push(makeImage(join(dir, "musl"), { layers: [muslTree], env: ["PATH=/bin"], cmd: ["sh"] }), "t", "private/musl:1");
     const image = `${priv.host}/private/musl:1`;
     const denied = await buildImage("priv-img", image);
