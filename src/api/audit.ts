@@ -18,9 +18,10 @@ export function requestKey(req: Request): string | null {
 
 const SANDBOX_PATH = /^\/(?:v2\/)?sandboxes\/([A-Za-z0-9_-]{1,64})(?:\/|$)/;
 
-/** `POST /sandboxes/abc/pause` -> `POST /sandboxes/{id}/pause`: the operation without the id it acted on. */
+/** `POST /sandboxes/abc/pause` -> `POST /sandboxes/{id}/pause`: the operation without the id it acted on
+ *  (`/templates/tags` is a route of its own, not a template's id). */
 function operation(method: string, path: string): string {
-  return `${method} ${path.replace(/^(\/(?:v2\/)?(?:sandboxes|templates))\/[^/]+/, "$1/{id}")}`;
+  return `${method} ${path.replace(/^(\/(?:v2\/)?(?:sandboxes|templates))\/(?!tags$)[^/]+/, "$1/{id}")}`;
 }
 
 export function auditControlPlane(audit: AuditStore): MiddlewareHandler {

@@ -2,10 +2,11 @@
 // /templates/{id}/files/{hash} + onebox's signed PUT /templates/uploads/{hash}), start it (POST /v2/templates/{id}/
 // builds/{buildID}), and follow it (GET .../status?logsOffset=, GET .../logs). docs/templates.md "Builds over the API".
 import { Hono } from "hono";
-import { BuildRegistry, parseName, type Build, type LogEntry } from "../builds/build-registry.ts";
+import { BuildRegistry, type Build, type LogEntry } from "../builds/build-registry.ts";
 import { BuildRunner } from "../builds/runner.ts";
 import { BuildBody, BuildRequest, LogsQuery, StatusQuery } from "../builds/schemas.ts";
 import { BuildUploads } from "../builds/uploads.ts";
+import { checkTag, parseTemplateRef } from "../templates/tags.ts";
 import { badRequest } from "../util/errors.ts";
 import { parseBody, parseQuery } from "./body.ts";
 import type { ApiDeps } from "./deps.ts";
@@ -58,7 +59,8 @@ export function buildRoutes(d: ApiDeps, b: Builds): Hono {
     const q = await parseBody(c, BuildRequest, d.config.maxBodyBytes);
     const name = q.name ?? q.alias;
     if (!name) throw badRequest("give the template a name: {\"name\": \"NAME[:TAG]\"}");
-    const { alias, tag } = parseName(name);
+    const { name: alias, tag } = parseTemplateRef(name);
+    for (const t of q.tags ?? []) checkTag(t);
     const build = b.registry.request(alias, [...new Set([tag, ...(q.tags ?? [])])], { cpuCount: q.cpuCount ?? 2, memoryMb: q.memoryMB ?? 1024 });
     return c.json({ templateID: build.templateID, buildID: build.buildID, aliases: [alias], names: [alias], tags: build.tags, public: false }, 202);
   });

@@ -1,10 +1,11 @@
 // Template routes: list (v1, v2), get, alias lookup, update, delete (spec §1.4), and the list of sandbox
-// snapshots, which are templates (GET /snapshots, spec §1.3); tags are not served yet (501). Builds: routes-builds.ts.
+// snapshots, which are templates (GET /snapshots, spec §1.3). Tags: routes-tags.ts; builds: routes-builds.ts.
 import { Hono } from "hono";
 import { z } from "zod";
 import { parseBody, parseQuery } from "./body.ts";
 import type { ApiDeps } from "./deps.ts";
-import { conflict, notFound, notImplemented } from "../util/errors.ts";
+import { conflict, notFound } from "../util/errors.ts";
+import { tagRoutes } from "./routes-tags.ts";
 import { templateJson } from "./serialize.ts";
 import { templatePage } from "./template-page.ts";
 import { aliasesOf } from "../store/template-store.ts";
@@ -38,19 +39,14 @@ export function templateRoutes(d: ApiDeps): Hono {
     return c.json(page.map((t) => ({ snapshotID: t.id, names: aliasesOf(t) })));
   });
 
-  // Tags are not kept (one build per template): 501 rather than a 404 the SDK would read as
-  // "template not found". Registered before /templates/:id so "tags" is not taken for an id.
-  const noTags = (c: { req: { path: string } }): never => {
-    throw notImplemented(`template tags are not supported yet (${c.req.path}): a template has one build; register another image under a new name with \`onebox template add\``);
-  };
-  app.post("/templates/tags", noTags);
-  app.delete("/templates/tags", noTags);
-  app.get("/templates/:id/tags", noTags);
+  // Tags (routes-tags.ts) before /templates/:id, so "tags" is not taken for an id.
+  app.route("/", tagRoutes(d));
 
   // Template.exists(name): 200 {templateID, public} = exists, 404 = not (spec §1.4).
   app.get("/templates/aliases/:name", (c) => {
     const name = c.req.param("name");
-    const t = d.state.templates.list().find((x) => aliasesOf(x).includes(name) || x.id === name);
+    // A name whose builds all carry tags other than `default` exists too (its newest build answers).
+    const t = d.state.templates.list().find((x) => aliasesOf(x).includes(name) || x.id === name) ?? d.state.templates.buildsOf(name).at(-1);
     if (!t) throw notFound(`template '${name}' not found`);
     return c.json({ templateID: t.id, public: t.public });
   });
@@ -59,7 +55,7 @@ export function templateRoutes(d: ApiDeps): Hono {
     const id = c.req.param("id");
     const t = d.state.templates.resolve(id);
     if (!t) throw notFound(`template '${id}' not found`);
-    return c.json({ ...templateJson(t), builds: [{ buildID: t.id, status: "ready", createdAt: new Date(t.createdAt).toISOString(), updatedAt: new Date(t.updatedAt).toISOString(), cpuCount: t.cpuCount, memoryMB: t.memoryMb, diskSizeMB: t.diskSizeMb, envdVersion: t.envdVersion }] });
+    return c.json({ ...templateJson(t), builds: [{ buildID: t.buildId ?? t.id, status: "ready", createdAt: new Date(t.createdAt).toISOString(), updatedAt: new Date(t.updatedAt).toISOString(), cpuCount: t.cpuCount, memoryMB: t.memoryMb, diskSizeMB: t.diskSizeMb, envdVersion: t.envdVersion }] });
   });
 
   // Only `public` can change (TemplateUpdateRequest). v1 answers 200 with no body, v2 {names}.

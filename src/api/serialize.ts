@@ -100,7 +100,8 @@ export function templateJson(t: TemplateRow) {
   const aliases = aliasesOf(t);
   return {
     templateID: t.id,
-    buildID: t.id,
+    // The API build's id; a template registered otherwise is its own build.
+    buildID: t.buildId ?? t.id,
     cpuCount: t.cpuCount,
     memoryMB: t.memoryMb,
     diskSizeMB: t.diskSizeMb,

@@ -1,7 +1,7 @@
 // Template builds requested over the API, in memory: their status and log entries (the status and logs routes),
 // and the queue that bounds how many run at once. A build's outcome that matters past a restart is the template
 // it registers; a build in flight when the daemon stops is lost (the SDK's status poll then gets 404).
-import { badRequest, conflict, notFound } from "../util/errors.ts";
+import { conflict, notFound } from "../util/errors.ts";
 import { newTemplateId } from "../util/ids.ts";
 
 export type BuildStatus = "waiting" | "building" | "ready" | "error";
@@ -33,13 +33,6 @@ export interface Build {
 export const MAX_LOG_ENTRIES = 10_000;
 /** Finished builds kept for their status and logs (the newest). */
 const MAX_FINISHED = 64;
-
-export function parseName(name: string): { alias: string; tag: string } {
-  const [alias, tag, ...rest] = name.split(":");
-  if (rest.length > 0 || !alias || tag === "") throw badRequest(`template name '${name}' must be NAME or NAME:TAG`);
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(alias)) throw badRequest(`template name '${alias}' must be lowercase letters, digits, '.', '_' or '-' (at most 63)`);
-  return { alias, tag: tag ?? "default" };
-}
 
 export class BuildRegistry {
   private builds = new Map<string, Build>();

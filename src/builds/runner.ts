@@ -12,11 +12,10 @@ import { templateFiles } from "../machine/vm-config.ts";
 import type { SandboxManager } from "../sandbox/manager.ts";
 import type { State, TemplateRow } from "../store/index.ts";
 import { E2B_DEFAULT_USER, E2B_DEFAULT_WORKDIR, templateDefaults, type TemplateDefaults } from "../store/template-defaults.ts";
-import { aliasesOf } from "../store/template-store.ts";
 import { buildOciFiles, DEFAULTS_FILE } from "../templates/oci/build.ts";
 import { DEFAULT_OCI_LIMITS } from "../templates/oci/limits.ts";
 import { removeTemplate } from "../templates/register.ts";
-import { snapshotsOver } from "../templates/snapshot.ts";
+import { assignTags } from "../templates/tags.ts";
 import { agentEnvdVersion } from "../machine/envd-version.ts";
 import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
@@ -148,7 +147,7 @@ export class BuildRunner {
     }
     if (signal.aborted) throw new StepFailed("finalize", "the build timed out");
     undo.release();
-    this.takeName(b.alias, row.id);
+    this.takeName(b, row.id);
   }
 
   /** The root image and first layer the steps run over: a registered template's, or an OCI image's (cached by
@@ -315,6 +314,8 @@ export class BuildRunner {
         readyPort: null,
         snapshotOf: null,
         ephemeral,
+        // Set with the build's tags once it is ready (takeName): a row with a build id and no tag is swept.
+        buildId: null,
         defaults: JSON.stringify(Object.keys(defaults).length ? defaults : { user: st.user, ...(st.workdir ? { workdir: st.workdir } : {}), ...(Object.keys(st.envVars).length ? { envVars: st.envVars } : {}) }),
         createdAt: now,
         updatedAt: now,
@@ -327,16 +328,11 @@ export class BuildRunner {
     }
   }
 
-  /** The name moves to the new build: an older template of that name goes if nothing uses it, else loses it. */
-  private takeName(alias: string, id: string): void {
-    const { state } = this.d;
-    for (const old of state.templates.list()) {
-      if (old.id === id || !aliasesOf(old).includes(alias)) continue;
-      const used = state.sandboxes.countLiveOfTemplate(old.id) > 0 || snapshotsOver(old, state.templates.list()).length > 0;
-      if (used) state.templates.update(old.id, { aliases: aliasesOf(old).filter((a) => a !== alias) });
-      else removeTemplate(state, old.id);
-    }
-    state.templates.update(id, { aliases: [alias] });
+  /** The build becomes its tags' (src/templates/tags.ts): with `default`, the name's; the builds they pointed at
+   *  go unless something uses them. */
+  private takeName(b: Build, id: string): void {
+    this.d.state.templates.update(id, { buildId: b.buildID });
+    assignTags(this.d.state, b.alias, b.tags, id);
   }
 }
 

@@ -39,7 +39,7 @@ export async function fakeSandboxes(overrides: Partial<Config> = {}, attachments
   const now = Date.now();
   const template: TemplateRow = {
     id: "tpl", aliases: '["base"]', dir: tdir, kernel: join(tdir, "vmlinuz"), initrd: null, cpuCount: 1, memoryMb: 128,
-    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, snapshotOf: null, ephemeral: false, defaults: "{}", createdAt: now, updatedAt: now,
+    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, snapshotOf: null, ephemeral: false, defaults: "{}", buildId: null, createdAt: now, updatedAt: now,
   };
   state.templates.insert(template);
   const fm = new FakeMachine();

@@ -77,7 +77,7 @@ beforeAll(async () => {
   const now = Date.now();
   t = {
     id: "tpl", aliases: "[]", dir, kernel: "/nonexistent", initrd: null, cpuCount: 1, memoryMb: 32,
-    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, snapshotOf: null, ephemeral: false, defaults: "{}", createdAt: now, updatedAt: now,
+    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, snapshotOf: null, ephemeral: false, defaults: "{}", buildId: null, createdAt: now, updatedAt: now,
   };
   const drv = await loadVmDriver();
   if (!drv.ok) throw new Error(drv.problem);

@@ -186,4 +186,21 @@ ALTER TABLE sandboxes ADD COLUMN key_id TEXT;`,
     // src/templates/oci/), sent to the agent's /init of each sandbox; '{}' keeps E2B's defaults.
     sql: "ALTER TABLE templates ADD COLUMN defaults TEXT NOT NULL DEFAULT '{}';",
   },
+  {
+    id: 13,
+    name: "template tags",
+    // E2B's tags (POST/DELETE /templates/tags, GET /templates/{id}/tags, "name:tag" in creates): a name's tag points
+    // at one build, which is a template row of its own (src/templates/tags.ts). templates.build_id: the build's id
+    // (a UUID) for a template made by the build API; NULL for those registered otherwise (their id stands in).
+    sql: `
+CREATE TABLE template_tags (
+  name TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  template_id TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (name, tag)
+) WITHOUT ROWID;
+CREATE INDEX template_tags_template ON template_tags (template_id);
+ALTER TABLE templates ADD COLUMN build_id TEXT;`,
+  },
 ];

@@ -82,9 +82,24 @@ export const templates = sqliteTable("templates", {
   /** JSON of TemplateDefaults (template-defaults.ts, migration 12): the env, user, workdir and start command a
    *  template's sandboxes get, e.g. from an OCI image's config; "{}": E2B's (user `user`, /home/user). */
   defaults: text("defaults").notNull().default("{}"),
+  /** The id (a UUID) of the API build that made this template (migration 13); NULL: registered otherwise. */
+  buildId: text("build_id"),
   createdAt: integer("created_at").notNull(),
   updatedAt: integer("updated_at").notNull(),
 });
+
+/** A template name's tag -> the build (template row) it points at (migration 13, src/templates/tags.ts). */
+export const templateTags = sqliteTable(
+  "template_tags",
+  {
+    name: text("name").notNull(),
+    tag: text("tag").notNull(),
+    templateId: text("template_id").notNull(),
+    /** Unix ms: when the tag was assigned to this build. */
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.name, t.tag] })],
+);
 
 export const apiKeys = sqliteTable("api_keys", {
   id: text("id").primaryKey(),
@@ -140,6 +155,7 @@ export type SandboxRow = typeof sandboxes.$inferSelect;
 export type NewSandboxRow = typeof sandboxes.$inferInsert;
 export type TemplateRow = typeof templates.$inferSelect;
 export type NewTemplateRow = typeof templates.$inferInsert;
+export type TemplateTagRow = typeof templateTags.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type EventRow = typeof events.$inferSelect;
 export type MetricSampleRow = typeof sandboxMetrics.$inferSelect;

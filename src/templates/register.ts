@@ -30,7 +30,7 @@ export function checkTemplateName(state: State, name: string): void {
   if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name)) {
     throw badRequest(`template name '${name}' must be lowercase letters, digits, '.', '_' or '-'`);
   }
-  if (state.templates.list().some((t) => aliasesOf(t).includes(name))) {
+  if (state.tags.ofName(name).length > 0 || state.templates.list().some((t) => aliasesOf(t).includes(name))) {
     throw conflict(`a template named '${name}' exists: remove it first with \`onebox template rm ${name}\``);
   }
 }
@@ -75,6 +75,7 @@ export async function registerTemplate(state: State, dataDir: string, input: Reg
       snapshotOf: null,
       ephemeral: false,
       defaults: JSON.stringify(defaults),
+      buildId: null,
       id,
       aliases: JSON.stringify([input.name]),
       dir,

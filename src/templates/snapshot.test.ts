@@ -23,7 +23,7 @@ beforeAll(() => {
   const now = Date.now();
   t = {
     id: "tpl1", aliases: '["t"]', dir, kernel: join(dir, "vmlinuz"), initrd: null, cpuCount: 1, memoryMb: 128,
-    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, snapshotOf: null, ephemeral: false, defaults: "{}", createdAt: now, updatedAt: now,
+    diskSizeMb: 512, envdVersion: "0.6.13", public: false, cmdlineExtra: "", readyPort: null, snapshotOf: null, ephemeral: false, defaults: "{}", buildId: null, createdAt: now, updatedAt: now,
   };
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
