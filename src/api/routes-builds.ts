@@ -1,11 +1,13 @@
 // The E2B build API (the e2b SDK's Template.build()): request a build (POST /v3/templates), COPY file uploads (GET
 // /templates/{id}/files/{hash} + onebox's signed PUT /templates/uploads/{hash}), start it (POST /v2/templates/{id}/
 // builds/{buildID}), and follow it (GET .../status?logsOffset=, GET .../logs). docs/templates.md "Builds over the API".
+import { join } from "node:path";
 import { Hono } from "hono";
 import { BuildRegistry, type Build, type LogEntry } from "../builds/build-registry.ts";
+import { BuildCacheQuota } from "../builds/cache-quota.ts";
 import { BuildRunner } from "../builds/runner.ts";
 import { BuildBody, BuildRequest, LogsQuery, StatusQuery } from "../builds/schemas.ts";
-import { BuildUploads } from "../builds/uploads.ts";
+import { BuildUploads, UPLOAD_LINK_MS } from "../builds/uploads.ts";
 import { checkTag, parseTemplateRef } from "../templates/tags.ts";
 import { badRequest } from "../util/errors.ts";
 import { parseBody, parseQuery } from "./body.ts";
@@ -15,12 +17,16 @@ export interface Builds {
   registry: BuildRegistry;
   uploads: BuildUploads;
   runner: BuildRunner;
+  quota: BuildCacheQuota;
 }
 
 export function makeBuilds(d: ApiDeps): Builds {
   const registry = new BuildRegistry(d.config.maxConcurrentBuilds);
-  const uploads = new BuildUploads(d.config.dataDir, d.config.maxBuildUploadBytes);
-  return { registry, uploads, runner: new BuildRunner({ config: d.config, state: d.state, manager: d.manager, registry, uploads, admit: (cost, fn) => d.admission.admit(cost, fn, { waitForSlotMs: 120_000 }) }) };
+  const root = join(d.config.dataDir, "builds");
+  const quota = new BuildCacheQuota({ steps: join(root, "cache"), uploads: join(root, "files"), images: join(root, "images") }, d.config.buildCacheBytes);
+  const uploads = new BuildUploads(d.config.dataDir, d.config.maxBuildUploadBytes, quota);
+  const runner = new BuildRunner({ config: d.config, state: d.state, manager: d.manager, registry, uploads, quota, admit: (cost, fn) => d.admission.admit(cost, fn, { waitForSlotMs: 120_000 }) });
+  return { registry, uploads, runner, quota };
 }
 
 /** The upload route: authorised by its signature, not an API key (the SDK PUTs to the URL it was given). */
@@ -67,6 +73,11 @@ export function buildRoutes(d: ApiDeps, b: Builds): Hono {
 
   app.get("/templates/:id/files/:hash", (c) => {
     const hash = c.req.param("hash");
+    // The build asking keeps these files from the cache's pruning until it starts (then until it ends), or for
+    // as long as the link lasts if it never starts.
+    const waiting = b.registry.latest(c.req.param("id"));
+    if (waiting?.status === "waiting") b.uploads.use(hash, waiting.buildID, Date.now() + UPLOAD_LINK_MS);
+    else b.uploads.use(hash);
     if (b.uploads.present(hash)) return c.json({ present: true });
     return c.json({ present: false, url: new URL(c.req.url).origin + b.uploads.link(hash) });
   });
@@ -75,9 +86,12 @@ export function buildRoutes(d: ApiDeps, b: Builds): Hono {
     const build = b.registry.get(c.req.param("id"), c.req.param("bid"));
     const body = await parseBody(c, BuildBody, d.config.maxBodyBytes);
     if (build.status !== "waiting") throw badRequest(`build ${build.buildID} was already started: request a new one with POST /v3/templates`);
-    for (const s of body.steps) {
-      if (s.type === "COPY" && !b.uploads.present(s.filesHash!)) throw badRequest(`COPY ${s.args[0]}: its files (hash ${s.filesHash}) were not uploaded: GET /templates/{id}/files/{hash} gives the upload link`);
+    const copies = body.steps.filter((s) => s.type === "COPY");
+    for (const s of copies) {
+      if (!b.uploads.present(s.filesHash!)) throw badRequest(`COPY ${s.args[0]}: its files (hash ${s.filesHash}) were not uploaded: GET /templates/{id}/files/{hash} gives the upload link`);
     }
+    // Held until the build ends (the runner lets go of everything it held then).
+    for (const s of copies) b.uploads.use(s.filesHash!, build.buildID);
     void b.runner.start(build, body);
     return c.body(null, 202);
   });

@@ -27,6 +27,7 @@ import { copyScript, q } from "./copy-script.ts";
 import { fileId, StepCache, type BuildState } from "./step-cache.ts";
 import { baseHash, cachedPrefix, chain } from "./step-hash.ts";
 import type { BuildUploads } from "./uploads.ts";
+import type { BuildCacheQuota } from "./cache-quota.ts";
 
 /** A step's failure: its SDK step name (the 1-based instruction index, "base" or "finalize"), for reason.step. */
 export class StepFailed extends Error {
@@ -44,6 +45,8 @@ export interface RunnerDeps {
   manager: SandboxManager;
   registry: BuildRegistry;
   uploads: BuildUploads;
+  /** The build cache's bound: what this build uses is held (never pruned) until it ends. */
+  quota: BuildCacheQuota;
   /** The build VM is admitted like a create (src/scheduler/admission.ts): a full host fails the build, 429's text. */
   admit: <T>(cost: { cpus: number; memoryMib: number }, fn: () => Promise<T>) => Promise<T>;
 }
@@ -89,6 +92,10 @@ export class BuildRunner {
         for (const err of await undo.unwind()) log.warn("cleanup after a failed template build", { build: b.buildID, error: err.message });
         log.warn("template build failed", { template: b.alias, build: b.buildID, step, error: message });
         registry.finish(b, { message, step });
+      } finally {
+        // Its cache entries and uploads may go now, the least recently used first, if the cache is over its bound.
+        this.d.quota.unpinAll(b.buildID);
+        this.d.quota.prune();
       }
     });
   }
@@ -98,6 +105,9 @@ export class BuildRunner {
     const base = await this.base(b, body, undo, signal);
     const steps = body.steps;
     const hashes = chain(base.hash, steps);
+    // Every entry of this build's steps stays while it runs (the ones it reuses, and the ones it makes: the last is
+    // the template's layer).
+    for (const h of hashes) this.d.quota.pin(b.buildID, this.cache.entryDir(h));
     const k = cachedPrefix(steps, hashes, body.force ?? false, (h) => this.cache.get(h)?.state.rootfs === base.rootfs);
     let state: BuildState = {
       rootfs: base.rootfs,
@@ -108,6 +118,7 @@ export class BuildRunner {
     };
     let layer = base.layer;
     for (let i = 0; i < k; i++) say(`CACHED [${i + 1}/${steps.length}] ${describe(steps[i]!)}`, String(i + 1));
+    for (const h of hashes.slice(0, k)) this.d.quota.touch(this.cache.entryDir(h));
     if (k > 0) ({ layer, state } = this.cache.get(hashes[k - 1]!)!);
     if (k < steps.length) {
       // The build VM and its private template go when the steps are done (or on a failure); cache entries stay.
@@ -129,6 +140,7 @@ export class BuildRunner {
           this.cache.discard(hashes[i]!);
           throw new StepFailed(String(i + 1), `caching the step's disk failed: ${e instanceof Error ? e.message : String(e)}`);
         }
+        this.d.quota.prune();
       }
       layer = this.cache.get(hashes[steps.length - 1]!)!.layer;
       for (const err of await vmUndo.unwind()) log.warn("cleanup of a build VM", { build: b.buildID, error: err.message });
@@ -166,6 +178,7 @@ export class BuildRunner {
     if (!kernelOf) throw new StepFailed("base", "no registered template names a guest kernel to boot the build with: run `onebox template build base` first");
     const hash = baseHash({ image });
     const dir = this.cache.imageDir(hash);
+    this.d.quota.pin(b.buildID, dir);
     const files = { rootfs: join(dir, "rootfs.ext4"), layer: join(dir, "layer.ext4") };
     if (body.force || !existsSync(files.rootfs)) {
       const sourceDir = this.d.config.sourceDir;
@@ -191,8 +204,10 @@ export class BuildRunner {
       }
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
+      this.d.quota.prune();
     } else {
       say(`CACHED FROM ${image}`);
+      this.d.quota.touch(dir);
     }
     const defaults = templateDefaults({ defaults: await Bun.file(join(dir, DEFAULTS_FILE)).text().catch(() => "{}") });
     return { ...files, defaults: { ...defaults, startCmd: undefined }, kernel: kernelOf.kernel, initrd: kernelOf.initrd, cmdlineExtra: kernelOf.cmdlineExtra, hash };
@@ -245,6 +260,7 @@ export class BuildRunner {
    *  contents, or a glob) placed at dest as Docker's COPY does. */
   private async copy(b: Build, vm: { id: string; socket: string }, s: Step, st: BuildState, name: string): Promise<void> {
     const hash = s.filesHash!;
+    this.d.uploads.use(hash, b.buildID);
     if (!this.d.uploads.present(hash)) throw new StepFailed(name, `the files of COPY ${s.args[0]} were not uploaded (hash ${hash}): build again`);
     const [src, destRaw, user, mode] = s.args as [string, string, string?, string?];
     const owner = user || st.user;

@@ -1,10 +1,12 @@
 // COPY uploads of template builds: GET /templates/{id}/files/{hash} answers whether the SDK's tar of those files is
 // stored, and if not a signed URL of onebox's own (PUT /templates/uploads/{hash}) that takes it, capped, checked as
-// a tar whose names stay inside the copy, and stored under $DATA/builds/files/<hash>.tar by its files hash.
+// a tar whose names stay inside the copy, and stored under $DATA/builds/files/<hash>.tar by its files hash, within the
+// build cache's bound (cache-quota.ts: older entries make room, else 413).
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { badRequest, OneboxError, unauthorized } from "../util/errors.ts";
+import type { BuildCacheQuota } from "./cache-quota.ts";
 
 /** How long a link stays valid: the SDK uploads right after asking (all COPY steps in parallel). */
 export const UPLOAD_LINK_MS = 60 * 60_000;
@@ -18,6 +20,7 @@ export class BuildUploads {
   constructor(
     dataDir: string,
     private readonly maxBytes: number,
+    private readonly quota: BuildCacheQuota,
   ) {
     this.dir = join(dataDir, "builds", "files");
   }
@@ -29,6 +32,13 @@ export class BuildUploads {
 
   present(hash: string): boolean {
     return existsSync(this.path(hash));
+  }
+
+  /** hash's upload is used now (the cache's LRU order); with an owner, that build holds it (until untilMs, or
+   *  until the build ends), so the cache's pruning leaves it. */
+  use(hash: string, owner?: string, untilMs?: number): void {
+    if (owner) this.quota.pin(owner, this.path(hash), untilMs);
+    this.quota.touch(this.path(hash));
   }
 
   /** The signed path of the upload route for hash, valid UPLOAD_LINK_MS from now. */
@@ -55,6 +65,7 @@ export class BuildUploads {
     const dest = this.path(hash);
     if (declared !== null && declared > this.maxBytes) throw tooLarge(this.maxBytes);
     if (!body) throw badRequest("upload without a body: PUT the tar of the COPY's files");
+    if (declared !== null) this.makeRoom(declared);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const tmp = `${dest}.${randomBytes(6).toString("hex")}.tmp`;
     const sink = Bun.file(tmp).writer();
@@ -66,6 +77,8 @@ export class BuildUploads {
         sink.write(chunk);
       }
       await sink.end();
+      // Without a declared size the file itself (counted while it is written) must fit.
+      if (declared === null) this.makeRoom(0);
       await checkTar(tmp);
       renameSync(tmp, dest);
       return n;
@@ -74,6 +87,17 @@ export class BuildUploads {
       rmSync(tmp, { force: true });
       throw e;
     }
+  }
+
+  /** Room for `bytes` more in the build cache (older entries no build holds go), else a 413 saying so. */
+  private makeRoom(bytes: number): void {
+    const r = this.quota.makeRoom(bytes);
+    if (r.fits) return;
+    const mib = (n: number) => Math.ceil(n / 1048576);
+    throw new OneboxError(
+      "too-large",
+      `the build cache is full: this upload (${mib(bytes)} MiB) does not fit under --build-cache-mib ${mib(this.quota.maxBytes)} (${mib(r.used)} MiB used, ${mib(r.held)} MiB of it held by builds in flight): wait for them to finish, copy fewer files, or raise --build-cache-mib`,
+    );
   }
 
   private sign(hash: string, expires: number): string {

@@ -24,6 +24,8 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
         disk all snapshots and fork captures may hold, and the snapshots of one sandbox (0 = no snapshots)
        [--max-concurrent-builds 1] [--build-timeout-s 1800] [--max-build-upload-mib 1024]: template builds over the
         API (the SDK's Template.build(): docs/templates.md "Builds over the API")
+       [--build-cache-mib 16384]: disk the build cache (step layers, COPY uploads, pulled images) may hold; the least
+        recently used entries no running build needs go first
        [--tls] [--tls-port 3443]: https://<port>-<id>.<domain> (E2B code's "https://" + getHost(port)) on a second
         listener, with certificates from onebox's own CA; trust it with NODE_EXTRA_CA_CERTS (GET /tls/ca.crt)
 On first start with a source dir, the default templates (base, code-interpreter-v1) are built
@@ -105,6 +107,7 @@ export function serveConfig(argv: string[]): Config {
     maxConcurrentBuilds: int(a, "max-concurrent-builds"),
     buildTimeoutMs: secToMs(int(a, "build-timeout-s")),
     maxBuildUploadBytes: mibToBytes(int(a, "max-build-upload-mib")),
+    buildCacheBytes: mibToBytes(int(a, "build-cache-mib")),
     snapshotStorageMaxMib: int(a, "snapshot-storage-max-mib") ?? envInt("ONEBOX_SNAPSHOT_STORAGE_MAX_MIB"),
     snapshotStoragePerSandboxMib: int(a, "snapshot-storage-per-sandbox-mib") ?? envInt("ONEBOX_SNAPSHOT_STORAGE_PER_SANDBOX_MIB"),
   });

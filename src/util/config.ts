@@ -34,6 +34,10 @@ export const ConfigSchema = z.object({
   maxBuildUploadBytes: z.number().int().min(1024).default(1 << 30),
   buildTimeoutMs: z.number().int().min(1000).default(30 * 60_000),
   maxConcurrentBuilds: z.number().int().min(1).max(4).default(1),
+  /** Disk the build cache may hold (step layers, COPY uploads, pulled images: src/builds/cache-quota.ts); past it
+   *  the least recently used entries no build in flight holds are removed, and an upload that still does not fit
+   *  is refused (413). */
+  buildCacheBytes: z.number().int().min(1 << 20).default(16 * 1024 * 1024 * 1024),
   auth: z.boolean().default(true),
   /** A onebox checkout whose scripts build the default templates on first start (install.sh sets it). */
   sourceDir: z.string().min(1).optional(),
