@@ -23,7 +23,9 @@ export interface Builds {
 export function makeBuilds(d: ApiDeps): Builds {
   const registry = new BuildRegistry(d.config.maxConcurrentBuilds);
   const root = join(d.config.dataDir, "builds");
-  const quota = new BuildCacheQuota({ steps: join(root, "cache"), uploads: join(root, "files"), images: join(root, "images") }, d.config.buildCacheBytes);
+  const quota = new BuildCacheQuota({ steps: join(root, "cache"), uploads: join(root, "files"), images: join(root, "images") }, d.config.buildCacheBytes, d.config.buildTimeoutMs + 10 * 60_000);
+  // A bound lowered since the last start applies at once (and leftovers of a killed daemon's builds go).
+  quota.prune();
   const uploads = new BuildUploads(d.config.dataDir, d.config.maxBuildUploadBytes, quota);
   const runner = new BuildRunner({ config: d.config, state: d.state, manager: d.manager, registry, uploads, quota, admit: (cost, fn) => d.admission.admit(cost, fn, { waitForSlotMs: 120_000 }) });
   return { registry, uploads, runner, quota };

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { templateCommand } from "../cli/template.ts";
 import { registerTemplate } from "../templates/register.ts";
 import { startTestDaemon, type TestDaemon } from "./test-support.ts";
 
@@ -163,4 +164,20 @@ test("the audit log names the tag routes as themselves", async () => {
   expect(ops.has("POST /templates/tags")).toBe(true);
   expect(ops.has("DELETE /templates/tags")).toBe(true);
   expect(ops.has("POST /templates/{id}")).toBe(false);
+});
+
+test("`onebox template ls` names each build by its alias and its name:tag tags", async () => {
+  const v1 = await build("cli:v1");
+  const main = await build("cli", ["stable"]);
+  const out: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  try {
+    expect(await templateCommand(["ls", "--json", "--data-dir", d.dataDir])).toBe(0);
+  } finally {
+    console.log = log;
+  }
+  const rows = JSON.parse(out.join("\n")) as { id: string; aliases: string[]; tags: string[] }[];
+  expect(rows.find((r) => r.id === v1.templateId)).toMatchObject({ aliases: [], tags: ["cli:v1"] });
+  expect(rows.find((r) => r.id === main.templateId)).toMatchObject({ aliases: ["cli"], tags: ["cli:stable"] });
 });

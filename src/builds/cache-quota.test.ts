@@ -88,3 +88,11 @@ test("a hold with a deadline (an upload link handed to a build not started yet) 
   expect(q.makeRoom(2 * MIB).fits).toBe(true);
   expect(existsSync(a)).toBe(false);
 });
+
+test("a staging entry older than any build can run (left by a killed daemon) is pruned like any other", () => {
+  q = new BuildCacheQuota(q.dirs, 4 * MIB, 60_000);
+  const leftover = entry("cache", "s-old.tmp", 2, 3600);
+  const live = entry("images", ".pull-new", 2, 5);
+  expect(q.makeRoom(MIB).fits).toBe(true);
+  expect([leftover, live].map(existsSync)).toEqual([false, true]);
+});

@@ -28,6 +28,9 @@ export class BuildCacheQuota {
   constructor(
     readonly dirs: { steps: string; uploads: string; images: string },
     readonly maxBytes: number,
+    /** A staging entry older than this was left by a build that ended without cleaning up (a daemon that was
+     *  killed): no build runs that long (--build-timeout-s), so it is pruned like any entry. */
+    private readonly stagingMaxAgeMs = Infinity,
   ) {}
 
   /** owner holds path until unpinAll(owner), or until untilMs (a link handed out before the build started). */
@@ -71,7 +74,7 @@ export class BuildCacheQuota {
         const path = join(dir, name);
         try {
           const st = lstatSync(path);
-          const staging = name.endsWith(".tmp") || name.startsWith(".");
+          const staging = (name.endsWith(".tmp") || name.startsWith(".")) && Date.now() - st.mtimeMs < this.stagingMaxAgeMs;
           out.push({ kind, path, bytes: ownBytes(path, seen), usedAt: st.mtimeMs, staging });
         } catch {
           /* removed while we looked */

@@ -58,13 +58,15 @@ export async function templateCommand(argv: string[]): Promise<number> {
       case "ls":
       case "list": {
         const rows = state.templates.list();
+        // A build's tags as "name:tag" (its `default` tag is its bare name, in aliases).
+        const tagsOf = (id: string) => state.tags.ofTemplate(id).filter((t) => t.tag !== "default").map((t) => `${t.name}:${t.tag}`);
         if (bool(a, "json")) {
-          console.log(JSON.stringify(rows.map((t) => ({ ...t, aliases: aliasesOf(t) }))));
+          console.log(JSON.stringify(rows.map((t) => ({ ...t, aliases: aliasesOf(t), tags: tagsOf(t.id) }))));
           return 0;
         }
         console.log(["ID".padEnd(22), "NAMES".padEnd(20), "CPUS", "MEM MiB", "KERNEL"].join(" "));
         for (const t of rows) {
-          console.log([t.id.padEnd(22), aliasesOf(t).join(",").padEnd(20), String(t.cpuCount).padEnd(4), String(t.memoryMb).padEnd(7), t.kernel].join(" "));
+          console.log([t.id.padEnd(22), [...aliasesOf(t), ...tagsOf(t.id)].join(",").padEnd(20), String(t.cpuCount).padEnd(4), String(t.memoryMb).padEnd(7), t.kernel].join(" "));
         }
         return 0;
       }
