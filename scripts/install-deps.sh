@@ -11,7 +11,7 @@ set -euo pipefail
 # openssl: `onebox serve --tls` makes its CA and a certificate per getHost() name with it (docs/api.md "TLS").
 PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
       clang libbpf-dev bpftool iproute2 nftables curl ca-certificates openssl xz-utils zstd kmod
-      skopeo umoci
+      skopeo umoci binutils libbpf1 passwd util-linux dpkg
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas
       nodejs node-acorn esbuild r-cran-irkernel)

@@ -39,7 +39,9 @@ done
 for t in cpio gzip find; do command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"; done
 if [ -z "$INIT" ]; then
   INIT="$REPO/guest/init/build/onebox-init"
-  make -s -C "$REPO/guest/init" >&2 || die "building guest/init failed"
+  # In a checkout, rebuilt if a source changed; the builder onebox extracts (src/templates/builder-files.ts) has
+  # the built file and no sources.
+  if [ -f "$REPO/guest/init/Makefile" ]; then make -s -C "$REPO/guest/init" >&2 || die "building guest/init failed"; fi
 fi
 [ -x "$INIT" ] || die "init binary $INIT missing or not executable"
 

@@ -3,7 +3,7 @@
 # base) and layer.ext4 (an empty, sparse, writable ext4), from a cached debootstrap tree.
 #
 # usage: scripts/mkrootfs.sh --out DIR --variant minimal|base|code-interpreter|tree [--tree DIR] [--bun PATH]
-#            [--agent FILE] [--packages-file FILE] [--extra SRC:DEST ...] [--layer-size SIZE] [--mirror URL]
+#            [--bun-be-bun] [--agent FILE] [--packages-file FILE] [--extra SRC:DEST ...] [--layer-size SIZE] [--mirror URL]
 #   --out DIR            gets rootfs.ext4, layer.ext4 and manifest.json (replaced atomically)
 #   --variant            tree:    the root tree given with --tree (an unpacked OCI image), no debootstrap
 #                        minimal: bash coreutils procps ca-certificates
@@ -13,6 +13,8 @@
 #   --tree DIR           with --variant tree: the root tree to copy (left as it is)
 #   --extra SRC:DEST     copy a file or directory into the image at DEST (repeatable)
 #   --bun PATH           the Bun runtime installed as /opt/onebox/bin/bun (default: the host's bun)
+#   --bun-be-bun         PATH is a compiled onebox (Bun with onebox inside): the agent runs it with BUN_BE_BUN=1,
+#                        which makes it plain Bun (how dist/onebox builds images on a host with no Bun)
 #   --agent FILE         the agent bundle (default dist/guest/agent.js; the image builds without it)
 #   --packages-file F    more Debian packages, one per line ('#' comments), e.g. for code-interpreter
 #   --layer-size SIZE    size of the empty writable layer (default 2G; sparse)
@@ -49,7 +51,7 @@ step() { echo "mkrootfs: [+$((SECONDS - T0))s] $*" >&2; }
 # Machine-readable step starts for `onebox template build`'s progress display (src/templates/build-default.ts).
 phase() { echo "mkrootfs: phase $*" >&2; }
 
-OUT="" VARIANT="" TREE_SRC="" BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G EXTRAS=() PKGFILES=()
+OUT="" VARIANT="" TREE_SRC="" BUN="" BE_BUN="" AGENT="" PKGFILE="" LAYER_SIZE=2G EXTRAS=() PKGFILES=()
 MIRROR=${ONEBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 while (($#)); do
   case "$1" in
@@ -62,7 +64,8 @@ while (($#)); do
     --extra) EXTRAS+=("${2:?--extra needs SRC:DEST}"); shift 2 ;;
     --layer-size) LAYER_SIZE=${2:?--layer-size needs a size}; shift 2 ;;
     --mirror) MIRROR=${2:?--mirror needs a URL}; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --bun-be-bun) BE_BUN=1; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -318,6 +321,8 @@ env=LANG=C.UTF-8
 cwd=/
 log=console
 CONF
+# The agent passes none of its own environment to the commands it starts (only PATH), so this stays its own.
+[ -z "$BE_BUN" ] || echo 'env=BUN_BE_BUN=1' >>"$stage/etc/onebox/agent.conf"
 for e in "${EXTRAS[@]}"; do
   src=${e%%:*} dest=${e#*:}
   mkdir -p "$stage$(dirname "$dest")"
@@ -356,7 +361,7 @@ truncate -s "$LAYER_SIZE" "$outtmp/layer.ext4"
 mkfs.ext4 -q -F -L onebox-layer -m 0 -E lazy_itable_init=0,lazy_journal_init=1 "$outtmp/layer.ext4" \
   || die "mkfs.ext4 of layer.ext4 failed"
 cat >"$outtmp/manifest.json" <<JSON
-{"variant":"$VARIANT","suite":"$SUITE","packages":[$( ((${#pkgs[@]} + ${#apt_pkgs[@]} == 0)) || printf '"%s",' "${pkgs[@]}" "${apt_pkgs[@]}" | sed 's/,$//')],"bun":"$("$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
+{"variant":"$VARIANT","suite":"$SUITE","packages":[$( ((${#pkgs[@]} + ${#apt_pkgs[@]} == 0)) || printf '"%s",' "${pkgs[@]}" "${apt_pkgs[@]}" | sed 's/,$//')],"bun":"$(BUN_BE_BUN=1 "$BUN" --version)","agent_sha256":"$agent_sha","rootfs_mib":$size,"built_at":"$(date -u +%FT%TZ)"}
 JSON
 rm -rf "$stage"
 stage=""

@@ -51,7 +51,8 @@ export async function startDaemon(config: Config, driver?: VmDriverResult): Prom
   // One aggregate query per create (sandboxes_live_claims), not a read of every live row.
   const admission = new Admission(config, () => state.sandboxes.claims());
   let templateBuilds: DefaultTemplateBuilder | undefined;
-  if (config.sourceDir && config.buildDefaultTemplates) {
+  // With the builder embedded in the binary (templates/builder-files.ts) no checkout is needed; a sourceDir wins.
+  if (config.buildDefaultTemplates) {
     templateBuilds = new DefaultTemplateBuilder(state, config.dataDir, config.sourceDir);
   }
   // Snapshot every template that has none yet, and the default ones once built, so creates restore.

@@ -10,7 +10,7 @@ const src = join(tmpdir(), `onebox-nosrc-${process.pid}`);
 beforeAll(async () => {
   // A source dir without the image scripts: the build fails at once, before any work.
   mkdirSync(src, { recursive: true });
-  d = await startTestDaemon({ sourceDir: src });
+  d = await startTestDaemon({ sourceDir: src, buildDefaultTemplates: true });
 });
 afterAll(async () => {
   await d.stop();

@@ -19,7 +19,8 @@ export interface TestDaemon extends Daemon {
 export async function startTestDaemon(overrides: Partial<Config> = {}, dataDir?: string, driver?: VmDriverResult): Promise<TestDaemon> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "onebox-test-"));
   // No guest networking unless a test asks: it would set up the host this test runs on (docs/network.md).
-  const config = parseConfig({ port: 0, dataDir: dir, runRoot: join(dir, "run"), network: false, ...overrides });
+  // No default template builds unless a test asks: they would run debootstrap on this host (as root).
+  const config = parseConfig({ port: 0, dataDir: dir, runRoot: join(dir, "run"), network: false, buildDefaultTemplates: false, ...overrides });
   const d = await startDaemon(config, driver);
   const key = readFileSync(join(dir, "admin-key"), "utf8").trim();
   return Object.assign(d, {

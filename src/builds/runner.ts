@@ -181,15 +181,13 @@ export class BuildRunner {
     this.d.quota.pin(b.buildID, dir);
     const files = { rootfs: join(dir, "rootfs.ext4"), layer: join(dir, "layer.ext4") };
     if (body.force || !existsSync(files.rootfs)) {
-      const sourceDir = this.d.config.sourceDir;
-      if (!sourceDir) throw new StepFailed("base", "building from an image needs onebox's source checkout (ONEBOX_SOURCE_DIR) for scripts/mkrootfs.sh");
       say(`FROM ${image}: pulling and unpacking`);
       mkdirSync(this.cache.images, { recursive: true, mode: 0o700 });
       const tmp = mkdtempSync(join(this.cache.images, ".pull-"));
       undo.push("image staging dir", () => rmSync(tmp, { recursive: true, force: true }));
       const reg = body.fromImageRegistry;
       try {
-        await buildOciFiles(this.d.state, this.d.config.dataDir, sourceDir, {
+        await buildOciFiles(this.d.state, this.d.config.dataDir, this.d.config.sourceDir, {
           name: `build-${b.templateID}`,
           image,
           access: { ...(reg ? { username: reg.username, password: reg.password } : {}), insecure: isLocalRegistry(image) },

@@ -1,4 +1,5 @@
-// `onebox doctor`: can this host run sandboxes? /dev/kvm, hardware KVM vs PVM, the guest kernel, guest networking.
+// `onebox doctor`: can this host run sandboxes? /dev/kvm, hardware KVM vs PVM, the guest kernel, guest networking, and
+// the Debian packages onebox runs (`onebox doctor --packages` lists them for install.sh).
 import { parseArgs } from "node:util";
 import { probeKvm, KVM_API_VERSION, type KvmProbe } from "../sys/kvm-probe.ts";
 import { hostKindInfo, type HostKindInfo } from "../sys/host-kind.ts";
@@ -10,6 +11,7 @@ import { openState } from "../store/index.ts";
 import { DB_FILE } from "../store/data-dir-guard.ts";
 import { snapshotStorage } from "../templates/snapshot-storage.ts";
 import { envInt, envVar, parseConfig } from "../util/config.ts";
+import { aptCommand, HOST_PACKAGES, missingHostPackages } from "../sys/host-packages.ts";
 
 export interface DoctorReport {
   ok: boolean;
@@ -25,6 +27,9 @@ export interface DoctorReport {
   localhostNames: boolean;
   /** What snapshots and fork captures hold on disk against their bound; absent before the daemon's first start. */
   snapshots?: { count: number; mib: number; maxMib: number; perSandboxMib: number; largestSandboxMib: number };
+  /** The Debian packages onebox runs (sys/host-packages.ts) that are not installed; not part of `ok` (each serves one
+   *  feature: template builds, networking, TLS). */
+  missingPackages: string[];
 }
 
 const PVM_ADVICE =
@@ -68,7 +73,7 @@ export async function diagnose(opts: { device?: string; kernel?: string; initrd?
   if (kernel.format === "missing") {
     problems.push(
       kernel.source === "default"
-        ? `no guest kernel at ${kernel.path}: run scripts/fetch-kernel.sh (as root) to install Debian's cloud kernel`
+        ? `no guest kernel at ${kernel.path}: run \`onebox template fetch-kernel\` (as root) to install Debian's cloud kernel`
         : `the guest kernel ${kernel.path} does not exist`,
     );
   } else if (kernel.format === "unknown") {
@@ -80,13 +85,15 @@ export async function diagnose(opts: { device?: string; kernel?: string; initrd?
     else notes.push(`PVM host: ${kernel.path} must be a PVM guest kernel (CONFIG_PVM_GUEST=y, CONFIG_X86_PIE=y); doctor cannot tell from the file`);
   }
   if (!kernel.initrd) {
-    notes.push("no initramfs built yet beside the kernel: scripts/mkinitramfs.sh builds it (onebox-init and the kernel's modules)");
+    notes.push("no initramfs built yet beside the kernel: the first template build makes it (scripts/mkinitramfs.sh: onebox-init and the kernel's modules)");
   }
   const network = opts.sandboxCidr ? await checkNetwork(opts.sandboxCidr) : undefined;
   const snapshots = snapshotReport(opts.dataDir);
   const localhostNames = localhostNamesResolve();
   if (!localhostNames) notes.push(LOCALHOST_ADVICE);
-  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network, localhostNames, ...(snapshots ? { snapshots } : {}) };
+  const missing = missingHostPackages();
+  if (missing.length) notes.push(`Debian packages onebox runs are missing (${missing.map((p) => `${p.name}: ${p.why}`).join("; ")}); install them: ${aptCommand(missing)}`);
+  return { ok: problems.length === 0, kvm, host, kernel, problems, notes, network, localhostNames, ...(snapshots ? { snapshots } : {}), missingPackages: missing.map((p) => p.name) };
 }
 
 /** Snapshot storage from the data dir's database, counted as the daemon counts it; nothing is made when there is none. */
@@ -135,6 +142,7 @@ export function formatReport(r: DoctorReport): string {
     `host          ${describeHost(r.host)}`,
     `guest kernel  ${kernelLine}`,
     `initramfs     ${k.initrd ?? "none yet"}`,
+    `packages      ${r.missingPackages.length ? `missing ${r.missingPackages.join(", ")} (see the note below)` : `the ${HOST_PACKAGES.length} Debian packages onebox runs are installed`}`,
     `getHost names ${r.localhostNames ? "<port>-<id>.localhost resolves to loopback" : "<port>-<id>.localhost does not resolve (see the note below)"}`,
     ...(r.snapshots ? [`snapshots     ${r.snapshots.count}, ${r.snapshots.mib} MiB of ${r.snapshots.maxMib} MiB (one sandbox's at most ${r.snapshots.largestSandboxMib} of ${r.snapshots.perSandboxMib} MiB)`] : []),
     ...(r.network ? r.network.checks.map((c) => `${`net ${c.name}`.padEnd(13)} ${c.ok ? "" : "FAILED: "}${c.detail}`) : []),
@@ -162,11 +170,16 @@ export async function runDoctor(argv: string[]): Promise<number> {
         "data-dir": { type: "string", default: envVar("ONEBOX_DATA_DIR") ?? "/var/lib/onebox" },
         "sandbox-cidr": { type: "string" },
         "no-network": { type: "boolean", default: false },
+        packages: { type: "boolean", default: false },
       },
     }));
   } catch (e) {
-    console.error(`onebox doctor: ${(e as Error).message}\nusage: onebox doctor [--json] [--kernel PATH] [--initrd PATH] [--data-dir DIR] [--sandbox-cidr CIDR] [--no-network]`);
+    console.error(`onebox doctor: ${(e as Error).message}\nusage: onebox doctor [--json] [--kernel PATH] [--initrd PATH] [--data-dir DIR] [--sandbox-cidr CIDR] [--no-network]\n       onebox doctor --packages   (the Debian packages onebox runs, one a line: install.sh installs them)`);
     return 2;
+  }
+  if (values.packages) {
+    console.log(HOST_PACKAGES.map((p) => p.name).join("\n"));
+    return 0;
   }
   const report = await diagnose({
     device: values.device,

@@ -28,9 +28,9 @@ export const SERVE_USAGE = `usage: onebox serve [--port 3000] [--listen 127.0.0.
         recently used entries no running build needs go first
        [--tls] [--tls-port 3443]: https://<port>-<id>.<domain> (E2B code's "https://" + getHost(port)) on a second
         listener, with certificates from onebox's own CA; trust it with NODE_EXTRA_CA_CERTS (GET /tls/ca.crt)
-On first start with a source dir, the default templates (base, code-interpreter-v1) are built
-in the background with its scripts/mkrootfs.sh; each step is logged, with a log file per build
-in DATA/templates/logs (docs/templates.md).`;
+On first start the default templates (base, code-interpreter-v1) are built in the background by the
+template builder embedded in onebox (extracted to DATA/builder; a --source-dir checkout's scripts win);
+each step is logged, with a log file per build in DATA/templates/logs (docs/templates.md).`;
 
 const secToMs = (s: number | undefined) => (s === undefined ? undefined : s * 1000);
 const mibToBytes = (mib: number | undefined) => (mib === undefined ? undefined : mib * 1024 * 1024);

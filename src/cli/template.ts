@@ -1,11 +1,14 @@
-// `onebox template ls|add|rm`: the template records in the database (builds: scripts/mkrootfs.sh).
+// `onebox template ls|add|rm|build|builder|fetch-kernel`: the template records in the database, and their builds.
 import type { VmHandle } from "../machine/vm-driver.ts";
 import { loadVmDriver } from "../machine/vm-driver.ts";
 import { openState, type State, type TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { buildDefaultTemplate, buildLogPath, DEFAULT_TEMPLATES } from "../templates/build-default.ts";
 import { BuildError, BuildInterrupted } from "../templates/build-steps.ts";
+import { templateBuilder } from "../templates/builder-files.ts";
 import { cliProgress } from "../templates/progress.ts";
+import { defaultKernelDir } from "../sys/guest-kernel.ts";
+import { join } from "node:path";
 import { buildTemplateSnapshot } from "../templates/snapshot.ts";
 import { envVar, parseConfig } from "../util/config.ts";
 import { registerTemplate, removeTemplate } from "../templates/register.ts";
@@ -25,7 +28,8 @@ const USAGE = `usage: onebox template ls [--json]
        onebox template rm ID|NAME
        onebox template build [base|code-interpreter-v1 ...] [--source-dir DIR] [--no-snapshot]
                              [--run-root /run/onebox] [--pvm-kernel PATH] [--boot-timeout-ms 60000]
-           builds default templates with the checkout's scripts/mkrootfs.sh (root, network for debootstrap):
+           builds default templates with onebox's own scripts/mkrootfs.sh (root, network for debootstrap;
+           --source-dir or ONEBOX_SOURCE_DIR: a checkout's scripts instead):
            steps kernel, initramfs, debootstrap, packages, image, register, snapshot; a log file per build;
            cached (a registered template is kept; the debootstrap tree is reused); Ctrl-C removes
            the partial output, rerun to continue
@@ -42,6 +46,11 @@ const USAGE = `usage: onebox template ls [--json]
            a single-stage Dockerfile, parsed and uploaded as the e2b SDK's Template().fromDockerfile() does
            (COPY sources relative to FILE's directory), built by the running daemon in a build microVM;
            each step is cached (--no-cache rebuilds all); the build's log is printed as it runs
+       onebox template builder [--source-dir DIR]
+           prints the template builder's directory (the scripts and guest files embedded in onebox,
+           extracted to DATA/builder/<hash>; or the checkout's)
+       onebox template fetch-kernel [--source-dir DIR]
+           installs Debian's cloud kernel as the default guest kernel (DATA/kernels/debian-cloud; apt-get)
 options: --data-dir DIR (default /var/lib/onebox)`;
 
 export async function templateCommand(argv: string[]): Promise<number> {
@@ -106,7 +115,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
           if (!access) return 2;
           return await buildFromDockerfile({ file: dockerfile, name, ...access, cpuCount: int(a, "cpus"), memoryMB: int(a, "memory-mib"), noCache: bool(a, "no-cache") });
         }
-        const sourceDir = str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR") ?? process.cwd();
+        const sourceDir = str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR");
         const fromImage = str(a, "from-image");
         const wanted = a.positionals.slice(1);
         if (fromImage !== undefined && (wanted.length || !str(a, "name"))) {
@@ -159,6 +168,16 @@ export async function templateCommand(argv: string[]): Promise<number> {
           process.off("SIGTERM", onSigint);
         }
       }
+      case "builder": {
+        const b = await templateBuilder(dataDir, str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR"));
+        console.log(bool(a, "json") ? JSON.stringify(b) : `${b.dir} (${b.from})`);
+        return 0;
+      }
+      case "fetch-kernel": {
+        const b = await templateBuilder(dataDir, str(a, "source-dir") ?? envVar("ONEBOX_SOURCE_DIR"));
+        const p = Bun.spawn(["bash", join(b.dir, "scripts", "fetch-kernel.sh"), defaultKernelDir(dataDir)], { stdio: ["inherit", "inherit", "inherit"] });
+        return await p.exited;
+      }
       case "rm":
       case "remove": {
         if (!target) {
@@ -190,7 +209,7 @@ export async function templateCommand(argv: string[]): Promise<number> {
 const MiB = 1024 * 1024;
 
 /** `template build --from-image`: one OCI build, its failure shown like a default build's. */
-async function buildFromImage(state: State, dataDir: string, sourceDir: string, a: Args, image: string, signal: AbortSignal, snapshot: ((row: TemplateRow) => Promise<void>) | undefined): Promise<number> {
+async function buildFromImage(state: State, dataDir: string, sourceDir: string | undefined, a: Args, image: string, signal: AbortSignal, snapshot: ((row: TemplateRow) => Promise<void>) | undefined): Promise<number> {
   const name = str(a, "name")!;
   const cpus = int(a, "cpus") ?? 1;
   if (cpus < 1 || cpus > 2) throw new Error("--cpus must be 1 or 2 (the vmm runs 1 or 2 vCPUs)");

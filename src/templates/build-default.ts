@@ -1,6 +1,6 @@
-// Builds the default templates (base, code-interpreter-v1) from the source tree's image scripts
-// (scripts/mkrootfs.sh, scripts/mkinitramfs.sh) and registers them; used by `onebox serve` on first
-// start (install.sh sets ONEBOX_SOURCE_DIR) and by `onebox template build`.
+// Builds the default templates (base, code-interpreter-v1) with the template builder's image scripts
+// (scripts/mkrootfs.sh, scripts/mkinitramfs.sh: embedded in dist/onebox, or a checkout's) and registers
+// them; used by `onebox serve` on first start and by `onebox template build`.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { defaultKernelDir, resolveGuestKernel, type GuestKernel } from "../sys/guest-kernel.ts";
@@ -8,6 +8,7 @@ import type { State, TemplateRow } from "../store/index.ts";
 import { aliasesOf } from "../store/template-store.ts";
 import { log } from "../util/log.ts";
 import { BuildError, StepRun } from "./build-steps.ts";
+import { templateBuilder, type TemplateBuilder } from "./builder-files.ts";
 import { LogProgress, type ProgressReporter } from "./progress.ts";
 import { registerTemplate, removeTemplate } from "./register.ts";
 
@@ -58,21 +59,21 @@ export interface BuildOptions {
 /** Builds one default template and registers it under its name. Each step is cached where its
  *  output can be (kernel, initramfs, the debootstrap tree); a failure or interrupt removes the
  *  partial image and throws BuildError / BuildInterrupted naming the step. */
-export async function buildDefaultTemplate(state: State, dataDir: string, sourceDir: string, t: DefaultTemplate, o: BuildOptions = {}): Promise<TemplateRow> {
+export async function buildDefaultTemplate(state: State, dataDir: string, sourceDir: string | undefined, t: DefaultTemplate, o: BuildOptions = {}): Promise<TemplateRow> {
   const logFile = o.logFile ?? buildLogPath(dataDir, t.name);
   mkdirSync(dirname(logFile), { recursive: true });
   const steps = o.snapshot ? [...BUILD_STEPS, "snapshot"] : BUILD_STEPS;
   const run = new StepRun({ template: t.name, steps, logFile, reporter: o.reporter ?? new LogProgress(t.name), signal: o.signal });
   return run.run(async () => {
-    const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
-    const { kernel, initrd } = await kernelSteps(run, dataDir, sourceDir);
+    const { kernel, initrd, builder } = await kernelSteps(run, dataDir, sourceDir);
+    const mkrootfs = join(builder.dir, "scripts", "mkrootfs.sh");
     const out = join(dataDir, "templates", `.build-${t.name}`);
     run.onFailure("partial image", () => rmSync(out, { recursive: true, force: true }));
     try {
       run.begin("debootstrap");
       // mkrootfs.sh moves on to packages and image itself, saying so; it cleans up after itself on
       // SIGTERM (its trap), and the cached tree is only ever renamed into place when complete.
-      await run.spawn(["nice", "bash", mkrootfs, "--out", out, "--variant", t.variant], { cwd: sourceDir, marker: mkrootfsMarker, detail: mkrootfsDetail });
+      await run.spawn(["nice", "bash", mkrootfs, "--out", out, "--variant", t.variant, ...builder.mkrootfsArgs], { cwd: builder.dir, marker: mkrootfsMarker, detail: mkrootfsDetail });
       const row = await run.step("register", () =>
         registerTemplate(state, dataDir, {
           name: t.name,
@@ -98,17 +99,21 @@ export async function buildDefaultTemplate(state: State, dataDir: string, source
   });
 }
 
-/** The steps every template build starts with: the guest kernel (a file), the initramfs (built once beside it). */
-export async function kernelSteps(run: StepRun, dataDir: string, sourceDir: string): Promise<{ kernel: GuestKernel; initrd: string }> {
-  const mkrootfs = join(sourceDir, "scripts", "mkrootfs.sh");
-  const mkinitramfs = join(sourceDir, "scripts", "mkinitramfs.sh");
-  const kernel = await run.step("kernel", () => {
+/** The steps every template build starts with: the guest kernel (a file), the initramfs (built once beside it);
+ *  and the builder whose scripts the build runs (builder-files.ts: `sourceDir` when given, else onebox's own). */
+export async function kernelSteps(run: StepRun, dataDir: string, sourceDir: string | undefined): Promise<{ kernel: GuestKernel; initrd: string; builder: TemplateBuilder }> {
+  let builder!: TemplateBuilder;
+  const kernel = await run.step("kernel", async () => {
+    builder = await templateBuilder(dataDir, sourceDir);
+    run.log(`template builder ${builder.dir} (${builder.from})`);
+    const mkrootfs = join(builder.dir, "scripts", "mkrootfs.sh");
+    const mkinitramfs = join(builder.dir, "scripts", "mkinitramfs.sh");
     for (const s of [mkrootfs, mkinitramfs]) {
-      if (!existsSync(s)) throw new Error(`${s} not found: point ONEBOX_SOURCE_DIR (or --source-dir) at a onebox checkout`);
+      if (!existsSync(s)) throw new Error(`${s} not found: point ONEBOX_SOURCE_DIR (or --source-dir) at a onebox checkout, or unset it to use the builder in onebox`);
     }
     const k = resolveGuestKernel({ dataDir });
     if (k.format === "missing" || k.format === "unknown") {
-      throw new Error(`no guest kernel at ${k.path}: run scripts/fetch-kernel.sh ${defaultKernelDir(dataDir)}`);
+      throw new Error(`no guest kernel at ${k.path}: run \`onebox template fetch-kernel\` (or scripts/fetch-kernel.sh ${defaultKernelDir(dataDir)})`);
     }
     run.log(`kernel ${k.path} (${k.format}, ${k.source})`);
     return k;
@@ -120,9 +125,10 @@ export async function kernelSteps(run: StepRun, dataDir: string, sourceDir: stri
     run.begin("initramfs");
     initrd = join(defaultKernelDir(dataDir), "initramfs.cpio.gz");
     // mkinitramfs.sh writes its output atomically: an interrupt leaves no half-written file.
-    await run.spawn(["nice", "bash", mkinitramfs, "--modules", join(defaultKernelDir(dataDir), "modules"), "--out", initrd], { cwd: sourceDir });
+    const mkinitramfs = join(builder.dir, "scripts", "mkinitramfs.sh");
+    await run.spawn(["nice", "bash", mkinitramfs, "--modules", join(defaultKernelDir(dataDir), "modules"), "--out", initrd], { cwd: builder.dir });
   }
-  return { kernel, initrd };
+  return { kernel, initrd, builder };
 }
 
 export type BuildStatus = { state: "building"; since: number } | { state: "failed"; message: string };
@@ -135,7 +141,8 @@ export class DefaultTemplateBuilder {
   constructor(
     private readonly state: State,
     private readonly dataDir: string,
-    private readonly sourceDir: string,
+    /** A checkout whose scripts win over the embedded ones (ONEBOX_SOURCE_DIR); undefined: onebox's own. */
+    private readonly sourceDir: string | undefined,
   ) {}
 
   statusOf(name: string): BuildStatus | undefined {

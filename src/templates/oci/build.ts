@@ -9,6 +9,7 @@ import type { State, TemplateRow } from "../../store/index.ts";
 import { badRequest } from "../../util/errors.ts";
 import { buildLogPath, kernelSteps, type BuildOptions } from "../build-default.ts";
 import { BuildError, BuildInterrupted, logTail, StepRun } from "../build-steps.ts";
+import { templateBuilder } from "../builder-files.ts";
 import { LogProgress } from "../progress.ts";
 import { checkTemplateName, registerTemplate, removeTemplate } from "../register.ts";
 import { ensureWorkdir, imageDefaults } from "./defaults.ts";
@@ -48,16 +49,16 @@ async function treeBytes(run: StepRun, dir: string): Promise<number> {
 }
 
 /** Builds the template from input.image and registers it as input.name. */
-export async function buildOciTemplate(state: State, dataDir: string, sourceDir: string, input: Omit<OciBuildInput, "outDir">, o: BuildOptions = {}): Promise<TemplateRow> {
+export async function buildOciTemplate(state: State, dataDir: string, sourceDir: string | undefined, input: Omit<OciBuildInput, "outDir">, o: BuildOptions = {}): Promise<TemplateRow> {
   return (await buildOci(state, dataDir, sourceDir, input, o))!;
 }
 
 /** Builds the template's files (rootfs.ext4, layer.ext4, defaults.json) into outDir, for `template add --from`. */
-export async function buildOciFiles(state: State, dataDir: string, sourceDir: string, input: OciBuildInput & { outDir: string }, o: BuildOptions = {}): Promise<void> {
+export async function buildOciFiles(state: State, dataDir: string, sourceDir: string | undefined, input: OciBuildInput & { outDir: string }, o: BuildOptions = {}): Promise<void> {
   await buildOci(state, dataDir, sourceDir, input, o);
 }
 
-async function buildOci(state: State, dataDir: string, sourceDir: string, input: OciBuildInput, o: BuildOptions): Promise<TemplateRow | null> {
+async function buildOci(state: State, dataDir: string, sourceDir: string | undefined, input: OciBuildInput, o: BuildOptions): Promise<TemplateRow | null> {
   const image = parseImageRef(input.image);
   if (input.outDir === undefined) checkTemplateName(state, input.name);
   else if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(input.name)) throw badRequest(`build name '${input.name}' must be lowercase letters, digits, '.', '_' or '-'`);
@@ -100,7 +101,8 @@ async function buildOci(state: State, dataDir: string, sourceDir: string, input:
 
       run.begin("image");
       const out = join(work, "out");
-      await run.spawn(["nice", "bash", join(sourceDir, "scripts", "mkrootfs.sh"), "--out", out, "--variant", "tree", "--tree", rootfs], { cwd: sourceDir, label: "mkrootfs.sh" });
+      const builder = kernel?.builder ?? (await templateBuilder(dataDir, sourceDir));
+      await run.spawn(["nice", "bash", join(builder.dir, "scripts", "mkrootfs.sh"), "--out", out, "--variant", "tree", "--tree", rootfs, ...builder.mkrootfsArgs], { cwd: builder.dir, label: "mkrootfs.sh" });
       rmSync(rootfs, { recursive: true, force: true });
       writeFileSync(join(out, DEFAULTS_FILE), JSON.stringify(defaults) + "\n");
       if (!kernel) {
