@@ -122,7 +122,7 @@ async function measure(label: string, flags: string[], initrd: string, runs: num
   let daemon: Daemon | null = null;
   try {
     // The default create limit (4) would answer the rest of N creates at once with 429, which the SDK does not retry.
-    const extra = ["--boot-timeout-ms", String(BOOT_MS), "--max-concurrent-creates", String(Math.max(4, conc)), "--no-default-templates", ...flags];
+    const extra = ["--boot-timeout-ms", String(BOOT_MS), "--max-concurrent-creates", String(Math.max(4, conc)), ...flags];
     daemon = await startDaemon({ dataDir, runRoot, extra });
     const opts = { apiKey: daemon.key, apiUrl: daemon.url, sandboxUrl: daemon.url, requestTimeoutMs: BOOT_MS };
     const first = await firstResult(opts);

@@ -59,7 +59,8 @@ export async function startDaemon(o: { dataDir: string; runRoot: string; extra?:
   const port = 20000 + Math.floor(Math.random() * 30000);
   const url = `http://127.0.0.1:${port}`;
   const proc = Bun.spawn(
-    [...oneboxCmd(), "serve", "--port", String(port), "--data-dir", o.dataDir, "--run-root", o.runRoot, ...(o.extra ?? [])],
+    // --no-default-templates: a bench registers what it boots; a background debootstrap would skew it.
+    [...oneboxCmd(), "serve", "--port", String(port), "--data-dir", o.dataDir, "--run-root", o.runRoot, "--no-default-templates", ...(o.extra ?? [])],
     // Daemon logs go to stderr so stdout keeps only the bench's own lines and the final JSON.
     { cwd: REPO, stdout: o.quiet ? "ignore" : Bun.stderr, stderr: o.quiet ? "ignore" : "inherit" },
   );

@@ -47,7 +47,7 @@ const initrd = join(root, "initramfs.cpio.gz");
 run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
 run([...bin, "template", "add", "--name", "base", "--from", image, "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "", "--initrd", initrd,
   "--memory-mib", "512", "--cpus", values.cpus!, "--data-dir", dataDir]);
-const daemon = Bun.spawn([...bin, "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", "120000"], {
+const daemon = Bun.spawn([...bin, "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", "120000", "--no-default-templates"], {
   cwd: REPO,
   stdout: "inherit",
   stderr: "inherit",

@@ -45,7 +45,7 @@ describe.skipIf(!IN_TESTHOST || !built)("templates from OCI images in real micro
     for (const n of ["musl", "glibc"]) {
       run([...onebox(), "template", "add", "--name", `oci-${n}`, "--from", join(IMAGES, n), "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "", "--initrd", initrd, "--memory-mib", "512", "--data-dir", dataDir]);
     }
-    daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS)], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
+    daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS), "--no-default-templates"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
     for (let i = 0; i < 200 && !(await fetch(url + "/health").then((r) => r.ok, () => false)); i++) await Bun.sleep(100);
     key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
   }, 120_000);

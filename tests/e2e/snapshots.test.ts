@@ -34,7 +34,7 @@ let daemon: ReturnType<typeof Bun.spawn> | null = null;
 let key = "";
 
 async function startDaemon(): Promise<void> {
-  daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS)], {
+  daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS), "--no-default-templates"], {
     cwd: REPO,
     stdout: "inherit",
     stderr: "inherit",

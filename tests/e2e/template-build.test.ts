@@ -64,7 +64,7 @@ describe.skipIf(!IN_TESTHOST || !built)("Template.build() with the e2b SDK in re
     const initrd = join(root, "initramfs.cpio.gz");
     run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
     run([...onebox(), "template", "add", "--name", "oci-glibc", "--from", IMAGE, "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "", "--initrd", initrd, "--memory-mib", "512", "--data-dir", dataDir]);
-    daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS)], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
+    daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS), "--no-default-templates"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
     for (let i = 0; i < 200 && !(await fetch(url + "/health").then((r) => r.ok, () => false)); i++) await Bun.sleep(100);
     key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
   }, 120_000);
