@@ -4,122 +4,24 @@
 // listSnapshots shows it, deleteSnapshot is refused while that sandbox lives and removes it after; fork({count: 3})
 // makes three copies that outlive their parent. Runs only inside the test host.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox } from "e2b";
+import { apiImageDir, BOOT_MS, ServeDaemon } from "./lib/serve-daemon.ts";
 
-const REPO = join(import.meta.dir, "..", "..");
 const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
-// Boots are emulated (TCG) in the test host, and four run at once: allow minutes, not seconds.
-const BOOT_MS = 300_000;
+const d = new ServeDaemon(`/tmp/obx-snap-${process.pid}`, 3);
+const { dataDir, url } = d;
+const opts = () => d.opts();
+const image = apiImageDir("snapshots");
 
-/** The onebox binary if built, else the sources through bun. */
-function onebox(): string[] {
-  const bin = join(REPO, "dist", "onebox");
-  return existsSync(bin) ? [bin] : ["bun", join(REPO, "src", "main.ts")];
-}
-
-function run(cmd: string[], env: Record<string, string> = {}): string {
-  const r = Bun.spawnSync(cmd, { cwd: REPO, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
-  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (${r.exitCode}):\n${r.stdout}${r.stderr}`);
-  return r.stdout.toString();
-}
-
-const root = `/tmp/obx-snap-${process.pid}`;
-const dataDir = join(root, "data");
-const runRoot = join(root, "run");
-const port = 30000 + (process.pid % 20000);
-const url = `http://127.0.0.1:${port}`;
-let daemon: ReturnType<typeof Bun.spawn> | null = null;
-let key = "";
-
-async function startDaemon(): Promise<void> {
-  daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS), "--no-default-templates"], {
-    cwd: REPO,
-    stdout: "inherit",
-    stderr: "inherit",
-  });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(url + "/health")).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await Bun.sleep(100);
-  }
-  throw new Error("onebox serve did not answer /health within 20 s");
-}
-
-async function stopDaemon(): Promise<void> {
-  if (!daemon) return;
-  daemon.kill("SIGTERM");
-  const exited = await Promise.race([daemon.exited.then(() => true), Bun.sleep(15_000).then(() => false)]);
-  if (!exited) {
-    daemon.kill("SIGKILL");
-    await daemon.exited;
-  }
-  daemon = null;
-  expect(exited).toBe(true);
-}
-
-/** Last resort after a failed run: stop the VMs this test's daemon started, by their recorded pid. */
-function killLeftoverVms(): void {
-  const vms = join(runRoot, "vms");
-  if (!existsSync(vms)) return;
-  for (const id of readdirSync(vms)) {
-    try {
-      const { pid } = JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number };
-      process.kill(pid, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** The template image: $ONEBOX_E2E_TEMPLATE_DIR, or .cache/api-e2e-template built on the outer host with
- *  `scripts/mkrootfs.sh --out .cache/api-e2e-template --variant minimal` (seconds from its cache).
- *  The test host has no network for debootstrap, so the image cannot be built in here. */
-function imageDir(): string | null {
-  const dir = process.env.ONEBOX_E2E_TEMPLATE_DIR ?? join(REPO, ".cache", "api-e2e-template");
-  return existsSync(join(dir, "rootfs.ext4")) ? dir : null;
-}
-if (IN_TESTHOST && !imageDir()) {
-  console.warn("snapshots: skipped: no template image; build .cache/api-e2e-template on the outer host (see imageDir())");
-}
-
-function registerTemplate(): void {
-  const dir = imageDir()!;
-  const initrd = join(root, "initramfs.cpio.gz");
-  const kernelDir = process.env.ONEBOX_TEST_KERNEL_DIR ?? "";
-  run(["bash", "scripts/mkinitramfs.sh", "--modules", join(kernelDir, "modules"), "--out", initrd]);
-  const kernel = process.env.ONEBOX_TEST_KERNEL ?? "";
-  run([...onebox(), "template", "add", "--name", "base", "--from", dir, "--kernel", kernel, "--initrd", initrd,
-    "--memory-mib", "512", "--data-dir", dataDir]);
-}
-
-const opts = () => ({ apiKey: key, apiUrl: url, sandboxUrl: url, requestTimeoutMs: BOOT_MS });
-
-describe.skipIf(!IN_TESTHOST || !imageDir())("sandbox snapshots against real microVMs", () => {
+describe.skipIf(!IN_TESTHOST || !image)("sandbox snapshots against real microVMs", () => {
   beforeAll(async () => {
-    mkdirSync(root, { recursive: true });
-    registerTemplate();
-    await startDaemon();
-    key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
+    d.addTemplate("base", image!);
+    await d.start();
   }, 1_200_000);
 
-  afterAll(async () => {
-    try {
-      for (const s of await Sandbox.list({ ...opts(), query: { metadata: { snapshots: "1" } } }).nextItems()) {
-        await Sandbox.kill(s.sandboxId, opts());
-      }
-    } catch (e) {
-      console.error("cleanup through the API failed:", e);
-    } finally {
-      await stopDaemon().catch(() => undefined);
-      killLeftoverVms();
-      rmSync(root, { recursive: true, force: true });
-    }
-  });
+  afterAll(() => d.cleanup({ snapshots: "1" }));
 
   const counter = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done";
   const count = async (s: Sandbox) => Number((await s.commands.run("cat /tmp/count")).stdout.trim());
@@ -144,7 +46,7 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("sandbox snapshots against real mic
 
     // The snapshot id is a template id: GET /templates/{id} by id and by name.
     for (const ref of [snap.snapshotId, "snap-e2e"]) {
-      const res = await fetch(`${url}/templates/${ref}`, { headers: { "x-api-key": key } });
+      const res = await fetch(`${url}/templates/${ref}`, { headers: { "x-api-key": d.key } });
       expect(res.status).toBe(200);
       expect(((await res.json()) as { templateID: string }).templateID).toBe(snap.snapshotId);
     }

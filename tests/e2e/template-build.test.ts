@@ -5,38 +5,21 @@
 // and restores from the ready snapshot; a second identical build is served from the step cache; a failing RUN
 // reports its step, exit code and output and leaves no template. Runs only inside the test host.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Sandbox, Template } from "e2b";
+import { REPO } from "./lib/harness.ts";
+import { BOOT_MS, onebox, run, ServeDaemon } from "./lib/serve-daemon.ts";
 
-const REPO = join(import.meta.dir, "..", "..");
 const IN_TESTHOST = process.env.ONEBOX_TESTHOST === "1";
-const BOOT_MS = 300_000;
 const IMAGE = join(REPO, ".cache", "oci-e2e", "glibc");
-
-function onebox(): string[] {
-  const bin = join(REPO, "dist", "onebox");
-  return existsSync(bin) ? [bin] : ["bun", join(REPO, "src", "main.ts")];
-}
-
-function run(cmd: string[]): string {
-  const r = Bun.spawnSync(cmd, { cwd: REPO, stdout: "pipe", stderr: "pipe" });
-  if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")} failed (${r.exitCode}):\n${r.stdout}${r.stderr}`);
-  return r.stdout.toString();
-}
 
 const built = existsSync(join(IMAGE, "rootfs.ext4"));
 if (IN_TESTHOST && !built) console.warn("template-build: skipped: no image in .cache/oci-e2e; run bun scripts/oci-e2e-images.ts on the outer host");
 
-const root = `/tmp/obx-build-${process.pid}`;
-const dataDir = join(root, "data");
-const runRoot = join(root, "run");
-const context = join(root, "context");
-const port = 30000 + ((process.pid + 11) % 20000);
-const url = `http://127.0.0.1:${port}`;
-let daemon: ReturnType<typeof Bun.spawn> | null = null;
-let key = "";
-const opts = () => ({ apiKey: key, apiUrl: url, sandboxUrl: url, requestTimeoutMs: BOOT_MS });
+const d = new ServeDaemon(`/tmp/obx-build-${process.pid}`, 11);
+const context = join(d.root, "context");
+const opts = () => d.opts();
 
 /** The template of the first two builds: the same steps each time. */
 function appTemplate() {
@@ -61,33 +44,11 @@ describe.skipIf(!IN_TESTHOST || !built)("Template.build() with the e2b SDK in re
   beforeAll(async () => {
     mkdirSync(context, { recursive: true });
     writeFileSync(join(context, "hello.txt"), "hello from the build context\n");
-    const initrd = join(root, "initramfs.cpio.gz");
-    run(["bash", "scripts/mkinitramfs.sh", "--modules", join(process.env.ONEBOX_TEST_KERNEL_DIR ?? "", "modules"), "--out", initrd]);
-    run([...onebox(), "template", "add", "--name", "oci-glibc", "--from", IMAGE, "--kernel", process.env.ONEBOX_TEST_KERNEL ?? "", "--initrd", initrd, "--memory-mib", "512", "--data-dir", dataDir]);
-    daemon = Bun.spawn([...onebox(), "serve", "--port", String(port), "--data-dir", dataDir, "--run-root", runRoot, "--boot-timeout-ms", String(BOOT_MS), "--no-default-templates"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-    for (let i = 0; i < 200 && !(await fetch(url + "/health").then((r) => r.ok, () => false)); i++) await Bun.sleep(100);
-    key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
+    d.addTemplate("oci-glibc", IMAGE);
+    await d.start();
   }, 120_000);
 
-  afterAll(async () => {
-    try {
-      for (const s of await Sandbox.list(opts()).nextItems()) await Sandbox.kill(s.sandboxId, opts());
-    } catch (e) {
-      console.error("cleanup through the API failed:", e);
-    }
-    daemon?.kill("SIGTERM");
-    await Promise.race([daemon?.exited, Bun.sleep(15_000)]);
-    daemon?.kill("SIGKILL");
-    const vms = join(runRoot, "vms");
-    for (const id of existsSync(vms) ? readdirSync(vms) : []) {
-      try {
-        process.kill((JSON.parse(readFileSync(join(vms, id, "vmm.json"), "utf8")) as { pid: number }).pid, "SIGKILL");
-      } catch {
-        // gone
-      }
-    }
-    rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => d.cleanup());
 
   test("build: steps run in a build VM with their output in the logs; a sandbox sees the file, env, workdir and the started process", async () => {
     const first = await build(appTemplate(), "built-app");
@@ -100,7 +61,7 @@ describe.skipIf(!IN_TESTHOST || !built)("Template.build() with the e2b SDK in re
     const s = await Sandbox.create("built-app", { ...opts(), timeoutMs: 600_000 });
     const r = await s.commands.run('cat hello.txt; echo "$APP_MODE|$GREETING"; pwd; cat mode.txt ~/one /tmp/started; stat -c %U hello.txt; for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null; echo; done | grep -c "^sleep 86400"');
     expect(r.stdout).toBe("hello from the build context\nbuilt|hello from debian\n/opt/app\nbuilt\nstep-one\nstarted built\nuser\n1\n");
-    const logs = run([...onebox(), "sandbox", "logs", s.sandboxId, "--data-dir", dataDir]);
+    const logs = run([...onebox(), "sandbox", "logs", s.sandboxId, "--data-dir", d.dataDir]);
     expect(logs).toContain("lifecycle restore");
     await s.kill();
   }, 4 * BOOT_MS);
@@ -127,7 +88,7 @@ describe.skipIf(!IN_TESTHOST || !built)("Template.build() with the e2b SDK in re
     expect(err!.message).toContain("out-42"); // the output's tail, not the command
     expect(await Template.exists("broken-app", opts())).toBe(false);
     // Nothing of it is left: the only templates are the base and the built one.
-    const names = (await (await fetch(`${url}/templates`, { headers: { "x-api-key": key } })).json()) as { aliases: string[] }[];
+    const names = (await (await fetch(`${d.url}/templates`, { headers: { "x-api-key": d.key } })).json()) as { aliases: string[] }[];
     expect(names.map((n) => n.aliases.join(",")).sort()).toEqual(["built-app", "oci-glibc"]);
   }, 4 * BOOT_MS);
 });
