@@ -95,9 +95,15 @@ export class Network {
     // The lifecycle applies the stored policy again after each start (a PUT may have come meanwhile): the same one
     // again keeps the addresses learned so far.
     if (slot.policy && samePolicy(slot.policy, p)) return Promise.resolve(0);
+    // Every sandbox's slot gets its policy before its guest runs (create and resume write it before the vmm spawns,
+    // a warm-pool start before the restore: withSlot, pool-entry.ts), so a slot this daemon made (a re-adopted one
+    // has no fd) that has no policy yet has carried no flow: nothing to cut, and the conntrack dump (synchronous,
+    // over the whole table) and the proxy's recheck stay off the create path.
+    const fresh = slot.policy === null && slot.fd !== null;
     applyPolicy(this.host.bpf, slot.ifindex, p); // also removes addresses learned under the old policy
     slot.policy = p;
     slot.learned.clear();
+    if (fresh) return Promise.resolve(0);
     // The eBPF programs stop a denied flow's packets both ways; the proxy's own upstream connections are cut here,
     // and the flows' conntrack entries deleted, so a later policy that opens the peer again does not revive them
     // and the peer's next packet meets no mapping (the host answers it with a reset). The gateway (DNS) stays.
