@@ -5,7 +5,8 @@
 #                    musl (the test registry and the test's musl image, src/templates/oci/*.test.ts),
 #                    prometheus (its promtool checks GET /metrics, src/api/metrics-api.test.ts),
 #                    openjdk-17-jdk-headless (jshell for guest/interpreter/java-kernel.test.ts; the guest
-#                    image gets its own from guest/interpreter/packages.txt)
+#                    image gets its own from guest/interpreter/packages.txt), qemu-utils (qemu-img: the
+#                    test host's --disk overlay, scripts/verify-install.sh and verify-release.sh)
 set -euo pipefail
 # skopeo and umoci: `onebox template build --from-image` (docs/templates.md "Templates from OCI images").
 # openssl: `onebox serve --tls` makes its CA and a certificate per getHost() name with it (docs/api.md "TLS").
@@ -15,7 +16,7 @@ PKGS=(build-essential cpio busybox-static e2fsprogs qemu-system-x86 debootstrap
       python3-ipykernel python3-jupyter-client python3-tornado python3-ptyprocess
       python3-matplotlib python3-matplotlib-inline python3-pandas
       nodejs node-acorn esbuild r-cran-irkernel)
-TEST_PKGS=(chromium docker-registry musl prometheus openjdk-17-jdk-headless)
+TEST_PKGS=(chromium docker-registry musl prometheus openjdk-17-jdk-headless qemu-utils)
 [ "${1:-}" = --no-test-deps ] || PKGS+=("${TEST_PKGS[@]}")
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
