@@ -2,7 +2,10 @@
 // N `base`-shaped sandboxes (minimal image, 1 vCPU, 512 MiB) created through the real e2b SDK, each after one
 // `commands.run("echo hi")`; then the sum of the vmm processes' PSS (their guest pages included: guest RAM is the vmm's
 // private mapping) per sandbox, and the drop of the host's MemAvailable per sandbox; again after --idle-min minutes
-// idle (does it grow?). Last line JSON.
+// idle (does it grow?). And where it goes (scripts/vmm-memory.ts): the guest RAM mapping's private pages (what the
+// guest dirtied) and its share of the template's page cache, the rest of the vmm process, its page tables, its
+// cgroup's kernel memory (KVM's page tables, slab), the daemon's RSS growth, and which guest pages are dirty and
+// what they hold. Last line JSON.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,6 +13,7 @@ import { Sandbox } from "e2b";
 import { startTestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
 import { buildImageOutside, note, REPO, rerunInTesthost, testInitramfs } from "./bench-lib.ts";
+import { dirtyPages, guestMapping, memoryStat, restByKind, smaps, statusBytes, sumField } from "./vmm-memory.ts";
 
 const { values } = parseArgs({ options: { n: { type: "string", default: "200" }, "idle-min": { type: "string", default: "10" } } });
 const N = Number(values.n);
@@ -48,13 +52,58 @@ const d = await startTestDaemon(
   mkdtempSync(join(root, "data-")),
 );
 const opts = { apiKey: d.key, apiUrl: d.url, sandboxUrl: d.url, requestTimeoutMs: 600_000 };
-const vmmPid = (id: string) => (JSON.parse(readFileSync(join(d.config.runRoot, "vms", id, "vmm.json"), "utf8")) as { pid: number }).pid;
+const vmmJson = (id: string) =>
+  JSON.parse(readFileSync(join(d.config.runRoot, "vms", id, "vmm.json"), "utf8")) as { pid: number; cgroup?: { version?: number; dirs?: { memory?: string } } };
+const vmmPid = (id: string) => vmmJson(id).pid;
+const BUCKET = 32 * MIB; // guest physical buckets of the dirty-page histogram
+const CLASSIFY = 3; // vmms whose dirty pages are read and compared (zero / same as the template): cheap enough
+
+/** Where the memory of the N vmms goes, per sandbox, in MiB (see the header). */
+function breakdown(ids: string[]) {
+  const acc: Record<string, number> = {};
+  const add = (k: string, v: number) => void (acc[k] = (acc[k] ?? 0) + v);
+  const buckets: number[] = [];
+  const cls = { total: 0, zero: 0, same: 0, other: 0 };
+  ids.forEach((id, i) => {
+    const j = vmmJson(id);
+    const maps = smaps(j.pid);
+    const g = guestMapping(maps);
+    if (!g) return;
+    const rest = maps.filter((m) => m !== g);
+    const gPriv = (g.f.Private_Dirty ?? 0) + (g.f.Private_Clean ?? 0);
+    add("guest_private", gPriv);
+    add("guest_shared_pss", (g.f.Pss ?? 0) - gPriv);
+    add("vmm_rest_pss", sumField(rest, "Pss"));
+    add("vmm_rest_private", sumField(rest, "Private_Dirty") + sumField(rest, "Private_Clean"));
+    for (const [k, v] of Object.entries(restByKind(rest))) add(`rest_${k}`, v);
+    add("vmpte", statusBytes(j.pid, "VmPTE"));
+    const ms = memoryStat(j.cgroup?.version === 2 ? j.cgroup.dirs?.memory : undefined);
+    for (const k of ["anon", "file", "kernel", "kernel_stack", "pagetables", "sec_pagetables", "percpu", "sock", "slab"]) add(`cg_${k}`, ms[k] ?? 0);
+    const dp = dirtyPages(j.pid, g, BUCKET, i < CLASSIFY, g.path);
+    dp.buckets.forEach((n, b) => (buckets[b] = (buckets[b] ?? 0) + n));
+    if (i < CLASSIFY) {
+      cls.total += dp.total;
+      cls.zero += dp.zero;
+      cls.same += dp.sameAsFile;
+      cls.other += dp.other;
+    }
+  });
+  const per: Record<string, number> = {};
+  for (const [k, v] of Object.entries(acc)) per[k] = v / ids.length / MIB;
+  return {
+    per,
+    dirtyMibByBucket: buckets.map((n) => (n * 4096) / ids.length / MIB),
+    dirtyClass: { zeroPct: (100 * cls.zero) / (cls.total || 1), sameAsTemplatePct: (100 * cls.same) / (cls.total || 1), otherPct: (100 * cls.other) / (cls.total || 1) },
+  };
+}
 
 try {
   await registerTemplate(d.state, d.dataDir, { name: "bench-density", from: IMAGE, kernel: process.env.ONEBOX_TEST_KERNEL ?? "", initrd, cpuCount: 1, memoryMb: 512, diskSizeMb: 2048 });
   await d.manager.warmTemplates();
   await (await Sandbox.create("bench-density", opts)).kill(); // the template snapshot exists from here
   await Bun.sleep(5000); // the pool's refill settles
+  Bun.gc(true);
+  const daemonRssBefore = statusBytes("self", "VmRSS");
   const before = memAvailable();
   const made: Sandbox[] = [];
   // 4 at a time: a create is mostly guest round trips, and the host should not thrash while it measures.
@@ -78,9 +127,25 @@ try {
   };
   const now = measure();
   say(`idle now: ${now.pssMib.toFixed(2)} MiB PSS per sandbox, MemAvailable -${now.dropMib.toFixed(2)} MiB per sandbox`);
+  Bun.gc(true);
+  const daemonRssMib = (statusBytes("self", "VmRSS") - daemonRssBefore) / N / MIB;
+  const bd = breakdown(made.map((s) => s.sandboxId));
+  const f2 = (x: number | undefined) => (x ?? 0).toFixed(2);
+  const p = bd.per;
+  say(
+    `breakdown per sandbox (MiB): guest RAM private ${f2(p.guest_private)} + its share of the template's page cache ${f2(p.guest_shared_pss)}; ` +
+      `vmm rest PSS ${f2(p.vmm_rest_pss)} (private ${f2(p.vmm_rest_private)}; heap ${f2(p.rest_heap)}, anon ${f2(p.rest_anon)}, kvm ${f2(p.rest_kvm)}, files ${f2(p.rest_files)}, other ${f2(p.rest_other)}); ` +
+      `VmPTE ${f2(p.vmpte)}; cgroup kernel ${f2(p.cg_kernel)} (sec_pagetables ${f2(p.cg_sec_pagetables)}, pagetables ${f2(p.cg_pagetables)}, slab ${f2(p.cg_slab)}, kernel_stack ${f2(p.cg_kernel_stack)}, percpu ${f2(p.cg_percpu)}, sock ${f2(p.cg_sock)}), cgroup anon ${f2(p.cg_anon)}, file ${f2(p.cg_file)}; ` +
+      `daemon RSS +${f2(daemonRssMib)}`,
+  );
+  say(`guest pages dirtied per sandbox, MiB per 32 MiB of guest physical memory: ${bd.dirtyMibByBucket.map((x) => x.toFixed(2)).join(" ")}`);
+  say(
+    `dirtied pages of ${Math.min(CLASSIFY, N)} vmms: ${bd.dirtyClass.zeroPct.toFixed(1)}% all zero, ${bd.dirtyClass.sameAsTemplatePct.toFixed(1)}% equal to the template's page, ${bd.dirtyClass.otherPct.toFixed(1)}% changed`,
+  );
   await Bun.sleep(IDLE_MIN * 60_000);
   const later = measure();
   say(`idle after ${IDLE_MIN} min: ${later.pssMib.toFixed(2)} MiB PSS per sandbox, MemAvailable -${later.dropMib.toFixed(2)} MiB per sandbox`);
+  const laterGuest = breakdown(made.map((s) => s.sandboxId)).per.guest_private ?? 0;
   await Promise.all(made.map((s) => s.kill()));
   const r2 = (x: number) => Math.round(x * 100) / 100;
   console.log(
@@ -93,6 +158,18 @@ try {
       idle_mib_per_sandbox_10min: r2(later.pssMib),
       memavailable_mib_per_sandbox: r2(now.dropMib),
       memavailable_mib_per_sandbox_10min: r2(later.dropMib),
+      guest_private_mib: r2(p.guest_private ?? 0),
+      guest_private_mib_10min: r2(laterGuest),
+      guest_shared_pss_mib: r2(p.guest_shared_pss ?? 0),
+      vmm_rest_pss_mib: r2(p.vmm_rest_pss ?? 0),
+      vmm_rest_private_mib: r2(p.vmm_rest_private ?? 0),
+      vmpte_mib: r2(p.vmpte ?? 0),
+      cgroup_kernel_mib: r2(p.cg_kernel ?? 0),
+      cgroup_sec_pagetables_mib: r2(p.cg_sec_pagetables ?? 0),
+      cgroup_slab_mib: r2(p.cg_slab ?? 0),
+      daemon_rss_mib: r2(daemonRssMib),
+      dirty_zero_pct: r2(bd.dirtyClass.zeroPct),
+      dirty_same_as_template_pct: r2(bd.dirtyClass.sameAsTemplatePct),
       emulated: true,
     }),
   );
