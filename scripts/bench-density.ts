@@ -13,7 +13,7 @@ import { Sandbox } from "e2b";
 import { startTestDaemon } from "../src/api/test-support.ts";
 import { registerTemplate } from "../src/templates/register.ts";
 import { buildImageOutside, note, REPO, rerunInTesthost, testInitramfs } from "./bench-lib.ts";
-import { dirtyPages, guestMapping, memoryStat, restByKind, smaps, statusBytes, sumField } from "./vmm-memory.ts";
+import { dirtyPages, GUEST_PAGE_KINDS_CMD, guestMapping, guestOwnBytes, memoryStat, restByKind, smaps, statusBytes, sumField } from "./vmm-memory.ts";
 
 const { values } = parseArgs({ options: { n: { type: "string", default: "200" }, "idle-min": { type: "string", default: "10" } } });
 const N = Number(values.n);
@@ -70,7 +70,7 @@ function breakdown(ids: string[]) {
     const g = guestMapping(maps);
     if (!g) return;
     const rest = maps.filter((m) => m !== g);
-    const gPriv = (g.f.Private_Dirty ?? 0) + (g.f.Private_Clean ?? 0);
+    const gPriv = guestOwnBytes(g);
     add("guest_private", gPriv);
     add("guest_shared_pss", (g.f.Pss ?? 0) - gPriv);
     add("vmm_rest_pss", sumField(rest, "Pss"));
@@ -102,6 +102,42 @@ try {
   await d.manager.warmTemplates();
   await (await Sandbox.create("bench-density", opts)).kill(); // the template snapshot exists from here
   await Bun.sleep(5000); // the pool's refill settles
+  // Stages, on one extra sandbox (killed before the baseline): what the guest dirties by the create (hygiene, /init),
+  // by the first command, by 10 s idle, by a second command; and what the guest itself says it holds.
+  const stages: Record<string, number> = {};
+  {
+    const guestPrivate = (id: string) => guestOwnBytes(guestMapping(smaps(vmmPid(id)))) / MIB;
+    const s = await Sandbox.create("bench-density", { ...opts, timeoutMs: 600_000 });
+    stages.after_create = guestPrivate(s.sandboxId);
+    await s.commands.run("echo hi");
+    stages.after_first_command = guestPrivate(s.sandboxId);
+    await Bun.sleep(10_000);
+    stages.after_10s_idle = guestPrivate(s.sandboxId);
+    await s.commands.run("echo hi");
+    stages.after_second_command = guestPrivate(s.sandboxId);
+    const probe = await s.commands.run(
+      "grep -E '^(MemFree|Buffers|Cached|AnonPages|Shmem|Slab|PageTables|KernelStack):' /proc/meminfo | tr -s ' ' | tr '\\n' ';'; echo; " +
+        "for f in /proc/[0-9]*/status; do awk '/^(Name|VmRSS|RssAnon|RssFile):/{printf \"%s=%s \", $1, $2} END{print \"\"}' $f; done | grep VmRSS",
+    );
+    // What the guest's dirtied frames are now, by the guest kernel's page flags (as root: /proc/kpageflags).
+    const g = guestMapping(smaps(vmmPid(s.sandboxId)));
+    if (g) {
+      const dp = dirtyPages(vmmPid(s.sandboxId), g, BUCKET, false, undefined, true);
+      const split = async (pfns: number[], what: string) => {
+        await s.files.write("/tmp/obx-dirty-pfns", pfns.join("\n") + "\n", { user: "root" });
+        const r = await s.commands.run(GUEST_PAGE_KINDS_CMD("/tmp/obx-dirty-pfns"), { user: "root", timeoutMs: 300_000 });
+        say(`guest's own pages ${what} (${pfns.length}), by the guest's page flags now: ${r.stdout.trim()}`);
+      };
+      await split(dp.pfns, "all");
+      await split(dp.pfns.filter((p) => p * 4096 >= 64 * MIB && p * 4096 < 96 * MIB), "in 64-96 MiB");
+      const iomem = await s.commands.run("grep -E 'Kernel|System RAM' /proc/iomem", { user: "root" });
+      say(`guest /proc/iomem: ${iomem.stdout.trim().replace(/\n\s*/g, " | ")}`);
+    }
+    say(`stages (guest RAM private, MiB): ${Object.entries(stages).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")}`);
+    say(`guest after 2 commands: ${probe.stdout.replace(/\n+$/, "").replace(/\n/g, " | ")}`);
+    await s.kill();
+    await Bun.sleep(5000); // the pool refills after that create
+  }
   Bun.gc(true);
   const daemonRssBefore = statusBytes("self", "VmRSS");
   const before = memAvailable();
@@ -170,6 +206,10 @@ try {
       daemon_rss_mib: r2(daemonRssMib),
       dirty_zero_pct: r2(bd.dirtyClass.zeroPct),
       dirty_same_as_template_pct: r2(bd.dirtyClass.sameAsTemplatePct),
+      stage_after_create_mib: r2(stages.after_create ?? 0),
+      stage_after_first_command_mib: r2(stages.after_first_command ?? 0),
+      stage_after_10s_idle_mib: r2(stages.after_10s_idle ?? 0),
+      stage_after_second_command_mib: r2(stages.after_second_command ?? 0),
       emulated: true,
     }),
   );

@@ -78,6 +78,10 @@ export function memoryStat(dir: string | undefined): Record<string, number> {
   }
 }
 
+/** The guest's own pages: in the MAP_PRIVATE mapping of the template's memory file, a page the guest wrote is a
+ *  private anonymous copy (Anonymous); Private_Clean would also count template pages only this clone has read. */
+export const guestOwnBytes = (g: Mapping | undefined): number => g?.f.Anonymous ?? 0;
+
 export interface DirtyPages {
   /** Pages of the guest mapping that are the process's own (copied on write, or anonymous), by guest physical
    *  bucket of `bucketBytes`. */
@@ -87,15 +91,17 @@ export interface DirtyPages {
   zero: number;
   sameAsFile: number;
   other: number;
+  /** Page indices (= guest frame numbers) of those pages, when `list`. */
+  pfns: number[];
 }
 
 /** The guest pages a process privately holds (pagemap: present and not a file/shared page), bucketed by guest
  *  physical address; with `classify`, their contents are read (root: /proc/PID/mem) and compared with zero and with
  *  the template memory file `filePath` at the same offset. Guest physical address = offset in the mapping (RAM is
  *  one mapping from GPA 0, docs/vmm.md). */
-export function dirtyPages(pid: number, g: Mapping, bucketBytes: number, classify: boolean, filePath?: string): DirtyPages {
+export function dirtyPages(pid: number, g: Mapping, bucketBytes: number, classify: boolean, filePath?: string, list = false): DirtyPages {
   const pages = (g.end - g.start) / PAGE;
-  const r: DirtyPages = { buckets: new Array(Math.ceil((g.end - g.start) / bucketBytes)).fill(0), total: 0, zero: 0, sameAsFile: 0, other: 0 };
+  const r: DirtyPages = { buckets: new Array(Math.ceil((g.end - g.start) / bucketBytes)).fill(0), total: 0, zero: 0, sameAsFile: 0, other: 0, pfns: [] };
   const pm = openSync(`/proc/${pid}/pagemap`, "r");
   const mem = classify ? openSync(`/proc/${pid}/mem`, "r") : -1;
   let file = -1;
@@ -121,6 +127,7 @@ export function dirtyPages(pid: number, g: Mapping, bucketBytes: number, classif
         r.total++;
         const b = Math.floor((p * PAGE) / bucketBytes);
         r.buckets[b] = (r.buckets[b] ?? 0) + 1;
+        if (list) r.pfns.push(p);
         if (!classify) continue;
         readSync(mem, page, 0, PAGE, g.start + p * PAGE);
         if (page.every((b) => b === 0)) r.zero++;
@@ -135,3 +142,17 @@ export function dirtyPages(pid: number, g: Mapping, bucketBytes: number, classif
   }
   return r;
 }
+
+/** A guest shell command (run as root) that sorts the guest frames listed in FILE (one per line) by what the guest
+ *  kernel says they are now (/proc/kpageflags): free, slab, page table, anon, page cache, reserved, other kernel. */
+export const GUEST_PAGE_KINDS_CMD = (file: string): string =>
+  `od -An -v -tx8 -w8 /proc/kpageflags | awk '
+    function hex(s,  i, n) { n = 0; for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1; return n }
+    function bit(n, b) { return int(n / 2 ^ b) % 2 }
+    NR == FNR { want[$1 + 0] = 1; next }
+    (FNR - 1) in want {
+      x = $1; lo = hex(substr(x, 9, 8)); hi = hex(substr(x, 1, 8))
+      k = bit(lo, 10) ? "free" : bit(lo, 7) ? "slab" : bit(lo, 26) ? "pagetable" : bit(lo, 12) ? "anon" : bit(lo, 5) ? "pagecache" : bit(hi, 0) ? "reserved" : "kernel_other"
+      n[k]++
+    }
+    END { for (k in n) printf "%s=%d ", k, n[k]; print "" }' ${file} -`;
