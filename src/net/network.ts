@@ -97,10 +97,11 @@ export class Network {
     if (slot.policy && samePolicy(slot.policy, p)) return Promise.resolve(0);
     // Every sandbox's slot gets its policy before its guest runs (create and resume write it before the vmm spawns,
     // a warm-pool start before the restore: withSlot, pool-entry.ts), so a slot this daemon made (a re-adopted one
-    // has no fd) that has no policy yet has carried no flow: nothing to cut, and the conntrack dump (synchronous,
-    // over the whole table) and the proxy's recheck stay off the create path.
+    // has no fd) that has no policy yet has carried no flow and holds no rule (makeSlot cleared its ifindex's):
+    // nothing to cut or remove, and the tries' walk, the conntrack dump and the proxy's recheck stay off the create
+    // path.
     const fresh = slot.policy === null && slot.fd !== null;
-    applyPolicy(this.host.bpf, slot.ifindex, p); // also removes addresses learned under the old policy
+    applyPolicy(this.host.bpf, slot.ifindex, p, fresh); // also removes addresses learned under the old policy
     slot.policy = p;
     slot.learned.clear();
     if (fresh) return Promise.resolve(0);

@@ -145,6 +145,21 @@ describe.skipIf(!root)("applyPolicy on a slot's maps (BPF_PROG_TEST_RUN)", () =>
     clearPolicy(bpf, IFINDEX);
   });
 
+  test("a slot's first policy (fresh) is written without a walk of the tries, and enforced", () => {
+    let walks = 0;
+    const counting = new Proxy(bpf, {
+      get(target, key) {
+        if (key === "slotRules") walks++;
+        const v = Reflect.get(target, key);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    applyPolicy(counting, IFINDEX, compilePolicy({ allowOut: ["203.0.113.10"], denyOut: ["0.0.0.0/0"] }), true);
+    expect(walks).toBe(0);
+    expect([verdict("203.0.113.10"), verdict("203.0.113.11")]).toEqual(["pass", "drop"]);
+    clearPolicy(bpf, IFINDEX);
+  });
+
   test("syncHostDeny: the sandbox range and host addresses are denied; a later sync replaces the set", () => {
     syncHostDeny(bpf, ["198.18.0.0/16", "203.0.113.10"]);
     expect([verdict("198.18.0.8"), verdict("203.0.113.10"), verdict("203.0.113.11")]).toEqual(["drop", "drop", "pass"]);

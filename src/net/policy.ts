@@ -90,12 +90,14 @@ export const EMPTY_POLICY: CompiledPolicy = { allow: [], deny: [], domains: [] }
  * Replaces the slot's rules with `p`. Each step only tightens or reaches the new policy, so a packet in flight never
  * meets a policy looser than both the old and the new one: new denies, then old allows that go, then new allows,
  * then old denies that go. A failure part-way leaves a policy at least as strict as the new one on the allow side
- * (the caller retries or clears).
+ * (the caller retries or clears). The old rules are read from the tries (a walk of every slot's keys, one syscall
+ * each); `fresh`: the slot has none yet (its first policy), so the walk, which grows with every sandbox's policy on
+ * the host, stays off the create path.
  */
-export function applyPolicy(bpf: BpfNet, ifindex: number, p: CompiledPolicy): void {
+export function applyPolicy(bpf: BpfNet, ifindex: number, p: CompiledPolicy, fresh = false): void {
   const has = (list: Cidr[], c: Cidr) => list.some((x) => x.base === c.base && x.prefix === c.prefix);
-  const oldAllow = bpf.slotRules("onebox_allow_out", ifindex);
-  const oldDeny = bpf.slotRules("onebox_deny_out", ifindex);
+  const oldAllow = fresh ? [] : bpf.slotRules("onebox_allow_out", ifindex);
+  const oldDeny = fresh ? [] : bpf.slotRules("onebox_deny_out", ifindex);
   const add = (m: SlotRuleMap, list: Cidr[], old: Cidr[]) => list.filter((c) => !has(old, c)).forEach((c) => bpf.slotRuleAdd(m, ifindex, c));
   const del = (m: SlotRuleMap, old: Cidr[], keep: Cidr[]) => old.filter((c) => !has(keep, c)).forEach((c) => bpf.slotRuleDel(m, ifindex, c));
   add("onebox_deny_out", p.deny, oldDeny);

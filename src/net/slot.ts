@@ -66,6 +66,10 @@ export async function makeSlot(host: HostNet, index: number): Promise<NetSlot> {
     // The route and the clsact qdisc with its programs belong to the link: deleting the TAP removes them, so they
     // register no undo of their own (detaching first would cost another 0.5 ms for nothing).
     await routeAdd(tap.ifindex, ip, 32);
+    // A slot starts with no rule, which its first policy relies on (Network.setPolicy writes it without reading the
+    // tries): any rule a TAP with this ifindex left (its cleanup failed; the kernel reuses ifindexes) goes here,
+    // while the pool makes the slot ahead of its create.
+    host.bpf.deleteSlotRules(tap.ifindex);
     host.bpf.setSlot(tap.ifindex, slotCfg(ip));
     undo.push("slot map entry", () => void host.bpf.deleteSlot(tap.ifindex));
     host.bpf.attach(tap.ifindex);

@@ -145,12 +145,17 @@ export class BpfNet {
   deleteSlot(ifindex: number): boolean {
     const rc = this.lib.onebox_bpf_slot_del(this.h, ifindex);
     if (rc !== -2) check(this.lib, rc, `delete slot ${ifindex}`);
-    for (const m of ["onebox_allow_out", "onebox_deny_out"] as const)
-      for (const c of this.slotRules(m, ifindex)) this.slotRuleDel(m, ifindex, c);
+    this.deleteSlotRules(ifindex);
     const key = new Uint32Array([ifindex]);
     const drc = this.lib.onebox_bpf_map_delete(this.mapFd("onebox_slot_drops"), ptr(key));
     if (drc !== -2) check(this.lib, drc, `delete slot ${ifindex}'s drop counters`);
     return rc !== -2;
+  }
+
+  /** Deletes every policy rule of `ifindex` (a walk of both tries). */
+  deleteSlotRules(ifindex: number): void {
+    for (const m of ["onebox_allow_out", "onebox_deny_out"] as const)
+      for (const c of this.slotRules(m, ifindex)) this.slotRuleDel(m, ifindex, c);
   }
 
   private fds = new Map<string, number>();
