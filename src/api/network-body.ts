@@ -1,7 +1,7 @@
 // E2B's `network` on create and the body of PUT /sandboxes/{id}/network: validated (400 naming the field), the
 // unsupported fields refused, and the config as it is stored on the sandbox row and returned by GET.
 import { z } from "zod";
-import { compilePolicy } from "../net/policy.ts";
+import { compilePolicyCached } from "../net/policy.ts";
 import { badRequest } from "../util/errors.ts";
 
 const entries = z.array(z.string().max(300)).max(10_000);
@@ -44,7 +44,7 @@ function refuseUnsupported(body: Record<string, unknown>, field: string): void {
 /** Validates a create's `network` with its `allow_internet_access`; the config to store (null: none given). */
 export function createNetwork(network: NetworkConfig | null | undefined, allowInternetAccess: boolean | null | undefined): StoredNetwork | null {
   if (!network) {
-    compilePolicy({ allowInternetAccess: allowInternetAccess ?? undefined });
+    compilePolicyCached({ allowInternetAccess: allowInternetAccess ?? undefined });
     return null;
   }
   refuseUnsupported(network, "network");
@@ -54,14 +54,14 @@ export function createNetwork(network: NetworkConfig | null | undefined, allowIn
     ...(network.allowPublicTraffic != null ? { allowPublicTraffic: network.allowPublicTraffic } : {}),
     ...(network.maskRequestHost != null ? { maskRequestHost: network.maskRequestHost } : {}),
   };
-  compilePolicy({ ...stored, allowInternetAccess: allowInternetAccess ?? undefined });
+  compilePolicyCached({ ...stored, allowInternetAccess: allowInternetAccess ?? undefined });
   return stored;
 }
 
 /** Validates a PUT body; the new stored config keeps the create-only fields (allowPublicTraffic, maskRequestHost). */
 export function updateNetwork(body: NetworkUpdateBody, current: StoredNetwork | null): StoredNetwork {
   refuseUnsupported(body, "body");
-  compilePolicy({ allowOut: body.allowOut ?? undefined, denyOut: body.denyOut ?? undefined, allowInternetAccess: body.allow_internet_access ?? undefined }, "body");
+  compilePolicyCached({ allowOut: body.allowOut ?? undefined, denyOut: body.denyOut ?? undefined, allowInternetAccess: body.allow_internet_access ?? undefined }, "body");
   return {
     ...(body.allowOut ? { allowOut: body.allowOut } : {}),
     ...(body.denyOut ? { denyOut: body.denyOut } : {}),

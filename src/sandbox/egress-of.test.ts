@@ -1,5 +1,5 @@
 // egressOf: a row's stored policy compiled once per distinct (allow_internet_access, network) and served from the
-// memo after; a row that no longer compiles denies all and is not remembered.
+// cache after (compilePolicyCached); a row that no longer compiles denies all and is not remembered.
 import { expect, test } from "bun:test";
 import { egressOf } from "./egress.ts";
 

@@ -1,6 +1,6 @@
 // A sandbox's egress policy as its row stores it (E2B's network.allowOut/denyOut and allow_internet_access),
 // compiled for its network slot, and written into the slot its live vmm holds (docs/network.md "Egress policy").
-import { compilePolicy, type CompiledPolicy } from "../net/policy.ts";
+import { compilePolicyCached, type CompiledPolicy } from "../net/policy.ts";
 import type { SandboxRow } from "../store/index.ts";
 import { log } from "../util/log.ts";
 import type { SandboxCtx } from "./context.ts";
@@ -8,27 +8,11 @@ import type { SandboxCtx } from "./context.ts";
 /** Deny everything: what a stored policy that no longer compiles falls back to (fail closed, never open). */
 const DENY_ALL: CompiledPolicy = { allow: [], deny: [{ base: 0, prefix: 0, size: 2 ** 32 }], domains: [] };
 
-/** Compiled policies by the row fields they came from. A start compiles its row's policy twice (for the slot before
- *  the vmm spawns, and again after it, to catch a PUT made meanwhile): with a 100-entry policy that is ~10 ms each in
- *  the emulated test host. Bounded: the least recently used goes first. The policies are never mutated. */
-const compiled = new Map<string, CompiledPolicy>();
-const COMPILED_MAX = 256;
-
 /** The compiled policy of a row (validated when it was stored; a row that no longer compiles denies all). */
 export function egressOf(row: Pick<SandboxRow, "id" | "network" | "allowInternetAccess">): CompiledPolicy {
-  const key = `${row.allowInternetAccess ?? ""}|${row.network ?? ""}`;
-  const hit = compiled.get(key);
-  if (hit) {
-    compiled.delete(key); // to the back: the most recently used
-    compiled.set(key, hit);
-    return hit;
-  }
   try {
     const n = row.network ? (JSON.parse(row.network) as { allowOut?: string[]; denyOut?: string[] }) : {};
-    const p = compilePolicy({ allowOut: n.allowOut, denyOut: n.denyOut, allowInternetAccess: row.allowInternetAccess ?? undefined });
-    compiled.set(key, p);
-    if (compiled.size > COMPILED_MAX) compiled.delete(compiled.keys().next().value!);
-    return p;
+    return compilePolicyCached({ allowOut: n.allowOut, denyOut: n.denyOut, allowInternetAccess: row.allowInternetAccess ?? undefined });
   } catch (e) {
     log.warn("a sandbox's stored network policy does not compile; denying all its egress", { id: row.id, error: String(e) });
     return DENY_ALL;
