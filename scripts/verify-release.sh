@@ -41,12 +41,14 @@ outer() {
   fi
   [ -f "$tarball" ] && [ -f "$tarball.sha256" ] || { echo "verify-release: $tarball (and .sha256) missing: bun run release" >&2; exit 2; }
   tarball=$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")
+  # The test host sees the repository (a copy, at /repo) and nothing else of this machine.
+  [[ "$tarball" == "$REPO/"* ]] || { echo "verify-release: the tarball must be inside $REPO (the test host sees only it)" >&2; exit 2; }
   exec nice -n 5 "$REPO/scripts/testhost" run --net --disk 12288 --mem 8192 --timeout "$timeout" \
-    "bash scripts/verify-release.sh --inside '$tarball'"
+    "bash scripts/verify-release.sh --inside '${tarball#"$REPO/"}'"
 }
 
 inside() {
-  local tarball=$1
+  local tarball=$REPO/$1 # relative to the repository
   [ "${ONEBOX_TESTHOST:-}" = 1 ] || { echo "verify-release: --inside runs in the test host only" >&2; exit 2; }
   say "test host: $(uname -r), $(nproc) vCPUs, root $(df -h / | awk 'NR==2 {print $4}') free"
   # A fresh machine: no data dir, no caches, no kernel; the release's files only, away from any checkout.
