@@ -14,9 +14,9 @@ import type { PooledVmHandle, VmDriver, VmExit, VmHandle, VmSpec } from "./vm-dr
 
 export type FakeStep =
   | "spawn" | "spawnPooled" | "restore" | "pause" | "resume" | "snapshot" | "snapshot-diff" | "stop" | "stats" | "forward"
-  | "adopt" | "hygiene" | "sync" | "ready" | "init" | "metrics";
+  | "adopt" | "hygiene" | "sync" | "ready" | "init" | "metrics" | "warmUp";
 
-const GUEST_STEPS: FakeStep[] = ["hygiene", "ready", "init", "metrics"];
+const GUEST_STEPS: FakeStep[] = ["hygiene", "ready", "init", "metrics", "warmUp"];
 
 export class FakeVm implements PooledVmHandle {
   static nextPid = 4_000_000; // above any pid_max: nothing to signal
@@ -253,6 +253,10 @@ export class FakeMachine implements Machine {
     metrics: async (): Promise<AgentMetrics> => {
       this.step("metrics");
       return { ts: 1, cpu_count: 1, cpu_used_pct: 0, mem_total: 1, mem_used: 1, disk_used: 1, disk_total: 1 };
+    },
+    warmUp: async (runDir, user) => {
+      await this.gated("warmUp");
+      this.calls.push(`warmUp ${runDir} ${user}`);
     },
   };
 

@@ -3,6 +3,7 @@
 import type { TemplateRow } from "../store/index.ts";
 import type { Config } from "../util/config.ts";
 import { AgentClient, waitHealthy, type AgentInit, type AgentMetrics } from "./agent-client.ts";
+import { agentSocket, guestExec } from "./guest-exec.ts";
 import { sendHygiene, syncGuestDisks } from "./hygiene.ts";
 import { FORWARDED_PORTS } from "./vm-config.ts";
 import { forwardSocketPath, vsockPath, type VmHandle } from "./vm-driver.ts";
@@ -17,7 +18,15 @@ export interface GuestLink {
   /** POST /init (spec §3.4): tokenHeader is the token the agent already holds (a resumed guest's). */
   init(runDir: string, body: AgentInit, tokenHeader?: string): Promise<void>;
   metrics(runDir: string, accessToken: string | null): Promise<AgentMetrics>;
+  /** A template VM runs one command as the SDK would, before its ready snapshot: what a first command reads and
+   *  builds (the agent's process-start path, bash and its files in the page cache) is then in the snapshot, shared by
+   *  every clone, instead of private pages in each (docs/benchmarks.md bench:density: 11.8 of an idle clone's
+   *  17.3 MiB). Throws when the command does not run or exits non-zero. */
+  warmUp(runDir: string, user: string, timeoutMs: number): Promise<void>;
 }
+
+/** The warm-up command: bash -l as commands.run, with output, so the agent's output path runs too. */
+export const WARM_UP_CMD = "echo onebox-warm-up";
 
 /** The real guest: onebox-init's control channel over vsock and the agent over its forward socket. */
 export const agentGuest: GuestLink = {
@@ -32,4 +41,8 @@ export const agentGuest: GuestLink = {
   },
   init: (runDir, body, tokenHeader) => new AgentClient(runDir).init(body, tokenHeader),
   metrics: (runDir, accessToken) => new AgentClient(runDir).metrics(accessToken),
+  async warmUp(runDir, user, timeoutMs) {
+    const r = await guestExec(agentSocket(runDir), WARM_UP_CMD, { user, timeoutMs });
+    if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}${r.error ? ` (${r.error})` : ""}: ${r.tail.slice(-3).join(" | ")}`);
+  },
 };

@@ -20,6 +20,7 @@ import { CleanupStack } from "../util/cleanup-stack.ts";
 import type { Config } from "../util/config.ts";
 import { log } from "../util/log.ts";
 import { tailFile } from "../util/tail-file.ts";
+import { E2B_DEFAULT_USER, templateDefaults } from "../store/template-defaults.ts";
 import { runStartCmd } from "./start-cmd.ts";
 
 const META = "meta.json";
@@ -67,6 +68,8 @@ export async function snapshotKey(config: Config, t: TemplateRow): Promise<strin
     // The device set: a snapshot taken with a net device restores only with one (and its guest has eth0 up), so
     // a daemon with networking never restores one made without (all made before networking are rebuilt).
     config.network ? "net-v1" : "no-net",
+    // Taken after one warm-up command (warmUp below): older snapshots are remade so their clones share its pages.
+    "warm-v1",
   ];
   return createHash("sha256").update(parts.join("\n")).digest("hex").slice(0, 32);
 }
@@ -179,6 +182,7 @@ async function bootAndSnapshot(
     await guest.waitReady(config, t, handle, runDir, deathWatch(handle));
     // A built template's start command runs before the snapshot, so it runs in every clone (E2B's setStartCmd).
     await runStartCmd(t, runDir, deathWatch(handle));
+    await warmUp(guest, t, runDir);
     const bootMs = performance.now() - t0;
 
     const t1 = performance.now();
@@ -201,6 +205,21 @@ async function bootAndSnapshot(
     if (tail) log.warn("console of the failed template snapshot", { template: t.id, tail });
     for (const err of await undo.unwind()) log.warn("cleanup after failed template snapshot", { template: t.id, error: err.message });
     throw e;
+  }
+}
+
+/** How long the warm-up command may take (the first command of a cold guest: ~1-2 s emulated). */
+const WARM_UP_TIMEOUT_MS = 60_000;
+
+/** One command in the template VM before its snapshot (GuestLink.warmUp), as the template's default user. A template
+ *  whose image cannot run it (no bash, no such user) still gets its snapshot: its clones then pay their first
+ *  command's pages themselves, as before. */
+async function warmUp(guest: GuestLink, t: TemplateRow, runDir: string): Promise<void> {
+  const user = templateDefaults(t).user ?? E2B_DEFAULT_USER;
+  try {
+    await guest.warmUp(runDir, user, WARM_UP_TIMEOUT_MS);
+  } catch (e) {
+    log.warn("template warm-up command failed; snapshotting without it", { template: t.id, error: (e as Error).message });
   }
 }
 
