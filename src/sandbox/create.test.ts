@@ -81,10 +81,10 @@ test("with template snapshots: a restore gets hygiene; a refused snapshot is dro
   s = await fakeSandboxes({ templateSnapshots: true });
   const a = await s.create();
   expect(s.state.sandboxes.eventsOf(a.id).map((e) => e.kind)).toEqual(["create", "restore", "running"]);
-  expect(s.fm.calls.filter((c) => !c.startsWith("init ") && c !== "stats")).toEqual([
-    // the template's VM: booted, ready, paused, snapshotted, stopped; then the clone: hygiene and /init at once, no
-    // readiness probe (a snapshot is of a ready guest)
-    "adopt", "spawn", "ready", "pause", "snapshot", "stop", "spawn", "hygiene", "init",
+  expect(s.fm.calls.filter((c) => !c.startsWith("init ") && !c.startsWith("warmUp ") && c !== "stats")).toEqual([
+    // the template's VM: booted, ready, one warm-up command, paused, snapshotted, stopped; then the clone: hygiene and
+    // /init at once, no readiness probe (a snapshot is of a ready guest)
+    "adopt", "spawn", "ready", "warmUp", "pause", "snapshot", "stop", "spawn", "hygiene", "init",
   ]);
   // A clone that does not take its hygiene: the create fails and leaves nothing.
   s.fm.fail.add("hygiene");
