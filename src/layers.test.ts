@@ -21,8 +21,13 @@ const LAYERS: string[][] = [
 ];
 /** Importable by anyone: the constants and types shared with the guest. */
 const ANYONE = ["guest/protocol.ts"];
-/** What src/ embeds from outside it (sys/natives.ts, cli/index.ts, dashboard/assets.ts): build outputs and the package version. */
-const EMBEDDED = [/^ffi\/build\//, /^dist\/dashboard\//, /^package\.json$/];
+/** What src/ embeds from outside it (sys/natives.ts, cli/index.ts, dashboard/assets.ts, templates/builder-files.ts):
+ *  build outputs, the package version, and the default templates' builder (its scripts, onebox-init/runas, the agent
+ *  bundle, the interpreter's files). Files carried into the binary, not code src/ runs from there. */
+const EMBEDDED = [
+  /^ffi\/build\//, /^dist\/dashboard\//, /^package\.json$/,
+  /^scripts\/[a-z-]+\.sh$/, /^guest\/init\/build\//, /^dist\/guest\/agent\.js$/, /^guest\/interpreter\//,
+];
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
