@@ -12,7 +12,7 @@ fi
 for f in "${files[@]}"; do [ -f "$f" ] || { echo "e2e file missing: $f" >&2; exit 1; }; done
 # The test host has no network: the SDK journey's (and the snapshots test's) guest image is built out here (debootstrap from
 # Debian's mirror, cached by mkrootfs.sh) and reaches the test host inside its copy of the repo.
-if printf '%s\n' "${files[@]}" | grep -q -e 'api-journey' -e '/snapshots.test' -e 'dashboard-terminal'; then
+if printf '%s\n' "${files[@]}" | grep -q -e 'api-journey' -e '/snapshots.test' -e '/dashboard.test'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-template --variant minimal >&2
 fi
 # The code interpreter's image likewise (debootstrap + the Python data stack; minutes on first use,
@@ -49,6 +49,9 @@ fi
 # attempt finished counts as one failure. The last line, "test-e2e: N pass, N fail ...", is what
 # scripts/test.sh counts.
 budget=${ONEBOX_E2E_TIMEOUT:-3900}
+# What the tests keep (the dashboard's screenshots): $ONEBOX_ARTEFACTS, else a new temporary dir; every test host's
+# are copied there after it ends (scripts/testhost --artefacts), a rerun's over its predecessor's.
+artefacts=${ONEBOX_ARTEFACTS:-$(mktemp -d /tmp/onebox-e2e-artefacts.XXXXXX)}
 t0=$SECONDS
 raw=$(mktemp); results=$(mktemp); trap 'rm -f "$raw" "$results"' EXIT
 rc=0 stalls=0 deaths=0 reruns=0 all_files=("${files[@]}")
@@ -58,7 +61,7 @@ for ((attempt = 1; attempt <= max_attempts; attempt++)); do
   ((left >= 300)) || left=300
   : >"$raw"
   set +e # (under set -e a failed pipeline would end this script here, before any rerun)
-  ONEBOX_E2E_ATTEMPT=$attempt scripts/testhost run --timeout "$left" --stall "${ONEBOX_E2E_STALL:-240}" \
+  ONEBOX_E2E_ATTEMPT=$attempt scripts/testhost run --timeout "$left" --stall "${ONEBOX_E2E_STALL:-240}" --artefacts "$artefacts" \
     --mem "${ONEBOX_E2E_MEM:-12288}" "bash scripts/e2e-run-files.sh ${files[*]}" 2>&1 | tee "$raw"
   rc=${PIPESTATUS[0]}
   set -e
@@ -98,6 +101,7 @@ for f in "${all_files[@]}"; do
   fi
   p=""
 done
+echo "test-e2e: artefacts in $artefacts"
 # The counts decide where the test host could not report (it died after its last file).
 ((fail == 0)) || [ "$rc" != 0 ] || rc=1
 echo "test-e2e: $pass pass, $fail fail in ${#all_files[@]} files ($unfinished unfinished); test host: $stalls stalls, $deaths deaths, $reruns reruns; $((SECONDS - t0)) s (exit $rc)"

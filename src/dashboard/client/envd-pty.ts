@@ -56,7 +56,7 @@ async function* envelopes(body: ReadableStream<Uint8Array>): AsyncGenerator<[num
   }
 }
 
-/** `base`: the daemon's origin; "" in the page (same origin), the daemon's URL in tests/e2e/dashboard-terminal.test.ts. */
+/** `base`: the daemon's origin; "" in the page (same origin), the daemon's URL in tests/e2e/dashboard.test.ts. */
 export async function openPty(sandboxId: string, token: string | undefined, size: { cols: number; rows: number }, onData: (d: Uint8Array) => void, base = ""): Promise<Pty> {
   const headers = (contentType: string): Record<string, string> => ({
     "content-type": contentType,
