@@ -4,7 +4,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import { nativePath } from "./natives.ts";
 
 /** Must equal ONEBOX_NET_ABI_VERSION in ffi/lib/net/net.h. */
-export const LIBONEBOX_NET_ABI_VERSION = 6;
+export const LIBONEBOX_NET_ABI_VERSION = 5;
 
 const symbols = {
   onebox_net_abi_version: { args: [], returns: FFIType.i32 },
@@ -21,8 +21,7 @@ const symbols = {
   onebox_link_names: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   onebox_link_index: { args: [FFIType.ptr], returns: FFIType.i32 },
   onebox_link_name: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  onebox_ct_delete_denied_start: { args: [FFIType.u32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  onebox_ct_job_poll: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  onebox_ct_delete_denied: { args: [FFIType.u32, FFIType.ptr, FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
   onebox_bpffs_ensure: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   onebox_bpf_open: { args: [FFIType.ptr, FFIType.ptr], returns: FFIType.ptr },
   onebox_bpf_close: { args: [FFIType.ptr], returns: FFIType.void },

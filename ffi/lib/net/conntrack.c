@@ -6,8 +6,6 @@
 // peer's next packet would be swallowed instead of answered with a reset. docs/network.md "Egress policy".
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <linux/netlink.h>
@@ -198,98 +196,4 @@ out:
   free(kept);
   close(fd);
   return e ? e : nkept;
-}
-
-/* Jobs of onebox_ct_delete_denied_start: a fixed table under one lock (a PUT /network each; a sandbox's PUTs are
- * serialised by the daemon, so a few dozen at once is already a burst). */
-#define CT_JOBS 64
-struct ct_job {
-  int used, done;
-  int32_t result;
-  char error[256];
-  uint32_t src;
-  uint32_t *allow, *deny;
-  int nallow, ndeny;
-};
-static struct ct_job ct_jobs[CT_JOBS];
-static pthread_mutex_t ct_jobs_lock = PTHREAD_MUTEX_INITIALIZER;
-
-int onebox_net_error(char *buf, int len);
-
-static void *ct_job_thread(void *arg) {
-  struct ct_job *j = arg;
-  int r = onebox_ct_delete_denied(j->src, j->allow, j->nallow, j->deny, j->ndeny);
-  char err[sizeof j->error] = "";
-  if (r < 0) onebox_net_error(err, sizeof err); // this thread's own last error
-  pthread_mutex_lock(&ct_jobs_lock);
-  free(j->allow);
-  free(j->deny);
-  j->allow = j->deny = NULL;
-  j->result = r;
-  memcpy(j->error, err, sizeof err);
-  j->done = 1;
-  pthread_mutex_unlock(&ct_jobs_lock);
-  return NULL;
-}
-
-static uint32_t *copy_cidrs(const uint32_t *c, int n) {
-  uint32_t *out = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *out);
-  if (out && n > 0) memcpy(out, c, (size_t)n * 2 * sizeof *out);
-  return out;
-}
-
-int onebox_ct_delete_denied_start(uint32_t src, const uint32_t *allow, int nallow, const uint32_t *deny, int ndeny) {
-  if (nallow < 0 || ndeny < 0 || (nallow > 0 && !allow) || (ndeny > 0 && !deny)) return -EINVAL;
-  pthread_mutex_lock(&ct_jobs_lock);
-  int id = -1;
-  for (int i = 0; i < CT_JOBS && id < 0; i++)
-    if (!ct_jobs[i].used) id = i;
-  if (id < 0) {
-    pthread_mutex_unlock(&ct_jobs_lock);
-    onebox_net_set_error("%d conntrack deletions are running already", CT_JOBS);
-    return -EAGAIN;
-  }
-  struct ct_job *j = &ct_jobs[id];
-  memset(j, 0, sizeof *j);
-  j->used = 1;
-  j->src = src;
-  j->nallow = nallow;
-  j->ndeny = ndeny;
-  j->allow = copy_cidrs(allow, nallow);
-  j->deny = copy_cidrs(deny, ndeny);
-  int e = (j->allow && j->deny) ? 0 : ENOMEM;
-  if (!e) {
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    e = pthread_create(&t, &attr, ct_job_thread, j);
-    pthread_attr_destroy(&attr);
-  }
-  if (e) {
-    free(j->allow);
-    free(j->deny);
-    memset(j, 0, sizeof *j);
-    onebox_net_set_error("start a conntrack deletion: %s", strerror(e));
-    id = -e;
-  }
-  pthread_mutex_unlock(&ct_jobs_lock);
-  return id;
-}
-
-int onebox_ct_job_poll(int job, int32_t *result, char *err, int len) {
-  if (job < 0 || job >= CT_JOBS || !result) return -EINVAL;
-  pthread_mutex_lock(&ct_jobs_lock);
-  struct ct_job *j = &ct_jobs[job];
-  int rc = -EINVAL;
-  if (j->used) {
-    rc = j->done;
-    if (j->done) {
-      *result = j->result;
-      if (err && len > 0) snprintf(err, (size_t)len, "%s", j->error);
-      memset(j, 0, sizeof *j);
-    }
-  }
-  pthread_mutex_unlock(&ct_jobs_lock);
-  return rc;
 }

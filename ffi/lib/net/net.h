@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include "../../bpf/onebox_net.h"
 
-#define ONEBOX_NET_ABI_VERSION 6
+#define ONEBOX_NET_ABI_VERSION 5
 
 int onebox_net_abi_version(void);
 /* Copies the last error message (libbpf's or ours) into buf (NUL-terminated); returns its length. */
@@ -40,12 +40,6 @@ int onebox_link_name(int ifindex, char *buf, int len);
  * original source is `src` and whose original destination is in `deny` and not in `allow` (CIDRs as pairs
  * {base (network order), prefix length}); returns how many were deleted. Needs nf_conntrack_netlink (autoloaded). */
 int onebox_ct_delete_denied(uint32_t src, const uint32_t *allow, int nallow, const uint32_t *deny, int ndeny);
-/* The same off the caller's thread: the dump walks the host's whole conntrack table (20-150 ms measured in the
- * emulated test host), and the daemon's event loop must not wait for it. _start copies the CIDRs and returns a job
- * number (>= 0; -EAGAIN when CT_JOBS are running); _poll answers 0 while it runs, and once done 1 with its result
- * (as onebox_ct_delete_denied's) in *result and its error text in err, and frees the job. */
-int onebox_ct_delete_denied_start(uint32_t src, const uint32_t *allow, int nallow, const uint32_t *deny, int ndeny);
-int onebox_ct_job_poll(int job, int32_t *result, char *err, int len);
 
 /* eBPF (bpf.c). The handle is the loaded object; pin_dir (may be NULL: nothing pinned) is a bpffs directory whose
  * maps are reused when they exist (a restarted daemon re-adopts its slots) and created and pinned when not. */
