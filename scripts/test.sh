@@ -24,17 +24,26 @@ count_e2e_results() {
   failed=$((failed + $(echo "$line" | awk '{print $4}')))
 }
 
-log=$(mktemp)
+log=$(mktemp) fails=$(mktemp)
 bun run test:unit 2>&1 | tee "$log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 count_bun_results "$log"
+# CI keeps only the tail of this output: each failing test, with the lines bun printed before its name (the
+# error), is repeated at the end, at most 60 lines per suite.
+failures() { grep -B 8 -E '^\(fail\) ' "$1" | head -n 60 | sed "s/^/$2: /" >>"$fails"; }
+failures "$log" unit
 
 if [ "${ONEBOX_SKIP_E2E:-0}" != 1 ]; then
   bash scripts/test-e2e.sh 2>&1 | tee "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   count_e2e_results "$log"
+  failures "$log" e2e
 fi
-rm -f "$log"
+if [ -s "$fails" ]; then
+  echo "failed tests (e2e lines include runs in a test host that stalled and whose files ran again):"
+  cat "$fails"
+fi
+rm -f "$log" "$fails"
 # A suite that crashed before printing its summary must still fail the run.
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 echo "$passed passed, $failed failed"
