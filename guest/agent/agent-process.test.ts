@@ -1,7 +1,7 @@
 // Drives the agent's process.Process service with the official e2b SDK (e2b-protocol.md §3.2).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { CommandExitError, Sandbox, TimeoutError } from "e2b";
-import { ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
+import { ensureGroupedTestUser, ensureTestUser, startTestAgent, type RunningAgent } from "./test-harness.ts";
 
 let agent: RunningAgent;
 let sbx: Sandbox;
@@ -203,6 +203,26 @@ test("pty as a non-root user gets the user's identity and groups", async () => {
   await h.wait().catch(() => {});
   const groups = Bun.spawnSync(["id", "-G", "user"]).stdout.toString().trim().split(/\s+/).length;
   expect(out).toContain(`[user/${Bun.spawnSync(["id", "-gn", "user"]).stdout.toString().trim()}/${groups}]`);
+});
+
+test("a user with no group beyond its own gets no supplementary groups, as envd gives (Credential with NoSetGroups)", async () => {
+  const own = Bun.spawnSync(["id", "-g", "user"]).stdout.toString().trim();
+  const all = Bun.spawnSync(["id", "-G", "user"]).stdout.toString().trim().split(/\s+/);
+  const r = await sbx.commands.run("id -u; id -g; grep '^Groups:' /proc/self/status");
+  const [uid, gid, groupsLine] = r.stdout.trim().split("\n");
+  expect(uid).toBe(Bun.spawnSync(["id", "-u", "user"]).stdout.toString().trim());
+  expect(gid).toBe(own);
+  const groups = groupsLine!.replace(/^Groups:/, "").trim();
+  // Extra groups (from /etc/group) still come, with the primary one, through onebox-runas; none: an empty list.
+  expect(groups === "" ? [] : groups.split(/\s+/).sort()).toEqual(all.some((g) => g !== own) ? [...all].sort() : []);
+});
+
+test("a user's supplementary groups from /etc/group are set", async () => {
+  const extra = ensureGroupedTestUser();
+  const r = await agent.sandbox().commands.run("id -un; id -G", { user: "grpuser" });
+  const [name, ids] = r.stdout.trim().split("\n");
+  expect(name).toBe("grpuser");
+  expect(ids!.split(" ")).toContain(String(extra));
 });
 
 test("a background child holding stdout does not hold up the end event", async () => {

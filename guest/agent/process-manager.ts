@@ -274,8 +274,13 @@ export class ProcessManager {
     let argv = [o.config.cmd, ...o.config.args];
     let ids: { uid?: number; gid?: number } = {};
     if (o.user.uid !== 0 || o.user.gid !== 0) {
-      // Both set the supplementary groups too (Bun's uid/gid keep only the primary group); both exec, so the pid stays.
-      if (this.runasPath) {
+      if (!o.pty && o.user.groups.every((g) => g === o.user.gid)) {
+        // No groups beyond the primary one (E2B's `user`): Bun sets the ids itself in the forked child, with no
+        // supplementary groups, which is what envd gives (Go's Credential with NoSetGroups from a root envd), and
+        // saves an exec per command (in an emulated guest about half of a `bash -c`).
+        ids = { uid: o.user.uid, gid: o.user.gid };
+      } else if (this.runasPath) {
+        // Both set the supplementary groups too (Bun's uid/gid clear them); both exec, so the pid stays.
         argv = [this.runasPath, String(o.user.uid), String(o.user.gid), o.user.groups.length ? o.user.groups.join(",") : "-", "--", ...argv];
       } else if (this.setprivPath) {
         argv = [this.setprivPath, `--reuid=${o.user.uid}`, `--regid=${o.user.gid}`, `--groups=${o.user.groups.join(",")}`, "--", ...argv];

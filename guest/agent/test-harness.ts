@@ -26,6 +26,16 @@ export function ensureTestUser(): void {
   if (r.exitCode !== 0) throw new Error(`useradd failed: ${r.stderr.toString()}`);
 }
 
+/** Ensures user `grpuser` exists with a supplementary group `grpextra` besides its own; returns that group's gid. */
+export function ensureGroupedTestUser(): number {
+  if (Bun.spawnSync(["getent", "group", "grpextra"]).exitCode !== 0) Bun.spawnSync(["groupadd", "grpextra"]);
+  if (Bun.spawnSync(["id", "-u", "grpuser"]).exitCode !== 0) {
+    const r = Bun.spawnSync(["useradd", "-m", "-s", "/bin/bash", "-G", "grpextra", "grpuser"]);
+    if (r.exitCode !== 0) throw new Error(`useradd failed: ${r.stderr.toString()}`);
+  }
+  return Number(Bun.spawnSync(["getent", "group", "grpextra"]).stdout.toString().split(":")[2]);
+}
+
 export async function startTestAgent(): Promise<RunningAgent> {
   const dir = mkdtempSync(join(tmpdir(), "onebox-agent-test-"));
   // Commands run as a user through onebox-runas, as in a guest (`bun run build` makes it).
