@@ -288,6 +288,14 @@ if [ -x "$stage/usr/bin/sudo" ]; then
   echo 'user ALL=(ALL:ALL) NOPASSWD: ALL' >"$stage/etc/sudoers.d/user"
   chmod 0440 "$stage/etc/sudoers.d/user"
 fi
+# Every commands.run is `bash -l -c` (E2B's SDK), so /etc/profile runs per command, and Debian's forks and execs
+# `id -u` to pick root's PATH: in an emulated guest that doubled a `bash -c`'s cost. bash knows its EUID (read-only,
+# never taken from the environment); other shells still ask id. Same PATH either way (scripts/mkrootfs-profile.test.ts).
+# Our Debian images only; dpkg keeps the edited conffile unless base-files ever ships a different /etc/profile.
+PROFILE_EUID_SED='s/"\$(id -u)"/"${EUID:-$(id -u)}"/g'
+if [ "$VARIANT" != tree ] && [ -f "$stage/etc/profile" ] && [ ! -L "$stage/etc/profile" ]; then
+  sed -i -e "$PROFILE_EUID_SED" "$stage/etc/profile"
+fi
 rm -rf "$stage/opt/onebox"
 install -D -m 0755 "$BUN" "$stage/opt/onebox/bin/bun"
 # Bun is linked against glibc. It runs through its own copy of the host's glibc loader and
