@@ -6,6 +6,7 @@
 // (the end event), close (the body ended). Bare baselines are spawned by this process with Bun.spawn as the user
 // (Bun's uid/gid, or from root through onebox-runas) and awaited.
 // Last line on stdout: JSON of p50s in ms and the ratios agent/bash.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTestUser, startTestAgent } from "../guest/agent/test-harness.ts";
@@ -80,6 +81,14 @@ async function bare(argv: string[], ids: { uid?: number; gid?: number } = { uid:
   return performance.now() - t0;
 }
 
+/** A process's CPU time so far (utime + stime, /proc/PID/stat), in ms. */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return ((Number(rest[11]) + Number(rest[12])) * 1000) / TICKS;
+}
+const TICKS = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString()) || 100;
+
 try {
   const asUser = [runas, uid, gid, gid, "--"];
   // Interleaved, one sample of each per round: a shared host's drifting load then weighs on all of them alike.
@@ -89,15 +98,20 @@ try {
     runasLogin: () => bare([...asUser, "/bin/bash", "-l", "-c", "echo hi"], {}),
   };
   const bash: number[] = [], login: number[] = [], runasLogin: number[] = [], phases: Phases[] = [];
+  let agentCpu = 0;
   for (let i = -3; i < RUNS; i++) { // 3 warm-up rounds: page cache, the agent's JIT
-    const b = await kinds.bash(), l = await kinds.login(), r = await kinds.runasLogin(), p = await start();
+    const b = await kinds.bash(), l = await kinds.login(), r = await kinds.runasLogin();
+    const c0 = cpuMs(agent.proc.pid);
+    const p = await start();
     if (i < 0) continue;
+    agentCpu += cpuMs(agent.proc.pid) - c0;
     bash.push(b), login.push(l), runasLogin.push(r), phases.push(p);
   }
   const col = (k: keyof Phases) => pct(phases.map((p) => p[k]), 50);
   note(`bare bash -c 'echo hi' x${RUNS}: p50 ${pct(bash, 50)} ms`);
   note(`bare bash -l -c 'echo hi' x${RUNS}: p50 ${pct(login, 50)} ms`);
   note(`bare onebox-runas .. bash -l -c 'echo hi' x${RUNS}: p50 ${pct(runasLogin, 50)} ms`);
+  note(`agent CPU (user+system, its own threads) per Start: ${(agentCpu / RUNS).toFixed(2)} ms`);
   note(`agent Start x${RUNS} p50 from send: headers ${col("headers")} start ${col("start")} data ${col("data")} end ${col("end")} close ${col("close")} ms`);
   const r2 = (x: number): number => Math.round(x * 100) / 100;
   console.log(JSON.stringify({
@@ -110,6 +124,7 @@ try {
     agent_data_p50_ms: col("data"),
     agent_end_p50_ms: col("end"),
     agent_close_p50_ms: col("close"),
+    agent_cpu_ms_per_start: r2(agentCpu / RUNS),
     agent_over_bash: r2(col("close") / pct(bash, 50)),
     agent_over_bash_login: r2(col("close") / pct(login, 50)),
     runs: RUNS,
