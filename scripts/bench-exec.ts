@@ -119,6 +119,42 @@ try {
   note(`in-guest agent Start 'echo hi' x${RUNS}: p50 ${pct(agentTimes.start, 50)} p99 ${pct(agentTimes.start, 99)} ms; ` +
     `GET /files 4 KiB p50 ${pct(agentTimes.read, 50)} ms`);
 
+  // The agent moves every command into the user cgroup after the spawn (guest/agent/user-cgroup.ts); onebox-init
+  // mounts cgroup2 with favordynmods so that a move does not wait for an RCU grace period. Both ways in this guest:
+  // one move of a sleeping process every 0.2 s, timed by bash's own clock (no fork in the timed part), and the
+  // agent's Start again with the option switched off by a remount (then switched back).
+  const cgMount = (await s.commands.run("grep '^cgroup2 ' /proc/mounts", { user: "root" })).stdout.trim();
+  note(`in-guest ${cgMount}`);
+  const favored = /\bfavordynmods\b/.test(cgMount);
+  const remount = (favor: boolean) =>
+    s.commands.run(`mount -o remount,nsdelegate${favor ? ",favordynmods" : ""} /sys/fs/cgroup && grep '^cgroup2 ' /proc/mounts`, { user: "root" });
+  const moves = async (): Promise<number[]> => {
+    const script = `cg=/sys/fs/cgroup/obx-bench; mkdir -p $cg; for i in $(seq ${RUNS}); do sleep 30 & p=$!; sleep 0.2; ` +
+      `s=$EPOCHREALTIME; echo $p >$cg/cgroup.procs; e=$EPOCHREALTIME; kill $p; echo "$s $e"; done; rmdir $cg 2>/dev/null; true`;
+    const out = (await s.commands.run(script, { user: "root", timeoutMs: 600_000 })).stdout.trim().split("\n");
+    return out.map((l) => { const [a, b] = l.split(" ").map(Number); return (b! - a!) * 1000; });
+  };
+  const agentStart = async (): Promise<number[]> => {
+    const r = await s.commands.run("/opt/onebox/bin/bun /tmp/agent-bench.js", {
+      envs: { RUNS: String(RUNS), FILE: "/home/user/bench-4k.txt", TOKEN: token }, timeoutMs: 600_000 });
+    return (JSON.parse(r.stdout) as { start: number[] }).start;
+  };
+  const movesAsMounted = await moves();
+  let movesToggled: number[] = [NaN];
+  let startToggled: number[] = [NaN];
+  try {
+    await remount(!favored);
+    movesToggled = await moves();
+    startToggled = await agentStart();
+    note(`in-guest ${(await remount(favored)).stdout.trim()} (restored)`);
+  } catch (e) {
+    note(`in-guest: switching favordynmods by a remount failed, so no comparison: ${(e as Error).message}`);
+  }
+  const [movesFavor, movesPlain] = favored ? [movesAsMounted, movesToggled] : [movesToggled, movesAsMounted];
+  const [startFavor, startPlain] = favored ? [agentTimes.start, startToggled] : [startToggled, agentTimes.start];
+  note(`in-guest cgroup move x${RUNS}: favordynmods p50 ${pct(movesFavor, 50)} ms, without p50 ${pct(movesPlain, 50)} ms; ` +
+    `agent Start p50 with ${pct(startFavor, 50)} ms, without ${pct(startPlain, 50)} ms`);
+
   await s.kill();
   sbx = null;
   t0 = performance.now();
@@ -142,6 +178,11 @@ try {
       guest_agent_cmd_p50_ms: pct(agentTimes.start, 50),
       guest_agent_cmd_p99_ms: pct(agentTimes.start, 99),
       guest_agent_read_4k_p50_ms: pct(agentTimes.read, 50),
+      guest_cgroup2_favordynmods: favored,
+      guest_cgroup_move_favordynmods_p50_ms: pct(movesFavor, 50),
+      guest_cgroup_move_plain_p50_ms: pct(movesPlain, 50),
+      guest_agent_cmd_favordynmods_p50_ms: pct(startFavor, 50),
+      guest_agent_cmd_plain_cgroup_p50_ms: pct(startPlain, 50),
       runs: RUNS,
     }),
   );

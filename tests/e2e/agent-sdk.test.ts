@@ -83,6 +83,8 @@ describe.skipIf(!IN_TESTHOST || !imageDir())("the guest agent through the e2b SD
     // Root's commands are user commands too: both run in the limited cgroup (docs/guest.md).
     expect((await a.commands.run("cat /proc/self/cgroup")).stdout).toBe("0::/user\n");
     expect((await a.commands.run("cat /proc/self/cgroup", { user: "root" })).stdout).toBe("0::/user\n");
+    // Moving each command there is cheap only with favordynmods (guest/init/mounts.c); the test kernel has it.
+    expect((await a.commands.run("grep '^cgroup2 ' /proc/mounts")).stdout).toContain("favordynmods");
   }, 60_000);
 
   test("stdin, background + list + connect + kill, and a timeout", async () => {
