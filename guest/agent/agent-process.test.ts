@@ -173,6 +173,28 @@ test("pty: create, sendInput, resize, output", async () => {
   expect(e.exitCode).toBe(5);
 });
 
+test("pty: the shell's session owns the pty (job control: no 'no job control' warning, ^C stops the foreground job)", async () => {
+  let out = "";
+  const td = new TextDecoder();
+  const h = await sbx.pty.create({ cols: 80, rows: 24, onData: (d) => void (out += td.decode(d)), timeoutMs: 20_000, user: "root" });
+  const until = async (re: RegExp) => {
+    for (let i = 0; i < 100 && !re.test(out); i++) await Bun.sleep(50);
+    expect(out).toMatch(re);
+  };
+  // The session's controlling tty as the kernel sees it (ps shows ? without one), and the shell's own pid.
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode('echo "ctty=$(ps -o tty= -p $$) pid=$$"\n'));
+  await until(/ctty=pts\/\d+ pid=\d+/);
+  expect(Number(/ctty=pts\/\d+ pid=(\d+)/.exec(out)![1])).toBe(h.pid); // the pid the agent reports is the shell's
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("sleep 30\n"));
+  await Bun.sleep(300);
+  await sbx.pty.sendInput(h.pid, new Uint8Array([3])); // ^C: SIGINT to the foreground process group, the sleep
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("echo after=$?\n"));
+  await until(/after=130/);
+  expect(out).not.toContain("no job control");
+  await sbx.pty.sendInput(h.pid, new TextEncoder().encode("exit 0\n"));
+  await h.wait();
+});
+
 test("pty reconnect as the SDK's own test does it: create with envs, disconnect, pty.connect, both streams see the output", async () => {
   const td = new TextDecoder();
   let first = "";

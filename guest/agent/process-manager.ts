@@ -273,16 +273,20 @@ export class ProcessManager {
     if (!found) throw new ConnectError("invalid_argument", `executable file '${o.config.cmd}' not found in $PATH`);
     let argv = [o.config.cmd, ...o.config.args];
     let ids: { uid?: number; gid?: number } = {};
-    if (o.user.uid !== 0 || o.user.gid !== 0) {
-      if (!o.pty && o.user.groups.every((g) => g === o.user.gid)) {
-        // No groups beyond the primary one (E2B's `user`): Bun sets the ids itself in the forked child, with no
-        // supplementary groups, which is what envd gives (Go's Credential with NoSetGroups from a root envd), and
-        // saves an exec per command (in an emulated guest about half of a `bash -c`).
-        ids = { uid: o.user.uid, gid: o.user.gid };
-      } else if (this.runasPath) {
-        // Both set the supplementary groups too (Bun's uid/gid clear them); both exec, so the pid stays.
-        argv = [this.runasPath, String(o.user.uid), String(o.user.gid), o.user.groups.length ? o.user.groups.join(",") : "-", "--", ...argv];
-      } else if (this.setprivPath) {
+    const asOther = o.user.uid !== 0 || o.user.gid !== 0;
+    if (asOther && !o.pty && o.user.groups.every((g) => g === o.user.gid)) {
+      // No groups beyond the primary one (E2B's `user`): Bun sets the ids itself in the forked child, with no
+      // supplementary groups, which is what envd gives (Go's Credential with NoSetGroups from a root envd), and
+      // saves an exec per command (in an emulated guest about half of a `bash -c`).
+      ids = { uid: o.user.uid, gid: o.user.gid };
+    } else if (this.runasPath && (asOther || o.pty)) {
+      // A pty command always goes through onebox-runas, root's too: --ctty makes the pty its controlling terminal
+      // (Bun's terminal spawn does not), so an interactive shell has job control and ^C/^Z reach its foreground job.
+      // It sets the supplementary groups too (Bun's uid/gid clear them), and execs: the pid stays.
+      const groups = o.user.groups.length ? o.user.groups.join(",") : "-";
+      argv = [this.runasPath, ...(o.pty ? ["--ctty"] : []), String(o.user.uid), String(o.user.gid), groups, "--", ...argv];
+    } else if (asOther) {
+      if (this.setprivPath) {
         argv = [this.setprivPath, `--reuid=${o.user.uid}`, `--regid=${o.user.gid}`, `--groups=${o.user.groups.join(",")}`, "--", ...argv];
       } else {
         ids = { uid: o.user.uid, gid: o.user.gid };

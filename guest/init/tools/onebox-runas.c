@@ -1,10 +1,13 @@
 /*
  * onebox-runas: the guest agent's way to start a command as a user (guest/agent/process-manager.ts).
- *   onebox-runas UID GID GROUPS -- PROGRAM [ARG...]     (GROUPS: comma-separated gids, or "-" for none)
+ *   onebox-runas [--ctty] UID GID GROUPS -- PROGRAM [ARG...]   (GROUPS: comma-separated gids, or "-" for none)
  * Sets the supplementary groups, then the gid, then the uid (all three of each), and execs PROGRAM
  * through PATH. Static and tiny on purpose: it replaces util-linux's setpriv on every command's start,
  * which in an emulated guest cost about as much as the `bash -c` it started (dynamic loading,
  * locale and NSS set-up, libcap-ng). Bun's own uid/gid options cannot set supplementary groups.
+ * --ctty (a pty command): first a session of its own with stdin, the pty, as its controlling terminal, which
+ * Bun's terminal spawn does not give; without it an interactive shell has no job control ("cannot set terminal
+ * process group") and ^C/^Z reach nothing.
  * Exit codes as a shell's: 126 for a bad argument or a refused id change, 127 when exec fails.
  */
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 64
@@ -34,8 +38,21 @@ static int fail(const char *what) {
   return 126;
 }
 
+/* A new session led by this process, with the terminal on stdin as its controlling terminal. setsid refuses a
+ * process group leader (EPERM); Bun's terminal spawn makes none, and the pid must stay the program's (the agent
+ * signals it), so there is no fork to get around it: then the command runs without one, as before. */
+static void take_ctty(void) {
+  if (setsid() >= 0) (void)ioctl(STDIN_FILENO, TIOCSCTTY, 0);
+}
+
 int main(int argc, char **argv) {
-  if (argc < 6 || strcmp(argv[4], "--") != 0) return fail("usage: onebox-runas UID GID GROUPS -- PROGRAM [ARG...]");
+  int ctty = argc > 1 && strcmp(argv[1], "--ctty") == 0;
+  if (ctty) {
+    argv++;
+    argc--;
+  }
+  if (argc < 6 || strcmp(argv[4], "--") != 0) return fail("usage: onebox-runas [--ctty] UID GID GROUPS -- PROGRAM [ARG...]");
+  if (ctty) take_ctty();
   unsigned uid, gid;
   if (parse_id(argv[1], &uid) || parse_id(argv[2], &gid)) return fail("UID and GID must be decimal ids");
   gid_t groups[MAX_GROUPS];
