@@ -23,17 +23,9 @@ phase() {
   PHASE=$1 PHASE_T0=$SECONDS
   [ "$PHASE" = end ] || say "phase '$PHASE' starts"
 }
-die() {
-  say "FAILED in phase '$PHASE': $*"
-  # The why: the template build logs and mkrootfs.sh's debootstrap logs, last lines of each.
-  local f
-  for f in "$DATA"/templates/logs/*.log /var/cache/onebox/rootfs/debootstrap-*.log; do
-    [ -f "$f" ] || continue
-    echo "--- tail of $f" >&2
-    tail -n 25 "$f" | cut -c1-400 >&2
-  done
-  exit 1
-}
+# shellcheck source=lib/verify-common.sh
+source "$REPO/scripts/lib/verify-common.sh"
+die() { die_with_logs "in phase '$PHASE': $*"; }
 
 outer() {
   local timeout=5400

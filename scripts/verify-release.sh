@@ -15,16 +15,9 @@ DATA=/var/lib/onebox
 PORT=3000
 T0=$SECONDS
 say() { echo "verify-release: [+$((SECONDS - T0))s] $*" >&2; }
-die() {
-  say "FAILED: $*"
-  local f
-  for f in "$DATA"/templates/logs/*.log /var/cache/onebox/rootfs/debootstrap-*.log "$DATA/onebox.log"; do
-    [ -f "$f" ] || continue
-    echo "--- tail of $f" >&2
-    tail -n 25 "$f" | cut -c1-400 >&2
-  done
-  exit 1
-}
+# shellcheck source=lib/verify-common.sh
+source "$REPO/scripts/lib/verify-common.sh"
+die() { die_with_logs "$*" "$DATA/onebox.log"; }
 
 outer() {
   local timeout=3600 tarball=""
