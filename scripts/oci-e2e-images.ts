@@ -1,8 +1,10 @@
 // Builds the OCI templates of tests/e2e/oci-template.test.ts on the outer host (the test host has no
-// registry, skopeo or umoci, and no network): a local docker-registry gets two images made here,
-// a musl one (busybox-static + musl's loader, two layers with whiteouts) and a glibc one (the cached
-// debootstrap minimal tree of scripts/mkrootfs.sh), and `onebox template build --from-image --out`
-// builds each into .cache/oci-e2e/<name>/ (rootfs.ext4, layer.ext4, defaults.json).
+// network, so no debootstrap): a local docker-registry gets two images made here, a musl one
+// (busybox-static + musl's loader, two layers with whiteouts) and a glibc one (the cached debootstrap
+// minimal tree of scripts/mkrootfs.sh), and `onebox template build --from-image --out` builds each
+// into .cache/oci-e2e/<name>/ (rootfs.ext4, layer.ext4, defaults.json). The glibc image's OCI layout
+// is also kept, as .cache/oci-e2e/glibc-layout (tag `t`): tests/e2e/template-build.test.ts pushes it
+// to a registry of its own inside the test host, from which the daemon there pulls it.
 // usage: bun scripts/oci-e2e-images.ts   (root; run by scripts/test-e2e.sh when that file is listed)
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -61,6 +63,8 @@ try {
   });
   reg.push(glibc, "t", "e2e/glibc:1");
   mkdirSync(OUT, { recursive: true });
+  rmSync(join(OUT, "glibc-layout"), { recursive: true, force: true });
+  sh(["cp", "-a", glibc, join(OUT, "glibc-layout")]);
   for (const name of ["musl", "glibc"]) {
     rmSync(join(OUT, name), { recursive: true, force: true });
     sh(["bun", "src/main.ts", "template", "build", "--from-image", `${reg.host}/e2e/${name}:1`, "--name", `e2e-${name}`, "--insecure-registry", "--out", join(OUT, name), "--data-dir", join(work, "data")]);

@@ -24,8 +24,9 @@ fi
 if printf '%s\n' "${files[@]}" | grep -q '/net.test'; then
   bash scripts/mkrootfs.sh --out .cache/api-e2e-base-template --variant base >&2
 fi
-# The OCI templates' test: images pushed to a local docker-registry and built with
-# `onebox template build --from-image --out` out here (no registry, skopeo or umoci in the test host).
+# The OCI templates' tests: images made out here from Debian's packages (the test host has no network
+# for debootstrap), built with `onebox template build --from-image --out`, and the glibc image's OCI
+# layout, which template-build.test.ts pushes to its own docker-registry inside the test host.
 if printf '%s\n' "${files[@]}" | grep -q -e '/oci-template.test' -e '/template-build.test'; then
   bun scripts/oci-e2e-images.ts >&2
 fi
