@@ -71,7 +71,10 @@ while (($#)); do
 done
 [ -n "$OUT" ] && [ -n "$VARIANT" ] || die "usage: mkrootfs.sh --out DIR --variant minimal|base [...] (see --help)"
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot and file ownership in the image need it)"
-for t in debootstrap mkfs.ext4 chroot sha256sum flock useradd ldd; do
+# The tree variant (an OCI image's tree) runs no debootstrap: a host without it still builds from images.
+tools=(mkfs.ext4 chroot sha256sum flock useradd ldd)
+[ "$VARIANT" = tree ] || tools+=(debootstrap)
+for t in "${tools[@]}"; do
   command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"
 done
 
