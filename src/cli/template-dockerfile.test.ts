@@ -2,7 +2,7 @@
 // steps, COPY sources are uploaded, and a build that fails exits 1 saying why; a multi-stage file is refused before
 // the daemon is asked. (A build that succeeds needs a guest kernel and microVMs: tests/e2e/template-build.test.ts.)
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startTestDaemon, type TestDaemon } from "../api/test-support.ts";
@@ -54,3 +54,18 @@ test("a multi-stage Dockerfile, a missing file and a missing --name are refused 
   expect((await cli("--dockerfile", join(dir, "nope"), "--name", "x")).code).toBe(2);
   expect((await cli("--dockerfile", file)).code).toBe(2);
 });
+
+test("dist/onebox alone uploads COPY's files too (the SDK's glob and tar, which it imports opaquely, are in the binary)", async () => {
+  const bin = join(import.meta.dir, "..", "..", "dist", "onebox");
+  expect(existsSync(bin)).toBe(true); // `bun run build` makes it (the CI builds before testing)
+  const file = join(dir, "Dockerfile.bin");
+  writeFileSync(join(dir, "bin.txt"), "uploaded by the binary\n"); // a file of its own: not already uploaded
+  writeFileSync(file, "FROM 127.0.0.1:9/nothing-here:1\nCOPY bin.txt /app/bin.txt\n");
+  // Run from a dir with no node_modules above it, as an installed binary is.
+  const p = Bun.spawn([bin, "template", "build", "--dockerfile", file, "--name", "from-binary", "--url", d.url, "--api-key", d.key], { cwd: tmpdir(), stdout: "pipe", stderr: "pipe" });
+  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  expect(err).not.toContain("Cannot find package");
+  expect(out).toContain("Uploaded 'bin.txt'");
+  expect(code).toBe(1); // then the build fails for want of a guest kernel, as above
+  expect(err).toContain("build failed: no registered template names a guest kernel");
+}, 30_000);

@@ -6,6 +6,19 @@
 import { existsSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { BuildError, defaultBuildLogger, Template } from "e2b";
+import * as glob from "glob";
+import * as tar from "tar";
+
+// The SDK loads glob (COPY sources' hashes) and tar (their upload) with an import() its bundlers cannot see
+// (e2b's dynamicImport). In dist/onebox there is no node_modules to resolve them from ("Cannot find package
+// 'glob' imported from /$bunfs/root/onebox"), so the modules are bundled here and served to those imports.
+Bun.plugin({
+  name: "e2b-dynamic-imports",
+  setup(build) {
+    build.module("glob", () => ({ exports: glob, loader: "object" }));
+    build.module("tar", () => ({ exports: tar, loader: "object" }));
+  },
+});
 
 export interface DockerfileBuild {
   file: string;
