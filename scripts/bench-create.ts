@@ -106,6 +106,9 @@ try {
   // The same two guest exchanges as a create's bring-up, on a guest that has been running (not just restored): what
   // an exchange costs by itself, so the stages above split into the exchange and the restored guest's wake-up.
   const live = await createAndRun();
+  // The clone took its identity (hygiene, with /init since issue 18): its sandbox id and hostname are its own.
+  const who = (await live.s.commands.run("cat /run/onebox/sandbox-id; hostname", { timeoutMs: 600_000 })).stdout;
+  if (who !== `${live.s.sandboxId}\n${live.s.sandboxId}\n`) throw new Error(`the clone's id and hostname are ${JSON.stringify(who)}, not ${live.s.sandboxId}`);
   const runDir = sandboxPaths(d.config, live.s.sandboxId).runDir;
   const token = d.manager.get(live.s.sandboxId)?.envdAccessToken ?? undefined;
   const hyg: number[] = [];
