@@ -14,6 +14,11 @@ export const ONEBOX_VSOCK_FORWARD_PORT = 1024;
 /** Guest vsock port of the clone-hygiene channel (clock, entropy, identity): JSON lines. */
 export const ONEBOX_VSOCK_CONTROL_PORT = 1025;
 
+/** Set (to "applied") on the agent's answer to a POST /init that carried a restored clone's hygiene and applied it
+ *  (guest/agent/clone-hygiene.ts). An agent older than it ignores the field: the host then sends hygiene over the
+ *  control channel instead. */
+export const AGENT_HYGIENE_HEADER = "X-Onebox-Hygiene";
+
 /** Guest TCP ports of the E2B services (shared/spec/e2b-protocol.md §2, §3, §4). */
 export const ENVD_PORT = 49983;
 export const CODE_INTERPRETER_PORT = 49999;

@@ -1,7 +1,8 @@
 // POST /init, GET /envs and GET /metrics (e2b-protocol.md §3.4).
 import { cpus } from "node:os";
 import { readFileSync, statfsSync } from "node:fs";
-import { ENVD_VERSION } from "../protocol.ts";
+import { AGENT_HYGIENE_HEADER, ENVD_VERSION } from "../protocol.ts";
+import { applyHygiene, parseHygiene, realHygieneSystem, type HygieneSystem } from "./clone-hygiene.ts";
 import { setClock } from "./libc.ts";
 import type { AgentState } from "./state.ts";
 import { httpError } from "./files-http.ts";
@@ -21,7 +22,8 @@ function isStringMap(v: unknown): v is Record<string, string> {
   return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
 }
 
-export async function postInit(req: Request, state: AgentState): Promise<Response> {
+/** sys: what clone hygiene does to the system (a test's own; clone-hygiene.ts). */
+export async function postInit(req: Request, state: AgentState, sys: HygieneSystem = realHygieneSystem): Promise<Response> {
   const text = await req.text();
   if (text.length > MAX_INIT_BYTES) return httpError(400, "init body too large");
   let body: Record<string, unknown> = {};
@@ -35,6 +37,9 @@ export async function postInit(req: Request, state: AgentState): Promise<Respons
     }
   }
   const { envVars, accessToken, defaultUser, defaultWorkdir, timestamp } = body;
+  // A restored clone's clock, entropy and identity (sent by onebox after a restore, not by the SDK).
+  const hygiene = body.hygiene === undefined ? undefined : parseHygiene(body.hygiene);
+  if (typeof hygiene === "string") return httpError(400, hygiene);
   if (envVars !== undefined && envVars !== null && !isStringMap(envVars)) return httpError(400, "envVars must map strings to strings");
   for (const [k, v] of [["accessToken", accessToken], ["defaultUser", defaultUser], ["defaultWorkdir", defaultWorkdir], ["timestamp", timestamp]] as const) {
     if (v !== undefined && v !== null && typeof v !== "string") return httpError(400, `${k} must be a string`);
@@ -57,12 +62,25 @@ export async function postInit(req: Request, state: AgentState): Promise<Respons
   state.accessToken = newToken;
   if (typeof defaultUser === "string" && defaultUser !== "") state.defaultUser = defaultUser;
   if (typeof defaultWorkdir === "string" && defaultWorkdir !== "") state.defaultWorkdir = defaultWorkdir;
+  if (hygiene) {
+    // After the token check: only the host (or a caller that knows the token) re-identifies a clone. Its clock is
+    // exact, so the coarse fix below is not needed.
+    try {
+      applyHygiene(hygiene, sys);
+    } catch (e) {
+      return httpError(500, `clone hygiene: ${(e as Error).message}`);
+    }
+    return initDone(true);
+  }
   if (Number.isFinite(ts) && clockNeedsFix(Date.now(), ts)) setClock(ts);
   return initDone();
 }
 
-function initDone(): Response {
-  return new Response(null, { status: 204, headers: { "X-Envd-Version": ENVD_VERSION, "Cache-Control": "no-store" } });
+/** hygiene: the request's clone hygiene was applied (the host then sends none over the control channel). */
+function initDone(hygiene = false): Response {
+  const headers: Record<string, string> = { "X-Envd-Version": ENVD_VERSION, "Cache-Control": "no-store" };
+  if (hygiene) headers[AGENT_HYGIENE_HEADER] = "applied";
+  return new Response(null, { status: 204, headers });
 }
 
 export function getEnvs(state: AgentState): Response {

@@ -1,4 +1,5 @@
-// The few libc calls Bun has no API for: extended attributes (file metadata, §3.4), clock_settime (/init, §3.4) and inotify (§3.3).
+// The few libc calls Bun has no API for: extended attributes (file metadata, §3.4), clock_settime (/init, §3.4), inotify
+// (§3.3), and a restored clone's hygiene in /init (sethostname, the RNDADDENTROPY ioctl: clone-hygiene.ts).
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
 type Lib = ReturnType<typeof open>;
@@ -9,6 +10,8 @@ function open() {
     lgetxattr: { args: [FFIType.cstring, FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
     llistxattr: { args: [FFIType.cstring, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
     clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    sethostname: { args: [FFIType.ptr, FFIType.u64], returns: FFIType.i32 },
+    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
   });
 }
 
@@ -79,4 +82,38 @@ export function setClock(ms: number): boolean {
   if (!l) return false;
   const ts = new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt(Math.floor((ms % 1000) * 1e6))]);
   return l.symbols.clock_settime(0, ptr(ts)) === 0;
+}
+
+/** Sets CLOCK_REALTIME to ns since the epoch exactly (clone hygiene); false without privilege or libc. */
+export function setClockNs(ns: bigint): boolean {
+  const l = libc();
+  if (!l) return false;
+  const ts = new BigInt64Array([ns / 1_000_000_000n, ns % 1_000_000_000n]);
+  return l.symbols.clock_settime(0, ptr(ts)) === 0;
+}
+
+/** sethostname(2); false without privilege or libc. */
+export function setHostname(name: string): boolean {
+  const l = libc();
+  if (!l) return false;
+  const b = Buffer.from(name, "utf8");
+  return l.symbols.sethostname(ptr(b), b.byteLength) === 0;
+}
+
+// linux/random.h: _IOW('R', 0x03, int[2]) and _IO('R', 0x07).
+const RNDADDENTROPY = 0x40085203;
+const RNDRESEEDCRNG = 0x5207;
+
+/** Credits bytes in full to the kernel's pool and reseeds its CRNG (RNDADDENTROPY + RNDRESEEDCRNG on fd, an open
+ *  /dev/random): the host's bytes come from its CSPRNG. false without privilege or libc. */
+export function addEntropy(fd: number, bytes: Uint8Array): boolean {
+  const l = libc();
+  if (!l) return false;
+  // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+  const req = Buffer.alloc(8 + bytes.byteLength + 4);
+  req.writeInt32LE(bytes.byteLength * 8, 0);
+  req.writeInt32LE(bytes.byteLength, 4);
+  req.set(bytes, 8);
+  if (l.symbols.ioctl(fd, RNDADDENTROPY, ptr(req)) !== 0) return false;
+  return l.symbols.ioctl(fd, RNDRESEEDCRNG, ptr(req)) === 0;
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import type { Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ENVD_PORT } from "../../guest/protocol.ts";
+import { AGENT_HYGIENE_HEADER, ENVD_PORT } from "../../guest/protocol.ts";
 import { forwardPath } from "../vmm/index.ts";
 import { flood, listenUnix, peakRssGrowth } from "../util/test-hostile-peer.ts";
 import { AgentClient } from "./agent-client.ts";
@@ -87,3 +87,28 @@ test("/metrics of the agent's shape is returned", async () => {
   const agent = await fakeAgent((s) => s.end(HEAD(Buffer.byteLength(body)) + body));
   expect(await agent.metrics(null)).toEqual(m);
 });
+
+test("/init with a clone's hygiene: applied only when the agent says so; an agent older than it is not taken at its 204", async () => {
+  const hygiene = { timeNs: "1900000000000000000", entropy: "aGk=", id: "sbx", hostname: "sbx" };
+  let confirm = false;
+  const agent = await fakeAgent((s) =>
+    s.end(`HTTP/1.1 204 No Content\r\n${confirm ? `${AGENT_HYGIENE_HEADER}: applied\r\n` : ""}connection: close\r\n\r\n`),
+  );
+  // The older agent's 204 (no header): the caller must send the hygiene over the control channel.
+  expect(await agent.init({ envVars: {}, defaultUser: "user" }, undefined, hygiene)).toBe(false);
+  confirm = true;
+  expect(await agent.init({ envVars: {}, defaultUser: "user" }, undefined, hygiene)).toBe(true);
+  // A confirmation of hygiene that was not asked for is no confirmation.
+  expect(await agent.init({ envVars: {}, defaultUser: "user" })).toBe(false);
+});
+
+test("/init that the agent answers slowly (a loaded host) is waited for, not cut at 3 s and sent again", async () => {
+  let requests = 0;
+  const agent = await fakeAgent((s) => {
+    requests++;
+    setTimeout(() => s.end("HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n"), 3500);
+  });
+  await agent.init({ envVars: {}, defaultUser: "user" }, undefined, undefined, 20_000);
+  // A retry after a cut would be a second /init the guest has to answer, on a guest that is already too slow.
+  expect(requests).toBe(1);
+}, 30_000);

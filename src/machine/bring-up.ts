@@ -1,5 +1,6 @@
 // A VM from spawn to a guest that answers: spawn the vmm (boot or restore), then the bring-up of its guest
-// (hygiene after a restore, readiness, /init), with where the time went by stage.
+// (after a restore one /init carrying the clone's hygiene; after a boot readiness, then /init), with where the time
+// went by stage.
 import type { CompiledPolicy } from "../net/policy.ts";
 import type { TemplateRow } from "../store/index.ts";
 import type { CleanupStack } from "../util/cleanup-stack.ts";
@@ -9,6 +10,7 @@ import { log } from "../util/log.ts";
 import { tailFile } from "../util/tail-file.ts";
 import type { AgentInit } from "./agent-client.ts";
 import type { GuestLink } from "./guest-link.ts";
+import { initHygiene } from "./hygiene.ts";
 import type { Machine } from "./machine.ts";
 import { withSlot } from "./net-slots.ts";
 import { deathWatch, spawnVm, vmSpecFor, type VmPlace } from "./vm-config.ts";
@@ -61,14 +63,14 @@ export async function stopAndWait(handle: VmHandle): Promise<void> {
   await Promise.race([handle.exited, Bun.sleep(5000)]);
 }
 
-/** A started VM's guest. A cold boot: wait until it is ready, then send /init. A restore: its clone hygiene
- *  (clock, entropy, identity: onebox-init's control channel) and /init (the agent) go out at once and the start
- *  waits for both, one round trip instead of three in series (issue 18). No readiness probe after a restore: a
- *  snapshot is only ever taken of a ready guest (a template's once its agent and ready port answered,
- *  src/templates/snapshot.ts; a pause's, snapshot's or fork's of a running sandbox), so the restored guest is
- *  ready by construction, and the vmm holds the first connections until its vsock transport reset is handled
- *  (docs/virtio.md). Neither message depends on the other: /init sets the agent's env vars and token, hygiene the
- *  kernel's clock, CRNG and names; the data plane opens only after both. */
+/** A started VM's guest. A cold boot: wait until it is ready, then send /init. A restore: one exchange, the agent's
+ *  /init carrying the clone's hygiene (clock, entropy, identity) with its token and env vars; the agent applies both
+ *  and answers once (issue 18). No readiness probe after a restore: a snapshot is only ever taken of a ready guest (a
+ *  template's once its agent and ready port answered, src/templates/snapshot.ts; a pause's, snapshot's or fork's of
+ *  a running sandbox), so the restored guest is ready by construction, and the vmm holds the first connections until
+ *  its vsock transport reset is handled (docs/virtio.md). An agent older than hygiene in /init (a template image
+ *  built before it) ignores the field and says so by not confirming it: the hygiene then goes over onebox-init's
+ *  control channel, right after. The data plane opens only after both. */
 export async function bringUp(
   config: Config,
   guest: GuestLink,
@@ -80,33 +82,36 @@ export async function bringUp(
   const { place } = s;
   const dead = deathWatch(handle);
   const t0 = performance.now();
-  // spec §3.5 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
-  const init = (since: number) =>
-    guest.init(place.runDir, s.init, s.tokenHeader).then(
-      () => void stage(stages, "init", since),
-      (e: unknown) => {
-        // A VM that died meanwhile explains an /init that found no socket better than the socket error.
-        const death = dead();
-        throw death ? unavailable(`the sandbox VM exited while starting (${death})`) : e;
-      },
-    );
+  // A VM that died meanwhile explains an exchange that found no socket better than the socket error.
+  const explain = (e: unknown, what: string): never => {
+    const death = dead();
+    if (death) throw unavailable(`the sandbox VM exited while starting (${death})`);
+    throw what ? unavailable(`${what} (${e instanceof Error ? e.message : String(e)})`) : e;
+  };
   if (place.restoreFrom) {
     // The identity comes from hygiene, not the kernel command line, which is the template VM's.
-    const hygiene = guest.hygiene(place.runDir, place.id, config.bootTimeoutMs).then(
-      () => void stage(stages, "hygiene", t0),
-      (e: unknown) => {
-        throw unavailable(`the restored guest did not take its clock, entropy and identity (${e instanceof Error ? e.message : String(e)})`);
-      },
+    const hygiene = initHygiene({ id: place.id, hostname: place.id });
+    // spec §3.6 / §6 item 12: default user "user"; the token is enforced by the agent from here on.
+    const applied = await guest
+      .init(place.runDir, s.init, s.tokenHeader, { hygiene, timeoutMs: initTimeoutMs(config) })
+      .catch((e: unknown) => explain(e, "the restored guest did not take its clock, entropy and identity with its /init"));
+    stage(stages, "init", t0);
+    if (applied) return;
+    const t1 = performance.now();
+    await guest.hygiene(place.runDir, place.id, config.bootTimeoutMs).catch((e: unknown) =>
+      explain(e, "the restored guest did not take its clock, entropy and identity"),
     );
-    // allSettled first: a failure must not leave the other exchange running against a VM being torn down.
-    const [h, i] = await Promise.allSettled([hygiene, init(t0)]);
-    if (h.status === "rejected") throw h.reason;
-    if (i.status === "rejected") throw i.reason;
+    stage(stages, "hygiene", t1);
     return;
   }
   await guest.waitReady(config, t, handle, place.runDir, dead);
-  await init(stage(stages, "ready", t0));
+  const t1 = stage(stages, "ready", t0);
+  await guest.init(place.runDir, s.init, s.tokenHeader, { timeoutMs: initTimeoutMs(config) }).catch((e: unknown) => explain(e, ""));
+  stage(stages, "init", t1);
 }
+
+/** How long a start's /init may take: the boot timeout, and never less than the 150 s its fifty 3 s tries had. */
+const initTimeoutMs = (config: Config): number => Math.max(150_000, config.bootTimeoutMs);
 
 /** Unwinds a failed start's undo stack, logging the console's end first (the undo may remove it). */
 export async function unwindLogged(id: string, undo: CleanupStack, console: string): Promise<void> {

@@ -195,6 +195,8 @@ export class FakeMachine implements Machine {
   readonly vms = new Map<string, FakeVm>();
   /** Exit records by exit file: what readExit() finds for VMs that ended while no daemon ran. */
   readonly exits = new Map<string, VmExit>();
+  /** Whether the fake guest's agent applies clone hygiene carried by /init (false: an agent older than it). */
+  agentHygiene = true;
   /** The X-Access-Token each /init was sent with (null: none), in order. */
   readonly initTokenHeaders: (string | null)[] = [];
   /** Set to make a step wait (e.g. a slow boot that a kill must wait for). */
@@ -245,10 +247,14 @@ export class FakeMachine implements Machine {
     hygiene: async () => this.gated("hygiene"),
     syncDisks: async () => this.gated("sync"),
     waitReady: async () => this.gated("ready"),
-    init: async (runDir, _body, tokenHeader) => {
+    init: async (runDir, _body, tokenHeader, o) => {
       await this.gated("init");
-      this.calls.push(`init ${runDir}`);
+      const applied = o?.hygiene !== undefined && this.agentHygiene;
+      // The agent applies the hygiene within /init: a "hygiene" set to fail makes that /init fail.
+      if (applied && (this.fail.has("hygiene") || this.failOnce.delete("hygiene"))) throw unavailable("fake hygiene in /init failed");
+      this.calls.push(`init ${runDir}${applied ? " +hygiene" : ""}`);
       this.initTokenHeaders.push(tokenHeader ?? null);
+      return applied;
     },
     metrics: async (): Promise<AgentMetrics> => {
       this.step("metrics");

@@ -94,6 +94,23 @@ export function hygieneLine(o: HygieneOptions): string {
   return `${body.slice(0, -1)},"time_ns":${timeNs}}\n`;
 }
 
+/** The same hygiene as fields of the agent's POST /init (guest/agent/clone-hygiene.ts): one exchange gives a restored
+ *  guest its clock, entropy, identity, token and env vars (issue 18). time as a decimal string: ns since the epoch
+ *  do not fit a JSON number exactly. */
+export interface InitHygiene {
+  timeNs: string;
+  entropy: string;
+  id?: string;
+  hostname?: string;
+}
+
+export function initHygiene(o: HygieneOptions): InitHygiene {
+  const h: InitHygiene = { timeNs: String(BigInt(Date.now()) * 1_000_000n), entropy: randomBytes(HYGIENE_ENTROPY_BYTES).toString("base64") };
+  if (o.id) h.id = o.id;
+  if (o.hostname) h.hostname = o.hostname;
+  return h;
+}
+
 /** Sends clone hygiene to a restored guest; rejects with the guest's error if it refused.
  *  The vmm holds a connection made just after the restore until the guest handled the vsock
  *  TRANSPORT_RESET event (docs/virtio.md "the reset hold"); if that hold timed out, or a guest

@@ -81,10 +81,11 @@ test("with template snapshots: a restore gets hygiene; a refused snapshot is dro
   s = await fakeSandboxes({ templateSnapshots: true });
   const a = await s.create();
   expect(s.state.sandboxes.eventsOf(a.id).map((e) => e.kind)).toEqual(["create", "restore", "running"]);
-  expect(s.fm.calls.filter((c) => !c.startsWith("init ") && !c.startsWith("warmUp ") && c !== "stats")).toEqual([
-    // the template's VM: booted, ready, one warm-up command, paused, snapshotted, stopped; then the clone: hygiene and
-    // /init at once, no readiness probe (a snapshot is of a ready guest)
-    "adopt", "spawn", "ready", "warmUp", "pause", "snapshot", "stop", "spawn", "hygiene", "init",
+  expect(s.fm.calls.filter((c) => !c.startsWith("warmUp ") && c !== "stats")).toEqual([
+    // the template's VM: booted, ready, one warm-up command, paused, snapshotted, stopped; then the clone: one
+    // exchange, /init carrying its hygiene (issue 18), no readiness probe (a snapshot is of a ready guest), no
+    // control-channel hygiene
+    "adopt", "spawn", "ready", "warmUp", "pause", "snapshot", "stop", "spawn", "init", `init ${a.runDir} +hygiene`,
   ]);
   // A clone that does not take its hygiene: the create fails and leaves nothing.
   s.fm.fail.add("hygiene");
@@ -100,4 +101,17 @@ test("with template snapshots: a restore gets hygiene; a refused snapshot is dro
   const c = await s.create();
   expect(s.state.sandboxes.eventsOf(c.id).map((e) => e.kind)).toEqual(["create", "restore", "running"]);
   expect(s.fm.calls.filter((x) => x === "snapshot")).toEqual(["snapshot"]);
+});
+
+test("a restored guest whose agent does not take hygiene with /init (an older image) gets it over the control channel", async () => {
+  s = await fakeSandboxes({ templateSnapshots: true });
+  s.fm.agentHygiene = false;
+  await s.create(); // the template's snapshot
+  s.fm.calls.length = 0;
+  const a = await s.create();
+  expect(s.fm.calls.filter((c) => c !== "stats")).toEqual(["spawn", "init", `init ${a.runDir}`, "hygiene"]);
+  // ... and a clone that does not take it there fails its create, as before.
+  s.fm.fail.add("hygiene");
+  await expect(s.create()).rejects.toThrow("did not take its clock, entropy and identity");
+  expect(s.state.sandboxes.inStates(null).map((r) => r.id)).toHaveLength(2);
 });

@@ -20,8 +20,8 @@ test("resume: running again in a new VM restored from paused/, which is then rem
   const vm = s.fm.vm(sandboxPaths(s.config, row.id).runDir)!;
   expect(vm.spec.restoreFrom).toBe(sandboxPaths(s.config, row.id).pauseDir);
   expect(resumed.vmPid).toBe(vm.pid);
-  // Hygiene and /init at once; no readiness probe: the paused guest was ready.
-  expect(s.fm.calls.filter((c) => c !== "stats")).toEqual(["spawn", "hygiene", "init", `init ${row.runDir}`]);
+  // One /init carrying the hygiene; no readiness probe: the paused guest was ready.
+  expect(s.fm.calls.filter((c) => c !== "stats")).toEqual(["spawn", "init", `init ${row.runDir} +hygiene`]);
   expect(s.files(row.id).paused).toBe(false);
   expect(s.manager.route(row.id)).not.toBeNull();
   await expect(s.manager.resume(row.id)).rejects.toThrow(`sandbox ${row.id} is running, not paused`);
