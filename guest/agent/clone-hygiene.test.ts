@@ -104,3 +104,11 @@ test("hygiene the kernel refuses fails the /init (500), so the host does not ope
   expect(res.headers.get(AGENT_HYGIENE_HEADER)).toBeNull();
   expect(await res.text()).toContain("clone hygiene: clock_settime failed");
 });
+
+test("the agent binds libc when it starts, not at a clone's first /init (whose hygiene would then compile it)", () => {
+  // A process of its own: another test file in this one may have loaded libc already.
+  const code = `import { startAgent } from "./server.ts"; import { libcLoaded } from "./libc.ts";
+    const before = libcLoaded(); const a = startAgent({ port: 0, hostname: "127.0.0.1" }); console.log(before, libcLoaded()); a.stop();`;
+  const r = Bun.spawnSync(["bun", "-e", code], { cwd: import.meta.dir, stdout: "pipe", stderr: "pipe" });
+  expect(r.stdout.toString().trim()).toBe("false true");
+});

@@ -27,6 +27,17 @@ function libc(): Lib | null {
   return lib;
 }
 
+/** Loads and binds libc now. bun:ffi compiles its bindings on first use (TinyCC), and that first use was a clone's
+ *  first /init, the one carrying its hygiene: every create paid the compile (its daemon start +50-100 ms, emulated;
+ *  docs/benchmarks.md bench:create). Done at the agent's start, the compiled bindings are in the template's snapshot,
+ *  shared by every clone. */
+export function preloadLibc(): void {
+  libc();
+}
+
+/** Whether libc's bindings are loaded (or were tried): what preloadLibc() leaves behind. */
+export const libcLoaded = (): boolean => lib !== undefined;
+
 const cstr = (s: string) => Buffer.from(s + "\0", "utf8");
 
 /** Sets one xattr; false when the filesystem (or the libc) does not allow it. */

@@ -7,6 +7,7 @@ import { createFilesystemService } from "./filesystem-rpc.ts";
 import { getEnvs, getMetrics, postInit } from "./init-http.ts";
 import { ProcessManager } from "./process-manager.ts";
 import { createProcessService, type RpcContext } from "./process-rpc.ts";
+import { preloadLibc } from "./libc.ts";
 import { safeEqual } from "./signature.ts";
 import { newAgentState, type AgentState } from "./state.ts";
 import { userFromAuthorization } from "./users.ts";
@@ -36,6 +37,7 @@ export interface Agent {
 }
 
 export function startAgent(opts: { port: number; hostname?: string }): Agent {
+  preloadLibc(); // before any template snapshot: a clone's first /init must not compile the bindings (libc.ts)
   const state = newAgentState();
   const pm = new ProcessManager();
   const proc = createProcessService(pm);
