@@ -81,17 +81,15 @@ async function dialControl(vsockPath: string, timeoutMs: number): Promise<Socket
   }
 }
 
-/** The hygiene message for this moment: wall clock now, fresh entropy, the clone's id and hostname. */
+/** The hygiene message for this moment: wall clock now, fresh entropy, the clone's id and hostname (initHygiene's
+ *  fields as onebox-init's control channel takes them). */
 export function hygieneLine(o: HygieneOptions): string {
-  const timeNs = BigInt(Date.now()) * 1_000_000n;
-  const msg: Extract<ControlRequest, { op: "hygiene" }> = {
-    op: "hygiene",
-    entropy: randomBytes(HYGIENE_ENTROPY_BYTES).toString("base64"),
-  };
-  if (o.id) msg.id = o.id;
-  if (o.hostname) msg.hostname = o.hostname;
+  const h = initHygiene(o);
+  const msg: Extract<ControlRequest, { op: "hygiene" }> = { op: "hygiene", entropy: h.entropy };
+  if (h.id) msg.id = h.id;
+  if (h.hostname) msg.hostname = h.hostname;
   const body = JSON.stringify(msg);
-  return `${body.slice(0, -1)},"time_ns":${timeNs}}\n`;
+  return `${body.slice(0, -1)},"time_ns":${h.timeNs}}\n`;
 }
 
 /** The same hygiene as fields of the agent's POST /init (guest/agent/clone-hygiene.ts): one exchange gives a restored
