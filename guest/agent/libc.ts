@@ -87,12 +87,10 @@ export function inotifyLib(): InotifyLib | null {
   return ino;
 }
 
-/** Sets CLOCK_REALTIME; false without privilege or libc. */
+/** Sets CLOCK_REALTIME to ms since the epoch (whole ms: /init's timestamp, Date.parse); false without privilege or
+ *  libc. */
 export function setClock(ms: number): boolean {
-  const l = libc();
-  if (!l) return false;
-  const ts = new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt(Math.floor((ms % 1000) * 1e6))]);
-  return l.symbols.clock_settime(0, ptr(ts)) === 0;
+  return setClockNs(BigInt(Math.floor(ms)) * 1_000_000n);
 }
 
 /** Sets CLOCK_REALTIME to ns since the epoch exactly (clone hygiene); false without privilege or libc. */
