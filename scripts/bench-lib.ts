@@ -112,13 +112,11 @@ export function sh(cmd: string): string {
   return r.stdout.toString();
 }
 
-/** Builds onebox (scripts/build.sh), then a template image into out with scripts/mkrootfs.sh, outside the test host:
- *  it has no network for debootstrap (mkrootfs.sh's cache makes a rebuild seconds). */
+/** Builds a template image into out with scripts/mkrootfs.sh, outside the test host: it has no network for
+ *  debootstrap (mkrootfs.sh's cache makes a rebuild seconds). The image takes this checkout's agent bundle
+ *  (dist/guest/agent.js): every `bun run bench:*` runs scripts/build.sh before the bench (package.json), which a
+ *  fresh clone needs even to import src/ (templates/builder-files.ts embeds guest/init/build). */
 export async function buildImageOutside(out: string, variant: "minimal" | "base" | "code-interpreter"): Promise<void> {
-  // The image takes this checkout's agent bundle (dist/guest/agent.js) and the test host runs its dist/onebox and
-  // guest/init/build: a fresh clone has none of them and another checkout's may be stale (seconds when up to date).
-  const b = Bun.spawn(["bash", "scripts/build.sh"], { cwd: REPO, stdout: Bun.stderr, stderr: "inherit" });
-  if ((await b.exited) !== 0) throw new Error("scripts/build.sh failed (see above)");
   const p = Bun.spawn(["bash", "scripts/mkrootfs.sh", "--out", out, "--variant", variant], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
   if ((await p.exited) !== 0) throw new Error(`building the ${variant} image failed (see above)`);
 }
