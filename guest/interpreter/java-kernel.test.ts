@@ -72,8 +72,12 @@ test("per-call envs apply to one call (System.getenv); the cwd is /home/user", a
     'b\u00e4r "q" \\u0041 \u{1F600} /home/user',
   );
   expect((await sbx.runCode(read, { context: java })).text).toBe("null /home/user");
-  // the JVM leaves nothing of its own in the user's /tmp (no hsperfdata_<user>/<pid>)
-  const perf = 'new File("/tmp/hsperfdata_" + System.getProperty("user.name"), "" + ProcessHandle.current().pid()).exists()';
+  // the JVM leaves nothing of its own in the user's /tmp (no hsperfdata_<user>/<pid>). Only a file made since this JVM
+  // started counts: on a shared host a JVM killed long ago left /tmp/hsperfdata_user/8746, and a unit run whose JVM
+  // got pid 8746 again failed on that file.
+  const perfFile = 'new File("/tmp/hsperfdata_" + System.getProperty("user.name"), "" + ProcessHandle.current().pid())';
+  const started = "ProcessHandle.current().info().startInstant().orElseThrow().toEpochMilli()";
+  const perf = `${perfFile}.exists() && ${perfFile}.lastModified() >= ${started} - 1000`;
   expect((await sbx.runCode(perf, { context: java })).text).toBe("false");
 }, 20_000);
 
